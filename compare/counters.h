@@ -1,0 +1,78 @@
+// Engine counters. One flat struct per engine instance (one per worker), written only by
+// the thread that owns the engine; readers sum instances. Names for ctrl, metrics and
+// docs come from the X-macro lists, so a counter is declared once.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "compare/parse.h"
+#include "compare/types.h"
+
+namespace lockstep {
+
+// X(name, help): scalar counters and gauges.
+#define LOCKSTEP_SCALAR_COUNTERS(X)                                                   \
+  X(pvm_in, "PVM frames given to the engine")                                         \
+  X(svm_in, "SVM frames given to the engine")                                         \
+  X(ingress_in, "client frames given to the engine")                                  \
+  X(svm_freed, "SVM frames consumed by compare")                                      \
+  X(svm_forwarded, "client frames sent to the SVM")                                   \
+  X(held_pvm, "PVM frames held now (gauge)")                                          \
+  X(held_svm, "SVM frames held now (gauge)")                                          \
+  X(held_ingress, "SVM-bound client frames held now (gauge)")                         \
+  X(bytes_compared, "TCP payload bytes matched")                                      \
+  X(events_compared, "SYN/FIN/RST events matched")                                    \
+  X(datagrams_matched, "datagram pairs matched")                                      \
+  X(checkpoint_requests, "checkpoint requests sent (one per epoch at most)")          \
+  X(checkpoint_triggers, "divergences seen, including those coalesced")              \
+  X(checkpoints_done, "checkpoints completed")                                        \
+  X(conns_created, "connections created")                                             \
+  X(conns_expired, "connections expired (FIN/RST linger or idle)")                    \
+  X(conns_active, "connections in the table now (gauge)")                             \
+  X(conns_table_full, "frames that found the connection table full")                  \
+  X(isn_learned, "TCP ISN offsets learned from the VMs' SYNs")                        \
+  X(acks_translated, "client ACK numbers rewritten for the SVM")                      \
+  X(sacks_translated, "client SACK blocks rewritten for the SVM")                     \
+  X(tsecr_translated, "client TSecr values rewritten for the SVM")                    \
+  X(ingress_waited_isn, "SVM-bound client frames held for the SVM's ISN")            \
+  X(ingress_untranslated, "SVM-bound client frames sent without a learned offset")    \
+  X(svm_retransmits, "SVM segments at or below the compare point")                    \
+  X(pvm_retransmits, "PVM segments at or below the compare point")                    \
+  X(frags_in, "IP fragments received")                                                \
+  X(frag_datagrams, "datagrams reassembled")                                          \
+  X(mode_switches, "mode changes (manual or hybrid)")                                 \
+  X(failovers, "failovers performed")
+
+struct Counters {
+#define LOCKSTEP_X(name, help) uint64_t name = 0;
+  LOCKSTEP_SCALAR_COUNTERS(LOCKSTEP_X)
+#undef LOCKSTEP_X
+  std::array<uint64_t, kReleaseReasonCount> released{};    // PVM (and SVM survivor) frames
+  std::array<uint64_t, kDropReasonCount> pvm_dropped{};     // dropped_by_policy
+  std::array<uint64_t, kDropReasonCount> svm_dropped{};
+  std::array<uint64_t, kDropReasonCount> ingress_dropped{};  // SVM copies not sent
+  std::array<uint64_t, kCheckpointReasonCount> checkpoint_reason{};
+  std::array<uint64_t, kParseStatusCount> parse_pvm{}, parse_svm{}, parse_ingress{};
+
+  uint64_t released_total() const;       // every release, SVM survivor included
+  uint64_t released_pvm() const;         // releases of PVM frames
+  uint64_t pvm_dropped_total() const;
+  uint64_t svm_dropped_total() const;
+  uint64_t ingress_dropped_total() const;
+
+  // pvm_in == released_pvm + held_pvm + pvm_dropped_total, and the same for the SVM and
+  // ingress. Returns an empty string when it holds, else which law broke and by how much.
+  std::string conservation_error() const;
+
+  Counters& operator+=(const Counters& o);
+
+  // Every counter as (name, value), stable order, with per-reason arrays flattened as
+  // "released.matched", "pvm_dropped.policy_drop", ... For ctrl, metrics and replay.
+  std::vector<std::pair<std::string, uint64_t>> flatten() const;
+};
+
+}  // namespace lockstep

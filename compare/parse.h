@@ -1,0 +1,142 @@
+// Frame parsing from bytes: Ethernet, 802.1Q / 802.1ad (QinQ), IPv4 with options,
+// IPv6 with extension headers and the fragment header, TCP with options, UDP, ICMP,
+// ICMPv6. Every field is decoded explicitly from network byte order; nothing is cast
+// onto the buffer. A frame the parser cannot make sense of gets a ParseStatus other
+// than `ok`, which the engine counts under that name; the parser never reads past
+// `len` and never crashes.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace lockstep {
+
+// Statuses, declared once: name used by counters, ctrl and docs.
+#define LOCKSTEP_PARSE_STATUSES(X)                                          \
+  X(ok, "parsed")                                                            \
+  X(truncated_l2, "shorter than its Ethernet/VLAN header")                  \
+  X(non_ip, "not IPv4 or IPv6 (ARP, LLDP, ...): parsed as L2 only")          \
+  X(truncated_l3, "shorter than its IP header")                             \
+  X(bad_ip_version, "IP version field does not match the ethertype")        \
+  X(bad_ip_header_len, "IPv4 IHL below 5 or past the frame")                \
+  X(bad_ip_total_len, "IP length field below the header or past the frame") \
+  X(bad_ip_ext_header, "IPv6 extension header chain malformed or too long") \
+  X(truncated_l4, "shorter than its TCP/UDP/ICMP header")                   \
+  X(bad_tcp_offset, "TCP data offset below 5 or past the segment")          \
+  X(bad_tcp_option, "TCP option length malformed")                          \
+  X(bad_udp_len, "UDP length field inconsistent with the IP length")
+
+enum class ParseStatus : uint8_t {
+#define LOCKSTEP_X(name, help) name,
+  LOCKSTEP_PARSE_STATUSES(LOCKSTEP_X)
+#undef LOCKSTEP_X
+      count_
+};
+inline constexpr unsigned kParseStatusCount = static_cast<unsigned>(ParseStatus::count_);
+std::string_view to_string(ParseStatus s);
+
+enum class L3Kind : uint8_t { none, ipv4, ipv6 };
+
+inline constexpr uint8_t kProtoIcmp = 1;
+inline constexpr uint8_t kProtoTcp = 6;
+inline constexpr uint8_t kProtoUdp = 17;
+inline constexpr uint8_t kProtoIcmpv6 = 58;
+
+inline constexpr uint8_t kTcpFin = 0x01;
+inline constexpr uint8_t kTcpSyn = 0x02;
+inline constexpr uint8_t kTcpRst = 0x04;
+inline constexpr uint8_t kTcpPsh = 0x08;
+inline constexpr uint8_t kTcpAck = 0x10;
+
+inline constexpr unsigned kMaxVlanTags = 2;
+inline constexpr unsigned kMaxSackBlocks = 4;
+
+// An IP address in 16 bytes; IPv4 is stored as an IPv4-mapped IPv6 address
+// (::ffff:a.b.c.d) so that keys and prefixes have one shape for both families.
+struct IpAddr {
+  std::array<uint8_t, 16> b{};
+
+  static IpAddr v4(uint32_t host_order);
+  bool is_v4() const;
+  uint32_t v4_host_order() const;  // meaningful only when is_v4()
+  friend bool operator==(const IpAddr&, const IpAddr&) = default;
+  friend auto operator<=>(const IpAddr&, const IpAddr&) = default;
+};
+
+// Offsets are from the start of the frame. Fields of layers that were not reached are
+// left at their zero value; `status` tells how far parsing got.
+struct ParsedFrame {
+  ParseStatus status = ParseStatus::ok;
+
+  // L2
+  uint16_t ethertype = 0;  // innermost, after any VLAN tags
+  uint8_t vlan_count = 0;
+  std::array<uint16_t, kMaxVlanTags> vlan_tci{};  // outer first
+  uint16_t l3_off = 0;
+
+  // L3
+  L3Kind l3 = L3Kind::none;
+  uint8_t l4_proto = 0;   // final protocol after IPv6 extension headers
+  uint8_t ttl = 0;        // hop limit for IPv6
+  uint16_t l4_off = 0;    // start of the L4 header (or of fragment data)
+  uint32_t l3_end = 0;    // end of the IP datagram within the frame (excludes L2 padding)
+  IpAddr src, dst;
+  uint16_t ip4_checksum_off = 0;  // IPv4 header checksum offset, 0 for IPv6
+
+  // Fragmentation. A fragment that is not the first has no L4 header: `l4_off` is where
+  // its data starts and the L4 fields below stay zero.
+  bool is_fragment = false;
+  bool more_fragments = false;
+  uint32_t frag_id = 0;        // IPv4 ID (16 bits) or IPv6 identification (32 bits)
+  uint32_t frag_offset = 0;    // in bytes
+  uint16_t frag_data_len = 0;  // bytes of fragment data after l4_off
+
+  // L4 (TCP, UDP, ICMP, ICMPv6)
+  bool has_l4 = false;
+  uint16_t sport = 0, dport = 0;  // ICMP echo: both set to the identifier
+  uint16_t l4_checksum_off = 0;
+  uint16_t payload_off = 0;   // TCP/UDP payload; ICMP: start of the message body
+  uint32_t payload_len = 0;   // excludes L2 padding
+
+  // TCP only
+  uint32_t seq = 0, ack = 0;
+  uint8_t tcp_flags = 0;
+  uint16_t window = 0;
+  uint8_t wscale = 0xff;       // 0xff: no window-scale option
+  uint8_t sack_count = 0;
+  std::array<uint16_t, kMaxSackBlocks> sack_off{};  // offset of each 8-byte SACK block
+  bool has_timestamp = false;
+  uint16_t ts_off = 0;  // offset of TSval (TSecr follows at +4)
+  uint32_t tsval = 0, tsecr = 0;
+
+  // ICMP / ICMPv6 only
+  uint8_t icmp_type = 0, icmp_code = 0;
+
+  bool is_ip() const { return l3 != L3Kind::none; }
+  bool is_tcp() const { return has_l4 && l4_proto == kProtoTcp; }
+  bool is_udp() const { return has_l4 && l4_proto == kProtoUdp; }
+};
+
+// Parse `len` bytes of an Ethernet frame. Never reads outside [data, data + len).
+ParseStatus parse_frame(const uint8_t* data, uint32_t len, ParsedFrame& out);
+
+// Byte-order helpers used by the parser and by the rewriters.
+inline uint16_t load_be16(const uint8_t* p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
+inline uint32_t load_be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+inline void store_be16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void store_be32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+
+}  // namespace lockstep
