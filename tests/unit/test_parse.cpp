@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "compare/parse.h"
+#include "tests/support/frame_builder.h"
 
 namespace lockstep {
 namespace {
@@ -916,6 +917,99 @@ TEST(IpAddrTest, V4Mapped) {
   b.b = v6addr(1);
   EXPECT_FALSE(b.is_v4());
   EXPECT_LT(IpAddr::v4(1), IpAddr::v4(2));
+}
+
+// ---- cross-check against the shared builder's independent decoder ----
+
+TEST(ParseCrossCheck, AgreesWithBuilderDecoder) {
+  std::vector<test::FrameSpec> specs;
+  test::FrameSpec t;
+  t.src = test::ip4(192, 0, 2, 1);
+  t.dst = test::ip4(198, 51, 100, 2);
+  t.sport = 40000;
+  t.dport = 80;
+  t.seq = 0xfffffff0u;
+  t.ack = 77;
+  t.flags = kTcpAck | kTcpPsh;
+  t.tcp.timestamp = std::make_pair(11u, 22u);
+  t.tcp.sack = {{100, 200}, {300, 400}};
+  t.payload.assign(33, 0x42);
+  specs.push_back(t);
+  t.vlans = {5, 6};
+  t.ip_options = {0x94, 4, 0, 0};
+  t.pad_to_min = true;
+  t.payload.clear();
+  specs.push_back(t);
+  test::FrameSpec v6 = t;
+  v6.src = test::ip6_doc(1);
+  v6.dst = test::ip6_doc(2);
+  v6.ip_options.clear();
+  v6.ip6_hop_by_hop = true;
+  v6.payload.assign(5, 1);
+  specs.push_back(v6);
+  test::FrameSpec u = v6;
+  u.proto = kProtoUdp;
+  u.vlans = {};
+  specs.push_back(u);
+
+  for (const test::FrameSpec& spec : specs) {
+    const Bytes b = test::build_frame(spec);
+    const test::Decoded d = test::decode(b);
+    ASSERT_TRUE(d.ok);
+    const ParsedFrame f = parse(b);
+    EXPECT_EQ(f.l3 == L3Kind::ipv6, d.ipv6);
+    EXPECT_EQ(f.l3_off, d.l3_off);
+    EXPECT_EQ(f.l4_off, d.l4_off);
+    EXPECT_EQ(f.l3_end, d.l3_end);
+    EXPECT_EQ(f.l4_proto, d.proto);
+    EXPECT_EQ(f.payload_off, d.payload_off);
+    EXPECT_EQ(f.payload_len, d.payload_len);
+    if (f.is_tcp()) {
+      EXPECT_EQ(f.seq, d.seq);
+      EXPECT_EQ(f.ack, d.ack);
+      EXPECT_EQ(f.tcp_flags, d.flags);
+      EXPECT_EQ(f.window, d.window);
+      ASSERT_TRUE(d.timestamp.has_value());
+      EXPECT_EQ(f.tsval, d.timestamp->first);
+      EXPECT_EQ(f.tsecr, d.timestamp->second);
+      ASSERT_EQ(f.sack_count, d.sack.size());
+      for (unsigned k = 0; k < f.sack_count; ++k) {
+        EXPECT_EQ(load_be32(b.data() + f.sack_off[k]), d.sack[k].first);
+        EXPECT_EQ(load_be32(b.data() + f.sack_off[k] + 4), d.sack[k].second);
+      }
+    }
+  }
+}
+
+TEST(ParseCrossCheck, BuilderFragments) {
+  for (bool v6 : {false, true}) {
+    test::FrameSpec s;
+    s.src = v6 ? test::ip6_doc(1) : test::ip4(10, 0, 0, 1);
+    s.dst = v6 ? test::ip6_doc(2) : test::ip4(10, 0, 0, 2);
+    s.proto = kProtoUdp;
+    s.sport = 1;
+    s.dport = 2;
+    s.ip_id = 99;
+    s.payload.assign(2000, 3);
+    const std::vector<Bytes> frags = test::fragment_frame(test::build_frame(s), 800);
+    ASSERT_EQ(frags.size(), 3u);
+    uint32_t expect_off = 0;
+    for (size_t i = 0; i < frags.size(); ++i) {
+      const ParsedFrame f = parse(frags[i]);
+      EXPECT_TRUE(f.is_fragment);
+      EXPECT_EQ(f.more_fragments, i + 1 < frags.size());
+      EXPECT_EQ(f.frag_offset, expect_off);
+      EXPECT_EQ(f.has_l4, i == 0);
+      EXPECT_EQ(f.frag_data_len, f.l3_end - f.l4_off);
+      if (v6) {
+        EXPECT_EQ(f.frag_id, 0x12345678u);
+      } else {
+        EXPECT_EQ(f.frag_id, 99u);
+      }
+      expect_off += f.frag_data_len;
+    }
+    EXPECT_EQ(expect_off, 2008u);
+  }
 }
 
 }  // namespace
