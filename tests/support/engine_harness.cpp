@@ -241,4 +241,37 @@ std::string EngineHarness::check_contract(bool require_all) const {
   return out;
 }
 
+Opened open_passive(EngineHarness& h, Conversation& c) {
+  Opened o;
+  o.client_syn = h.push(Side::ingress, c.client_syn());
+  o.pvm_syn = h.push(Side::pvm, c.vm_synack(Vm::pvm));
+  o.svm_syn = h.push(Side::svm, c.vm_synack(Vm::svm));
+  o.client_ack = h.push(Side::ingress, c.client_handshake_ack());
+  return o;
+}
+
+Opened open_active(EngineHarness& h, Conversation& c) {
+  Opened o;
+  o.pvm_syn = h.push(Side::pvm, c.vm_syn(Vm::pvm));
+  o.svm_syn = h.push(Side::svm, c.vm_syn(Vm::svm));
+  o.client_syn = h.push(Side::ingress, c.client_synack());
+  o.pvm_ack = h.push(Side::pvm, c.vm_handshake_ack(Vm::pvm));
+  o.svm_ack = h.push(Side::svm, c.vm_handshake_ack(Vm::svm));
+  return o;
+}
+
+FrameSpec udp_spec(const IpAddr& src, const IpAddr& dst, uint16_t sport, uint16_t dport,
+                   std::vector<uint8_t> payload) {
+  FrameSpec s;
+  s.src_mac = {0x02, 0x5e, 0, 0, 0, 0x01};
+  s.dst_mac = {0x02, 0xc1, 0, 0, 0, 0x01};
+  s.src = src;
+  s.dst = dst;
+  s.proto = kProtoUdp;
+  s.sport = sport;
+  s.dport = dport;
+  s.payload = std::move(payload);
+  return s;
+}
+
 }  // namespace lockstep::test

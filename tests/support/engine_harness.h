@@ -134,4 +134,19 @@ class EngineHarness {
   std::vector<Action> buf_;
 };
 
+// Handshakes through the harness. Handles of the frames pushed, in push order.
+struct Opened {
+  uint64_t client_syn = 0, pvm_syn = 0, svm_syn = 0, client_ack = 0, pvm_ack = 0, svm_ack = 0;
+};
+// Passive open (the client connects): client SYN (ingress), PVM SYN/ACK, SVM SYN/ACK,
+// client ACK (ingress).
+Opened open_passive(EngineHarness& h, Conversation& c);
+// Active open (the VM connects): PVM SYN, SVM SYN, client SYN/ACK (ingress), PVM ACK,
+// SVM ACK.
+Opened open_active(EngineHarness& h, Conversation& c);
+
+// A UDP datagram description between two hosts (IPv4 when both are IPv4-mapped).
+FrameSpec udp_spec(const IpAddr& src, const IpAddr& dst, uint16_t sport, uint16_t dport,
+                   std::vector<uint8_t> payload);
+
 }  // namespace lockstep::test

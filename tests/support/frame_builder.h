@@ -168,6 +168,13 @@ class Conversation {
                    const std::vector<std::pair<uint64_t, uint64_t>>& sack_offs = {});
   Bytes client_fin(uint64_t client_off, uint64_t ack_off);
 
+  // After a checkpoint the SVM is a copy of the PVM: its sequence numbers and its
+  // timestamp clock become the PVM's.
+  void rebase_svm() {
+    p_.svm_isn = p_.pvm_isn;
+    svm_ts_ = pvm_ts_;
+  }
+
   // The TSval the named side put in its most recent segment (timestamps mode).
   uint32_t last_tsval(Vm vm) const { return vm == Vm::pvm ? pvm_ts_ - 1 : svm_ts_ - 1; }
   uint32_t last_client_tsval() const { return client_ts_ - 1; }
