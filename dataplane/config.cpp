@@ -1,0 +1,272 @@
+// Config loading: YAML is flattened into dotted keys ("pool.mbufs", "engine.mode"), and
+// every key, from a file or from `--set`, goes through one table below. So the file
+// and the command line accept exactly the same keys with the same checks.
+#include "dataplane/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace lockstep::dp {
+namespace {
+
+constexpr std::string_view kRoleNames[] = {
+#define LOCKSTEP_X(name, help) #name,
+    LOCKSTEP_PORT_ROLES(LOCKSTEP_X)
+#undef LOCKSTEP_X
+};
+
+bool parse_u64(std::string_view v, uint64_t& out) {
+  if (v.empty()) return false;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  return ec == std::errc() && p == v.data() + v.size();
+}
+
+bool parse_bool(std::string_view v, bool& out) {
+  if (v == "true" || v == "yes" || v == "on" || v == "1") return out = true, true;
+  if (v == "false" || v == "no" || v == "off" || v == "0") return out = false, true;
+  return false;
+}
+
+struct U32Key {
+  std::string_view key;
+  uint32_t Config::*field;
+  uint32_t min, max;
+};
+
+const U32Key kU32Keys[] = {
+    {"workers", &Config::workers, 1, 64},
+    {"pool.mbufs", &Config::pool_mbufs, 1023, 16777215},
+    {"pool.cache", &Config::pool_cache, 0, 512},
+    {"pool.data_room", &Config::mbuf_data_room, 512, 65535},
+    {"queues.rx_desc", &Config::rx_desc, 64, 32768},
+    {"queues.tx_desc", &Config::tx_desc, 64, 32768},
+    {"queues.burst", &Config::burst, 1, 64},
+    {"queues.tx_retries", &Config::tx_retries, 0, 1000},
+    {"queues.steer_ring", &Config::steer_ring_size, 64, 1048576},
+    {"eal.memory_mb", &Config::memory_mb, 64, 1048576},
+};
+
+bool set_key(std::string_view key, std::string_view value, Config& cfg, std::string& error) {
+  auto bad = [&](std::string_view expect) {
+    error = "config key '" + std::string(key) + "': invalid value '" + std::string(value) +
+            "' (expected " + std::string(expect) + ")";
+    return false;
+  };
+  if (key.starts_with("engine.")) {
+    Settings next;
+    if (!cfg.engine.with(key.substr(7), value, next, error)) {
+      error = "config key '" + std::string(key) + "': " + error;
+      return false;
+    }
+    cfg.engine = next;
+    return true;
+  }
+  if (key.starts_with("ports.")) {
+    Role r;
+    if (!role_from_string(key.substr(6), r)) {
+      error = "config key '" + std::string(key) +
+              "': unknown port role (expected ext, pvm, svm, host or link)";
+      return false;
+    }
+    cfg.ports[static_cast<unsigned>(r)] = std::string(value);
+    return true;
+  }
+  for (const auto& k : kU32Keys) {
+    if (key != k.key) continue;
+    uint64_t v = 0;
+    if (!parse_u64(value, v) || v < k.min || v > k.max)
+      return bad("an integer in [" + std::to_string(k.min) + ", " + std::to_string(k.max) + "]");
+    cfg.*k.field = static_cast<uint32_t>(v);
+    return true;
+  }
+  if (key == "lcores") return cfg.lcores = std::string(value), true;
+  if (key == "eal.file_prefix") return cfg.file_prefix = std::string(value), true;
+  if (key == "eal.hugepages") {
+    if (!parse_bool(value, cfg.hugepages)) return bad("true or false");
+    return true;
+  }
+  if (key == "steering") {
+    if (value == "software") cfg.steering = Steering::software;
+    else if (value == "rss") cfg.steering = Steering::rss;
+    else if (value == "auto") cfg.steering = Steering::autodetect;
+    else return bad("software, rss or auto");
+    return true;
+  }
+  if (key == "clock") {
+    if (value == "tsc") cfg.clock = ClockKind::tsc;
+    else if (value == "replay") cfg.clock = ClockKind::replay;
+    else return bad("tsc or replay");
+    return true;
+  }
+  if (key == "checkpointer.kind") {
+    if (value != "simulated") return bad("simulated");
+    cfg.checkpointer = std::string(value);
+    return true;
+  }
+  if (key == "checkpointer.latency_us") {
+    uint64_t v = 0;
+    if (!parse_u64(value, v) || v > 60000000) return bad("an integer in [0, 60000000]");
+    cfg.checkpoint_latency_us = v;
+    return true;
+  }
+  error = "config key '" + std::string(key) + "': unknown key";
+  return false;
+}
+
+bool flatten(const YAML::Node& n, const std::string& prefix,
+             std::vector<std::pair<std::string, std::string>>& out, std::string& error) {
+  if (n.IsMap()) {
+    for (const auto& kv : n) {
+      std::string k = kv.first.as<std::string>();
+      if (!flatten(kv.second, prefix.empty() ? k : prefix + "." + k, out, error)) return false;
+    }
+    return true;
+  }
+  if (n.IsScalar()) {
+    out.emplace_back(prefix, n.Scalar());
+    return true;
+  }
+  if (n.IsNull()) {
+    out.emplace_back(prefix, "");
+    return true;
+  }
+  error = "config key '" + prefix + "': a list is not accepted here";
+  return false;
+}
+
+}  // namespace
+
+std::string_view to_string(Role r) {
+  auto i = static_cast<unsigned>(r);
+  return i < kRoleCount ? kRoleNames[i] : "?";
+}
+
+bool role_from_string(std::string_view s, Role& out) {
+  for (unsigned i = 0; i < kRoleCount; ++i)
+    if (kRoleNames[i] == s) return out = static_cast<Role>(i), true;
+  return false;
+}
+
+std::string_view default_config_yaml() {
+  // The demo (tools/demo.sh): three tap interfaces that the demo script moves into the
+  // client, pvm and svm namespaces' bridges. One worker, simulated checkpointer.
+  return R"(# lockstepd embedded default: the self-contained demo.
+ports:
+  ext: net_tap0,iface=ls-ext
+  pvm: net_tap1,iface=ls-pvm
+  svm: net_tap2,iface=ls-svm
+workers: 1
+clock: tsc
+checkpointer:
+  kind: simulated
+  latency_us: 2000
+engine:
+  compare_timeout_us: 100000
+)";
+}
+
+bool parse_config(std::string_view yaml_text, Config& out, std::string& error) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    error = "config: YAML error at line " + std::to_string(e.mark.line + 1) + ": " + e.msg;
+    return false;
+  }
+  if (!root.IsMap() && !root.IsNull()) {
+    error = "config: the top level must be a map of keys";
+    return false;
+  }
+  std::vector<std::pair<std::string, std::string>> kv;
+  try {
+    if (!flatten(root, "", kv, error)) return false;
+  } catch (const YAML::Exception& e) {
+    error = "config: " + e.msg;
+    return false;
+  }
+  Config cfg = out;
+  for (const auto& [k, v] : kv)
+    if (!set_key(k, v, cfg, error)) return false;
+  out = cfg;
+  return true;
+}
+
+bool load_config_file(const std::string& path, Config& out, std::string& error) {
+  std::ifstream in(path);
+  if (!in) {
+    error = "config: cannot read '" + path + "'";
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!parse_config(ss.str(), out, error)) {
+    error = path + ": " + error;
+    return false;
+  }
+  return true;
+}
+
+bool apply_override(std::string_view assignment, Config& cfg, std::string& error) {
+  auto eq = assignment.find('=');
+  if (eq == std::string_view::npos || eq == 0) {
+    error = "--set '" + std::string(assignment) + "': expected KEY=VALUE";
+    return false;
+  }
+  return set_key(assignment.substr(0, eq), assignment.substr(eq + 1), cfg, error);
+}
+
+bool validate(const Config& cfg, std::string& error) {
+  for (Role r : {Role::ext, Role::pvm, Role::svm}) {
+    if (!cfg.has(r)) {
+      error = "config key 'ports." + std::string(to_string(r)) + "': required";
+      return false;
+    }
+  }
+  if (cfg.has(Role::host) != cfg.has(Role::link)) {
+    error = std::string("config key 'ports.") + (cfg.has(Role::host) ? "link" : "host") +
+            "': host and link go together";
+    return false;
+  }
+  for (unsigned i = 0; i < kRoleCount; ++i) {
+    for (unsigned j = i + 1; j < kRoleCount; ++j) {
+      if (!cfg.ports[i].empty() && device_name(cfg.ports[i]) == device_name(cfg.ports[j])) {
+        error = "config key 'ports." + std::string(to_string(static_cast<Role>(j))) +
+                "': device '" + device_name(cfg.ports[j]) + "' already used by ports." +
+                std::string(to_string(static_cast<Role>(i)));
+        return false;
+      }
+    }
+  }
+  if (cfg.clock == ClockKind::replay && cfg.workers != 1) {
+    error = "config key 'workers': clock=replay needs exactly 1 worker (deterministic merge)";
+    return false;
+  }
+  if (cfg.pool_cache > cfg.pool_mbufs / 2) {
+    error = "config key 'pool.cache': at most half of pool.mbufs";
+    return false;
+  }
+  return true;
+}
+
+std::string device_name(std::string_view spec) {
+  return std::string(spec.substr(0, spec.find(',')));
+}
+
+bool is_pci_address(std::string_view n) {
+  // DDDD:BB:DD.F or BB:DD.F, hex digits.
+  auto hex = [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  };
+  auto shape = [&](std::string_view s, std::string_view pat) {
+    if (s.size() != pat.size()) return false;
+    for (size_t i = 0; i < s.size(); ++i)
+      if (pat[i] == 'x' ? !hex(s[i]) : s[i] != pat[i]) return false;
+    return true;
+  };
+  return shape(n, "xxxx:xx:xx.x") || shape(n, "xx:xx.x");
+}
+
+}  // namespace lockstep::dp

@@ -1,0 +1,97 @@
+// lockstepd's configuration: ports by role, workers, pools, clock, checkpointer and the
+// engine's settings. Loaded from YAML (a file, or the embedded default used by the demo),
+// then overridden by `--set key=value` pairs; every error names its key. No DPDK here:
+// this file is plain C++ so that it is tested without an EAL.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compare/settings.h"
+
+namespace lockstep::dp {
+
+// Port roles (DESIGN.md §2). Declared once: the enum, the config key and the help.
+#define LOCKSTEP_PORT_ROLES(X)                                            \
+  X(ext, "client side: ingress in, released PVM output out")              \
+  X(pvm, "primary VM: ingress copy out, PVM output in")                   \
+  X(svm, "secondary VM: ack-translated ingress copy out, SVM output in")  \
+  X(host, "host side of other COLO traffic, forwarded to link")           \
+  X(link, "inter-host link, forwarded to host")
+
+enum class Role : uint8_t {
+#define LOCKSTEP_X(name, help) name,
+  LOCKSTEP_PORT_ROLES(LOCKSTEP_X)
+#undef LOCKSTEP_X
+      count_
+};
+inline constexpr unsigned kRoleCount = static_cast<unsigned>(Role::count_);
+std::string_view to_string(Role r);
+bool role_from_string(std::string_view s, Role& out);
+
+enum class ClockKind : uint8_t {
+  tsc,     // real time from the TSC
+  replay,  // the RX timestamp of each frame (net_pcap): deterministic pcap runs
+};
+
+enum class Steering : uint8_t { software, rss, autodetect };
+
+struct Config {
+  // DPDK device string per role ("net_ring0", "net_pcap0,rx_pcap=a.pcap", "0000:03:00.0").
+  // ext, pvm and svm are required; host and link go together.
+  std::array<std::string, kRoleCount> ports{};
+
+  uint32_t workers = 1;          // poll-mode workers, one lcore each
+  std::string lcores;            // EAL -l list; empty: 0..workers (main lcore 0 = control)
+  Steering steering = Steering::autodetect;
+
+  uint32_t pool_mbufs = 32767;   // mbufs in the packet pool (2^q - 1)
+  uint32_t pool_cache = 256;     // per-lcore cache
+  uint32_t mbuf_data_room = 2176;  // bytes per mbuf (RTE_MBUF_DEFAULT_BUF_SIZE)
+  uint32_t rx_desc = 1024, tx_desc = 1024;
+  uint32_t burst = 32;
+  uint32_t tx_retries = 4;       // tx attempts before the rest of a burst is dropped, counted
+  uint32_t steer_ring_size = 4096;
+
+  uint32_t memory_mb = 256;      // EAL -m
+  bool hugepages = false;        // false: --no-huge
+  std::string file_prefix;       // EAL --file-prefix; empty: lockstepd-<pid>
+
+  ClockKind clock = ClockKind::tsc;
+
+  // The checkpointer. "simulated": completes each request latency_us later (in replay
+  // time with clock=replay). Other kinds come from ctrl/.
+  std::string checkpointer = "simulated";
+  uint64_t checkpoint_latency_us = 1000;
+
+  Settings engine = Settings::defaults();
+
+  bool has(Role r) const { return !ports[static_cast<unsigned>(r)].empty(); }
+  const std::string& port(Role r) const { return ports[static_cast<unsigned>(r)]; }
+};
+
+// The embedded default: the demo's namespaces attached through net_tap.
+std::string_view default_config_yaml();
+
+// Parses YAML text into `out` (starting from built-in defaults). False + error naming
+// the key on any unknown key, bad type, or out-of-range value.
+bool parse_config(std::string_view yaml_text, Config& out, std::string& error);
+bool load_config_file(const std::string& path, Config& out, std::string& error);
+
+// Applies one `--set key=value` override: "workers=2", "ports.ext=net_ring0",
+// "engine.compare_timeout_us=2000", "checkpointer.latency_us=500", ...
+bool apply_override(std::string_view assignment, Config& cfg, std::string& error);
+
+// Cross-field checks (required roles, host/link pairs, clock=replay needs one worker, ...).
+bool validate(const Config& cfg, std::string& error);
+
+// The device name of a DPDK device string: the part before the first comma.
+std::string device_name(std::string_view spec);
+// True for a PCI address (DDDD:BB:DD.F or BB:DD.F).
+bool is_pci_address(std::string_view name);
+
+}  // namespace lockstep::dp

@@ -1,0 +1,92 @@
+#include "dataplane/control.h"
+
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <array>
+
+namespace lockstep::dp {
+
+void SimulatedCheckpointer::request(const CheckpointRequest&, uint64_t global_epoch,
+                                    uint64_t now_ns) {
+  if (!pending_) pending_ = std::make_pair(now_ns + latency_ns_, global_epoch);
+}
+
+bool SimulatedCheckpointer::poll_done(uint64_t now_ns, uint64_t& epoch) {
+  if (!pending_ || now_ns < pending_->first) return false;
+  epoch = pending_->second;
+  pending_.reset();
+  return true;
+}
+
+bool create_worker_rings(unsigned worker, unsigned size, WorkerRings& out, std::string& error) {
+  std::string a = "ls_ctl_to_w" + std::to_string(worker);
+  std::string b = "ls_ctl_from_w" + std::to_string(worker);
+  unsigned flags = RING_F_SP_ENQ | RING_F_SC_DEQ;
+  out.to_worker = rte_ring_create_elem(a.c_str(), sizeof(CtrlMsg), size, SOCKET_ID_ANY, flags);
+  out.from_worker = rte_ring_create_elem(b.c_str(), sizeof(ReqMsg), size, SOCKET_ID_ANY, flags);
+  if (!out.to_worker || !out.from_worker) {
+    error = "cannot create control rings for worker " + std::to_string(worker) + ": " +
+            rte_strerror(rte_errno);
+    free_worker_rings(out);
+    return false;
+  }
+  return true;
+}
+
+void free_worker_rings(WorkerRings& r) {
+  rte_ring_free(r.to_worker);
+  rte_ring_free(r.from_worker);
+  r = {};
+}
+
+ControlPlane::ControlPlane(std::vector<WorkerRings> rings, std::unique_ptr<CheckpointSink> sink)
+    : rings_(std::move(rings)), sink_(std::move(sink)) {}
+
+bool ControlPlane::broadcast(const CtrlMsg& m) {
+  bool ok = true;
+  for (auto& r : rings_) {
+    if (rte_ring_sp_enqueue_elem(r.to_worker, const_cast<CtrlMsg*>(&m), sizeof m) != 0) {
+      ++broadcast_failures_;
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+bool ControlPlane::poll(uint64_t now_ns) {
+  bool did = false;
+  std::array<ReqMsg, 16> msgs;
+  for (auto& r : rings_) {
+    unsigned n;
+    while ((n = rte_ring_sc_dequeue_burst_elem(r.from_worker, msgs.data(), sizeof(ReqMsg),
+                                               msgs.size(), nullptr)) > 0) {
+      did = true;
+      for (unsigned i = 0; i < n; ++i) {
+        if (outstanding_) {
+          ++coalesced_;
+          continue;
+        }
+        outstanding_ = true;
+        ++requests_sent_;
+        sink_->request(msgs[i].req, epoch_, now_ns);
+      }
+    }
+  }
+  uint64_t epoch = 0;
+  if (outstanding_ && sink_->poll_done(now_ns, epoch)) {
+    did = true;
+    outstanding_ = false;
+    ++done_;
+    ++epoch_;
+    CtrlMsg m;
+    m.kind = CtrlMsg::checkpoint_done;
+    m.epoch = epoch;
+    broadcast(m);
+  }
+  return did;
+}
+
+}  // namespace lockstep::dp

@@ -1,0 +1,97 @@
+// The control side of the dataplane: messages between the control thread and the
+// workers (SPSC rings, one pair per worker), the checkpointer interface, and the
+// coalescing of checkpoint requests across workers (one outstanding per epoch).
+//
+// Ownership: ControlPlane and every CheckpointSink live on the control thread (the EAL
+// main lcore in lockstepd). Workers never call them; they only touch their own rings.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compare/types.h"
+
+struct rte_ring;
+
+namespace lockstep::dp {
+
+// control -> worker
+struct CtrlMsg {
+  enum Kind : uint32_t { checkpoint_done, set_mode, failover, apply_settings };
+  uint32_t kind = checkpoint_done;
+  uint32_t arg = 0;           // Mode or Survivor as an integer
+  uint64_t epoch = 0;         // checkpoint_done: the checkpointer's epoch
+  const void* settings = nullptr;  // apply_settings: a Settings snapshot the control side keeps alive
+};
+static_assert(sizeof(CtrlMsg) % 4 == 0);
+
+// worker -> control
+struct ReqMsg {
+  CheckpointRequest req;
+  uint32_t worker = 0;
+  uint32_t pad_ = 0;
+};
+static_assert(sizeof(ReqMsg) % 4 == 0);
+
+// Speaks to the checkpointer. Called on the control thread only, never per packet.
+class CheckpointSink {
+ public:
+  virtual ~CheckpointSink() = default;
+  // A checkpoint is needed (the first request of an epoch, across all workers).
+  virtual void request(const CheckpointRequest& req, uint64_t global_epoch, uint64_t now_ns) = 0;
+  // Polled by the control loop; true (with the epoch) when the checkpointer reports a
+  // checkpoint done.
+  virtual bool poll_done(uint64_t now_ns, uint64_t& epoch) = 0;
+};
+
+// Completes each request `latency_ns` after it was made (as lockstep-replay does).
+class SimulatedCheckpointer final : public CheckpointSink {
+ public:
+  explicit SimulatedCheckpointer(uint64_t latency_ns) : latency_ns_(latency_ns) {}
+  void request(const CheckpointRequest& req, uint64_t global_epoch, uint64_t now_ns) override;
+  bool poll_done(uint64_t now_ns, uint64_t& epoch) override;
+
+ private:
+  uint64_t latency_ns_;
+  std::optional<std::pair<uint64_t, uint64_t>> pending_;  // (due, epoch)
+};
+
+struct WorkerRings {
+  rte_ring* to_worker = nullptr;    // CtrlMsg, SPSC control -> worker
+  rte_ring* from_worker = nullptr;  // ReqMsg, SPSC worker -> control
+};
+
+// Creates the two rings of a worker; false + error on failure.
+bool create_worker_rings(unsigned worker, unsigned size, WorkerRings& out, std::string& error);
+void free_worker_rings(WorkerRings& r);
+
+class ControlPlane {
+ public:
+  ControlPlane(std::vector<WorkerRings> rings, std::unique_ptr<CheckpointSink> sink);
+
+  // One control iteration: collect worker requests, coalesce, ask the sink, broadcast
+  // completions. Returns true when it did something.
+  bool poll(uint64_t now_ns);
+
+  // Broadcasts (operators, ctrl/): every worker gets the message.
+  bool broadcast(const CtrlMsg& m);
+
+  uint64_t requests_sent() const { return requests_sent_; }
+  uint64_t requests_coalesced() const { return coalesced_; }
+  uint64_t checkpoints_done() const { return done_; }
+  uint64_t epoch() const { return epoch_; }
+  bool outstanding() const { return outstanding_; }
+  uint64_t broadcast_failures() const { return broadcast_failures_; }
+
+ private:
+  std::vector<WorkerRings> rings_;
+  std::unique_ptr<CheckpointSink> sink_;
+  uint64_t epoch_ = 0;
+  bool outstanding_ = false;
+  uint64_t requests_sent_ = 0, coalesced_ = 0, done_ = 0, broadcast_failures_ = 0;
+};
+
+}  // namespace lockstep::dp

@@ -1,0 +1,227 @@
+#include "dataplane/dataplane.h"
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_ring.h>
+
+#include <chrono>
+#include <thread>
+
+namespace lockstep::dp {
+namespace {
+
+struct LaunchArg {
+  Dataplane* dp;
+  Worker* worker;
+  bool replay;
+  std::atomic<unsigned>* replay_done;
+};
+std::vector<LaunchArg> g_launch;  // lives while lcores run; one Dataplane per process
+
+uint64_t now_tsc_ns() { return Worker::tsc_to_ns(rte_rdtsc(), rte_get_tsc_hz()); }
+
+}  // namespace
+
+std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& error,
+                                             rte_mempool* pool) {
+  if (!validate(cfg, error)) return nullptr;
+  std::unique_ptr<Dataplane> dp(new Dataplane());
+  dp->cfg_ = cfg;
+  if (!plan_ports(cfg, dp->plan_, error)) return nullptr;
+
+  if (pool == nullptr) {
+    pool = rte_pktmbuf_pool_create("ls_pkt", cfg.pool_mbufs, cfg.pool_cache, 0,
+                                   static_cast<uint16_t>(cfg.mbuf_data_room + RTE_PKTMBUF_HEADROOM),
+                                   static_cast<int>(rte_socket_id()));
+    if (pool == nullptr) {
+      error = "config key 'pool.mbufs': cannot create a pool of " + std::to_string(cfg.pool_mbufs) +
+              " mbufs: " + rte_strerror(rte_errno) + " (raise eal.memory_mb?)";
+      return nullptr;
+    }
+    dp->own_pool_ = true;
+  }
+  dp->pool_ = pool;
+
+  int ts_off = -1;
+  uint64_t ts_flag = 0;
+  if (cfg.clock == ClockKind::replay) {
+    if (rte_mbuf_dyn_rx_timestamp_register(&ts_off, &ts_flag) != 0) {
+      error = "clock=replay: cannot register the RX timestamp field";
+      return nullptr;
+    }
+  }
+
+  if (!start_ports(cfg, dp->plan_, pool, dp->events_, error)) {
+    dp->stop_ports(false);
+    return nullptr;
+  }
+  dp->ports_started_ = true;
+
+  const unsigned n = cfg.workers;
+  const bool software = n > 1 && !dp->plan_.rss;
+  if (software) {
+    dp->steer_rings_.resize(n, nullptr);
+    for (unsigned w = 1; w < n; ++w) {
+      std::string name = "ls_steer_w" + std::to_string(w);
+      dp->steer_rings_[w] = rte_ring_create(name.c_str(), cfg.steer_ring_size, SOCKET_ID_ANY,
+                                            RING_F_SP_ENQ | RING_F_SC_DEQ);
+      if (dp->steer_rings_[w] == nullptr) {
+        error = "cannot create steering ring: " + std::string(rte_strerror(rte_errno));
+        return nullptr;
+      }
+    }
+  }
+  for (unsigned w = 0; w < n; ++w) {
+    WorkerRings rings;
+    if (!create_worker_rings(w, 1024, rings, error)) return nullptr;
+    dp->rings_.push_back(rings);
+  }
+  for (unsigned w = 0; w < n; ++w) {
+    Settings es = cfg.engine;
+    auto engine = Engine::create(es, error);
+    if (!engine) {
+      error = "engine settings: " + error;
+      return nullptr;
+    }
+    dp->slots_.push_back(std::make_unique<StatsSlot>());
+    WorkerSetup s;
+    s.id = w;
+    s.count = n;
+    s.cfg = &dp->cfg_;
+    s.port = dp->plan_.port;
+    s.role_of_port.fill(kNoRole);
+    for (unsigned r = 0; r < kRoleCount; ++r)
+      if (s.port[r] >= 0) s.role_of_port[static_cast<unsigned>(s.port[r])] = static_cast<uint8_t>(r);
+    s.reads_rx = dp->plan_.rss || w == 0;
+    s.rxq = static_cast<uint16_t>(dp->plan_.rss ? w : 0);
+    s.txq = static_cast<uint16_t>(w);
+    s.pool = pool;
+    if (software) {
+      if (w == 0) s.steer_to = dp->steer_rings_;
+      else s.steer_from = dp->steer_rings_[w];
+    }
+    s.ctrl = dp->rings_[w];
+    s.slot = dp->slots_.back().get();
+    s.stop = &dp->stop_;
+    s.timestamp_offset = ts_off;
+    s.timestamp_flag = ts_flag;
+    dp->workers_.push_back(std::make_unique<Worker>(s, std::move(engine)));
+  }
+  dp->control_ = std::make_unique<ControlPlane>(
+      dp->rings_, std::make_unique<SimulatedCheckpointer>(cfg.checkpoint_latency_us * 1000));
+  return dp;
+}
+
+Dataplane::~Dataplane() {
+  if (!finished_ && !workers_.empty()) finish(now_tsc_ns());
+  if (ports_started_) stop_ports(true);
+  workers_.clear();
+  for (auto& r : rings_) free_worker_rings(r);
+  for (auto* r : steer_rings_) rte_ring_free(r);
+  if (own_pool_) rte_mempool_free(pool_);
+}
+
+int Dataplane::lcore_main(void* arg) {
+  auto* a = static_cast<LaunchArg*>(arg);
+  if (a->replay) {
+    a->worker->run_replay();
+    a->replay_done->fetch_add(1);
+  } else {
+    a->worker->run_tsc();
+  }
+  return 0;
+}
+
+bool Dataplane::launch(std::string& error) {
+  lcores_.clear();
+  unsigned id;
+  RTE_LCORE_FOREACH_WORKER(id) lcores_.push_back(id);
+  if (lcores_.size() < workers_.size()) {
+    error = "config key 'workers': " + std::to_string(workers_.size()) + " worker(s) need " +
+            std::to_string(workers_.size() + 1) + " lcores (main + workers); EAL has " +
+            std::to_string(lcores_.size() + 1) + " (config key 'lcores')";
+    return false;
+  }
+  g_launch.clear();
+  g_launch.reserve(workers_.size());
+  for (auto& w : workers_)
+    g_launch.push_back({this, w.get(), cfg_.clock == ClockKind::replay, &replay_done_});
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    int rc = rte_eal_remote_launch(lcore_main, &g_launch[i], lcores_[i]);
+    if (rc != 0) {
+      error = "cannot launch worker " + std::to_string(i) + " on lcore " + std::to_string(lcores_[i]);
+      request_stop();
+      return false;
+    }
+  }
+  return true;
+}
+
+void Dataplane::run_control(void (*tick)(Dataplane&, void*), void* arg, unsigned tick_ms) {
+  auto next_tick = std::chrono::steady_clock::now() + std::chrono::milliseconds(tick_ms);
+  while (!stop_.load()) {
+    bool did = cfg_.clock == ClockKind::replay ? false : control_->poll(now_tsc_ns());
+    if (cfg_.clock == ClockKind::replay && replay_done_.load() == workers_.size()) break;
+    if (tick && std::chrono::steady_clock::now() >= next_tick) {
+      tick(*this, arg);
+      next_tick += std::chrono::milliseconds(tick_ms);
+    }
+    if (!did) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
+void Dataplane::join_and_finish() {
+  stop_.store(true);
+  for (size_t i = 0; i < workers_.size() && i < lcores_.size(); ++i) rte_eal_wait_lcore(lcores_[i]);
+  finish(now_tsc_ns());
+}
+
+void Dataplane::step(uint64_t now_ns) {
+  control_->poll(now_ns);
+  for (auto& w : workers_) w->poll_once(now_ns);
+}
+
+void Dataplane::finish(uint64_t now_ns) {
+  if (finished_) return;
+  finished_ = true;
+  for (auto& w : workers_) w->finish(now_ns);
+}
+
+void Dataplane::stop_ports(bool close) {
+  lockstep::dp::stop_ports(plan_, events_, close);
+  ports_started_ = false;
+}
+
+Report Dataplane::report() const {
+  Report rep;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    WorkerStats s = slots_[i]->read();
+    rep.workers.push_back(s);
+    rep.total += s;
+  }
+  for (unsigned r = 0; r < kRoleCount; ++r) {
+    rep.has_port[r] = plan_.port[r] >= 0;
+    rep.link_up[r] = events_[r].link_up.load();
+    rep.link_down[r] = events_[r].link_down.load();
+    rep.queue_state[r] = events_[r].queue_state.load();
+  }
+  if (cfg_.clock == ClockKind::replay) {
+    for (const auto& w : workers_) {
+      rep.checkpoint_requests += w->replay_checkpoints_requested();
+      rep.checkpoints_done += w->replay_checkpoints_done();
+    }
+  } else {
+    rep.checkpoint_requests = control_->requests_sent();
+    rep.checkpoint_coalesced = control_->requests_coalesced();
+    rep.checkpoints_done = control_->checkpoints_done();
+  }
+  rep.pool_size = pool_->size;
+  rep.pool_avail = rte_mempool_avail_count(pool_);
+  rep.tsc_hz = rte_get_tsc_hz();
+  return rep;
+}
+
+}  // namespace lockstep::dp

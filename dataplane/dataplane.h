@@ -1,0 +1,80 @@
+// The dataplane as a whole, after EAL start-up: the packet pool, the ports, the workers
+// (one engine each), the steering and control rings, and the control plane. lockstepd
+// runs it on lcores; tests and the bench drive it step by step on one thread.
+#pragma once
+
+#include <rte_mempool.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/config.h"
+#include "dataplane/control.h"
+#include "dataplane/ports.h"
+#include "dataplane/stats.h"
+#include "dataplane/worker.h"
+
+namespace lockstep::dp {
+
+class Dataplane {
+ public:
+  // The EAL is up and the devices exist. Creates the pool (or uses `pool` when given:
+  // tests share one), configures and starts the ports, builds the workers.
+  static std::unique_ptr<Dataplane> create(const Config& cfg, std::string& error,
+                                           rte_mempool* pool = nullptr);
+  ~Dataplane();
+  Dataplane(const Dataplane&) = delete;
+  Dataplane& operator=(const Dataplane&) = delete;
+
+  // lockstepd: launches worker i on the i-th EAL worker lcore (needs workers + 1 lcores;
+  // the main lcore runs the control loop).
+  bool launch(std::string& error);
+  // The control loop on the calling thread until stop() or (clock=replay) the end of
+  // the inputs; `tick` is called about every `tick_ms` (live display).
+  void run_control(void (*tick)(Dataplane&, void*), void* arg, unsigned tick_ms);
+  void request_stop() { stop_.store(true); }
+  bool stopping() const { return stop_.load(); }
+  // Waits for the workers, then finishes each one (flush, apply, send), on this thread.
+  void join_and_finish();
+
+  // Tests and the bench: one iteration of control and every worker on this thread.
+  void step(uint64_t now_ns);
+  // Tests: stop without lcores (finish every worker at now_ns).
+  void finish(uint64_t now_ns);
+
+  // Stops and closes the ports (frees mbufs held by PMD queues).
+  void stop_ports(bool close = true);
+
+  Report report() const;
+  ControlPlane& control() { return *control_; }
+  Worker& worker(unsigned i) { return *workers_[i]; }
+  unsigned worker_count() const { return static_cast<unsigned>(workers_.size()); }
+  rte_mempool* pool() const { return pool_; }
+  const PortPlan& plan() const { return plan_; }
+  const Config& config() const { return cfg_; }
+
+ private:
+  Dataplane() = default;
+  static int lcore_main(void* arg);
+
+  Config cfg_;
+  PortPlan plan_;
+  rte_mempool* pool_ = nullptr;
+  bool own_pool_ = false;
+  bool ports_started_ = false;
+  bool finished_ = false;
+  std::array<PortEvents, kRoleCount> events_{};
+  std::vector<std::unique_ptr<StatsSlot>> slots_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<WorkerRings> rings_;
+  std::vector<rte_ring*> steer_rings_;
+  std::unique_ptr<ControlPlane> control_;
+  std::vector<unsigned> lcores_;
+  std::atomic<bool> stop_{false};
+  std::atomic<unsigned> replay_done_{0};
+};
+
+}  // namespace lockstep::dp

@@ -1,0 +1,91 @@
+// Dataplane counters: per worker, per port role and per reason. A worker writes only its
+// own WorkerStats; it publishes a copy (with its engine's counters) through a seqlock a
+// few times a second, which the control thread and the live display read. Readers sum.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compare/counters.h"
+#include "dataplane/config.h"
+
+namespace lockstep::dp {
+
+// Why the dataplane (not the engine) dropped a frame. Declared once.
+#define LOCKSTEP_DP_DROPS(X)                                                             \
+  X(mirror_nomem, "no mbuf for the SVM copy of a client frame: the frame is dropped")    \
+  X(too_long, "frame longer than an mbuf's data room: cannot be made contiguous")        \
+  X(steer_full, "software steering ring to the owning worker full")                      \
+  X(tx_full, "tx queue still full after the bounded retries")                            \
+  X(pvm_not_mirrored, "client frame not sent to the PVM (engine: no PVM after failover)") \
+  X(ctrl_ring_full, "checkpoint request could not be posted to the control thread")
+
+enum class DpDrop : uint8_t {
+#define LOCKSTEP_X(name, help) name,
+  LOCKSTEP_DP_DROPS(LOCKSTEP_X)
+#undef LOCKSTEP_X
+      count_
+};
+inline constexpr unsigned kDpDropCount = static_cast<unsigned>(DpDrop::count_);
+std::string_view to_string(DpDrop d);
+
+struct PortCounters {
+  uint64_t rx = 0, rx_bytes = 0;
+  uint64_t tx = 0, tx_bytes = 0;
+  uint64_t tx_dropped = 0;  // not sent after the bounded retries (also in drops[tx_full])
+  uint64_t tx_retries = 0;  // extra tx_burst calls on a full queue
+};
+
+struct WorkerStats {
+  std::array<PortCounters, kRoleCount> port{};
+  std::array<uint64_t, kDpDropCount> drops{};
+  uint64_t frames = 0;        // frames handled (rx + steered in)
+  uint64_t steered_out = 0;   // frames handed to another worker
+  uint64_t busy_cycles = 0;   // TSC cycles in polls that handled frames
+  uint64_t idle_cycles = 0;   // TSC cycles in empty polls
+  uint64_t polls = 0;
+  uint64_t checkpoint_requests_posted = 0;
+  uint64_t checkpoints_applied = 0;
+  Counters engine;
+  uint64_t held_frames = 0;
+
+  WorkerStats& operator+=(const WorkerStats& o);
+};
+
+// Single writer (the worker), many readers; readers retry while a write is in flight.
+class StatsSlot {
+ public:
+  void publish(const WorkerStats& s);
+  WorkerStats read() const;
+
+ private:
+  alignas(64) std::atomic<uint32_t> seq_{0};
+  WorkerStats data_;
+};
+
+// Link events seen by the interrupt thread, per role (vhost attach/detach, tap up/down).
+struct PortEvents {
+  std::atomic<uint64_t> link_up{0}, link_down{0}, queue_state{0};
+  std::atomic<bool> up{false};
+};
+
+// What the daemon prints at exit and writes with --stats-json.
+struct Report {
+  std::vector<WorkerStats> workers;
+  WorkerStats total;
+  std::array<uint64_t, kRoleCount> link_up{}, link_down{}, queue_state{};
+  std::array<bool, kRoleCount> has_port{};
+  uint64_t checkpoint_requests = 0;  // sent to the checkpointer (coalesced across workers)
+  uint64_t checkpoint_coalesced = 0;
+  uint64_t checkpoints_done = 0;
+  uint64_t pool_size = 0, pool_avail = 0;
+  uint64_t tsc_hz = 0;
+
+  std::string text() const;
+  std::string json() const;
+};
+
+}  // namespace lockstep::dp
