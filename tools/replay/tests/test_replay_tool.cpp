@@ -244,6 +244,27 @@ TEST(ReplayTool, UsageErrors) {
   expect_no_outputs(d);
 }
 
+TEST(ReplayTool, UnwritableOutputLeavesNoOtherOutput) {
+  TempDir d;
+  const Files f = write_scenario(d, udp_mismatch());
+  std::vector<std::string> args = full_args(d, f, "");
+  args[args.size() - 1] = d.file("no-such-dir/events.jsonl");
+  expect_one_line_error(run_tool(d, args), "events.jsonl.tmp: cannot create");
+  expect_no_outputs(d);
+}
+
+TEST(ReplayTool, EqualsFormAndOptionalOutputs) {
+  TempDir d;
+  const Files f = write_scenario(d, udp_mismatch());
+  const Result r = run_tool(d, {"--primary=" + f.primary, "--secondary=" + f.secondary,
+                                "--released=" + d.file("released.pcap"),
+                                "--checkpoint-latency-us=0"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(fs::exists(d.file("released.pcap")));
+  EXPECT_EQ(d.listing(), (std::vector<std::string>{"ingress.pcap", "primary.pcap",
+                                                   "released.pcap", "secondary.pcap"}));
+}
+
 // ---- bad input files ----------------------------------------------------------------
 
 class BadInput : public ::testing::Test {
