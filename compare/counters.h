@@ -30,6 +30,7 @@ namespace lockstep {
   X(checkpoint_requests, "checkpoint requests sent (one per epoch at most)")          \
   X(checkpoint_triggers, "divergences seen, including those coalesced")              \
   X(checkpoints_done, "checkpoints completed")                                        \
+  X(checkpoint_done_stale, "checkpoint-done messages for an epoch already closed")   \
   X(conns_created, "connections created")                                             \
   X(conns_expired, "connections expired (FIN/RST linger or idle)")                    \
   X(conns_active, "connections in the table now (gauge)")                             \

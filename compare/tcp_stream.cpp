@@ -1,1 +1,335 @@
-// placeholder
+// TCP as byte streams (DESIGN.md §5.1-3).
+//
+// Per connection the engine compares the VMs' output at equal stream offsets in the
+// PVM's sequence space. `cmp` is the compare point: every position before it has been
+// matched. Held segments of each side sit in arrival order; the segment covering `cmp`
+// on each side is found, the element at `cmp` (SYN, data bytes, FIN, RST) is compared,
+// and `cmp` moves on. Segmentation does not matter: a 100-byte segment is matched by
+// two 50-byte ones, or by an overlapping retransmission.
+//
+//   PVM  [1000 ....... 1100)[1100 .. 1150)         held in arrival order
+//   SVM  [1000 .. 1050)[1050 ......... 1150)       seq translated: raw - seq_offset
+//          cmp ─► 1000 ──► 1050 ──► 1100 ──► 1150   each step: memcmp of the overlap
+//
+// The reorder window of a side is the number of segments it may hold; past it a
+// checkpoint is requested (nothing is dropped).
+//
+// ISN learning: the VMs' SYN (active open) or SYN/ACK (passive open) give pvm_isn and
+// svm_isn, seq_offset = svm_isn - pvm_isn. The SYN/ACK that arrives second fixes the
+// offset; SVM segments that came before it are stored raw and translated then:
+//
+//   fresh ──PVM SYN──► pvm_syn ──SVM SYN──► offset known
+//     └────SVM SYN──► svm_syn (SVM segments raw) ──PVM SYN──► offset known, translate
+//
+// Client segments bound for the SVM get ack += seq_offset, SACK edges += seq_offset and
+// TSecr += ts_offset, with the TCP checksum patched incrementally. A client segment
+// that needs the offset before the SVM's SYN/ACK has arrived waits (hold_svm_ingress)
+// until it does, a checkpoint makes the offset zero, or compare_timeout passes.
+#include <cstring>
+
+#include "compare/checksum.h"
+#include "compare/engine_impl.h"
+
+namespace lockstep {
+
+namespace {
+
+enum class ElemKind : uint8_t { syn, data, fin, rst };
+
+struct Elem {
+  ElemKind kind;
+  const uint8_t* bytes;
+  uint32_t avail;
+};
+
+// What a segment holds at stream position `pos` (which it must cover).
+Elem elem_at(const Held& h, SeqNum pos) {
+  uint32_t off = static_cast<uint32_t>(pos.since(h.seq));
+  const uint32_t syn = (h.tcp_flags & kTcpSyn) ? 1 : 0;
+  if (syn && off == 0) return {ElemKind::syn, nullptr, 1};
+  off -= syn;
+  if (off < h.payload_len) {
+    return {ElemKind::data, h.data + h.payload_off + off, h.payload_len - off};
+  }
+  off -= h.payload_len;
+  if ((h.tcp_flags & kTcpFin) && off == 0) return {ElemKind::fin, nullptr, 1};
+  return {ElemKind::rst, nullptr, 1};
+}
+
+void patch32(uint8_t* field, uint8_t* csum, uint32_t new_value) {
+  uint32_t old_value = load_be32(field);
+  if (old_value == new_value) return;
+  store_be32(field, new_value);
+  csum_update32(csum, old_value, new_value);
+}
+
+}  // namespace
+
+void EngineImpl::tcp_reset_for_reuse(Conn& c) {
+  Conn fresh;
+  fresh.key = c.key;
+  fresh.hash = c.hash;
+  fresh.last_seen_ns = c.last_seen_ns;
+  fresh.lru_prev = c.lru_prev;
+  fresh.lru_next = c.lru_next;
+  fresh.kind = c.kind;
+  fresh.in_use = true;
+  fresh.closing_listed = c.closing_listed;
+  c = fresh;
+}
+
+void EngineImpl::tcp_learn_offset(uint32_t ci) {
+  Conn& c = conns_[ci];
+  if (!c.pvm_syn || !c.svm_syn || c.offset_known) return;
+  c.seq_offset = c.svm_isn.raw() - c.pvm_isn.raw();
+  c.offset_known = true;
+  ++c_.isn_learned;
+  if (c.pvm_ts_syn && c.svm_ts_syn) {
+    c.ts_offset = c.svm_tsval_syn - c.pvm_tsval_syn;
+    c.ts_known = true;
+  }
+  for (uint32_t idx = c.svm.head; idx != kNil; idx = held_[idx].next) {
+    Held& h = held_[idx];
+    if (h.untranslated) {
+      h.seq = h.seq - c.seq_offset;
+      h.untranslated = false;
+    }
+  }
+  if (c.ingress.head != kNil) tcp_flush_ingress(ci, true);
+}
+
+void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uint64_t now) {
+  Conn& c = conns_[ci];
+  const bool pvm = held_[idx].side == Side::pvm;
+  const uint8_t fl = f.tcp_flags;
+  const uint32_t syn = (fl & kTcpSyn) ? 1 : 0;
+  const uint32_t fin = (fl & kTcpFin) ? 1 : 0;
+  const uint32_t rst = (fl & kTcpRst) ? 1 : 0;
+
+  if (syn && c.state == TcpState::closed && !conn_holds(c)) tcp_reset_for_reuse(c);
+
+  {
+    Held& h = held_[idx];
+    h.tcp_flags = fl;
+    h.payload_off = f.payload_off;
+    h.payload_len = f.payload_len;
+    h.ext = syn + f.payload_len + fin + rst;
+  }
+
+  if (syn) {
+    if (pvm) {
+      c.pvm_isn = SeqNum(f.seq);
+      c.pvm_syn = true;
+      c.pvm_ts_syn = f.has_timestamp;
+      c.pvm_tsval_syn = f.tsval;
+      if (!c.cmp_valid) {
+        c.cmp = SeqNum(f.seq);
+        c.cmp_valid = true;
+      }
+    } else {
+      c.svm_isn = SeqNum(f.seq);
+      c.svm_syn = true;
+      c.svm_ts_syn = f.has_timestamp;
+      c.svm_tsval_syn = f.tsval;
+    }
+    if (c.state == TcpState::fresh) c.state = TcpState::syn;
+    tcp_learn_offset(ci);
+  } else if (c.state == TcpState::fresh || c.state == TcpState::syn) {
+    c.state = TcpState::established;
+  }
+
+  Held& h = held_[idx];
+  if (pvm || c.offset_known) {
+    h.seq = pvm ? SeqNum(f.seq) : SeqNum(f.seq) - c.seq_offset;
+  } else {
+    h.seq = SeqNum(f.seq);
+    h.untranslated = c.svm_syn && !c.pvm_syn;
+  }
+  if (pvm && h.ext > 0) {
+    c.pvm_next = c.pvm_seen ? seq_max(c.pvm_next, h.seq + h.ext) : h.seq + h.ext;
+    c.pvm_seen = true;
+  }
+  if (!c.cmp_valid && !h.untranslated && h.ext > 0) {
+    c.cmp = h.seq;
+    c.cmp_valid = true;
+  }
+  if (rst) mark_closed(ci, now);
+  if (fin) {
+    c.fin_vm = true;
+    if (c.fin_client) mark_closed(ci, now);
+  }
+
+  if (h.ext == 0) {
+    // Pure ACK or window update: nothing to compare, nothing to wait for.
+    if (pvm) release_frame(idx, ReleaseReason::no_payload);
+    else free_svm_frame(idx);
+    return;
+  }
+  if (c.diverged) {
+    // A checkpoint is on its way: PVM output waits for it, SVM output is moot.
+    if (pvm) list_push(c.pvm, idx);
+    else drop_frame(idx, DropReason::svm_backlog_flushed);
+    return;
+  }
+  if (!h.untranslated && before_eq(h.seq + h.ext, c.cmp)) {
+    if (pvm) {
+      ++c_.pvm_retransmits;
+      release_frame(idx, ReleaseReason::retransmit);
+    } else {
+      ++c_.svm_retransmits;
+      free_svm_frame(idx);
+    }
+    return;
+  }
+  HeldList& list = pvm ? c.pvm : c.svm;
+  list_push(list, idx);
+  arm_deadline(idx, now + timeout_ns_);
+  if (list.count > settings_.reorder_window) {
+    diverge(ci, CheckpointReason::window_full, now);
+    return;
+  }
+  tcp_compare(ci, now);
+}
+
+namespace {
+
+// First held segment covering `pos`, skipping untranslated ones.
+uint32_t find_cover(const std::vector<Held>& held, const HeldList& l, SeqNum pos) {
+  for (uint32_t idx = l.head; idx != kNil; idx = held[idx].next) {
+    const Held& h = held[idx];
+    if (!h.untranslated && before_eq(h.seq, pos) && before(pos, h.seq + h.ext)) return idx;
+  }
+  return kNil;
+}
+
+}  // namespace
+
+void EngineImpl::tcp_compare(uint32_t ci, uint64_t now) {
+  Conn& c = conns_[ci];
+  if (c.diverged || !c.cmp_valid) return;
+  for (;;) {
+    uint32_t p = find_cover(held_, c.pvm, c.cmp);
+    if (p == kNil) break;
+    uint32_t s = find_cover(held_, c.svm, c.cmp);
+    if (s == kNil) break;
+    Elem ep = elem_at(held_[p], c.cmp);
+    Elem es = elem_at(held_[s], c.cmp);
+    if (ep.kind != es.kind) {
+      diverge(ci, CheckpointReason::event_mismatch, now);
+      return;
+    }
+    if (ep.kind == ElemKind::data) {
+      uint32_t n = ep.avail < es.avail ? ep.avail : es.avail;
+      if (std::memcmp(ep.bytes, es.bytes, n) != 0) {
+        diverge(ci, CheckpointReason::payload_mismatch, now);
+        return;
+      }
+      c.cmp += n;
+      c.bytes_matched += n;
+      c_.bytes_compared += n;
+    } else {
+      c.cmp += 1;
+      ++c_.events_compared;
+    }
+  }
+  tcp_release_matched(c);
+}
+
+void EngineImpl::tcp_release_matched(Conn& c) {
+  while (c.pvm.head != kNil) {
+    const Held& h = held_[c.pvm.head];
+    if (h.untranslated || !before_eq(h.seq + h.ext, c.cmp)) break;
+    release_frame(list_pop(c.pvm), ReleaseReason::matched);
+  }
+  while (c.svm.head != kNil) {
+    const Held& h = held_[c.svm.head];
+    if (h.untranslated || !before_eq(h.seq + h.ext, c.cmp)) break;
+    free_svm_frame(list_pop(c.svm));
+  }
+}
+
+void EngineImpl::tcp_ingress(uint32_t ci, uint64_t handle, uint8_t* data, uint32_t len,
+                             const ParsedFrame& f, uint64_t now) {
+  Conn& c = conns_[ci];
+  const uint8_t fl = f.tcp_flags;
+  if ((fl & kTcpSyn) && !(fl & kTcpAck) && c.state == TcpState::closed && !conn_holds(c)) {
+    tcp_reset_for_reuse(c);
+  }
+  if (fl & kTcpRst) mark_closed(ci, now);
+  if (fl & kTcpFin) {
+    c.fin_client = true;
+    if (c.fin_vm) mark_closed(ci, now);
+  }
+  const bool needs_offset =
+      (fl & kTcpAck) || f.sack_count > 0 || (f.has_timestamp && f.tsecr != 0);
+  const bool wait = c.ingress.count > 0 ||
+                    (needs_offset && !c.offset_known && c.pvm_syn && !c.svm_syn &&
+                     settings_.hold_svm_ingress && !failed_over_);
+  if (wait) {
+    uint32_t idx = alloc_held(Side::ingress, handle, data, len, now);
+    if (idx != kNil) {
+      held_[idx].conn = ci;
+      if (c.ingress.count == 0) {
+        ++c_.ingress_waited_isn;
+        arm_deadline(idx, now + timeout_ns_);
+      }
+      list_push(c.ingress, idx);
+      return;
+    }
+    ++c_.ingress_untranslated;  // nothing can be held: send it on as it is
+  } else {
+    tcp_translate_ingress(c, data, f);
+  }
+  emit(handle, ActionKind::forward_svm, 0, Side::ingress);
+  ++c_.svm_forwarded;
+}
+
+void EngineImpl::tcp_flush_ingress(uint32_t ci, bool translated) {
+  Conn& c = conns_[ci];
+  while (c.ingress.head != kNil) {
+    uint32_t idx = list_pop(c.ingress);
+    if (translated) {
+      ParsedFrame f;
+      if (parse_frame(held_[idx].data, held_[idx].len, f) == ParseStatus::ok && f.is_tcp()) {
+        tcp_translate_ingress(c, held_[idx].data, f);
+      }
+    }
+    forward_ingress(idx, translated);
+  }
+}
+
+void EngineImpl::tcp_translate_ingress(const Conn& c, uint8_t* data, const ParsedFrame& f) {
+  if (!f.is_tcp() || f.l4_checksum_off == 0) return;
+  uint8_t* csum = data + f.l4_checksum_off;
+  if (c.offset_known && c.seq_offset != 0) {
+    if (f.tcp_flags & kTcpAck) {
+      patch32(data + f.l4_off + 8, csum, f.ack + c.seq_offset);
+      ++c_.acks_translated;
+    }
+    for (unsigned i = 0; i < f.sack_count; ++i) {
+      uint8_t* block = data + f.sack_off[i];
+      patch32(block, csum, load_be32(block) + c.seq_offset);
+      patch32(block + 4, csum, load_be32(block + 4) + c.seq_offset);
+      ++c_.sacks_translated;
+    }
+  }
+  if (settings_.translate_timestamps && c.ts_known && c.ts_offset != 0 && f.has_timestamp &&
+      f.tsecr != 0) {
+    patch32(data + f.ts_off + 4, csum, f.tsecr + c.ts_offset);
+    ++c_.tsecr_translated;
+  }
+}
+
+void EngineImpl::tcp_translate_svm_output(const Conn& c, uint8_t* data, uint32_t len) {
+  ParsedFrame f;
+  if (parse_frame(data, len, f) != ParseStatus::ok || !f.is_tcp() || f.l4_checksum_off == 0) {
+    return;
+  }
+  uint8_t* csum = data + f.l4_checksum_off;
+  if (c.offset_known && c.seq_offset != 0) patch32(data + f.l4_off + 4, csum, f.seq - c.seq_offset);
+  if (c.ts_known && c.ts_offset != 0 && f.has_timestamp) {
+    patch32(data + f.ts_off, csum, f.tsval - c.ts_offset);
+  }
+}
+
+}  // namespace lockstep

@@ -1,1 +1,68 @@
-// placeholder
+#include "compare/types.h"
+
+namespace lockstep {
+
+namespace {
+template <size_t N>
+std::string_view name_at(const std::string_view (&names)[N], unsigned i) {
+  return i < N ? names[i] : std::string_view("unknown");
+}
+}  // namespace
+
+std::string_view to_string(Side s) {
+  switch (s) {
+    case Side::ingress: return "ingress";
+    case Side::pvm: return "pvm";
+    case Side::svm: return "svm";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(Mode m) {
+  static constexpr std::string_view names[] = {
+#define LOCKSTEP_X(name, help) #name,
+      LOCKSTEP_MODES(LOCKSTEP_X)
+#undef LOCKSTEP_X
+  };
+  return name_at(names, static_cast<unsigned>(m));
+}
+
+bool mode_from_string(std::string_view s, Mode& out) {
+#define LOCKSTEP_X(name, help) \
+  if (s == #name) {            \
+    out = Mode::name;          \
+    return true;               \
+  }
+  LOCKSTEP_MODES(LOCKSTEP_X)
+#undef LOCKSTEP_X
+  return false;
+}
+
+std::string_view to_string(DropReason r) {
+  static constexpr std::string_view names[] = {
+#define LOCKSTEP_X(name, help) #name,
+      LOCKSTEP_DROP_REASONS(LOCKSTEP_X)
+#undef LOCKSTEP_X
+  };
+  return name_at(names, static_cast<unsigned>(r));
+}
+
+std::string_view to_string(ReleaseReason r) {
+  static constexpr std::string_view names[] = {
+#define LOCKSTEP_X(name, help) #name,
+      LOCKSTEP_RELEASE_REASONS(LOCKSTEP_X)
+#undef LOCKSTEP_X
+  };
+  return name_at(names, static_cast<unsigned>(r));
+}
+
+std::string_view to_string(CheckpointReason r) {
+  static constexpr std::string_view names[] = {
+#define LOCKSTEP_X(name, help) #name,
+      LOCKSTEP_CHECKPOINT_REASONS(LOCKSTEP_X)
+#undef LOCKSTEP_X
+  };
+  return name_at(names, static_cast<unsigned>(r));
+}
+
+}  // namespace lockstep

@@ -48,7 +48,9 @@ enum class ActionKind : uint8_t {
   X(primary_lost, "PVM output held when the PVM failed (SVM took over)")          \
   X(frag_timeout, "IP fragments never completed a datagram")                      \
   X(frag_table_full, "fragment table full")                                        \
-  X(svm_window_full, "SVM segment beyond the reorder window")
+  X(frag_malformed, "fragments overlapping inconsistently or too many")            \
+  X(table_full, "SVM frame of a flow the full connection table cannot track")      \
+  X(held_overflow, "held-frame capacity and its reserve exhausted (last resort)")
 
 enum class DropReason : uint8_t {
 #define LOCKSTEP_X(name, help) name,

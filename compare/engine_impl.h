@@ -1,0 +1,276 @@
+// Internals of the compare engine, shared by engine.cpp (dispatch, table, checkpoints,
+// modes), tcp_stream.cpp (TCP byte-stream compare and ack translation), datagram.cpp
+// (FIFO datagram compare) and frag.cpp (IP reassembly). Not part of the public API.
+//
+// Ownership: one EngineImpl per worker thread; every structure below belongs to it.
+// Memory is sized at creation: the held-frame pool, the connection pool and its index,
+// the timer wheel and the fragment table never grow on the per-frame path.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compare/counters.h"
+#include "compare/engine.h"
+#include "compare/parse.h"
+#include "compare/policy.h"
+#include "compare/seqnum.h"
+#include "compare/timer_wheel.h"
+
+namespace lockstep {
+
+inline constexpr uint32_t kNil = UINT32_MAX;
+
+// A frame the engine holds: PVM output waiting for its match, SVM output waiting for
+// the PVM's, or an SVM-bound client frame waiting for the ack offset. The bytes are the
+// caller's (see engine.h); the engine keeps a pointer.
+struct Held {
+  uint64_t handle = 0;
+  uint8_t* data = nullptr;
+  uint32_t len = 0;
+  uint32_t next = kNil;       // next in the owner's list (arrival order) or the free list
+  uint32_t conn = kNil;       // owning connection, kNil for frames held without one
+  uint32_t frag_next = kNil;  // further fragments of the same datagram (datagram groups)
+  SeqNum seq;                 // TCP: start of the stream extent in PVM space
+  uint32_t ext = 0;           // TCP: SYN + payload + FIN + RST positions it occupies
+  uint32_t payload_off = 0;   // offset of compared bytes in `data` (or in the reasm buffer)
+  uint32_t payload_len = 0;
+  uint32_t reasm = kNil;      // reassembly buffer holding the compared bytes, if any
+  uint64_t arrival_ns = 0;
+  uint8_t tcp_flags = 0;
+  Side side = Side::pvm;
+  bool matched = false;       // datagram matched, waiting for earlier ones to go
+  bool deadline_fired = false;
+  bool untranslated = false;  // SVM segment stored with its raw sequence number
+  bool live = false;
+};
+
+// Singly linked FIFO of held frames.
+struct HeldList {
+  uint32_t head = kNil, tail = kNil, count = 0;
+};
+
+enum class ConnKind : uint8_t { tcp, datagram, non_ip };
+
+// TCP states as seen by the engine (VM output direction drives compare; the client's
+// FIN/RST come from ingress):
+//
+//   new ──PVM/SVM SYN──► syn ──data or ACK──► established ──FIN both ways──► closed
+//    │                                              │
+//    └──────────────── data mid-stream ─────────────┘ ───────── RST ─────────► closed
+//
+// closed connections linger (closed_linger_ms) to absorb retransmissions, then expire
+// once they hold nothing.
+enum class TcpState : uint8_t { fresh, syn, established, closed };
+
+struct Conn {
+  FlowKey key;
+  uint64_t hash = 0;
+  uint64_t last_seen_ns = 0;
+  uint64_t closed_ns = 0;
+  uint64_t bytes_matched = 0;
+  HeldList pvm, svm, ingress;   // arrival order
+  uint32_t lru_prev = kNil, lru_next = kNil;
+  uint32_t unmatched_pvm = 0, unmatched_svm = 0;  // datagrams
+  // TCP stream of the VMs' output, compared in the PVM's sequence space.
+  SeqNum cmp;                  // every position before it is matched
+  SeqNum pvm_next;             // end of the furthest PVM extent seen
+  SeqNum pvm_isn, svm_isn;
+  uint32_t seq_offset = 0;     // svm = pvm + seq_offset
+  uint32_t ts_offset = 0;      // svm TSval = pvm TSval + ts_offset
+  uint32_t pvm_tsval_syn = 0, svm_tsval_syn = 0;
+  uint32_t policy_gen = 0;
+  ConnKind kind = ConnKind::tcp;
+  TcpState state = TcpState::fresh;
+  PolicyAction policy = PolicyAction::compare;
+  bool cmp_valid = false;
+  bool pvm_seen = false;       // pvm_next is meaningful
+  bool pvm_syn = false, svm_syn = false;
+  bool offset_known = false;
+  bool ts_known = false;
+  bool pvm_ts_syn = false, svm_ts_syn = false;
+  bool diverged = false;
+  bool fin_vm = false, fin_client = false;
+  bool closing_listed = false;
+  bool in_use = false;
+};
+
+// Fixed-capacity index: open addressing with linear probing and backward-shift
+// deletion (no tombstones). Capacity is a power of two, at least twice the connections.
+class ConnIndex {
+ public:
+  explicit ConnIndex(uint32_t max_conns);
+  uint32_t find(const FlowKey& k, uint64_t hash, const std::vector<Conn>& conns) const;
+  void insert(uint64_t hash, uint32_t conn);
+  void erase(uint64_t hash, uint32_t conn, const std::vector<Conn>& conns);
+  size_t bytes_per_conn() const { return sizeof(Bucket) * 2; }
+
+ private:
+  struct Bucket {
+    uint32_t tag = 0;  // high bits of the hash
+    uint32_t conn = kNil;
+  };
+  std::vector<Bucket> buckets_;
+  uint32_t mask_ = 0;
+};
+
+struct FragKey {
+  IpAddr src, dst;
+  uint32_t id = 0;
+  uint8_t proto = 0;
+  Side side = Side::pvm;
+  uint16_t vlan = 0;
+  friend bool operator==(const FragKey&, const FragKey&) = default;
+};
+
+// One datagram being reassembled.
+struct FragEntry {
+  FragKey key;
+  bool in_use = false;
+  bool have_first = false, have_last = false;
+  uint32_t total_len = 0;         // payload length after the IP header, when the last is seen
+  uint32_t first_held = kNil;     // frame holding the L4 header (offset 0)
+  HeldList frames;                // every fragment frame, arrival order
+  std::vector<std::pair<uint32_t, uint32_t>> ranges;  // received [offset, end)
+  std::vector<uint8_t> buf;       // reassembled bytes from the end of the IP header
+  bool complete = false;
+  bool in_age = false;            // linked in the age FIFO
+  uint64_t created_ns = 0;
+  uint32_t next_age = kNil;       // FIFO of entries by creation time
+};
+
+class EngineImpl {
+ public:
+  EngineImpl(const Settings& s, PolicyTable policy);
+
+  // engine.cpp
+  bool push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now);
+  void advance(uint64_t now);
+  uint64_t next_deadline() const;
+  uint32_t drain(std::span<Action> out);
+  uint32_t pending_actions() const { return static_cast<uint32_t>(out_.size() - out_head_); }
+  std::optional<CheckpointRequest> take_checkpoint_request();
+  void request_checkpoint(CheckpointReason reason, const FlowKey* flow, uint64_t now);
+  void checkpoint_done(uint64_t epoch, uint64_t now);
+  void failover(Survivor s, uint64_t now);
+  void set_mode(Mode m, uint64_t now);
+  bool apply_settings(const Settings& s, std::string& error);
+  void flush_all(uint64_t now);
+  void list_connections(std::vector<ConnInfo>& out, size_t limit) const;
+  size_t memory_bytes() const;
+
+  Settings settings_;
+  Counters c_;
+  Mode mode_ = Mode::colo;
+  uint64_t epoch_ = 1;
+  bool outstanding_ = false;
+  std::optional<CheckpointRequest> pending_request_;
+  std::optional<Survivor> failed_over_;
+  std::optional<Mode> mode_after_checkpoint_;
+
+ private:
+  friend class TcpCompare;
+
+  // Derived from settings_.
+  uint64_t timeout_ns_ = 0, idle_ns_ = 0, linger_ns_ = 0, frag_timeout_ns_ = 0;
+  uint64_t buffer_epoch_ns_ = 0;
+  PolicyAction non_ip_policy_ = PolicyAction::pass, nd_policy_ = PolicyAction::pass;
+  bool malformed_pass_ = false;
+  PolicyTable policy_;
+  uint32_t policy_gen_ = 1;
+  void derive();
+
+  // Held frames.
+  std::vector<Held> held_;
+  uint32_t free_held_ = kNil;
+  uint32_t held_used_ = 0;
+  uint32_t held_soft_limit_ = 0;
+  TimerWheel timers_;
+  std::vector<uint32_t> fired_;  // scratch for timer callbacks
+  uint32_t alloc_held(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now);
+  void free_held(uint32_t idx);
+  void list_push(HeldList& l, uint32_t idx);
+  uint32_t list_pop(HeldList& l);
+  void list_remove(HeldList& l, uint32_t idx, uint32_t prev);
+  void arm_deadline(uint32_t idx, uint64_t when);
+
+  // Outcomes: each takes the frame (and its fragments) out of engine ownership.
+  std::vector<Action> out_;
+  size_t out_head_ = 0;
+  void emit(uint64_t handle, ActionKind kind, uint8_t reason, Side side);
+  void release_frame(uint32_t idx, ReleaseReason why);
+  void drop_frame(uint32_t idx, DropReason why);
+  void free_svm_frame(uint32_t idx);
+  void forward_ingress(uint32_t idx, bool translated);
+  void release_direct(Side side, uint64_t handle, ReleaseReason why);
+  void drop_direct(Side side, uint64_t handle, DropReason why);
+
+  // Connections.
+  std::vector<Conn> conns_;
+  ConnIndex index_;
+  uint32_t free_conn_ = kNil;  // linked through lru_next
+  uint32_t lru_head_ = kNil, lru_tail_ = kNil;
+  std::vector<uint32_t> closing_;  // FIFO ring of closed connections
+  size_t closing_head_ = 0;
+  uint32_t lookup_or_create(const FlowKey& k, ConnKind kind, uint64_t now, bool create);
+  void touch(uint32_t ci, uint64_t now);
+  void lru_unlink(uint32_t ci);
+  void lru_append(uint32_t ci);
+  bool evict_one(uint64_t now);
+  void expire_conn(uint32_t ci);
+  bool conn_holds(const Conn& c) const {
+    return c.pvm.count + c.svm.count + c.ingress.count > 0;
+  }
+  void mark_closed(uint32_t ci, uint64_t now);
+  void expire_idle(uint64_t now);
+  PolicyAction policy_of(Conn& c);
+
+  // Per-frame dispatch.
+  void on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
+                  const ParsedFrame& f);
+  bool on_ingress(uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
+                  const ParsedFrame& f);
+  void hold_without_conn(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now);
+  HeldList unowned_;  // PVM frames held without a connection (table full, buffer mode)
+
+  // TCP (tcp_stream.cpp)
+  void tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uint64_t now);
+  void tcp_compare(uint32_t ci, uint64_t now);
+  void tcp_release_matched(Conn& c);
+  void tcp_learn_offset(uint32_t ci);
+  void tcp_ingress(uint32_t ci, uint64_t handle, uint8_t* data, uint32_t len,
+                   const ParsedFrame& f, uint64_t now);
+  void tcp_reset_for_reuse(Conn& c);
+  void tcp_translate_ingress(const Conn& c, uint8_t* data, const ParsedFrame& f);
+  void tcp_translate_svm_output(const Conn& c, uint8_t* data, uint32_t len);
+  void tcp_flush_ingress(uint32_t ci, bool translated);
+
+  // Datagrams (datagram.cpp)
+  void dgram_output(uint32_t ci, uint32_t idx, uint64_t now);
+  void dgram_release_prefix(Conn& c);
+  bool dgram_equal(const Held& a, const Held& b) const;
+  const uint8_t* compared_bytes(const Held& h) const;
+
+  // Fragments (frag.cpp)
+  std::vector<FragEntry> frags_;
+  uint32_t frag_age_head_ = kNil, frag_age_tail_ = kNil;
+  void frag_input(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
+                  const ParsedFrame& f);
+  void frag_complete(uint32_t fi, uint64_t now);
+  void frag_discard(uint32_t fi, DropReason why);
+  void frag_expire(uint64_t now);
+
+  // Checkpoints and modes.
+  void diverge(uint32_t ci, CheckpointReason reason, uint64_t now);
+  void release_all_held(ReleaseReason why);
+  std::vector<uint64_t> checkpoint_times_;  // ring for the hybrid policy
+  size_t checkpoint_times_head_ = 0;
+  uint64_t buffer_since_ns_ = 0;
+  bool hybrid_active_ = false;
+  void hybrid_on_checkpoint(uint64_t now);
+  uint64_t last_now_ = 0;
+};
+
+}  // namespace lockstep

@@ -1,0 +1,108 @@
+// A hashed timer wheel over caller-owned ids 0..capacity-1 (the engine uses the index
+// of a held frame). schedule/cancel are O(1); expire() visits only the slots that time
+// has crossed. Entries further away than one revolution stay in their slot and are
+// skipped until their time comes. Time is an argument, in nanoseconds.
+//
+//   slot = (expires >> kGranularityShift) & (kSlots - 1)
+//   [slot 0] -> id 7 -> id 3      each slot: intrusive doubly linked list
+//   [slot 1] -> (empty)
+//   ...
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace lockstep {
+
+class TimerWheel {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+  static constexpr unsigned kSlots = 1024;                // power of two
+  static constexpr unsigned kGranularityShift = 17;       // ~131 us per slot
+  static_assert((kSlots & (kSlots - 1)) == 0);
+
+  explicit TimerWheel(uint32_t capacity) : nodes_(capacity), slots_(kSlots, kNone) {}
+
+  bool armed(uint32_t id) const { return nodes_[id].armed; }
+  uint64_t expires(uint32_t id) const { return nodes_[id].expires; }
+  uint32_t size() const { return count_; }
+
+  void schedule(uint32_t id, uint64_t expires_ns) {
+    if (nodes_[id].armed) cancel(id);
+    Node& n = nodes_[id];
+    n.expires = expires_ns;
+    n.armed = true;
+    uint32_t s = slot_of(expires_ns);
+    n.prev = kNone;
+    n.next = slots_[s];
+    if (n.next != kNone) nodes_[n.next].prev = id;
+    slots_[s] = id;
+    ++count_;
+  }
+
+  void cancel(uint32_t id) {
+    Node& n = nodes_[id];
+    if (!n.armed) return;
+    if (n.prev != kNone) nodes_[n.prev].next = n.next;
+    else slots_[slot_of(n.expires)] = n.next;
+    if (n.next != kNone) nodes_[n.next].prev = n.prev;
+    n.armed = false;
+    --count_;
+  }
+
+  // Calls fire(id) for every timer with expires <= now (unscheduled before the call).
+  template <class Fire>
+  void expire(uint64_t now_ns, Fire&& fire) {
+    if (count_ == 0) {
+      cursor_ = now_ns >> kGranularityShift;
+      return;
+    }
+    uint64_t last = now_ns >> kGranularityShift;
+    uint64_t first = cursor_;
+    if (last < first) return;
+    if (last - first >= kSlots) first = last - kSlots + 1;  // one revolution covers all
+    for (uint64_t tick = first; tick <= last && count_ > 0; ++tick) {
+      uint32_t id = slots_[tick & (kSlots - 1)];
+      while (id != kNone) {
+        uint32_t next = nodes_[id].next;
+        if (nodes_[id].expires <= now_ns) {
+          cancel(id);
+          fire(id);
+        }
+        id = next;
+      }
+    }
+    // The current slot may still hold entries later within it; revisit it next time.
+    cursor_ = last;
+  }
+
+  // Earliest expiry among armed timers, or UINT64_MAX. O(armed timers); for idle
+  // loops and replay, not for the per-frame path.
+  uint64_t earliest() const {
+    uint64_t best = UINT64_MAX;
+    if (count_ == 0) return best;
+    for (uint32_t head : slots_) {
+      for (uint32_t id = head; id != kNone; id = nodes_[id].next) {
+        if (nodes_[id].expires < best) best = nodes_[id].expires;
+      }
+    }
+    return best;
+  }
+
+ private:
+  struct Node {
+    uint64_t expires = 0;
+    uint32_t next = kNone, prev = kNone;
+    bool armed = false;
+  };
+  static uint32_t slot_of(uint64_t t) {
+    return static_cast<uint32_t>((t >> kGranularityShift) & (kSlots - 1));
+  }
+
+  std::vector<Node> nodes_;
+  std::vector<uint32_t> slots_;
+  uint64_t cursor_ = 0;
+  uint32_t count_ = 0;
+};
+
+}  // namespace lockstep
