@@ -78,7 +78,7 @@ void EngineHarness::drain() {
         violations_.push_back("action side " + std::string(to_string(a.side)) +
                               " differs from push side " + std::string(to_string(r.side)) +
                               ", handle " + std::to_string(a.handle));
-      if (keep_bytes_) r.bytes = std::move(it->second.bytes);
+      if (keep_bytes_[static_cast<size_t>(r.side)]) r.bytes = std::move(it->second.bytes);
       live_.erase(it);
       action_index_[a.handle] = actions_.size();
       actions_.push_back(std::move(r));
@@ -108,11 +108,13 @@ void EngineHarness::take_request() {
 bool EngineHarness::complete_checkpoint() {
   take_request();
   if (!pending_cp_) return false;
-  CheckpointRecord& c = checkpoints_[*pending_cp_];
+  size_t idx = *pending_cp_;
+  CheckpointRecord& c = checkpoints_[idx];
   pending_cp_.reset();
   c.done_ns = now_;
   engine_->checkpoint_done(c.req.epoch, now_);
   drain();
+  checkpoints_[idx].actions_at_done = actions_.size();
   take_request();
   return true;
 }

@@ -12,6 +12,7 @@
 // action of the wrong kind for its side) are collected in `violations()`.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -42,6 +43,7 @@ struct CheckpointRecord {
   uint64_t taken_ns = 0;               // when the harness took it
   std::optional<uint64_t> done_ns;     // when checkpoint_done was called
   uint64_t pushes_before = 0;
+  size_t actions_at_done = 0;          // actions().size() right after checkpoint_done
 };
 
 class EngineHarness {
@@ -90,7 +92,8 @@ class EngineHarness {
   void flush_all();
 
   // --- Recorded actions ---
-  void set_keep_bytes(bool on) { keep_bytes_ = on; }
+  void set_keep_bytes(bool on) { keep_bytes_.fill(on); }
+  void set_keep_bytes(Side side, bool on) { keep_bytes_[static_cast<size_t>(side)] = on; }
   const std::vector<ActionRecord>& actions() const { return actions_; }
   std::vector<ActionRecord> of_kind(ActionKind k, std::optional<Side> side = {}) const;
   std::vector<ActionRecord> released() const { return of_kind(ActionKind::release); }
@@ -123,7 +126,7 @@ class EngineHarness {
   uint64_t next_handle_ = 1;
   bool last_push_result_ = false;
   bool auto_checkpoint_ = true;
-  bool keep_bytes_ = true;
+  std::array<bool, 3> keep_bytes_{true, true, true};  // by Side
   uint64_t checkpoint_latency_ns_ = 1'000'000;  // 1 ms
   std::unordered_map<uint64_t, Live> live_;
   std::unordered_map<uint64_t, size_t> action_index_;  // handle -> index in actions_

@@ -1,0 +1,549 @@
+// Random walks of many interleaved TCP connections through the engine, checked against
+// StreamOracle (naive reassembly + memcmp). Fixed seeds: every run is the same run.
+//
+// Each connection: a passive or active open with ISNs anywhere (a third of them within
+// a few kilobytes of 2^32, so the stream wraps), a byte stream cut into segments
+// independently on the PVM and the SVM, each segment sent with jitter (so segments
+// arrive out of order), some retransmitted whole or overlapping earlier bytes, the SVM
+// lagging by a per-connection delay that stays within compare_timeout, client ACKs
+// (some with SACK blocks), and usually FINs.
+//
+// Laws checked, as the walk goes:
+//   - a PVM data segment is released only when every byte in it was sent by the SVM
+//     with the same value (oracle, at the moment of release), a SYN/FIN only once the
+//     SVM sent the same event; nothing is released by checkpoint when no checkpoint
+//     was asked for;
+//   - identical streams: zero checkpoint requests, every PVM frame released;
+//   - one differing byte: a checkpoint is requested, and nothing holding the byte
+//     (or any unmatched byte) goes out before checkpoint done; after it, the SVM is a
+//     copy of the PVM (its later output is the PVM's, numbered like the PVM's) and the
+//     walk completes with everything released;
+//   - the SVM-bound client copies carry acks and SACK blocks in the SVM's space (the
+//     PVM's after a checkpoint), with valid checksums;
+//   - every handle gets one action; conservation holds throughout and at the end.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/support/engine_harness.h"
+#include "tests/support/stream_oracle.h"
+
+namespace lockstep::test {
+namespace {
+
+constexpr uint64_t kUs = 1'000;
+constexpr uint64_t kMs = 1'000'000;
+
+struct WalkConfig {
+  uint64_t seed = 1;
+  uint32_t conns = 50;
+  uint32_t max_len = 20000;     // stream bytes per connection
+  uint64_t spread_ns = 200 * kMs;  // connection start times within this
+  uint64_t max_lag_ns = 40 * kMs;  // SVM lag per connection
+  uint64_t jitter_ns = 5 * kMs;    // per-segment send jitter (reordering)
+  double p_retransmit = 0.08;
+  double p_close = 0.7;
+  double p_early_client_ack = 0.2;  // client ACK before the SVM's SYN/ACK arrives
+  bool diverge = false;             // one connection has one differing SVM byte
+};
+
+enum class Kind : uint8_t { syn, data, fin, pure_ack, client };
+
+struct Ev {
+  uint64_t t = 0;
+  uint64_t order = 0;  // tie-break: generation order
+  Side side = Side::pvm;
+  uint32_t conn = 0;
+  Kind kind = Kind::data;
+  uint64_t a = 0, b = 0;  // data: stream range; client: ack offset in a
+  bool has_ack = false;
+  std::vector<std::pair<uint64_t, uint64_t>> sack;  // client: PVM stream offsets
+  Bytes frame;
+};
+
+struct ConnPlan {
+  Conversation conv{Conversation::Params{}};
+  uint64_t seed = 0;
+  uint64_t len = 0;
+  std::optional<uint64_t> diff_at;  // SVM byte differing from the PVM's
+  uint64_t lag = 0;
+};
+
+struct Meta {
+  Side side = Side::pvm;
+  uint32_t conn = 0;
+  Kind kind = Kind::data;
+  uint64_t a = 0, b = 0;
+  bool has_ack = false;
+  std::vector<std::pair<uint64_t, uint64_t>> sack;
+};
+
+uint32_t pick_isn(std::mt19937_64& rng) {
+  switch (rng() % 3) {
+    case 0: return 0xffffffffu - static_cast<uint32_t>(rng() % 6000);  // wraps soon
+    case 1: return static_cast<uint32_t>(rng());
+    default: return static_cast<uint32_t>(rng() % 5000);
+  }
+}
+
+// Splits [0, len) into segments of 1..1448 bytes (half of them full-sized).
+std::vector<std::pair<uint64_t, uint64_t>> segment(std::mt19937_64& rng, uint64_t len) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (uint64_t a = 0; a < len;) {
+    uint64_t n = (rng() & 1) ? 1448 : 1 + rng() % 1448;
+    uint64_t b = std::min(len, a + n);
+    out.emplace_back(a, b);
+    a = b;
+  }
+  return out;
+}
+
+class Walk {
+ public:
+  explicit Walk(const WalkConfig& cfg) : cfg_(cfg), rng_(cfg.seed), h_() {
+    h_.set_keep_bytes(false);
+    h_.set_keep_bytes(Side::ingress, true);
+    h_.set_checkpoint_latency(2 * kMs);
+    plan();
+  }
+
+  void run() {
+    size_t i = 0;
+    size_t dones_seen = 0;
+    while (i < evs_.size()) {
+      Ev& e = evs_[i];
+      h_.advance_to(e.t);
+      dones_seen = on_done(dones_seen, i);
+      check_new_actions();
+      Ev& ev = evs_[i];  // on_done may rebuild the tail of evs_
+      push(ev);
+      ++i;
+      dones_seen = on_done(dones_seen, i);
+      check_new_actions();
+      if (i % 512 == 0) {
+        ASSERT_EQ(h_.conservation(), "") << "after " << i << " events";
+      }
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    h_.run_until_idle();
+    on_done(dones_seen, evs_.size());
+    check_new_actions();
+  }
+
+  void expect_identical_outcome() {
+    EXPECT_EQ(h_.counters().checkpoint_requests, 0u);
+    EXPECT_EQ(h_.counters().checkpoint_triggers, 0u);
+    EXPECT_TRUE(h_.checkpoints().empty());
+    expect_everything_out();
+  }
+
+  void expect_divergent_outcome() {
+    ASSERT_GE(h_.checkpoints().size(), 1u) << "a differing byte went unnoticed";
+    const CheckpointRecord& c = h_.checkpoints()[0];
+    EXPECT_EQ(c.req.reason, CheckpointReason::payload_mismatch)
+        << to_string(c.req.reason);
+    EXPECT_EQ(h_.checkpoints().size(), 1u)
+        << "after the checkpoint the SVM copies the PVM: nothing should diverge";
+    expect_everything_out();
+  }
+
+  EngineHarness& harness() { return h_; }
+  uint64_t pvm_frames() const { return pvm_frames_; }
+
+ private:
+  void add(Ev e) {
+    e.order = next_order_++;
+    evs_.push_back(std::move(e));
+  }
+
+  Bytes content(const ConnPlan& p, Vm vm, uint64_t a, uint64_t b) const {
+    Bytes x = stream_bytes(p.seed, a, static_cast<size_t>(b - a));
+    if (vm == Vm::svm && p.diff_at && *p.diff_at >= a && *p.diff_at < b)
+      x[static_cast<size_t>(*p.diff_at - a)] ^= 0x5a;
+    return x;
+  }
+
+  void plan() {
+    std::uniform_real_distribution<double> u01(0.0, 1.0);
+    uint32_t bad = cfg_.diverge ? static_cast<uint32_t>(rng_() % cfg_.conns) : UINT32_MAX;
+    plans_.reserve(cfg_.conns);
+    for (uint32_t k = 0; k < cfg_.conns; ++k) {
+      Conversation::Params cp;
+      cp.client = ip4_host(0xc0000200u + (k >> 14));
+      cp.client_port = static_cast<uint16_t>(10000 + (k & 0x3fff));
+      cp.server_port = static_cast<uint16_t>(80 + (k % 3));
+      cp.client_isn = pick_isn(rng_);
+      cp.pvm_isn = pick_isn(rng_);
+      cp.svm_isn = pick_isn(rng_);
+      ConnPlan p;
+      p.conv = Conversation(cp);
+      p.seed = rng_();
+      p.len = rng_() % (cfg_.max_len + 1);
+      if (k == bad) {
+        if (p.len == 0) p.len = 1 + rng_() % (cfg_.max_len + 1);
+        p.diff_at = rng_() % p.len;
+      }
+      p.lag = rng_() % (cfg_.max_lag_ns + 1);
+      plans_.push_back(std::move(p));
+      plan_conn(k, u01);
+    }
+    std::sort(evs_.begin(), evs_.end(), [](const Ev& x, const Ev& y) {
+      return x.t != y.t ? x.t < y.t : x.order < y.order;
+    });
+  }
+
+  void plan_conn(uint32_t k, std::uniform_real_distribution<double>& u01) {
+    ConnPlan& p = plans_[k];
+    Conversation& c = p.conv;
+    uint64_t start = h_.now() + rng_() % (cfg_.spread_ns + 1);
+    uint64_t lag = p.lag;
+    bool passive = rng_() & 1;
+    uint64_t hs_end;
+    if (passive) {
+      add({start, 0, Side::ingress, k, Kind::client, 0, 0, false, {}, c.client_syn()});
+      add({start + 10 * kUs, 0, Side::pvm, k, Kind::syn, 0, 0, false, {}, c.vm_synack(Vm::pvm)});
+      add({start + 10 * kUs + lag, 0, Side::svm, k, Kind::syn, 0, 0, false, {},
+           c.vm_synack(Vm::svm)});
+      uint64_t ack_t = u01(rng_) < cfg_.p_early_client_ack ? start + 20 * kUs
+                                                             : start + 30 * kUs + lag;
+      add({ack_t, 0, Side::ingress, k, Kind::client, 0, 0, true, {}, c.client_handshake_ack()});
+      hs_end = std::max(ack_t, start + 10 * kUs + lag);
+    } else {
+      add({start, 0, Side::pvm, k, Kind::syn, 0, 0, false, {}, c.vm_syn(Vm::pvm)});
+      add({start + lag, 0, Side::svm, k, Kind::syn, 0, 0, false, {}, c.vm_syn(Vm::svm)});
+      uint64_t sa = start + lag + 20 * kUs;
+      add({sa, 0, Side::ingress, k, Kind::client, 0, 0, true, {}, c.client_synack()});
+      add({sa + 20 * kUs, 0, Side::pvm, k, Kind::pure_ack, 0, 0, false, {},
+           c.vm_handshake_ack(Vm::pvm)});
+      add({sa + 20 * kUs + lag, 0, Side::svm, k, Kind::pure_ack, 0, 0, false, {},
+           c.vm_handshake_ack(Vm::svm)});
+      hs_end = sa + 20 * kUs + lag;
+    }
+    uint64_t t0 = hs_end + cfg_.jitter_ns + 1 * kMs;
+    uint64_t rate = 200 + rng_() % 1800;  // ns per byte
+    for (Vm vm : {Vm::pvm, Vm::svm}) {
+      Side side = vm == Vm::pvm ? Side::pvm : Side::svm;
+      uint64_t base = t0 + (vm == Vm::svm ? lag : 0);
+      for (auto [a, b] : segment(rng_, p.len)) {
+        uint64_t t = base + b * rate + rng_() % (cfg_.jitter_ns + 1);
+        add({t, 0, side, k, Kind::data, a, b, false, {}, c.vm_data(vm, a, content(p, vm, a, b))});
+        if (u01(rng_) < cfg_.p_retransmit) {
+          uint64_t ra = (rng_() & 1) ? a : rng_() % (a + 1);  // whole, or overlapping earlier bytes
+          uint64_t rt = t + 1 * kMs + rng_() % (20 * kMs);
+          add({rt, 0, side, k, Kind::data, ra, b, false, {},
+               c.vm_data(vm, ra, content(p, vm, ra, b))});
+        }
+      }
+    }
+    // Client ACKs, some with a SACK block, acking PVM offsets (the engine only
+    // translates them).
+    uint64_t acks = rng_() % 4;
+    for (uint64_t j = 0; j < acks; ++j) {
+      uint64_t o = p.len ? rng_() % (p.len + 1) : 0;
+      std::vector<std::pair<uint64_t, uint64_t>> sack;
+      if (o + 2 < p.len && (rng_() & 1)) {
+        uint64_t l = o + 1 + rng_() % (p.len - o - 1);
+        uint64_t r = l + 1 + rng_() % (p.len - l);
+        sack.emplace_back(l, r);
+      }
+      uint64_t t = t0 + o * rate + lag + 2 * kMs;
+      add({t, 0, Side::ingress, k, Kind::client, o, 0, true, sack, c.client_ack(0, o, sack)});
+    }
+    if (u01(rng_) < cfg_.p_close) {
+      uint64_t tf = t0 + p.len * rate + rng_() % (cfg_.jitter_ns + 1) + 1 * kMs;
+      add({tf, 0, Side::pvm, k, Kind::fin, p.len, p.len + 1, false, {}, c.vm_fin(Vm::pvm, p.len)});
+      add({tf + lag, 0, Side::svm, k, Kind::fin, p.len, p.len + 1, false, {},
+           c.vm_fin(Vm::svm, p.len)});
+      uint64_t tc = tf + lag + 2 * kMs;
+      add({tc, 0, Side::ingress, k, Kind::client, p.len + 1, 0, true, {},
+           c.client_fin(0, p.len + 1)});
+    }
+  }
+
+  void push(const Ev& e) {
+    Meta m;
+    m.side = e.side;
+    m.conn = e.conn;
+    m.kind = e.kind;
+    m.a = e.a;
+    m.b = e.b;
+    m.has_ack = e.has_ack;
+    m.sack = e.sack;
+    if (e.kind == Kind::data) {
+      Vm vm = e.side == Side::pvm ? Vm::pvm : Vm::svm;
+      Bytes x = e.side == Side::svm && rebased_ ? stream_bytes(plans_[e.conn].seed, e.a, e.b - e.a)
+                                                : content(plans_[e.conn], vm, e.a, e.b);
+      oracle(e.conn).add(vm, e.a, x);
+      if (rebased_) oracle_after(e.conn).add(vm, e.a, x);
+    }
+    if (e.kind == Kind::syn && e.side == Side::svm) svm_syn_.insert(e.conn);
+    if (e.kind == Kind::fin && e.side == Side::svm) svm_fin_.insert(e.conn);
+    if (e.side == Side::pvm) {
+      ++pvm_frames_;
+      if (e.kind == Kind::data)
+        pvm_extent_[e.conn] = std::max(pvm_extent_[e.conn], e.b);
+    }
+    meta_.push_back(std::move(m));
+    uint64_t hd = h_.push(e.side, e.frame);
+    ASSERT_EQ(hd, meta_.size()) << "handles are expected to be 1, 2, 3, ...";
+  }
+
+  StreamOracle& oracle(uint32_t k) { return oracles_[k]; }
+  StreamOracle& oracle_after(uint32_t k) { return oracles_after_[k]; }
+
+  // Called after each step: when a checkpoint completed, the SVM becomes a copy of the
+  // PVM. Its scheduled output is replaced by copies of the PVM's remaining frames.
+  size_t on_done(size_t seen, size_t next) {
+    size_t dones = 0;
+    for (const auto& c : h_.checkpoints())
+      if (c.done_ns) ++dones;
+    if (dones == seen) return seen;
+    if (!rebased_) {
+      rebased_ = true;
+      first_done_actions_ = 0;
+      for (const auto& c : h_.checkpoints())
+        if (c.done_ns) {
+          first_done_actions_ = c.actions_at_done;
+          break;
+        }
+    }
+    rebase_point_ = pvm_extent_;  // PVM stream position per connection at done
+    oracles_after_.clear();
+    std::vector<Ev> tail;
+    for (size_t j = next; j < evs_.size(); ++j) {
+      Ev& e = evs_[j];
+      if (e.side == Side::svm) continue;
+      if (e.side == Side::pvm) {
+        Ev copy = e;
+        copy.side = Side::svm;
+        copy.t = e.t + 1 + plans_[e.conn].lag / 4;
+        tail.push_back(std::move(copy));
+      }
+      tail.push_back(std::move(e));
+    }
+    for (auto& e : tail) e.order = next_order_++;
+    std::stable_sort(tail.begin(), tail.end(), [](const Ev& x, const Ev& y) {
+      return x.t != y.t ? x.t < y.t : x.order < y.order;
+    });
+    evs_.resize(next);
+    for (auto& e : tail) evs_.push_back(std::move(e));
+    return dones;
+  }
+
+  void check_new_actions() {
+    const auto& acts = h_.actions();
+    for (; checked_ < acts.size(); ++checked_) {
+      const ActionRecord& r = acts[checked_];
+      ASSERT_LE(r.handle, meta_.size());
+      const Meta& m = meta_[r.handle - 1];
+      bool after_done = rebased_ && checked_ >= first_done_actions_;
+      if (m.side == Side::pvm) check_pvm(r, m, after_done);
+      if (m.side == Side::ingress) check_ingress(r, m, after_done);
+      if (m.side == Side::svm) {
+        EXPECT_NE(r.kind, ActionKind::release) << "SVM frame released while the PVM lives";
+      }
+    }
+  }
+
+  void check_pvm(const ActionRecord& r, const Meta& m, bool after_done) {
+    ASSERT_EQ(r.kind, ActionKind::release)
+        << "PVM frame not released: handle " << r.handle << " kind " << int(r.kind)
+        << " reason " << int(r.reason);
+    auto reason = static_cast<ReleaseReason>(r.reason);
+    if (reason == ReleaseReason::checkpoint) {
+      EXPECT_TRUE(rebased_ || !h_.checkpoints().empty())
+          << "released by checkpoint with no checkpoint";
+      EXPECT_TRUE(cfg_.diverge) << "checkpoint release in an identical walk";
+      return;
+    }
+    if (m.kind == Kind::pure_ack) return;
+    if (m.kind == Kind::syn) {
+      EXPECT_TRUE(svm_syn_.count(m.conn)) << "PVM SYN released before the SVM's, conn " << m.conn;
+      return;
+    }
+    if (m.kind == Kind::fin) {
+      EXPECT_TRUE(svm_fin_.count(m.conn)) << "PVM FIN released before the SVM's, conn " << m.conn;
+    }
+    uint64_t a = m.a, b = std::min(m.b, plans_[m.conn].len);
+    if (!after_done) {
+      EXPECT_TRUE(oracles_[m.conn].matched(a, b))
+          << "conn " << m.conn << " PVM bytes [" << a << "," << b
+          << ") released (" << to_string(reason) << ") before the SVM sent the same bytes"
+          << (plans_[m.conn].diff_at ? " (diverging conn, diff at " +
+                                           std::to_string(*plans_[m.conn].diff_at) + ")"
+                                     : std::string());
+    } else {
+      uint64_t p = rebase_point_.count(m.conn) ? rebase_point_.at(m.conn) : 0;
+      uint64_t from = std::max(a, p);
+      if (from < b) {
+        EXPECT_TRUE(oracles_after_[m.conn].matched(from, b))
+            << "conn " << m.conn << " PVM bytes [" << from << "," << b
+            << ") released after the checkpoint without the SVM's copy";
+      }
+    }
+  }
+
+  void check_ingress(const ActionRecord& r, const Meta& m, bool after_done) {
+    ASSERT_EQ(r.kind, ActionKind::forward_svm) << "client frame not forwarded, handle " << r.handle;
+    ASSERT_TRUE(verify_l4_checksum(r.bytes)) << "bad checksum on SVM-bound client frame";
+    if (!m.has_ack) return;
+    const Conversation& c = plans_[m.conn].conv;
+    Vm space = after_done ? Vm::pvm : Vm::svm;
+    Decoded d = decode(r.bytes);
+    ASSERT_TRUE(d.ok);
+    EXPECT_EQ(d.ack, c.vm_seq(space, m.a))
+        << "conn " << m.conn << " client ack not in the " << (after_done ? "PVM" : "SVM")
+        << "'s space";
+    ASSERT_EQ(d.sack.size(), m.sack.size());
+    for (size_t i = 0; i < m.sack.size(); ++i) {
+      EXPECT_EQ(d.sack[i].first, c.vm_seq(space, m.sack[i].first));
+      EXPECT_EQ(d.sack[i].second, c.vm_seq(space, m.sack[i].second));
+    }
+  }
+
+  void expect_everything_out() {
+    EXPECT_EQ(h_.check_contract(true), "");
+    EXPECT_EQ(h_.conservation(), "");
+    EXPECT_EQ(h_.counters().pvm_dropped_total(), 0u);
+    EXPECT_EQ(h_.counters().held_pvm, 0u);
+    EXPECT_EQ(h_.released_handles(Side::pvm).size(), pvm_frames_);
+    EXPECT_EQ(h_.engine().held_frames(), 0u);
+  }
+
+  WalkConfig cfg_;
+  std::mt19937_64 rng_;
+  EngineHarness h_;
+  std::vector<ConnPlan> plans_;
+  std::vector<Ev> evs_;
+  uint64_t next_order_ = 0;
+  std::vector<Meta> meta_;
+  std::map<uint32_t, StreamOracle> oracles_, oracles_after_;
+  std::map<uint32_t, uint64_t> pvm_extent_, rebase_point_;
+  std::set<uint32_t> svm_syn_, svm_fin_;
+  size_t checked_ = 0;
+  bool rebased_ = false;
+  size_t first_done_actions_ = 0;
+  uint64_t pvm_frames_ = 0;
+};
+
+void run_identical(const WalkConfig& cfg) {
+  Walk w(cfg);
+  w.run();
+  if (::testing::Test::HasFatalFailure()) return;
+  w.expect_identical_outcome();
+}
+
+void run_divergent(const WalkConfig& cfg) {
+  Walk w(cfg);
+  w.run();
+  if (::testing::Test::HasFatalFailure()) return;
+  w.expect_divergent_outcome();
+}
+
+TEST(EngineRandomWalk, IdenticalStreamsFewLongConnections) {
+  for (uint64_t seed : {0x5eed0001ull, 0x5eed0002ull, 0x5eed0003ull, 0x5eed0004ull}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    WalkConfig cfg;
+    cfg.seed = seed;
+    cfg.conns = 8;
+    cfg.max_len = 200000;
+    run_identical(cfg);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(EngineRandomWalk, IdenticalStreamsManyShortConnections) {
+  for (uint64_t seed : {11ull, 12ull, 13ull}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    WalkConfig cfg;
+    cfg.seed = seed;
+    cfg.conns = 300;
+    cfg.max_len = 5000;
+    run_identical(cfg);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(EngineRandomWalk, IdenticalStreamsThousandsOfConnections) {
+  WalkConfig cfg;
+  cfg.seed = 0xc0ffee;
+  cfg.conns = 3000;
+  cfg.max_len = 3000;
+  cfg.spread_ns = 500 * kMs;
+  run_identical(cfg);
+}
+
+TEST(EngineRandomWalk, IdenticalStreamsHeavyReorderAndRetransmission) {
+  for (uint64_t seed : {21ull, 22ull}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    WalkConfig cfg;
+    cfg.seed = seed;
+    cfg.conns = 40;
+    cfg.max_len = 30000;
+    cfg.jitter_ns = 20 * kMs;
+    cfg.p_retransmit = 0.4;
+    cfg.max_lag_ns = 30 * kMs;
+    run_identical(cfg);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(EngineRandomWalk, OneDifferingByte) {
+  for (uint64_t seed = 100; seed < 120; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    WalkConfig cfg;
+    cfg.seed = seed;
+    cfg.conns = 30;
+    cfg.max_len = 20000;
+    cfg.diverge = true;
+    run_divergent(cfg);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(EngineRandomWalk, OneDifferingByteAmongThousands) {
+  WalkConfig cfg;
+  cfg.seed = 0xd1ff;
+  cfg.conns = 1500;
+  cfg.max_len = 3000;
+  cfg.diverge = true;
+  run_divergent(cfg);
+}
+
+// The oracle itself, so a broken oracle cannot make the walks vacuous.
+TEST(StreamOracle, DecidesIdenticalAndFirstDifference) {
+  StreamOracle o;
+  Bytes x = stream_bytes(1, 0, 100);
+  o.add(Vm::pvm, 0, std::span(x).subspan(0, 60));
+  o.add(Vm::pvm, 60, std::span(x).subspan(60));
+  o.add(Vm::svm, 50, std::span(x).subspan(50));
+  EXPECT_FALSE(o.verdict().identical);
+  EXPECT_EQ(o.verdict().first_diff, 0u);
+  EXPECT_TRUE(o.matched(50, 100));
+  EXPECT_FALSE(o.matched(49, 100));
+  o.add(Vm::svm, 0, std::span(x).subspan(0, 50));
+  EXPECT_TRUE(o.verdict().identical);
+  EXPECT_FALSE(o.first_difference());
+  StreamOracle d;
+  Bytes y = x;
+  y[77] ^= 1;
+  d.add(Vm::pvm, 0, x);
+  d.add(Vm::svm, 0, y);
+  EXPECT_EQ(d.first_difference(), 77u);
+  EXPECT_EQ(d.verdict().first_diff, 77u);
+  EXPECT_TRUE(d.matched(0, 77));
+  EXPECT_FALSE(d.matched(70, 80));
+  EXPECT_FALSE(d.inconsistent());
+  d.add(Vm::pvm, 10, std::span(y).subspan(10, 70));
+  EXPECT_TRUE(d.inconsistent());
+}
+
+}  // namespace
+}  // namespace lockstep::test
