@@ -1,0 +1,97 @@
+#include "ctrl/command_registry.h"
+
+#include <exception>
+
+namespace lockstep::ctrl {
+
+CommandRegistry::CommandRegistry() {
+  add({"help", "[command...]", "list the commands, or show one command's usage and help", 0, -1,
+       false, [this](const CommandContext&, const Args& a) {
+         if (a.empty()) return CommandResult::success(list_json());
+         std::string name;
+         for (const auto& w : a) name += (name.empty() ? "" : " ") + w;
+         Json h = help_json(name);
+         if (h.is_null()) return CommandResult::failure("unknown command '" + name + "'");
+         return CommandResult::success(h);
+       }});
+  add({"list-commands", "", "the names of every command", 0, 0, false,
+       [this](const CommandContext&, const Args&) {
+         Json a = Json::array();
+         for (const auto& [n, s] : commands_) a.push_back(n);
+         return CommandResult::success(a);
+       }});
+}
+
+bool CommandRegistry::add(CommandSpec spec) {
+  if (spec.name.empty() || !spec.handler || commands_.count(spec.name) != 0) return false;
+  std::string name = spec.name;
+  commands_.emplace(std::move(name), std::move(spec));
+  return true;
+}
+
+const CommandSpec* CommandRegistry::find(const std::string& name) const {
+  auto it = commands_.find(name);
+  return it == commands_.end() ? nullptr : &it->second;
+}
+
+const CommandSpec* CommandRegistry::resolve(const std::vector<std::string>& words,
+                                            size_t& consumed) const {
+  const CommandSpec* best = nullptr;
+  std::string name;
+  for (size_t i = 0; i < words.size() && i < 4; ++i) {
+    name += (i ? " " : "") + words[i];
+    if (const CommandSpec* s = find(name)) {
+      best = s;
+      consumed = i + 1;
+    }
+  }
+  return best;
+}
+
+CommandResult CommandRegistry::execute(const CommandContext& ctx,
+                                       const std::vector<std::string>& words,
+                                       const CommandSpec** resolved) const {
+  size_t consumed = 0;
+  const CommandSpec* spec = resolve(words, consumed);
+  if (resolved != nullptr) *resolved = spec;
+  if (spec == nullptr) {
+    return CommandResult::failure(
+        words.empty() ? "no command given (try 'help')"
+                      : "unknown command '" + words.front() + "' (try 'help')");
+  }
+  Args args(words.begin() + static_cast<std::ptrdiff_t>(consumed), words.end());
+  int n = static_cast<int>(args.size());
+  if (n < spec->min_args || (spec->max_args >= 0 && n > spec->max_args)) {
+    return CommandResult::failure("usage: " + spec->name +
+                                  (spec->usage.empty() ? "" : " " + spec->usage));
+  }
+  if (spec->mutating && ctx.read_only) {
+    return CommandResult::failure("'" + spec->name +
+                                  "' changes state: not allowed on the read-only socket");
+  }
+  try {
+    return spec->handler(ctx, args);
+  } catch (const std::exception& e) {
+    return CommandResult::failure("internal error in '" + spec->name + "': " + e.what());
+  }
+}
+
+Json CommandRegistry::list_json() const {
+  Json a = Json::array();
+  for (const auto& [n, s] : commands_) {
+    a.push_back({{"command", n}, {"usage", s.usage}, {"help", s.help},
+                 {"mutating", s.mutating}});
+  }
+  return a;
+}
+
+Json CommandRegistry::help_json(const std::string& name) const {
+  const CommandSpec* s = find(name);
+  if (s == nullptr) return nullptr;
+  Json j{{"command", s->name}, {"usage", s->name + (s->usage.empty() ? "" : " " + s->usage)},
+         {"help", s->help}, {"mutating", s->mutating}, {"min_args", s->min_args},
+         {"max_args", s->max_args}};
+  return j;
+}
+
+}  // namespace lockstep::ctrl

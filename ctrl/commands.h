@@ -1,0 +1,47 @@
+// The standard ctrl commands (status, stats, conns, config get/set, checkpoint, failover,
+// mode, capture, version, metrics), registered on a CommandRegistry and wired to the
+// daemon (DaemonControl) and to the control plane's own parts.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ctrl/command_registry.h"
+#include "ctrl/daemon_control.h"
+#include "ctrl/events.h"
+#include "ctrl/heartbeat.h"
+#include "ctrl/metrics.h"
+
+namespace lockstep::ctrl {
+
+class CheckpointCoordinator;
+class CtrlServer;
+
+struct ControlPlane {
+  DaemonControl* daemon = nullptr;               // required
+  FailoverController* failover = nullptr;        // required
+  EventQueue* events = nullptr;                  // required
+  CheckpointCoordinator* coordinator = nullptr;  // optional (no checkpointer link)
+  CtrlServer* server = nullptr;                  // optional (its counters in status/metrics)
+  uint64_t start_ns = 0;                         // monotonic, for uptime
+  std::atomic<uint64_t> config_generation{0};    // bumped by each applied `config set`
+  // Extra metric sources (e.g. the metrics HTTP server's own counters).
+  std::vector<std::function<void(std::vector<MetricSample>&)>> extra_metrics;
+};
+
+inline constexpr size_t kDefaultConnsLimit = 100;
+inline constexpr size_t kMaxConnsLimit = 100000;
+
+void register_standard_commands(CommandRegistry& reg, ControlPlane& cp);
+
+// Every metric: the daemon's and the control plane's.
+std::vector<MetricSample> collect_metrics(ControlPlane& cp);
+std::string render_metrics(ControlPlane& cp);
+
+// The project version this was built from.
+std::string_view lockstep_version();
+
+}  // namespace lockstep::ctrl

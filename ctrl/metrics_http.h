@@ -1,0 +1,44 @@
+// A minimal HTTP/1.1 responder for Prometheus scrapes: GET /metrics answers the text
+// exposition format, anything else 404/405. Its own thread, poll(), bounded requests
+// (8 KiB), bounded clients, a per-connection deadline; loopback by default.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "ctrl/net.h"
+
+namespace lockstep::ctrl {
+
+inline constexpr std::string_view kDefaultMetricsListen = "tcp:127.0.0.1:9469";
+
+class MetricsHttpServer {
+ public:
+  // `render` is called on the server thread for each scrape; it must be thread-safe.
+  explicit MetricsHttpServer(std::function<std::string()> render) : render_(std::move(render)) {}
+  ~MetricsHttpServer() { stop(); }
+  MetricsHttpServer(const MetricsHttpServer&) = delete;
+  MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
+
+  bool start(const Endpoint& ep, std::string& error);
+  void stop();
+  // The bound TCP port (useful with port 0).
+  uint16_t port() const { return port_; }
+  uint64_t scrapes() const { return scrapes_.load(); }
+  uint64_t bad_requests() const { return bad_.load(); }
+
+ private:
+  void run();
+
+  std::function<std::string()> render_;
+  Fd listen_;
+  int wake_[2] = {-1, -1};
+  std::thread thread_;
+  uint16_t port_ = 0;
+  std::atomic<uint64_t> scrapes_{0}, bad_{0};
+};
+
+}  // namespace lockstep::ctrl
