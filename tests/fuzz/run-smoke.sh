@@ -6,7 +6,7 @@ build=$1 secs=${2:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
 for target in "$build"/tests/fuzz/fuzz_*; do
-  [ -x "$target" ] || continue
+  [ -f "$target" ] && [ -x "$target" ] || continue  # skip meson's *.p object dirs
   name=$(basename "$target")
   work=$(mktemp -d)
   cp -r "$here/corpus/${name#fuzz_}/." "$work/" 2>/dev/null || true
