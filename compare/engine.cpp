@@ -158,12 +158,12 @@ bool EngineImpl::apply_settings(const Settings& s, std::string& error) {
 
 uint32_t EngineImpl::alloc_held(Side side, uint64_t handle, uint8_t* data, uint32_t len,
                                 uint64_t now) {
-  if (held_used_ >= held_soft_limit_) {
+  uint32_t idx = free_held_;
+  if (idx == kNil) return kNil;
+  if (held_used_ + 1 >= held_soft_limit_) {
     // The reserve above the soft limit absorbs frames until the checkpoint completes.
     request_checkpoint(CheckpointReason::held_full, nullptr, now);
   }
-  uint32_t idx = free_held_;
-  if (idx == kNil) return kNil;
   Held& h = held_[idx];
   free_held_ = h.next;
   h = Held{};

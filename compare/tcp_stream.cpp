@@ -278,6 +278,7 @@ void EngineImpl::tcp_ingress(uint32_t ci, uint64_t handle, uint8_t* data, uint32
     }
     ++c_.ingress_untranslated;  // nothing can be held: send it on as it is
   } else {
+    if (needs_offset && !c.offset_known && c.pvm_syn && !c.svm_syn) ++c_.ingress_untranslated;
     tcp_translate_ingress(c, data, f);
   }
   emit(handle, ActionKind::forward_svm, 0, Side::ingress);
