@@ -32,8 +32,10 @@ struct TbProfile {
     p.rate = rate_Bps;
     p.depth = depth_bytes;
     constexpr uint64_t kNs = 1'000'000'000ull;
-    // rate * 2^32 / 1e9 without overflow, rounded to nearest.
-    p.per_ns_fp = ((rate_Bps / kNs) << 32) + (((rate_Bps % kNs) << 32) + kNs / 2) / kNs;
+    // rate * 2^32 / 1e9 without overflow, rounded up: a bucket may earn up to 2^-32
+    // bytes per ns (0.23 B/s) more than its rate, never less, so that `rate` bytes are
+    // there after exactly one second.
+    p.per_ns_fp = ((rate_Bps / kNs) << 32) + (((rate_Bps % kNs) << 32) + kNs - 1) / kNs;
     if (p.per_ns_fp == 0) p.per_ns_fp = 1;
     p.depth_fp = static_cast<int64_t>(depth_bytes << 32);
     const uint64_t span = (depth_bytes + kTbMaxDebt) << 32;
