@@ -1,0 +1,1 @@
+"""Fixture generator for lockstep-replay: frame builders, pcap writer and the cases."""

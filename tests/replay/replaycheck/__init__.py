@@ -1,0 +1,1 @@
+"""Helpers of check-fixtures.py: capture files, frame decoding, expectation checks."""
