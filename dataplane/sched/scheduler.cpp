@@ -428,7 +428,12 @@ struct Scheduler::Impl {
     occ[i / kWays] &= static_cast<uint8_t>(~(1u << (i % kWays)));
   }
 
-  uint32_t find_or_insert(uint64_t key, ClassId c, uint64_t t) {
+  // `hint`: an entry index found for this key earlier in the burst (or kNil); used when
+  // it still holds this key and class.
+  uint32_t find_or_insert(uint64_t key, ClassId c, uint64_t t, uint32_t hint = kNil) {
+    if (hint != kNil && keys[hint] == key && conns[hint].cls == c &&
+        conns[hint].state != ConnState::free)
+      return hint;
     uint32_t b1, b2;
     buckets_of(key, b1, b2);
     const uint32_t bs[2] = {b1, b2};
@@ -464,6 +469,56 @@ struct Scheduler::Impl {
     ++pctr.conns_evicted;
     init_conn(best, key, c, t);
     return best;
+  }
+
+  // First entry holding `key` in either bucket (any class), or kNil.
+  uint32_t key_index(uint64_t key, uint32_t bk1, uint32_t bk2) const {
+    for (uint32_t b : {bk1, bk2}) {
+      uint32_t m = occ[b];
+      while (m != 0) {
+        const uint32_t i = b * kWays + static_cast<uint32_t>(std::countr_zero(m));
+        m &= m - 1;
+        if (keys[i] == key) return i;
+      }
+    }
+    return kNil;
+  }
+
+  Verdict enqueue_one(const Packet& p, uint64_t t, uint32_t hint) {
+    if (p.cls >= cfg.max_classes || !cls[p.cls].in_use) return drop(nullptr, Drop::no_class, p.len);
+    Class& c = cls[p.cls];
+    if (p.len == 0 || p.len > cfg.max_packet_bytes) return drop(&c, Drop::bad_length, p.len);
+    if (c.backlog_pkts >= c.limit) return drop(&c, Drop::queue_full, p.len);
+    if (c.limit_bytes != 0 && c.backlog_bytes + p.len > c.limit_bytes)
+      return drop(&c, Drop::queue_bytes_full, p.len);
+    if (free_head == kNil) return drop(&c, Drop::port_full, p.len);
+    const uint32_t idx = find_or_insert(p.conn, p.cls, t, hint);
+    if (idx == kNil) return drop(&c, Drop::conn_table_full, p.len);
+    Conn& k = conns[idx];
+    if (k.qlen >= c.conn_limit) {
+      ++k.drops;
+      return drop(&c, Drop::conn_queue_full, p.len);
+    }
+    const uint32_t si = free_head;
+    Slot& sl = slots[si];
+    free_head = sl.next;
+    sl.handle = p.handle;
+    sl.len = p.len;
+    sl.next = kNil;
+    if (k.tail == kNil) k.head = si; else slots[k.tail].next = si;
+    k.tail = si;
+    ++k.qlen;
+    k.qbytes += p.len;
+    ++c.backlog_pkts;
+    c.backlog_bytes += p.len;
+    ++c.ctr.enq_pkts;
+    c.ctr.enq_bytes += p.len;
+    ++pctr.enq_pkts;
+    pctr.enq_bytes += p.len;
+    ++queued;
+    queued_bytes += p.len;
+    if (k.state == ConnState::idle) place(idx, c, t);
+    return Verdict{true, Drop::no_class};
   }
 
   // ---- drops
@@ -551,6 +606,7 @@ struct Scheduler::Impl {
       Class& c = cls[id];
       const uint32_t idx = c.head;
       Conn& k = conns[idx];
+      if (k.next != kNil) __builtin_prefetch(&conns[k.next], 1);
       const uint32_t si = k.head;
       Slot& sl = slots[si];
       const uint32_t len = sl.len;
@@ -781,48 +837,34 @@ std::string Scheduler::delete_class(ClassId id, ClassId move_to, uint64_t now_ns
 
 Verdict Scheduler::enqueue(const Packet& p, uint64_t now_ns) {
   Impl& s = *impl_;
-  const uint64_t t = s.advance_now(now_ns);
-  if (p.cls >= cfg_.max_classes || !s.cls[p.cls].in_use) return s.drop(nullptr, Drop::no_class, p.len);
-  Class& c = s.cls[p.cls];
-  if (p.len == 0 || p.len > cfg_.max_packet_bytes) return s.drop(&c, Drop::bad_length, p.len);
-  if (c.backlog_pkts >= c.limit) return s.drop(&c, Drop::queue_full, p.len);
-  if (c.limit_bytes != 0 && c.backlog_bytes + p.len > c.limit_bytes)
-    return s.drop(&c, Drop::queue_bytes_full, p.len);
-  if (s.free_head == kNil) return s.drop(&c, Drop::port_full, p.len);
-  const uint32_t idx = s.find_or_insert(p.conn, p.cls, t);
-  if (idx == kNil) return s.drop(&c, Drop::conn_table_full, p.len);
-  Conn& k = s.conns[idx];
-  if (k.qlen >= c.conn_limit) {
-    ++k.drops;
-    return s.drop(&c, Drop::conn_queue_full, p.len);
-  }
-  const uint32_t si = s.free_head;
-  Slot& sl = s.slots[si];
-  s.free_head = sl.next;
-  sl.handle = p.handle;
-  sl.len = p.len;
-  sl.next = kNil;
-  if (k.tail == kNil) k.head = si; else s.slots[k.tail].next = si;
-  k.tail = si;
-  ++k.qlen;
-  k.qbytes += p.len;
-  ++c.backlog_pkts;
-  c.backlog_bytes += p.len;
-  ++c.ctr.enq_pkts;
-  c.ctr.enq_bytes += p.len;
-  ++s.pctr.enq_pkts;
-  s.pctr.enq_bytes += p.len;
-  ++s.queued;
-  s.queued_bytes += p.len;
-  if (k.state == ConnState::idle) s.place(idx, c, t);
-  return Verdict{true, Drop::no_class};
+  return s.enqueue_one(p, s.advance_now(now_ns), kNil);
 }
 
 uint32_t Scheduler::enqueue_burst(std::span<const Packet> pkts, uint64_t now_ns,
                                   std::span<uint64_t> dropped) {
+  Impl& s = *impl_;
+  const uint64_t t = s.advance_now(now_ns);
   uint32_t nd = 0;
-  for (const Packet& p : pkts) {
-    if (!enqueue(p, now_ns).queued && nd < dropped.size()) dropped[nd++] = p.handle;
+  // Three passes per group of 32, so that the table's cache misses overlap: hash and
+  // prefetch both buckets' keys; find the key and prefetch its entry; enqueue.
+  constexpr size_t kGroup = 32;
+  uint32_t hint[kGroup];
+  uint32_t b1[kGroup], b2[kGroup];
+  for (size_t base = 0; base < pkts.size(); base += kGroup) {
+    const size_t n = std::min(kGroup, pkts.size() - base);
+    const Packet* p = pkts.data() + base;
+    for (size_t j = 0; j < n; ++j) {
+      s.buckets_of(p[j].conn, b1[j], b2[j]);
+      __builtin_prefetch(&s.keys[b1[j] * kWays]);
+      __builtin_prefetch(&s.keys[b2[j] * kWays]);
+    }
+    for (size_t j = 0; j < n; ++j) {
+      hint[j] = s.key_index(p[j].conn, b1[j], b2[j]);
+      if (hint[j] != kNil) __builtin_prefetch(&s.conns[hint[j]], 1);
+    }
+    for (size_t j = 0; j < n; ++j)
+      if (!s.enqueue_one(p[j], t, hint[j]).queued && nd < dropped.size())
+        dropped[nd++] = p[j].handle;
   }
   return nd;
 }
