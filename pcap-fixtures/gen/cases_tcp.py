@@ -172,10 +172,11 @@ def tcp_reorder_pvm():
              "the engine may release in stream or arrival order (order not asserted). No "
              "checkpoint.")
     c = TcpConn(k)
-    resp = http_response("reop", 8 * MSS - 100)
+    resp = http_response("reop", 8 * MSS - 200)
     t = c.passive_open(START)
     c.request(t + 20, HTTP_GET)
     segs = [resp[i:i + MSS] for i in range(0, len(resp), MSS)]
+    assert len(segs) == 8
     order = [0, 2, 1, 3, 5, 4, 6, 7]
     tp = t + 300
     for n, i in enumerate(order):
@@ -195,10 +196,11 @@ def tcp_reorder_svm():
              "later. Out-of-order SVM bytes wait in the reorder window until they can be "
              "compared. No checkpoint; every PVM frame released.")
     c = TcpConn(k)
-    resp = http_response("reos", 8 * MSS - 10)
+    resp = http_response("reos", 8 * MSS - 200)
     t = c.passive_open(START)
     c.request(t + 20, HTTP_GET)
     segs = [resp[i:i + MSS] for i in range(0, len(resp), MSS)]
+    assert len(segs) == 8
     tp = t + 300
     c.send("p", tp, resp, seg=MSS)
     for n, i in enumerate([1, 0, 2, 4, 3, 7, 5, 6]):
@@ -330,7 +332,7 @@ def tcp_lag_beyond_window():
     request_at(k, ip[0], TIMEOUT_US, TIMEOUT_US + DEADLINE_SLACK_US)
     all_released(k)
     frame_delay(k, ip[0], TIMEOUT_US + LATENCY_US, TIMEOUT_US + LATENCY_US + DEADLINE_SLACK_US)
-    counters(k, svm_dropped={"min": 10})
+    counters(k, svm_retransmits={"min": 10}, held_svm=0)
     return k
 
 
@@ -732,25 +734,75 @@ def tcp_20000_flows():
 
 @case
 def tcp_table_full():
-    k = Case("tcp_table_full", "connection table full: a checkpoint, nothing lost",
-             "max_connections is set to 16 and 40 connections open. Frames that find the "
-             "table full request a checkpoint (reason table_full) instead of being dropped; "
-             "every PVM frame is released in the end, per flow in order.")
+    k = Case("tcp_table_full", "connection table full of holding connections: a checkpoint",
+             "max_connections is set to 16. 40 connections, picked up mid-stream (no "
+             "handshake, same ISN on both VMs), each send 200 bytes, 100 µs apart; the SVM "
+             "answers 20 ms later, so every tracked connection holds a PVM frame. The 17th "
+             "connection's frame finds the table full of connections that hold output: a "
+             "checkpoint is requested at once (reason table_full) instead of dropping or "
+             "evicting held output. Checkpoint done (1 ms later) releases flows 0-25 and makes "
+             "the SVM a copy of the PVM, so the SVM only sends flows 26-39, which have room "
+             "in the table again and are matched. One request; every PVM frame released, "
+             "per flow in order.")
     settings(k, max_connections=16)
     conns = [TcpConn(k, cli_port=30000 + i, pvm_isn=0x100 + i * 7919, svm_isn=0x100 + i * 7919)
              for i in range(40)]
+    for c in conns:
+        c.syn_sent = {"p": True, "s": True, "c": True}
     t = START
+    ip = [c.vm("p", t + 100 * i, F.PSH | F.ACK, blob(f"tf{i}", 200)) for i, c in enumerate(conns)]
+    # The checkpoint (done 1 ms after the 17th frame) released flows 0-25 and made the
+    # SVM a copy of the PVM: the SVM never sends those 26 segments; it sends the others.
     for i, c in enumerate(conns):
-        c.cli(t + 100 * i, F.SYN)
-        c.vm("p", t + 100 * i + 40, F.SYN | F.ACK)
-        c.vm("s", t + 100 * i + 90, F.SYN | F.ACK)
-    for i, c in enumerate(conns):
-        c.cli(t + 5000 + 100 * i, F.PSH | F.ACK, HTTP_GET)
-        c.vm("p", t + 5000 + 100 * i + 40, F.PSH | F.ACK, blob(f"tf{i}", 200))
-        c.vm("s", t + 5000 + 100 * i + 90, F.PSH | F.ACK, blob(f"tf{i}", 200))
-    checkpoints(k, {"min": 1})
-    k.expect["checkpoint_reasons"] = {"table_full": {"min": 1}}
-    k.expect["reasons_allowed"] = ["table_full", "deadline", "held_full"]
+        if i >= 26:
+            c.vm("s", t + 20_000 + 100 * i, F.PSH | F.ACK, blob(f"tf{i}", 200))
+    k.has_ingress = False
+    checkpoints(k, 1, table_full=1)
+    k.expect["reasons_allowed"] = ["table_full", "deadline"]
+    request_at(k, ip[16], 0, 0)
     all_released(k, order="per_flow")
     counters(k, conns_table_full={"min": 1})
+    return k
+
+
+@case
+def tcp_table_full_offsets():
+    k = Case("tcp_table_full_offsets", "table full of idle connections with learned ISN offsets",
+             "max_connections 16. 16 connections open (each with different PVM and SVM ISNs) "
+             "and go idle; then a 17th opens. Forgetting an idle connection would forget its "
+             "ISN offset (its SVM data could no longer be compared, its client ACKs would "
+             "reach the SVM untranslated), so the full table requests a checkpoint (reason "
+             "table_full). At checkpoint done the SVM becomes a copy of the PVM: from then on "
+             "the SVM numbers every old connection in the PVM's sequence space, which the "
+             "generator models from the 17th SYN's time + 1 ms on. Then the 16 old "
+             "connections each send 300 bytes, matched. Exactly one request, no mismatch.")
+    settings(k, max_connections=16)
+    conns = [TcpConn(k, cli_port=31000 + i, pvm_isn=0x1000 + i * 7919, svm_isn=0x80000000 + i * 104729)
+             for i in range(17)]
+    t = START
+    for i, c in enumerate(conns[:16]):
+        c.cli(t + 500 * i, F.SYN)
+        c.vm("p", t + 500 * i + 40, F.SYN | F.ACK)
+        c.vm("s", t + 500 * i + 90, F.SYN | F.ACK)
+        c.cli(t + 500 * i + 340, F.ACK)
+    t17 = t + 10_000
+    new = conns[16]
+    new.cli(t17, F.SYN)
+    new.vm("p", t17 + 40, F.SYN | F.ACK)
+    new.vm("s", t17 + 90, F.SYN | F.ACK)
+    new.cli(t17 + 340, F.ACK)
+    # checkpoint done at t17 + 1 ms: the SVM is now the PVM's copy for the old connections
+    for c in conns[:16]:
+        c.isn["s"], c.nxt["s"] = c.isn["p"], c.nxt["p"]
+        c.ts_base["s"], c.win["s"], c.ipid["s"] = c.ts_base["p"], c.win["p"], c.ipid["p"]
+    td = t + 20_000
+    ip = []
+    for i, c in enumerate(conns[:16]):
+        c.request(td + 100 * i, b"GET /%d HTTP/1.1\r\n\r\n" % i)
+        ip.append(c.vm("p", td + 100 * i + 40, F.PSH | F.ACK, blob(f"tfo{i}", 300)))
+        c.vm("s", td + 100 * i + 90, F.PSH | F.ACK, blob(f"tfo{i}", 300))
+    checkpoints(k, 1, table_full=1)
+    all_released(k, order="per_flow")
+    for i in ip:
+        frame_delay(k, i, 50)
     return k
