@@ -112,6 +112,7 @@ bool EngineHarness::complete_checkpoint() {
   CheckpointRecord& c = checkpoints_[idx];
   pending_cp_.reset();
   c.done_ns = now_;
+  c.actions_before_done = actions_.size();
   engine_->checkpoint_done(c.req.epoch, now_);
   drain();
   checkpoints_[idx].actions_at_done = actions_.size();

@@ -43,6 +43,7 @@ struct CheckpointRecord {
   uint64_t taken_ns = 0;               // when the harness took it
   std::optional<uint64_t> done_ns;     // when checkpoint_done was called
   uint64_t pushes_before = 0;
+  size_t actions_before_done = 0;      // actions().size() right before checkpoint_done
   size_t actions_at_done = 0;          // actions().size() right after checkpoint_done
 };
 

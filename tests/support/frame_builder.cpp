@@ -234,6 +234,7 @@ Bytes build_frame(const FrameSpec& s) {
     while (opt.size() % 4) opt.push_back(0);
     if (opt.size() > 40) throw std::invalid_argument("IPv4 options exceed 40 bytes");
     size_t ihl = 20 + opt.size();
+    if (ihl + l4.size() > 65535) throw std::invalid_argument("IPv4 datagram over 65535 bytes");
     f.push_back(static_cast<uint8_t>(0x40 | (ihl / 4)));
     f.push_back(s.tos);
     put16(f, static_cast<uint16_t>(ihl + l4.size()));
@@ -257,6 +258,7 @@ Bytes build_frame(const FrameSpec& s) {
     }
   } else {
     size_t ext = s.ip6_hop_by_hop ? 8 : 0;
+    if (ext + l4.size() > 65535) throw std::invalid_argument("IPv6 payload over 65535 bytes");
     put32(f, 0x60000000u | (static_cast<uint32_t>(s.tos) << 20));
     put16(f, static_cast<uint16_t>(ext + l4.size()));
     f.push_back(s.ip6_hop_by_hop ? kIp6HopByHop : s.proto);

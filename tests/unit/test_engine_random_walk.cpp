@@ -235,7 +235,8 @@ class Walk {
         uint64_t t = base + b * rate + rng_() % (cfg_.jitter_ns + 1);
         add({t, 0, side, k, Kind::data, a, b, false, {}, c.vm_data(vm, a, content(p, vm, a, b))});
         if (u01(rng_) < cfg_.p_retransmit) {
-          uint64_t ra = (rng_() & 1) ? a : rng_() % (a + 1);  // whole, or overlapping earlier bytes
+          // whole, or overlapping up to one more segment of earlier bytes
+          uint64_t ra = (rng_() & 1) ? a : a - rng_() % (std::min<uint64_t>(a, 1448) + 1);
           uint64_t rt = t + 1 * kMs + rng_() % (20 * kMs);
           add({rt, 0, side, k, Kind::data, ra, b, false, {},
                c.vm_data(vm, ra, content(p, vm, ra, b))});
@@ -287,7 +288,9 @@ class Walk {
     if (e.kind == Kind::fin && e.side == Side::svm) svm_fin_.insert(e.conn);
     if (e.side == Side::pvm) {
       ++pvm_frames_;
-      if (e.kind == Kind::data)
+      // Furthest stream position the PVM reached (a FIN occupies len, so len + 1). At
+      // checkpoint done everything before it counts as the PVM's pre-checkpoint output.
+      if (e.kind == Kind::data || e.kind == Kind::fin)
         pvm_extent_[e.conn] = std::max(pvm_extent_[e.conn], e.b);
     }
     meta_.push_back(std::move(m));
@@ -310,7 +313,7 @@ class Walk {
       first_done_actions_ = 0;
       for (const auto& c : h_.checkpoints())
         if (c.done_ns) {
-          first_done_actions_ = c.actions_at_done;
+          first_done_actions_ = c.actions_before_done;
           break;
         }
     }
@@ -385,7 +388,10 @@ class Walk {
       if (from < b) {
         EXPECT_TRUE(oracles_after_[m.conn].matched(from, b))
             << "conn " << m.conn << " PVM bytes [" << from << "," << b
-            << ") released after the checkpoint without the SVM's copy";
+            << ") released (" << to_string(reason) << ") after the checkpoint without the SVM's "
+            << "copy; PVM stream position at checkpoint done " << p << ", SVM copy has "
+            << oracles_after_[m.conn].contiguous(Vm::svm) << " contiguous, extent "
+            << oracles_after_[m.conn].extent(Vm::svm) << ", t " << r.t_ns;
       }
     }
   }
@@ -400,7 +406,9 @@ class Walk {
     ASSERT_TRUE(d.ok);
     EXPECT_EQ(d.ack, c.vm_seq(space, m.a))
         << "conn " << m.conn << " client ack not in the " << (after_done ? "PVM" : "SVM")
-        << "'s space";
+        << "'s space (PVM space " << c.vm_seq(Vm::pvm, m.a) << ", SVM space "
+        << c.vm_seq(Vm::svm, m.a) << "), handle " << r.handle << ", action " << checked_
+        << ", t " << r.t_ns;
     ASSERT_EQ(d.sack.size(), m.sack.size());
     for (size_t i = 0; i < m.sack.size(); ++i) {
       EXPECT_EQ(d.sack[i].first, c.vm_seq(space, m.sack[i].first));
