@@ -110,13 +110,15 @@ Bytes ipv6(const V6& h, const Bytes& payload) {
 
 // Generic extension header (hop-by-hop, routing, destination options): 8*(units+1) bytes.
 Bytes ext6(uint8_t next, uint8_t units) {
-  Bytes b = {next, units};
-  b.resize(8u * (units + 1u), 0);
+  Bytes b(8u * (units + 1u), 0);
+  b[0] = next;
+  b[1] = units;
   return b;
 }
 Bytes ah6(uint8_t next, uint8_t len_field) {
-  Bytes b = {next, len_field};
-  b.resize(4u * (len_field + 2u), 0);
+  Bytes b(4u * (len_field + 2u), 0);
+  b[0] = next;
+  b[1] = len_field;
   return b;
 }
 Bytes frag6(uint8_t next, uint32_t offset_bytes, bool more, uint32_t id) {
