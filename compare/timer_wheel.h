@@ -9,6 +9,7 @@
 //   ...
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -32,7 +33,11 @@ class TimerWheel {
     Node& n = nodes_[id];
     n.expires = expires_ns;
     n.armed = true;
-    uint32_t s = slot_of(expires_ns);
+    // A time already behind the cursor goes to the cursor's slot, which expire() visits
+    // next; otherwise it would wait a whole revolution.
+    uint64_t tick = std::max(expires_ns >> kGranularityShift, cursor_);
+    uint32_t s = static_cast<uint32_t>(tick & (kSlots - 1));
+    n.slot = s;
     n.prev = kNone;
     n.next = slots_[s];
     if (n.next != kNone) nodes_[n.next].prev = id;
@@ -44,7 +49,7 @@ class TimerWheel {
     Node& n = nodes_[id];
     if (!n.armed) return;
     if (n.prev != kNone) nodes_[n.prev].next = n.next;
-    else slots_[slot_of(n.expires)] = n.next;
+    else slots_[n.slot] = n.next;
     if (n.next != kNone) nodes_[n.next].prev = n.prev;
     n.armed = false;
     --count_;
@@ -76,14 +81,23 @@ class TimerWheel {
     cursor_ = last;
   }
 
-  // Earliest expiry among armed timers, or UINT64_MAX. O(armed timers); for idle
-  // loops and replay, not for the per-frame path.
+  // Earliest expiry among armed timers, or UINT64_MAX. Walks the slots forward from the
+  // cursor and stops at the first one holding a timer of that very tick (O(slots) at
+  // worst); only when every armed timer is more than a revolution away does it look at
+  // them all.
   uint64_t earliest() const {
+    if (count_ == 0) return UINT64_MAX;
+    for (uint64_t tick = cursor_; tick < cursor_ + kSlots; ++tick) {
+      uint64_t best = UINT64_MAX;
+      for (uint32_t id = slots_[tick & (kSlots - 1)]; id != kNone; id = nodes_[id].next) {
+        if ((nodes_[id].expires >> kGranularityShift) <= tick) best = std::min(best, nodes_[id].expires);
+      }
+      if (best != UINT64_MAX) return best;
+    }
     uint64_t best = UINT64_MAX;
-    if (count_ == 0) return best;
     for (uint32_t head : slots_) {
       for (uint32_t id = head; id != kNone; id = nodes_[id].next) {
-        if (nodes_[id].expires < best) best = nodes_[id].expires;
+        best = std::min(best, nodes_[id].expires);
       }
     }
     return best;
@@ -93,12 +107,9 @@ class TimerWheel {
   struct Node {
     uint64_t expires = 0;
     uint32_t next = kNone, prev = kNone;
+    uint32_t slot = 0;
     bool armed = false;
   };
-  static uint32_t slot_of(uint64_t t) {
-    return static_cast<uint32_t>((t >> kGranularityShift) & (kSlots - 1));
-  }
-
   std::vector<Node> nodes_;
   std::vector<uint32_t> slots_;
   uint64_t cursor_ = 0;
