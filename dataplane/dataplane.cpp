@@ -198,7 +198,16 @@ void Dataplane::stop_ports(bool close) {
 Report Dataplane::report() const {
   Report rep;
   for (size_t i = 0; i < slots_.size(); ++i) {
-    WorkerStats s = slots_[i]->read();
+    // Stepped on this thread (tests, bench): read the workers directly; on lcores: the
+    // snapshot each worker publishes.
+    WorkerStats s;
+    if (lcores_.empty()) {
+      s = workers_[i]->stats();
+      s.engine = workers_[i]->engine().counters();
+      s.held_frames = workers_[i]->engine().held_frames();
+    } else {
+      s = slots_[i]->read();
+    }
     rep.workers.push_back(s);
     rep.total += s;
   }

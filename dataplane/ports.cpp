@@ -47,7 +47,13 @@ bool plan_ports(const Config& cfg, PortPlan& plan, std::string& error) {
     uint16_t id = 0;
     if (rte_eth_dev_get_port_by_name(name.c_str(), &id) != 0) {
       error = "config key 'ports." + std::string(to_string(static_cast<Role>(r))) +
-              "': no DPDK port named '" + name + "' (device string '" + cfg.ports[r] + "')";
+              "': no DPDK port named '" + name + "' (device string '" + cfg.ports[r] +
+              "'); ports:";
+      uint16_t pid;
+      RTE_ETH_FOREACH_DEV(pid) {
+        char n[RTE_ETH_NAME_MAX_LEN];
+        if (rte_eth_dev_get_name_by_port(pid, n) == 0) error += std::string(" ") + n;
+      }
       return false;
     }
     plan.port[r] = id;

@@ -96,8 +96,7 @@ void Worker::handle(Role r, rte_mbuf* m, uint64_t now_ns) {
   }
 }
 
-void Worker::dispatch_rx(rte_mbuf* m, uint64_t now_ns) {
-  Role r = static_cast<Role>(s_.role_of_port[m->port]);
+void Worker::dispatch_rx(Role r, rte_mbuf* m, uint64_t now_ns) {
   if (s_.count > 1 && !s_.steer_to.empty() && r != Role::host && r != Role::link) {
     // Software steering: the owner is flow_hash(canonical key) % workers. Fragments are
     // steered by addresses only (their ports are not in every fragment).
@@ -126,7 +125,15 @@ unsigned Worker::steer_in(uint64_t now_ns) {
   std::array<rte_mbuf*, kMaxBurst> bufs;
   unsigned n = rte_ring_sc_dequeue_burst(s_.steer_from, reinterpret_cast<void**>(bufs.data()),
                                          s_.cfg->burst, nullptr);
-  for (unsigned i = 0; i < n; ++i) handle(static_cast<Role>(s_.role_of_port[bufs[i]->port]), bufs[i], now_ns);
+  for (unsigned i = 0; i < n; ++i) {
+    uint16_t p = bufs[i]->port;  // set by the reading worker (not every PMD sets it)
+    uint8_t role = p < RTE_MAX_ETHPORTS ? s_.role_of_port[p] : kNoRole;
+    if (role == kNoRole) {
+      rte_pktmbuf_free(bufs[i]);
+      continue;
+    }
+    handle(static_cast<Role>(role), bufs[i], now_ns);
+  }
   return n;
 }
 
@@ -198,7 +205,8 @@ unsigned Worker::poll_once(uint64_t now_ns) {
       pc.rx += n;
       for (uint16_t i = 0; i < n; ++i) {
         pc.rx_bytes += bufs[i]->pkt_len;
-        dispatch_rx(bufs[i], now_ns);
+        bufs[i]->port = static_cast<uint16_t>(s_.port[r]);
+        dispatch_rx(static_cast<Role>(r), bufs[i], now_ns);
       }
       handled += n;
       apply_actions();

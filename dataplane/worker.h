@@ -76,6 +76,7 @@ class Worker {
 
   void publish_stats();
   Engine& engine() { return *engine_; }
+  const Engine& engine() const { return *engine_; }
   const WorkerStats& stats() const { return st_; }
   uint64_t replay_checkpoints_requested() const { return replay_requested_; }
   uint64_t replay_checkpoints_done() const { return replay_done_; }
@@ -83,7 +84,7 @@ class Worker {
   static uint64_t tsc_to_ns(uint64_t cycles, uint64_t hz);
 
  private:
-  void dispatch_rx(rte_mbuf* m, uint64_t now_ns);
+  void dispatch_rx(Role r, rte_mbuf* m, uint64_t now_ns);
   void handle(Role r, rte_mbuf* m, uint64_t now_ns);
   void ingress(rte_mbuf* m, uint64_t now_ns);
   void from_vm(Side side, rte_mbuf* m, uint64_t now_ns);

@@ -34,8 +34,9 @@ class RingRig {
       for (unsigned q = 0; q < txq; ++q)
         out_[i].push_back(rte_ring_create((base + "_out" + std::to_string(q)).c_str(), ring_size,
                                           SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ));
+      // rte_eth_from_rings names the port "net_ring_<name>".
       std::string port = "net_ring_" + base;
-      int id = rte_eth_from_rings(port.c_str(), &in_[i], 1, out_[i].data(),
+      int id = rte_eth_from_rings(base.c_str(), &in_[i], 1, out_[i].data(),
                                   static_cast<unsigned>(out_[i].size()), SOCKET_ID_ANY);
       ok_ = ok_ && id >= 0 && in_[i] != nullptr;
       cfg.ports[i] = port;

@@ -127,12 +127,13 @@ TEST_F(DataplaneRing, MirrorsIngressToBothVmsAndTranslatesTheSvmAck) {
   EXPECT_EQ(to_pvm[0], syn) << "the PVM gets the client's frame untouched";
   EXPECT_EQ(to_svm[0], syn) << "a SYN carries no ack to translate";
 
-  ASSERT_TRUE(f.inject(Role::pvm, c.vm_synack(Vm::pvm)));
+  Bytes pvm_synack = c.vm_synack(Vm::pvm);
+  ASSERT_TRUE(f.inject(Role::pvm, pvm_synack));
   ASSERT_TRUE(f.inject(Role::svm, c.vm_synack(Vm::svm)));
   f.dp->step(2 * kMs);
   auto released = f.rig->collect(Role::ext);
   ASSERT_EQ(released.size(), 1u) << "the PVM's SYN/ACK is released once the SVM's matches";
-  EXPECT_EQ(released[0], c.vm_synack(Vm::pvm));
+  EXPECT_EQ(released[0], pvm_synack);
 
   Bytes ack = c.client_handshake_ack();
   ASSERT_TRUE(f.inject(Role::ext, ack));
