@@ -65,7 +65,7 @@ def build(fn):
     for side in sides:
         out[side + ".pcap"] = pcap_bytes(k.frames[side])
     out.update(k.raw_files)
-    return k.name, out
+    return k.name, out, k
 
 
 def write_case(root, name, files):
@@ -90,11 +90,31 @@ def cases_file():
             "".join(n + "\n" for n in all_names())).encode()
 
 
+def index_file(built):
+    """INDEX.md: every case with its one-line title (captured cases from their README)."""
+    rows = {name: k.title for name, k in built}
+    for name in CAPTURED:
+        p = os.path.join(HERE, name, "README.md")
+        title = "captured"
+        if os.path.exists(p):
+            with open(p, encoding="utf-8") as fh:
+                first = fh.readline().strip()
+            title = first.split(": ", 1)[1] if ": " in first else first
+        rows[name] = title + " (captured)"
+    lines = ["# pcap-fixtures index", "",
+             "Written by `generate.py`; what each case checks is in its README.md.", "",
+             "| case | what |", "|---|---|"]
+    lines += [f"| [{n}]({n}/README.md) | {rows[n]} |" for n in sorted(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def check():
     bad = []
     with tempfile.TemporaryDirectory() as tmp:
+        built = []
         for fn in REGISTRY:
-            name, files = build(fn)
+            name, files, k = build(fn)
+            built.append((name, k))
             write_case(tmp, name, files)
             for f in GENERATED_FILES:
                 mine = os.path.join(tmp, name, f)
@@ -106,6 +126,9 @@ def check():
     with open(os.path.join(HERE, "CASES"), "rb") as fh:
         if fh.read() != cases_file():
             bad.append("CASES: differs from the generator's list")
+    with open(os.path.join(HERE, "INDEX.md"), "rb") as fh:
+        if fh.read() != index_file(built):
+            bad.append("INDEX.md: differs from the generator's index")
     known = set(all_names())
     for entry in sorted(os.listdir(HERE)):
         p = os.path.join(HERE, entry)
@@ -132,14 +155,19 @@ def main():
         return 0
     if a.check:
         return check()
+    built = []
     for fn in REGISTRY:
         if a.only and fn.__name__ not in a.only:
             continue
-        name, files = build(fn)
+        name, files, k = build(fn)
+        built.append((name, k))
         write_case(HERE, name, files)
         print(f"{name}: {', '.join(sorted(files))}")
-    with open(os.path.join(HERE, "CASES"), "wb") as fh:
-        fh.write(cases_file())
+    if not a.only:
+        with open(os.path.join(HERE, "CASES"), "wb") as fh:
+            fh.write(cases_file())
+        with open(os.path.join(HERE, "INDEX.md"), "wb") as fh:
+            fh.write(index_file(built))
     return 0
 
 
