@@ -94,7 +94,7 @@ void EngineImpl::frag_input(Side side, uint64_t handle, uint8_t* data, uint32_t 
     return;
   }
   if (e.buf.size() < end) e.buf.resize(end);
-  std::memcpy(e.buf.data() + off, data + f.l4_off, f.frag_data_len);
+  if (f.frag_data_len > 0) std::memcpy(e.buf.data() + off, data + f.l4_off, f.frag_data_len);
   e.ranges.emplace_back(off, end);
   if (off == 0) {
     e.have_first = true;
