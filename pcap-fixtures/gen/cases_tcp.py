@@ -806,3 +806,31 @@ def tcp_table_full_offsets():
     for i in ip:
         frame_delay(k, i, 50)
     return k
+
+
+@case
+def ipv6_tcp():
+    k = Case("ipv6_tcp", "TCP over IPv6, different ISNs",
+             "As tcp_identical over IPv6 (2001:db8::2 -> [2001:db8::10]:80), 12 kB response, "
+             "different ISNs on the two VMs, client ACKs translated for the SVM. No "
+             "checkpoint, every frame released.")
+    c = TcpConn(k, cli_ip="2001:db8::2", srv_ip="2001:db8::10", pvm_isn=0x0ABC0000,
+                svm_isn=0xDEF00000)
+    exchange(c, START, http_response("v6tcp", 12000), pvm_seg=MSS - 20, svm_seg=MSS - 20)
+    checkpoints(k, 0)
+    all_released(k, max_delay=120)
+    svm_ingress_translated(k, c)
+    return k
+
+
+@case
+def vlan_tcp():
+    k = Case("vlan_tcp", "TCP on 802.1Q VLAN 42, different ISNs",
+             "As tcp_identical with every frame tagged VLAN 42: handshake, 8 kB response, "
+             "close; ACKs translated for the SVM. No checkpoint.")
+    c = TcpConn(k, vlan=42, pvm_isn=0x13572468, svm_isn=0x24681357)
+    exchange(c, START, http_response("vlantcp", 8000))
+    checkpoints(k, 0)
+    all_released(k, max_delay=120)
+    svm_ingress_translated(k, c)
+    return k
