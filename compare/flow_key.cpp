@@ -1,7 +1,10 @@
 // Canonical flow key, its hash and its text form.
 #include "compare/flow_key.h"
 
+#include <bit>
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
 
 namespace lockstep {
 
@@ -85,20 +88,29 @@ FlowKey flow_key_of(const ParsedFrame& f, bool* from_lo) {
 }
 
 uint64_t flow_hash(const FlowKey& k) {
-  // The key's 40 bytes in declaration order, folded eight at a time.
+  // The key's 40 bytes in declaration order (multi-byte fields little-endian), folded
+  // eight at a time. On a little-endian host those are the struct's own bytes: the
+  // layout has no padding (pad_ is always zero), so they are read in place.
   uint8_t bytes[40];
-  for (unsigned i = 0; i < 16; ++i) {
-    bytes[i] = k.addr_lo.b[i];
-    bytes[16 + i] = k.addr_hi.b[i];
+  if constexpr (std::endian::native == std::endian::little) {
+    static_assert(offsetof(FlowKey, addr_hi) == 16 && offsetof(FlowKey, port_lo) == 32 &&
+                  offsetof(FlowKey, vlan) == 36 && offsetof(FlowKey, proto) == 38);
+    std::memcpy(bytes, &k, sizeof bytes);
+    bytes[39] = 0;
+  } else {
+    for (unsigned i = 0; i < 16; ++i) {
+      bytes[i] = k.addr_lo.b[i];
+      bytes[16 + i] = k.addr_hi.b[i];
+    }
+    bytes[32] = static_cast<uint8_t>(k.port_lo);
+    bytes[33] = static_cast<uint8_t>(k.port_lo >> 8);
+    bytes[34] = static_cast<uint8_t>(k.port_hi);
+    bytes[35] = static_cast<uint8_t>(k.port_hi >> 8);
+    bytes[36] = static_cast<uint8_t>(k.vlan);
+    bytes[37] = static_cast<uint8_t>(k.vlan >> 8);
+    bytes[38] = k.proto;
+    bytes[39] = 0;
   }
-  bytes[32] = static_cast<uint8_t>(k.port_lo);
-  bytes[33] = static_cast<uint8_t>(k.port_lo >> 8);
-  bytes[34] = static_cast<uint8_t>(k.port_hi);
-  bytes[35] = static_cast<uint8_t>(k.port_hi >> 8);
-  bytes[36] = static_cast<uint8_t>(k.vlan);
-  bytes[37] = static_cast<uint8_t>(k.vlan >> 8);
-  bytes[38] = k.proto;
-  bytes[39] = 0;
 
   uint64_t h = 0x9e3779b97f4a7c15ull;
   for (unsigned i = 0; i < 40; i += 8) {
