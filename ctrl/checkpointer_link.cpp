@@ -434,9 +434,10 @@ void CheckpointCoordinator::Impl::on_connected(Fd fd, uint64_t now) {
   out_pos = 0;
   peer_name.clear();
   if (cfg.dialect == Dialect::native) {
-    send_bytes(encode_native(NativeMessage::hello(
-                   "lockstepd", cfg.name, {"checkpoint", "heartbeat", "failover", "begin"})),
-               now);
+    NativeMessage h =
+        NativeMessage::hello("lockstepd", cfg.name, {"checkpoint", "heartbeat", "failover", "begin"});
+    h.epoch = fsm.epoch();
+    send_bytes(encode_native(h), now);
   }
 }
 

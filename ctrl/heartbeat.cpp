@@ -109,7 +109,7 @@ void HeartbeatMonitor::tick(uint64_t now_ns, std::vector<Decision>& out) {
     if ((p.state == PeerState::up || p.state == PeerState::waiting) &&
         now_ns >= p.last_ns + p.cfg.timeout_ns) {
       p.state = PeerState::suspect;
-      p.suspect_since = now_ns;
+      p.suspect_since = p.last_ns + p.cfg.timeout_ns;  // when it became suspect, not when seen
       ++p.suspects;
       out.push_back({make_event(EventKind::peer_suspect, p.cfg.name, now_ns,
                                 "no heartbeat for " +

@@ -136,6 +136,7 @@ std::string native_json(const NativeMessage& m) {
       j["role"] = m.role;
       j["name"] = m.name;
       j["capabilities"] = m.capabilities;
+      j["epoch"] = m.epoch;
       break;
     case NativeType::checkpoint_request:
       j["epoch"] = m.epoch;
@@ -195,6 +196,7 @@ bool decode_native_payload(std::string_view payload, NativeMessage& out, std::st
         return false;
       }
       out.version = static_cast<uint32_t>(v);
+      if (j.contains("epoch") && !get_u64(j, "epoch", out.epoch, error)) return false;
       if (!get_str(j, "role", out.role, error, false, 64)) return false;
       if (!get_str(j, "name", out.name, error, false, 256)) return false;
       auto caps = j.find("capabilities");

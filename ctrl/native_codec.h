@@ -1,6 +1,6 @@
 // The native checkpointer protocol (docs/checkpointer-protocol.md): be32 length-prefixed
 // JSON objects, each with a "type". Version 1 messages:
-//   hello               {version, role, name, capabilities[]}
+//   hello               {version, role, name, capabilities[], epoch}
 //   checkpoint_request  {epoch, reason, flow?, attempt}
 //   checkpoint_begin    {epoch}
 //   checkpoint_done     {epoch}
@@ -47,7 +47,7 @@ struct NativeMessage {
   std::string role;  // "lockstepd", "checkpointer", "peer"
   std::string name;
   std::vector<std::string> capabilities;
-  // checkpoint_*
+  // checkpoint_*; in hello, the sender's current epoch (lockstepd) or 0
   uint64_t epoch = 0;
   std::string reason;  // a CheckpointReason name (checkpoint_request)
   std::string flow;    // to_string(FlowKey), empty when none

@@ -1,0 +1,157 @@
+// Prometheus text rendering, the HTTP listener over a real TCP socket, and sd_notify
+// over a real datagram socket.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "ctrl/metrics.h"
+#include "ctrl/metrics_http.h"
+#include "ctrl/sd_notify.h"
+#include "test_util.h"
+
+using namespace lockstep;
+using namespace lockstep::ctrl;
+using namespace lockstep::ctrl::testing;
+
+TEST(Prometheus, GroupsHelpTypeAndEscapes) {
+  std::vector<MetricSample> s;
+  add_sample(s, "lockstep_a_total", "first\nline", MetricType::counter, 3, {{"worker", "0"}});
+  add_sample(s, "lockstep_b", "gauge", MetricType::gauge, 1.5);
+  add_sample(s, "lockstep_a_total", "first", MetricType::counter, 4,
+             {{"worker", "1"}, {"reason", "a\"b\\c\nd"}});
+  add_sample(s, "9bad-name.x", "sanitised", MetricType::gauge, 0);
+  std::string t = prometheus_text(s);
+  EXPECT_EQ(t,
+            "# HELP lockstep_a_total first\\nline\n"
+            "# TYPE lockstep_a_total counter\n"
+            "lockstep_a_total{worker=\"0\"} 3\n"
+            "lockstep_a_total{worker=\"1\",reason=\"a\\\"b\\\\c\\nd\"} 4\n"
+            "# HELP lockstep_b gauge\n"
+            "# TYPE lockstep_b gauge\n"
+            "lockstep_b 1.5\n"
+            "# HELP _9bad_name_x sanitised\n"
+            "# TYPE _9bad_name_x gauge\n"
+            "_9bad_name_x 0\n");
+}
+
+TEST(Prometheus, EngineCountersWithReasons) {
+  Counters c;
+  c.pvm_in = 7;
+  c.held_pvm = 2;
+  c.released[static_cast<unsigned>(ReleaseReason::checkpoint)] = 5;
+  std::vector<MetricSample> s;
+  append_engine_counters(c, {{"worker", "3"}}, s);
+  std::string t = prometheus_text(s);
+  EXPECT_NE(t.find("lockstep_pvm_in_total{worker=\"3\"} 7\n"), std::string::npos);
+  EXPECT_NE(t.find("# TYPE lockstep_held_pvm gauge\n"), std::string::npos);
+  EXPECT_NE(t.find("lockstep_held_pvm{worker=\"3\"} 2\n"), std::string::npos);
+  EXPECT_NE(t.find("lockstep_released_total{worker=\"3\",reason=\"checkpoint\"} 5\n"),
+            std::string::npos);
+  EXPECT_NE(t.find("lockstep_checkpoint_reason_total{worker=\"3\",reason=\"payload_mismatch\"} 0\n"),
+            std::string::npos);
+  // Each name has exactly one TYPE line.
+  size_t n = 0;
+  for (size_t p = t.find("# TYPE lockstep_released_total "); p != std::string::npos;
+       p = t.find("# TYPE lockstep_released_total ", p + 1)) {
+    ++n;
+  }
+  EXPECT_EQ(n, 1u);
+}
+
+namespace {
+std::string http_get(uint16_t port, const std::string& request) {
+  Endpoint ep;
+  std::string error;
+  parse_endpoint("tcp:127.0.0.1:" + std::to_string(port), ep, error);
+  Fd fd = connect_endpoint(ep, error, false);
+  if (!fd.valid()) return "connect failed: " + error;
+  ::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    pollfd p{fd.get(), POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) break;
+    ssize_t n = recv(fd.get(), buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+}  // namespace
+
+TEST(MetricsHttp, ServesMetricsOnLoopback) {
+  MetricsHttpServer http([] { return std::string("lockstep_up 1\n"); });
+  Endpoint ep;
+  std::string error;
+  ASSERT_TRUE(parse_endpoint("tcp:127.0.0.1:0", ep, error));
+  ASSERT_TRUE(http.start(ep, error)) << error;
+  ASSERT_NE(http.port(), 0);
+  std::string r = http_get(http.port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("text/plain; version=0.0.4"), std::string::npos);
+  EXPECT_NE(r.find("\r\n\r\nlockstep_up 1\n"), std::string::npos);
+  EXPECT_EQ(http_get(http.port(), "GET /nope HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 404", 0), 0u);
+  EXPECT_EQ(http_get(http.port(), "POST /metrics HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 405", 0), 0u);
+  EXPECT_EQ(http_get(http.port(), std::string(10000, 'A')).rfind("HTTP/1.1 431", 0), 0u);
+  std::string head = http_get(http.port(), "HEAD /metrics HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(head.find("lockstep_up"), std::string::npos);
+  EXPECT_EQ(http.scrapes(), 2u);
+  EXPECT_EQ(http.bad_requests(), 3u);
+  http.stop();
+}
+
+TEST(SdNotify, SendsReadyToNotifySocket) {
+  std::string path = temp_path("notify.sock");
+  unlink(path.c_str());
+  Fd rx(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  ASSERT_EQ(bind(rx.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  setenv("NOTIFY_SOCKET", path.c_str(), 1);
+  EXPECT_TRUE(sd_notify_ready("ports up"));
+  EXPECT_TRUE(sd_notify_watchdog());
+  char buf[256];
+  ssize_t n = recv(rx.get(), buf, sizeof buf, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "READY=1\nSTATUS=ports up");
+  n = recv(rx.get(), buf, sizeof buf, 0);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "WATCHDOG=1");
+  setenv("NOTIFY_SOCKET", "relative/path", 1);
+  std::string error;
+  EXPECT_FALSE(sd_notify_send("READY=1", error));
+  unsetenv("NOTIFY_SOCKET");
+  EXPECT_TRUE(sd_notify_ready());  // no systemd: a no-op
+  setenv("WATCHDOG_USEC", "2000000", 1);
+  setenv("WATCHDOG_PID", std::to_string(getpid()).c_str(), 1);
+  EXPECT_EQ(sd_watchdog_interval_us(), 2000000u);
+  setenv("WATCHDOG_PID", "1", 1);
+  EXPECT_EQ(sd_watchdog_interval_us(), 0u);
+  unsetenv("WATCHDOG_USEC");
+  unsetenv("WATCHDOG_PID");
+  unlink(path.c_str());
+}
+
+TEST(Endpoint, Parse) {
+  Endpoint ep;
+  std::string error;
+  ASSERT_TRUE(parse_endpoint("unix:/run/x.sock", ep, error));
+  EXPECT_EQ(ep.path, "/run/x.sock");
+  ASSERT_TRUE(parse_endpoint("/run/y", ep, error));
+  EXPECT_EQ(ep.kind, Endpoint::Kind::unix_path);
+  ASSERT_TRUE(parse_endpoint("tcp:127.0.0.1:9000", ep, error));
+  EXPECT_EQ(ep.port, 9000);
+  ASSERT_TRUE(parse_endpoint("tcp:[::1]:9", ep, error));
+  EXPECT_EQ(ep.host, "::1");
+  EXPECT_EQ(ep.to_string(), "tcp:[::1]:9");
+  ASSERT_TRUE(parse_endpoint("localhost:1", ep, error));
+  EXPECT_FALSE(parse_endpoint("", ep, error));
+  EXPECT_FALSE(parse_endpoint("tcp:host", ep, error));
+  EXPECT_FALSE(parse_endpoint("tcp:host:70000", ep, error));
+  EXPECT_FALSE(parse_endpoint("tcp::80", ep, error));
+  EXPECT_FALSE(parse_endpoint("unix:" + std::string(200, 'a'), ep, error));
+}

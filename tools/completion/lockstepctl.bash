@@ -1,0 +1,58 @@
+# bash completion for lockstepctl. Command names come from the running daemon
+# (`lockstepctl list-commands`), with a built-in list when it cannot be reached.
+_lockstepctl() {
+  local cur prev words cword
+  _init_completion 2>/dev/null || {
+    cur=${COMP_WORDS[COMP_CWORD]}
+    prev=${COMP_WORDS[COMP_CWORD-1]}
+    words=("${COMP_WORDS[@]}")
+    cword=$COMP_CWORD
+  }
+  local opts="-s --socket -j --json --pretty -t --timeout -h --help -V --version"
+  case $prev in
+    -s|--socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    -t|--timeout) return ;;
+  esac
+  # Options before the command; the socket given with -s is used for the command list.
+  local i sock="" cmd=() 
+  for ((i = 1; i < cword; i++)); do
+    case ${words[i]} in
+      -s|--socket) sock=${words[i+1]}; ((i++)) ;;
+      -j|--json|--pretty|-h|--help|-V|--version) ;;
+      -t|--timeout) ((i++)) ;;
+      *) cmd+=("${words[i]}") ;;
+    esac
+  done
+  if [[ ${#cmd[@]} -eq 0 && $cur == -* ]]; then
+    COMPREPLY=($(compgen -W "$opts" -- "$cur")); return
+  fi
+  local list
+  list=$(lockstepctl ${sock:+-s "$sock"} -t 1 list-commands 2>/dev/null)
+  [[ -z $list ]] && list=$'help\nlist-commands\nstatus\nstats\nconns\nconfig get\nconfig set\ncheckpoint\nfailover\nmode\ncapture start\ncapture stop\nversion\nmetrics'
+  local first=${cmd[0]} 
+  if [[ ${#cmd[@]} -eq 0 ]]; then
+    COMPREPLY=($(compgen -W "$(cut -d' ' -f1 <<<"$list" | sort -u)" -- "$cur")); return
+  fi
+  case "${cmd[*]}" in
+    stats) COMPREPLY=($(compgen -W "--reset" -- "$cur")) ;;
+    conns|conns\ *) COMPREPLY=($(compgen -W "--limit" -- "$cur")) ;;
+    failover) COMPREPLY=($(compgen -W "primary secondary" -- "$cur")) ;;
+    mode) COMPREPLY=($(compgen -W "colo buffer passthrough" -- "$cur")) ;;
+    help) COMPREPLY=($(compgen -W "$(cut -d' ' -f1 <<<"$list" | sort -u)" -- "$cur")) ;;
+    "config get"|"config set"*)
+      local keys
+      keys=$(lockstepctl ${sock:+-s "$sock"} -t 1 -j config get 2>/dev/null | tr -d '{}"' | tr ',' '\n' | cut -d: -f1)
+      if [[ ${cmd[1]} == set ]]; then
+        compopt -o nospace 2>/dev/null
+        COMPREPLY=($(compgen -W "$(sed 's/$/=/' <<<"$keys")" -- "$cur"))
+      else
+        COMPREPLY=($(compgen -W "$keys" -- "$cur"))
+      fi ;;
+    *)
+      # the second word of a two-word command (config get|set, capture start|stop)
+      if [[ ${#cmd[@]} -eq 1 ]]; then
+        COMPREPLY=($(compgen -W "$(awk -v f="$first" '$1 == f && NF > 1 {print $2}' <<<"$list")" -- "$cur"))
+      fi ;;
+  esac
+}
+complete -F _lockstepctl lockstepctl
