@@ -244,6 +244,21 @@ std::string EngineHarness::check_contract(bool require_all) const {
   return out;
 }
 
+std::string describe(const EngineHarness& h, uint64_t handle) {
+  const ActionRecord* a = h.action_of(handle);
+  if (!a) return "none";
+  switch (a->kind) {
+    case ActionKind::release: return released_as(static_cast<ReleaseReason>(a->reason));
+    case ActionKind::drop: return dropped_as(static_cast<DropReason>(a->reason));
+    case ActionKind::free: return "free";
+    case ActionKind::forward_svm: return "forward_svm";
+  }
+  return "?";
+}
+
+std::string released_as(ReleaseReason r) { return "release/" + std::string(to_string(r)); }
+std::string dropped_as(DropReason r) { return "drop/" + std::string(to_string(r)); }
+
 Opened open_passive(EngineHarness& h, Conversation& c) {
   Opened o;
   o.client_syn = h.push(Side::ingress, c.client_syn());

@@ -138,6 +138,12 @@ class EngineHarness {
   std::vector<Action> buf_;
 };
 
+// A handle's fate as text, for readable assertions: "none", "release/matched",
+// "drop/policy_drop", "free", "forward_svm".
+std::string describe(const EngineHarness& h, uint64_t handle);
+std::string released_as(ReleaseReason r);
+std::string dropped_as(DropReason r);
+
 // Handshakes through the harness. Handles of the frames pushed, in push order.
 struct Opened {
   uint64_t client_syn = 0, pvm_syn = 0, svm_syn = 0, client_ack = 0, pvm_ack = 0, svm_ack = 0;

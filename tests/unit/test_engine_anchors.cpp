@@ -22,22 +22,8 @@ namespace {
 constexpr uint64_t kMs = 1'000'000;
 constexpr uint64_t kTimeout = 100 * kMs;  // compare_timeout default
 
-std::string describe(const EngineHarness& h, uint64_t handle) {
-  const ActionRecord* a = h.action_of(handle);
-  if (!a) return "none";
-  switch (a->kind) {
-    case ActionKind::release:
-      return "release/" + std::string(to_string(static_cast<ReleaseReason>(a->reason)));
-    case ActionKind::drop:
-      return "drop/" + std::string(to_string(static_cast<DropReason>(a->reason)));
-    case ActionKind::free: return "free";
-    case ActionKind::forward_svm: return "forward_svm";
-  }
-  return "?";
-}
-
-std::string release(ReleaseReason r) { return "release/" + std::string(to_string(r)); }
-std::string drop(DropReason r) { return "drop/" + std::string(to_string(r)); }
+std::string release(ReleaseReason r) { return released_as(r); }
+std::string drop(DropReason r) { return dropped_as(r); }
 
 // The SVM frame met a compare fate: freed (matched) or dropped (backlog), never released.
 bool svm_consumed(const EngineHarness& h, uint64_t handle) {
