@@ -5,7 +5,14 @@
 namespace lockstep::sched {
 namespace {
 
-std::string q(std::string_view t) { return "'" + std::string(t) + "'"; }
+std::string q(std::string_view t) {
+  std::string s;
+  s.reserve(t.size() + 2);
+  s += '\'';
+  s += t;
+  s += '\'';
+  return s;
+}
 
 void merge(ClassParams& p, const ClassSpec& s) {
   if (s.prio) p.prio = *s.prio;
@@ -91,7 +98,10 @@ std::string QosConfig::apply(const Command& c, const SchedConfig& limits) {
           return "class " + q(name) + " is the qdisc default: set another default first";
         std::string users;
         for (const FilterEntry& f : n.filters)
-          if (f.class_name == name) users += (users.empty() ? "" : ", ") + std::to_string(f.pref);
+          if (f.class_name == name) {
+            if (!users.empty()) users += ", ";
+            users += std::to_string(f.pref);
+          }
         if (!users.empty())
           return "class " + q(name) + " is used by filters with pref " + users + ": delete them first";
         n.classes.erase(it);

@@ -21,7 +21,14 @@ bool iequal(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::string q(std::string_view t) { return "'" + std::string(t) + "'"; }
+std::string q(std::string_view t) {
+  std::string s;
+  s.reserve(t.size() + 2);
+  s += '\'';
+  s += t;
+  s += '\'';
+  return s;
+}
 
 // "1.5" + rest -> value and unit text. False when there is no number.
 bool split_number(std::string_view tok, long double& v, std::string_view& unit) {
@@ -348,7 +355,10 @@ std::string format_match(const Match& m) {
   if (m.fields & Match::kDscp) {
     std::string v;
     for (unsigned d = 0; d < 64; ++d)
-      if (m.dscp_set & (uint64_t{1} << d)) v += (v.empty() ? "" : ",") + std::to_string(d);
+      if (m.dscp_set & (uint64_t{1} << d)) {
+        if (!v.empty()) v += ',';
+        v += std::to_string(d);
+      }
     add("dscp", v);
   }
   return s;
@@ -552,7 +562,10 @@ bool parse_filter(Cursor& c, Command& cmd, std::string& err) {
       if (ok && !role_from_string(v, m.role)) {
         std::string all;
         for (unsigned r = 0; r < kRoleCount; ++r)
-          all += (r ? " " : "") + std::string(to_string(static_cast<Role>(r)));
+        {
+          if (r) all += ' ';
+          all += to_string(static_cast<Role>(r));
+        }
         ok = (err = "role: unknown role " + q(v) + " (expected " + all + ")", false);
       }
     } else if (k == "all" || k == "matchall") {

@@ -14,41 +14,49 @@ namespace {
 // Ethernet (+ optional VLAN) + IPv4/IPv6 + TCP/UDP header, payload of zeros.
 std::vector<uint8_t> frame(bool v6, uint8_t proto, const uint8_t* src, const uint8_t* dst,
                            uint16_t sport, uint16_t dport, uint8_t dscp, bool vlan = false) {
-  std::vector<uint8_t> f(14, 0);
-  f[12] = vlan ? 0x81 : (v6 ? 0x86 : 0x08);
-  f[13] = vlan ? 0x00 : (v6 ? 0xdd : 0x00);
+  std::vector<uint8_t> f;
+  f.reserve(128);
+  auto put = [&](const uint8_t* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) f.push_back(p[i]);
+  };
+  auto b = [](unsigned v) { return static_cast<uint8_t>(v); };
+  const uint8_t type_hi = v6 ? 0x86 : 0x08, type_lo = v6 ? 0xdd : 0x00;
+  for (int i = 0; i < 12; ++i) f.push_back(0);
   if (vlan) {
-    f.insert(f.end(), {0x00, 0x05, static_cast<uint8_t>(v6 ? 0x86 : 0x08),
-                       static_cast<uint8_t>(v6 ? 0xdd : 0x00)});
+    const uint8_t tag[4] = {0x81, 0x00, 0x00, 0x05};
+    put(tag, 4);
   }
-  const size_t l4len = proto == 6 ? 20 : 8;
-  const size_t payload = 16;
+  f.push_back(type_hi);
+  f.push_back(type_lo);
+  const unsigned l4len = proto == 6 ? 20 : 8;
+  const unsigned payload = 16;
   if (!v6) {
-    const size_t tot = 20 + l4len + payload;
-    const uint8_t ip[20] = {0x45, static_cast<uint8_t>(dscp << 2), static_cast<uint8_t>(tot >> 8),
-                            static_cast<uint8_t>(tot), 0, 1, 0x40, 0, 64, proto, 0, 0,
-                            src[0], src[1], src[2], src[3], dst[0], dst[1], dst[2], dst[3]};
-    f.insert(f.end(), ip, ip + 20);
+    const unsigned tot = 20 + l4len + payload;
+    const uint8_t ip[12] = {0x45, b(dscp << 2), b(tot >> 8), b(tot), 0, 1, 0x40, 0, 64, proto, 0, 0};
+    put(ip, 12);
+    put(src, 4);
+    put(dst, 4);
   } else {
-    const size_t plen = l4len + payload;
-    const uint8_t h[8] = {static_cast<uint8_t>(0x60 | (dscp >> 2)), static_cast<uint8_t>((dscp & 3) << 6),
-                          0, 0, static_cast<uint8_t>(plen >> 8), static_cast<uint8_t>(plen), proto, 64};
-    f.insert(f.end(), h, h + 8);
-    f.insert(f.end(), src, src + 16);
-    f.insert(f.end(), dst, dst + 16);
+    const unsigned plen = l4len + payload;
+    const uint8_t h[8] = {b(0x60 | (dscp >> 2)), b((dscp & 3) << 6), 0, 0, b(plen >> 8), b(plen),
+                          proto, 64};
+    put(h, 8);
+    put(src, 16);
+    put(dst, 16);
   }
-  std::vector<uint8_t> l4(l4len, 0);
-  l4[0] = static_cast<uint8_t>(sport >> 8);
-  l4[1] = static_cast<uint8_t>(sport);
-  l4[2] = static_cast<uint8_t>(dport >> 8);
-  l4[3] = static_cast<uint8_t>(dport);
-  if (proto == 6) l4[12] = 0x50;
-  else {
-    l4[4] = static_cast<uint8_t>((8 + payload) >> 8);
-    l4[5] = static_cast<uint8_t>(8 + payload);
+  uint8_t l4[20] = {};
+  l4[0] = b(sport >> 8);
+  l4[1] = b(sport);
+  l4[2] = b(dport >> 8);
+  l4[3] = b(dport);
+  if (proto == 6) {
+    l4[12] = 0x50;
+  } else {
+    l4[4] = b((8 + payload) >> 8);
+    l4[5] = b(8 + payload);
   }
-  f.insert(f.end(), l4.begin(), l4.end());
-  f.insert(f.end(), payload, 0);
+  put(l4, l4len);
+  for (unsigned i = 0; i < payload; ++i) f.push_back(0);
   return f;
 }
 
