@@ -343,6 +343,7 @@ uint32_t EngineImpl::lookup_or_create(const FlowKey& k, ConnKind kind, uint64_t 
   if (ci != kNil || !create) return ci;
   if (free_conn_ == kNil && !evict_one(now)) {
     ++c_.conns_table_full;
+    request_checkpoint(CheckpointReason::table_full, &k, now);
     return kNil;
   }
   ci = free_conn_;
@@ -363,10 +364,17 @@ uint32_t EngineImpl::lookup_or_create(const FlowKey& k, ConnKind kind, uint64_t 
 
 bool EngineImpl::evict_one(uint64_t now) {
   (void)now;
-  // Oldest first; only a connection that holds nothing may go.
+  // Oldest first; only a connection that holds nothing may go, and only one whose state
+  // a new connection can do without: a TCP connection with a non-zero ISN offset still
+  // needs it to translate the client's acks and the SVM's sequence numbers. After the
+  // next checkpoint every offset is zero and any idle connection can go.
   unsigned budget = 64;
   for (uint32_t ci = lru_head_; ci != kNil && budget-- > 0; ci = conns_[ci].lru_next) {
-    if (!conn_holds(conns_[ci])) {
+    const Conn& c = conns_[ci];
+    const bool needs_state = c.kind == ConnKind::tcp && c.state != TcpState::closed &&
+                             (c.seq_offset != 0 || c.ts_offset != 0 ||
+                              (c.pvm_syn && !c.offset_known));
+    if (!conn_holds(c) && !needs_state) {
       expire_conn(ci);
       return true;
     }
