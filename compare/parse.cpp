@@ -263,7 +263,11 @@ ParseStatus parse_ipv6(const uint8_t* frame, uint32_t len, ParsedFrame& out) {
         out.more_fragments = more;
         out.frag_offset = frag_offset;
         out.frag_id = load_be32(h + 4);
-        if (frag_offset != 0) break;  // the rest is fragment data, not headers
+        // What follows is the fragmentable part: fragment data for reassembly. The chain
+        // stops here in every fragment, so l4_proto (the fragment header's next header)
+        // and the data start agree across the fragments of one datagram; a first
+        // fragment whose next header is TCP/UDP/ICMP still gets its L4 fields.
+        break;
       }
       continue;
     }

@@ -578,6 +578,22 @@ TEST(ParseIpv6Frag, FirstFragment) {
   EXPECT_EQ(f.payload_len, 64u);
 }
 
+TEST(ParseIpv6Frag, FirstFragmentWithHeadersAfterFragmentHeader) {
+  // Destination options after the fragment header belong to the fragmentable part: the
+  // chain stops at the fragment header so that every fragment of the datagram has the
+  // same next header and its data starts right after the fragment header.
+  V6 h;
+  h.next = 44;
+  const Bytes b = cat({eth(0x86dd),
+                       ipv6(h, cat({frag6(60, 0, true, 5), ext6(kProtoTcp, 0), tcp({}, data(8))}))});
+  const ParsedFrame f = parse(b);
+  EXPECT_TRUE(f.is_fragment);
+  EXPECT_EQ(f.l4_proto, 60);
+  EXPECT_EQ(f.l4_off, 62);
+  EXPECT_EQ(f.frag_data_len, 8 + 20 + 8);
+  EXPECT_FALSE(f.has_l4);
+}
+
 TEST(ParseIpv6Frag, LaterFragment) {
   V6 h;
   h.next = 0;
