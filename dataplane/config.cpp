@@ -12,6 +12,8 @@
 namespace lockstep::dp {
 namespace {
 
+constexpr uint32_t RTE_PKTMBUF_HEADROOM_ = 128;  // DPDK's default headroom (no DPDK include here)
+
 constexpr std::string_view kRoleNames[] = {
 #define LOCKSTEP_X(name, help) #name,
     LOCKSTEP_PORT_ROLES(LOCKSTEP_X)
@@ -40,7 +42,8 @@ const U32Key kU32Keys[] = {
     {"workers", &Config::workers, 1, 64},
     {"pool.mbufs", &Config::pool_mbufs, 1023, 16777215},
     {"pool.cache", &Config::pool_cache, 0, 512},
-    {"pool.data_room", &Config::mbuf_data_room, 512, 65535},
+    {"pool.data_room", &Config::mbuf_data_room, 512, 65535 - RTE_PKTMBUF_HEADROOM_},
+    {"pool.jumbo_mbufs", &Config::jumbo_mbufs, 0, 1048575},
     {"queues.rx_desc", &Config::rx_desc, 64, 32768},
     {"queues.tx_desc", &Config::tx_desc, 64, 32768},
     {"queues.burst", &Config::burst, 1, 64},

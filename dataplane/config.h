@@ -52,6 +52,10 @@ struct Config {
   uint32_t pool_mbufs = 32767;   // mbufs in the packet pool (2^q - 1)
   uint32_t pool_cache = 256;     // per-lcore cache
   uint32_t mbuf_data_room = 2176;  // bytes per mbuf (RTE_MBUF_DEFAULT_BUF_SIZE)
+  // Contiguous copies of frames longer than mbuf_data_room (jumbo, GRO/TSO captures)
+  // come from a second pool of 64 KiB mbufs; 0 disables it (such frames are dropped,
+  // counted as too_long).
+  uint32_t jumbo_mbufs = 255;
   uint32_t rx_desc = 1024, tx_desc = 1024;
   uint32_t burst = 32;
   uint32_t tx_retries = 4;       // tx attempts before the rest of a burst is dropped, counted

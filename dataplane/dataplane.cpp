@@ -44,6 +44,18 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
     dp->own_pool_ = true;
   }
   dp->pool_ = pool;
+  if (cfg.jumbo_mbufs > 0) {
+    std::string jname = "ls_jumbo";
+    if (!dp->own_pool_) jname += std::to_string(reinterpret_cast<uintptr_t>(dp.get()) & 0xffff);
+    dp->jumbo_pool_ = rte_pktmbuf_pool_create(jname.c_str(), cfg.jumbo_mbufs, 0, 0, UINT16_MAX,
+                                              static_cast<int>(rte_socket_id()));
+    if (dp->jumbo_pool_ == nullptr) {
+      error = "config key 'pool.jumbo_mbufs': cannot create a pool of " +
+              std::to_string(cfg.jumbo_mbufs) + " 64 KiB mbufs: " + rte_strerror(rte_errno) +
+              " (raise eal.memory_mb, or set 0)";
+      return nullptr;
+    }
+  }
 
   int ts_off = -1;
   uint64_t ts_flag = 0;
@@ -99,6 +111,7 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
     s.rxq = static_cast<uint16_t>(dp->plan_.rss ? w : 0);
     s.txq = static_cast<uint16_t>(w);
     s.pool = pool;
+    s.jumbo_pool = dp->jumbo_pool_;
     if (software) {
       if (w == 0) s.steer_to = dp->steer_rings_;
       else s.steer_from = dp->steer_rings_[w];
@@ -122,6 +135,7 @@ Dataplane::~Dataplane() {
   for (auto& r : rings_) free_worker_rings(r);
   for (auto* r : steer_rings_) rte_ring_free(r);
   if (own_pool_) rte_mempool_free(pool_);
+  rte_mempool_free(jumbo_pool_);
 }
 
 int Dataplane::lcore_main(void* arg) {
@@ -229,6 +243,10 @@ Report Dataplane::report() const {
   }
   rep.pool_size = pool_->size;
   rep.pool_avail = rte_mempool_avail_count(pool_);
+  if (jumbo_pool_) {
+    rep.pool_size += jumbo_pool_->size;
+    rep.pool_avail += rte_mempool_avail_count(jumbo_pool_);
+  }
   rep.tsc_hz = rte_get_tsc_hz();
   return rep;
 }

@@ -64,6 +64,7 @@ class Dataplane {
   PortPlan plan_;
   rte_mempool* pool_ = nullptr;
   bool own_pool_ = false;
+  rte_mempool* jumbo_pool_ = nullptr;
   bool ports_started_ = false;
   bool finished_ = false;
   std::array<PortEvents, kRoleCount> events_{};

@@ -34,9 +34,11 @@ void Worker::drop(rte_mbuf* m, DpDrop why) {
 }
 
 rte_mbuf* Worker::private_copy(const rte_mbuf* m) {
-  rte_mbuf* c = rte_pktmbuf_alloc(s_.pool);
-  if (c == nullptr) return nullptr;
   uint32_t len = m->pkt_len;
+  bool jumbo = len > s_.cfg->mbuf_data_room;
+  if (jumbo && s_.jumbo_pool == nullptr) return nullptr;
+  rte_mbuf* c = rte_pktmbuf_alloc(jumbo ? s_.jumbo_pool : s_.pool);
+  if (c == nullptr) return nullptr;
   if (len > rte_pktmbuf_tailroom(c)) {
     rte_pktmbuf_free(c);
     return nullptr;
@@ -63,7 +65,9 @@ void Worker::ingress(rte_mbuf* m, uint64_t now_ns) {
   // that the engine may rewrite (ack/SACK/TSecr). No bytes are shared between the two.
   rte_mbuf* svm = private_copy(m);
   if (svm == nullptr) {
-    drop(m, m->pkt_len > s_.cfg->mbuf_data_room ? DpDrop::too_long : DpDrop::mirror_nomem);
+    bool too_long = m->pkt_len > s_.cfg->mbuf_data_room &&
+                    (s_.jumbo_pool == nullptr || m->pkt_len > 65535u - RTE_PKTMBUF_HEADROOM);
+    drop(m, too_long ? DpDrop::too_long : DpDrop::mirror_nomem);
     return;
   }
   bool send_pvm = engine_->push(Side::ingress, reinterpret_cast<uint64_t>(svm),

@@ -42,6 +42,7 @@ struct WorkerSetup {
   bool reads_rx = true;                     // software steering: worker 0 only
   uint16_t rxq = 0, txq = 0;
   rte_mempool* pool = nullptr;
+  rte_mempool* jumbo_pool = nullptr;        // contiguous copies of long frames; may be null
   std::vector<rte_ring*> steer_to;          // worker 0, software steering: ring per worker
   rte_ring* steer_from = nullptr;           // workers 1..N-1, software steering
   WorkerRings ctrl;
