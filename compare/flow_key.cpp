@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <cstring>
 
 namespace lockstep {
 
@@ -12,17 +13,22 @@ namespace {
 
 // Orders two endpoints: address bytes first, then port.
 inline bool endpoint_le(const IpAddr& a, uint16_t pa, const IpAddr& b, uint16_t pb) {
-  for (unsigned i = 0; i < 16; ++i) {
-    if (a.b[i] != b.b[i]) return a.b[i] < b.b[i];
-  }
-  return pa <= pb;
+  const int c = std::memcmp(a.b.data(), b.b.data(), a.b.size());
+  return c < 0 || (c == 0 && pa <= pb);
 }
 
-// Little-endian load built from bytes, so the hash is the same on every host.
+// Little-endian load built from bytes, so the hash is the same on every host (compilers
+// turn it into one load on little-endian machines).
 inline uint64_t load_le64(const uint8_t* p) {
   uint64_t v = 0;
   for (unsigned i = 0; i < 8; ++i) v |= uint64_t{p[i]} << (8 * i);
   return v;
+}
+
+inline uint64_t mix_in(uint64_t h, uint64_t w) {
+  h ^= w;
+  h *= 0xbf58476d1ce4e5b9ull;
+  return h ^ (h >> 31);
 }
 
 inline uint64_t fmix64(uint64_t h) {
@@ -88,36 +94,15 @@ FlowKey flow_key_of(const ParsedFrame& f, bool* from_lo) {
 }
 
 uint64_t flow_hash(const FlowKey& k) {
-  // The key's 40 bytes in declaration order (multi-byte fields little-endian), folded
-  // eight at a time. On a little-endian host those are the struct's own bytes: the
-  // layout has no padding (pad_ is always zero), so they are read in place.
-  uint8_t bytes[40];
-  if constexpr (std::endian::native == std::endian::little) {
-    static_assert(offsetof(FlowKey, addr_hi) == 16 && offsetof(FlowKey, port_lo) == 32 &&
-                  offsetof(FlowKey, vlan) == 36 && offsetof(FlowKey, proto) == 38);
-    std::memcpy(bytes, &k, sizeof bytes);
-    bytes[39] = 0;
-  } else {
-    for (unsigned i = 0; i < 16; ++i) {
-      bytes[i] = k.addr_lo.b[i];
-      bytes[16 + i] = k.addr_hi.b[i];
-    }
-    bytes[32] = static_cast<uint8_t>(k.port_lo);
-    bytes[33] = static_cast<uint8_t>(k.port_lo >> 8);
-    bytes[34] = static_cast<uint8_t>(k.port_hi);
-    bytes[35] = static_cast<uint8_t>(k.port_hi >> 8);
-    bytes[36] = static_cast<uint8_t>(k.vlan);
-    bytes[37] = static_cast<uint8_t>(k.vlan >> 8);
-    bytes[38] = k.proto;
-    bytes[39] = 0;
-  }
-
+  // The key's 40 bytes as five little-endian words: both addresses, then ports, VLAN and
+  // protocol packed in the order of the struct (the padding byte is zero).
   uint64_t h = 0x9e3779b97f4a7c15ull;
-  for (unsigned i = 0; i < 40; i += 8) {
-    h ^= load_le64(bytes + i);
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 31;
-  }
+  h = mix_in(h, load_le64(k.addr_lo.b.data()));
+  h = mix_in(h, load_le64(k.addr_lo.b.data() + 8));
+  h = mix_in(h, load_le64(k.addr_hi.b.data()));
+  h = mix_in(h, load_le64(k.addr_hi.b.data() + 8));
+  h = mix_in(h, uint64_t{k.port_lo} | (uint64_t{k.port_hi} << 16) | (uint64_t{k.vlan} << 32) |
+                    (uint64_t{k.proto} << 48));
   return fmix64(h);
 }
 
