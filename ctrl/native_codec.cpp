@@ -151,6 +151,7 @@ std::string native_json(const NativeMessage& m) {
     case NativeType::heartbeat:
       j["seq"] = m.seq;
       j["time_ns"] = m.time_ns;
+      if (!m.name.empty()) j["name"] = m.name;  // peer heartbeats over UDP name the sender
       break;
     case NativeType::failover:
       j["survivor"] = to_string_survivor(m.survivor);
@@ -230,7 +231,7 @@ bool decode_native_payload(std::string_view payload, NativeMessage& out, std::st
     case NativeType::heartbeat:
       if (!get_u64(j, "seq", out.seq, error)) return false;
       if (j.contains("time_ns") && !get_u64(j, "time_ns", out.time_ns, error)) return false;
-      return true;
+      return get_str(j, "name", out.name, error, false, 256);
     case NativeType::failover: {
       std::string s;
       if (!get_str(j, "survivor", s, error, true, 16)) return false;

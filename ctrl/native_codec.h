@@ -4,7 +4,7 @@
 //   checkpoint_request  {epoch, reason, flow?, attempt}
 //   checkpoint_begin    {epoch}
 //   checkpoint_done     {epoch}
-//   heartbeat           {seq, time_ns}
+//   heartbeat           {seq, time_ns, name?}
 //   failover            {survivor: "primary"|"secondary", cause}
 //   error               {message}
 // Unknown fields are ignored (forward compatible); an unknown type is a counted error.

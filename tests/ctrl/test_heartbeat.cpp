@@ -1,7 +1,13 @@
-// Heartbeat loss -> debounced failover; flaps; manual failover; the failover latch.
+// Heartbeat loss -> debounced failover; flaps; manual failover; the failover latch;
+// appliance-to-appliance heartbeats over UDP.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
+#include "ctrl/checkpointer_link.h"
 #include "ctrl/heartbeat.h"
+#include "ctrl/heartbeat_udp.h"
 
 using namespace lockstep;
 using namespace lockstep::ctrl;
@@ -135,4 +141,63 @@ TEST(Failover, ParsersRejectJunk) {
   EXPECT_TRUE(loss_action_from_string("failover-secondary", a));
   EXPECT_EQ(a, LossAction::failover_secondary);
   EXPECT_FALSE(loss_action_from_string("explode", a));
+}
+
+// Two appliances' heartbeats over real UDP sockets on loopback, fed to a coordinator's
+// monitor: the peer comes up, goes silent, is lost after the debounce, and the loss
+// action (primary survives) is decided.
+TEST(HeartbeatUdp, PeerLossOverRealSocketsFailsOver) {
+  EventQueue q;
+  FailoverController fo(&q);
+  LinkConfig lc;
+  std::string error;
+  ASSERT_TRUE(parse_endpoint("unix:/nonexistent/lockstep-ckpt.sock", lc.endpoint, error));
+  lc.checkpointer_peer.name.clear();
+  lc.policy.max_epoch_ns = 0;
+  CheckpointCoordinator coord(lc, q, fo);
+  coord.add_peer(PeerConfig{"svm-host", 150 * kMs, 100 * kMs, LossAction::failover_primary});
+  ASSERT_TRUE(coord.start(error)) << error;
+
+  HeartbeatUdpConfig rx_cfg;
+  rx_cfg.name = "pvm-host";
+  ASSERT_TRUE(parse_endpoint("127.0.0.1:0", rx_cfg.bind, error));
+  HeartbeatUdp rx(rx_cfg, [&](const std::string& peer, uint64_t seq) { coord.beat(peer, seq); });
+  ASSERT_TRUE(rx.start(error)) << error;
+
+  HeartbeatUdpConfig tx_cfg;
+  tx_cfg.name = "svm-host";
+  tx_cfg.interval_ns = 20 * kMs;
+  ASSERT_TRUE(parse_endpoint("127.0.0.1:0", tx_cfg.bind, error));
+  Endpoint to;
+  ASSERT_TRUE(parse_endpoint("127.0.0.1:" + std::to_string(rx.port()), to, error));
+  tx_cfg.send_to.push_back(to);
+  HeartbeatUdp tx(tx_cfg, [](const std::string&, uint64_t) {});
+  ASSERT_TRUE(tx.start(error)) << error;
+
+  std::vector<Event> seen;
+  auto wait_kind = [&](EventKind k) {
+    for (int i = 0; i < 1000; ++i) {
+      q.drain(seen);
+      for (const auto& e : seen) {
+        if (e.kind == k) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_kind(EventKind::peer_up));
+  EXPECT_FALSE(fo.survivor());
+  tx.pause_sending(true);  // the SVM host goes silent
+  ASSERT_TRUE(wait_kind(EventKind::peer_lost));
+  ASSERT_TRUE(wait_kind(EventKind::failover));
+  ASSERT_TRUE(fo.survivor());
+  EXPECT_EQ(*fo.survivor(), Survivor::primary);
+  EXPECT_GT(rx.received(), 0u);
+  EXPECT_EQ(rx.invalid(), 0u);
+  Json peers = coord.peers();
+  EXPECT_EQ(peers[0]["peer"], "svm-host");
+  EXPECT_EQ(peers[0]["state"], "lost");
+  tx.stop();
+  rx.stop();
+  coord.stop();
 }
