@@ -140,6 +140,15 @@ void t6_identical_udp_released() {
   EXPECT_EQ(describe(h, s), "free");
   EXPECT_EQ(requests(h), 0u);
   EXPECT_EQ(h.counters().datagrams_matched, 1u);
+  // Ethernet padding after a short datagram is not part of it.
+  FrameSpec small = udp_spec(vm_ip(), client_ip(), 7001, 5000, bytes_of("tiny"));
+  small.pad_to_min = true;
+  uint64_t p2 = h.push(Side::pvm, build_frame(small));
+  small.pad_to_min = false;
+  uint64_t s2 = h.push(Side::svm, build_frame(small));
+  EXPECT_EQ(describe(h, p2), release(ReleaseReason::matched));
+  EXPECT_EQ(describe(h, s2), "free");
+  EXPECT_EQ(requests(h), 0u);
   finish(h);
 }
 
@@ -236,6 +245,7 @@ void t10_header_fields_ignored() {
   ps.tcp.timestamp = std::make_pair(111u, 222u);
   ss.tcp.timestamp = std::make_pair(98765u, 5u);
   ss.dont_fragment = true;
+  ss.ip_options = {1, 1, 1, 0};  // NOPs and EOL: a longer IPv4 header on one side
   uint64_t p = h.push(Side::pvm, build_frame(ps));
   uint64_t s = h.push(Side::svm, build_frame(ss));
   EXPECT_EQ(describe(h, p), release(ReleaseReason::matched));
@@ -953,6 +963,161 @@ TEST(EngineInput, IngressUdpForwardedUnchanged) {
   EXPECT_TRUE(h.last_push_result()) << "PVM copy must be sent";
   ASSERT_EQ(describe(h, i), "forward_svm");
   EXPECT_EQ(h.action_of(i)->bytes, f);
+  finish(h);
+}
+
+// ---------------------------------------------------------------------------------------
+// Datagram slack, reorder window, connection lifetime.
+
+TEST(EngineDatagram, ReorderedWithinSlackReleasedInPvmOrder) {
+  EngineHarness h;  // datagram_reorder_slack = 2
+  uint64_t v1 = h.push(Side::pvm, udp(7000, "v1"));
+  uint64_t v2 = h.push(Side::pvm, udp(7000, "v2"));
+  uint64_t v3 = h.push(Side::pvm, udp(7000, "v3"));
+  h.push(Side::svm, udp(7000, "v2"));
+  EXPECT_EQ(describe(h, v2), "none") << "released before v1";
+  h.push(Side::svm, udp(7000, "v3"));
+  h.push(Side::svm, udp(7000, "v1"));
+  EXPECT_EQ((h.released_handles(Side::pvm)), (std::vector<uint64_t>{v1, v2, v3}));
+  EXPECT_EQ(h.counters().checkpoint_triggers, 0u);
+  finish(h);
+}
+
+TEST(EngineDatagram, MismatchDeclaredPastSlackBeforeDeadline) {
+  EngineHarness h;  // datagram_reorder_slack = 2
+  h.set_auto_checkpoint(false);
+  for (int i = 0; i < 2; ++i) {
+    h.push(Side::pvm, udp(7000, "pvm " + std::to_string(i)));
+    h.push(Side::svm, udp(7000, "svm " + std::to_string(i)));
+  }
+  EXPECT_EQ(h.checkpoints().size(), 0u) << "two unmatched datagrams per side are tolerated";
+  h.push(Side::pvm, udp(7000, "pvm 2"));
+  h.push(Side::svm, udp(7000, "svm 2"));
+  ASSERT_EQ(h.checkpoints().size(), 1u) << "three differing pairs and no checkpoint";
+  EXPECT_EQ(h.checkpoints()[0].req.reason, CheckpointReason::datagram_mismatch);
+  finish(h);
+}
+
+TEST(EngineDatagram, IcmpEchoCompared) {
+  EngineHarness h;
+  FrameSpec e;
+  e.src = vm_ip();
+  e.dst = client_ip();
+  e.proto = kProtoIcmp;
+  e.icmp_type = 0;  // echo reply
+  e.icmp_id = 0x1234;
+  e.icmp_seq = 1;
+  e.payload = bytes_of("ping payload");
+  uint64_t p = h.push(Side::pvm, build_frame(e));
+  EXPECT_EQ(describe(h, p), "none");
+  e.ip_id = 99;
+  uint64_t s = h.push(Side::svm, build_frame(e));
+  EXPECT_EQ(describe(h, p), release(ReleaseReason::matched));
+  EXPECT_EQ(describe(h, s), "free");
+  FrameSpec ns = udp_spec(ip6_doc(5), ip6_doc(6), 0, 0, {});
+  ns.proto = kProtoIcmpv6;
+  ns.icmp_type = 135;  // neighbour solicitation: nd_policy=pass
+  ns.ttl = 255;
+  ns.payload = Bytes(16, 0);
+  uint64_t n = h.push(Side::pvm, build_frame(ns));
+  EXPECT_EQ(describe(h, n).rfind("release/", 0), 0u) << describe(h, n);
+  finish(h);
+}
+
+TEST(EngineTcp, ReorderWindowFullRequestsCheckpoint) {
+  EngineHarness h(EngineHarness::settings_with({{"reorder_window", "4"}}));
+  h.set_auto_checkpoint(false);
+  Conversation c({});
+  open_passive(h, c);
+  std::vector<uint64_t> hs;
+  for (uint64_t i = 0; i < 4; ++i) hs.push_back(h.push(Side::pvm, c.vm_stream(Vm::pvm, i * 10, 10)));
+  EXPECT_EQ(h.checkpoints().size(), 0u);
+  hs.push_back(h.push(Side::pvm, c.vm_stream(Vm::pvm, 40, 10)));
+  ASSERT_EQ(h.checkpoints().size(), 1u) << "five held segments with reorder_window=4";
+  EXPECT_EQ(h.checkpoints()[0].req.reason, CheckpointReason::window_full);
+  EXPECT_EQ(h.counters().pvm_dropped_total(), 0u);
+  h.complete_checkpoint();
+  for (uint64_t x : hs) EXPECT_EQ(describe(h, x), release(ReleaseReason::checkpoint));
+  finish(h);
+}
+
+TEST(EngineConnections, ClosedAndIdleConnectionsExpire) {
+  EngineHarness h(EngineHarness::settings_with({{"idle_timeout_ms", "1000"}}));
+  Conversation c({});
+  open_passive(h, c);
+  h.push(Side::pvm, c.vm_stream(Vm::pvm, 0, 10));
+  h.push(Side::svm, c.vm_stream(Vm::svm, 0, 10));
+  h.push(Side::pvm, c.vm_fin(Vm::pvm, 10));
+  h.push(Side::svm, c.vm_fin(Vm::svm, 10));
+  h.push(Side::ingress, c.client_fin(0, 11));
+  h.push(Side::pvm, udp(7000, "d"));
+  h.push(Side::svm, udp(7000, "d"));
+  EXPECT_EQ(h.counters().conns_active, 2u);
+  h.advance_by(2500 * kMs);  // past closed_linger_ms (2000) and idle_timeout_ms (1000)
+  EXPECT_EQ(h.counters().conns_active, 0u);
+  EXPECT_EQ(h.counters().conns_expired, 2u);
+  finish(h);
+}
+
+TEST(EngineConnections, IdleFlowsEvictedWhenTableFull) {
+  EngineHarness h(EngineHarness::settings_with({{"max_connections", "16"}}));
+  for (uint16_t i = 0; i < 40; ++i) {
+    uint64_t p = h.push(Side::pvm, udp(static_cast<uint16_t>(30000 + i), "x"));
+    h.push(Side::svm, udp(static_cast<uint16_t>(30000 + i), "x"));
+    EXPECT_EQ(describe(h, p), release(ReleaseReason::matched)) << "flow " << i;
+  }
+  EXPECT_LE(h.counters().conns_active, 16u);
+  EXPECT_EQ(h.counters().checkpoint_requests, 0u) << "flows holding nothing must be evicted";
+  finish(h);
+}
+
+// After a checkpoint the SVM is replaced by a copy of the PVM, but frames the old SVM
+// sent before it (numbered in the old SVM space: here 400,000 ahead of the PVM's) can
+// still arrive. They must not be taken for new output.
+TEST(EngineTcp, LateSvmFramesFromBeforeCheckpointDiscarded) {
+  EngineHarness h;
+  h.set_auto_checkpoint(false);
+  Conversation c({});
+  open_passive(h, c);
+  uint64_t p = h.push(Side::pvm, c.vm_stream(Vm::pvm, 0, 100));
+  h.advance_by(101 * kMs);  // the SVM lags past compare_timeout
+  ASSERT_EQ(h.checkpoints().size(), 1u);
+  h.complete_checkpoint();
+  EXPECT_EQ(describe(h, p), release(ReleaseReason::checkpoint));
+  // The old SVM's output, numbered in its own space, arrives after the checkpoint.
+  uint64_t late = h.push(Side::svm, c.vm_stream(Vm::svm, 0, 100));
+  EXPECT_TRUE(svm_consumed(h, late)) << describe(h, late);
+  c.rebase_svm();
+  uint64_t p2 = h.push(Side::pvm, c.vm_stream(Vm::pvm, 100, 100));
+  uint64_t s2 = h.push(Side::svm, c.vm_stream(Vm::svm, 100, 100));
+  uint64_t s_old = h.push(Side::svm, c.vm_stream(Vm::svm, 0, 100));  // at or below: discarded
+  EXPECT_EQ(describe(h, p2), release(ReleaseReason::matched));
+  EXPECT_EQ(describe(h, s2), "free");
+  EXPECT_TRUE(svm_consumed(h, s_old)) << describe(h, s_old);
+  h.advance_by(300 * kMs);
+  EXPECT_EQ(h.checkpoints().size(), 1u) << "late SVM frames caused another checkpoint";
+  finish(h);
+}
+
+TEST(EngineConnections, PortReuseLearnsNewIsns) {
+  EngineHarness h;
+  Conversation c({});
+  open_passive(h, c);
+  h.push(Side::pvm, c.vm_rst(Vm::pvm, 0));
+  h.push(Side::svm, c.vm_rst(Vm::svm, 0));
+  h.advance_by(10 * kMs);
+  Conversation::Params p = c.params();
+  p.client_isn += 100000;
+  p.pvm_isn = 0x0badf00du;
+  p.svm_isn = 0xfeedf00du;
+  Conversation d(p);
+  Opened o = open_passive(h, d);
+  EXPECT_EQ(describe(h, o.pvm_syn), release(ReleaseReason::matched));
+  EXPECT_EQ(decode(h.action_of(o.client_ack)->bytes).ack, p.svm_isn + 1);
+  uint64_t x = h.push(Side::pvm, d.vm_stream(Vm::pvm, 0, 100));
+  h.push(Side::svm, d.vm_stream(Vm::svm, 0, 100));
+  EXPECT_EQ(describe(h, x), release(ReleaseReason::matched));
+  EXPECT_EQ(requests(h), 0u);
   finish(h);
 }
 
