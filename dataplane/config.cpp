@@ -154,13 +154,14 @@ bool role_from_string(std::string_view s, Role& out) {
 }
 
 std::string_view default_config_yaml() {
-  // The demo (tools/demo.sh): three tap interfaces that the demo script moves into the
-  // client, pvm and svm namespaces' bridges. One worker, simulated checkpointer.
-  return R"(# lockstepd embedded default: the self-contained demo.
+  // The demo (tools/demo.sh, tools/demo/netns.sh): lockstepd runs in the ls-dp namespace
+  // on the dataplane ends of three veth pairs, through net_af_packet. One worker, the
+  // simulated checkpointer.
+  return R"(# lockstepd embedded default: the self-contained demo (tools/demo.sh).
 ports:
-  ext: net_tap0,iface=ls-ext
-  pvm: net_tap1,iface=ls-pvm
-  svm: net_tap2,iface=ls-svm
+  ext: net_af_packet0,iface=ls-ext
+  pvm: net_af_packet1,iface=ls-pvm
+  svm: net_af_packet2,iface=ls-svm
 workers: 1
 clock: tsc
 checkpointer:
