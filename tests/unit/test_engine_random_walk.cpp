@@ -525,6 +525,107 @@ TEST(EngineRandomWalk, OneDifferingByteAmongThousands) {
   run_divergent(cfg);
 }
 
+// ---------------------------------------------------------------------------------------
+// Datagrams: many UDP flows (IPv4 and IPv6, some VLAN-tagged), each a FIFO of datagrams
+// of random sizes, some large enough to be fragmented (differently on the PVM and the
+// SVM). The SVM lags per flow and swaps neighbours (within datagram_reorder_slack).
+// Identical content: no checkpoint, every PVM frame released, per flow in arrival
+// order, and a datagram's frames only after the SVM sent an equal datagram.
+
+struct DgramEv {
+  uint64_t t = 0, order = 0;
+  Side side = Side::pvm;
+  uint32_t flow = 0, index = 0;  // index of the datagram within its flow
+  Bytes frame;
+};
+
+void run_datagram_walk(uint64_t seed, uint32_t flows, uint32_t per_flow) {
+  std::mt19937_64 rng(seed);
+  std::vector<DgramEv> evs;
+  uint64_t order = 0;
+  EngineHarness h;
+  h.set_keep_bytes(false);
+  for (uint32_t f = 0; f < flows; ++f) {
+    bool v6 = rng() % 4 == 0;
+    IpAddr vm = v6 ? ip6_doc(0x5000 + f) : ip4_host(0xc6336414u);
+    IpAddr cl = v6 ? ip6_doc(0x10) : ip4_host(0xc0000200u + f);
+    FrameSpec base = udp_spec(vm, cl, static_cast<uint16_t>(2000 + f % 50), 5353, {});
+    if (rng() % 5 == 0) base.vlans = {static_cast<uint16_t>(1 + f % 4000)};
+    uint64_t start = h.now() + rng() % (100 * kMs);
+    uint64_t lag = rng() % (40 * kMs);
+    std::vector<uint64_t> pvm_t(per_flow), svm_t(per_flow);
+    for (uint32_t i = 0; i < per_flow; ++i) {
+      pvm_t[i] = (i ? pvm_t[i - 1] : start) + 1 + rng() % (2 * kMs);
+      svm_t[i] = pvm_t[i] + lag;
+    }
+    // The SVM swaps some neighbouring datagrams (disjoint pairs: within the slack of 2).
+    for (uint32_t i = 0; i + 1 < per_flow; ++i)
+      if (rng() % 4 == 0) {
+        std::swap(svm_t[i], svm_t[i + 1]);
+        ++i;
+      }
+    for (uint32_t i = 0; i < per_flow; ++i) {
+      size_t n = (rng() % 8 == 0) ? 1500 + rng() % 3000 : rng() % 600;
+      FrameSpec s = base;
+      s.payload = stream_bytes(seed ^ f, static_cast<uint64_t>(i) << 20, n);
+      s.ip_id = static_cast<uint16_t>(i);
+      for (Bytes& fr : fragment_frame(build_frame(s), 1400, 0x7000u + i))
+        evs.push_back({pvm_t[i], order++, Side::pvm, f, i, std::move(fr)});
+      s.ip_id = static_cast<uint16_t>(0x8000 + i);
+      for (Bytes& fr : fragment_frame(build_frame(s), 1000 + 8 * (rng() % 40), 0x9000u + i))
+        evs.push_back({svm_t[i], order++, Side::svm, f, i, std::move(fr)});
+    }
+  }
+  std::sort(evs.begin(), evs.end(), [](const DgramEv& a, const DgramEv& b) {
+    return a.t != b.t ? a.t < b.t : a.order < b.order;
+  });
+  std::map<std::pair<uint32_t, uint32_t>, size_t> svm_frames_left;
+  for (const auto& e : evs)
+    if (e.side == Side::svm) ++svm_frames_left[{e.flow, e.index}];
+  std::vector<std::pair<uint32_t, uint32_t>> meta;  // handle-1 -> (flow, index), PVM only
+  std::vector<Side> sides;
+  std::map<uint32_t, std::set<uint32_t>> svm_done;
+  std::map<uint32_t, uint64_t> last_arrival;  // flow -> arrival of last released PVM frame
+  size_t checked = 0;
+  uint64_t pvm_frames = 0;
+  for (size_t i = 0; i < evs.size(); ++i) {
+    DgramEv& e = evs[i];
+    h.advance_to(e.t);
+    if (e.side == Side::svm && --svm_frames_left[{e.flow, e.index}] == 0)
+      svm_done[e.flow].insert(e.index);
+    if (e.side == Side::pvm) ++pvm_frames;
+    meta.emplace_back(e.flow, e.index);
+    sides.push_back(e.side);
+    h.push(e.side, e.frame);
+    const auto& acts = h.actions();
+    for (; checked < acts.size(); ++checked) {
+      const ActionRecord& r = acts[checked];
+      if (r.side != Side::pvm) continue;
+      ASSERT_EQ(r.kind, ActionKind::release);
+      auto [fl, ix] = meta[r.handle - 1];
+      EXPECT_TRUE(svm_done[fl].count(ix))
+          << "flow " << fl << " datagram " << ix << " released before the SVM's copy";
+      EXPECT_GT(r.arrival + 1, last_arrival[fl]) << "flow " << fl << " released out of order";
+      last_arrival[fl] = r.arrival + 1;
+    }
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  h.run_until_idle();
+  EXPECT_EQ(h.counters().checkpoint_requests, 0u);
+  EXPECT_EQ(h.released_handles(Side::pvm).size(), pvm_frames);
+  EXPECT_EQ(h.check_contract(true), "");
+  EXPECT_EQ(h.conservation(), "");
+  EXPECT_EQ(h.engine().held_frames(), 0u);
+}
+
+TEST(EngineRandomWalk, IdenticalDatagramsManyFlowsWithFragments) {
+  for (uint64_t seed : {0xda7a01ull, 0xda7a02ull}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    run_datagram_walk(seed, 400, 12);
+    if (HasFatalFailure()) return;
+  }
+}
+
 // The oracle itself, so a broken oracle cannot make the walks vacuous.
 TEST(StreamOracle, DecidesIdenticalAndFirstDifference) {
   StreamOracle o;
