@@ -185,6 +185,11 @@ void CheckpointCoordinator::set_policy(const CheckpointPolicy& p) {
   impl_->fsm.set_policy(p);
 }
 
+CheckpointPolicy CheckpointCoordinator::policy() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->fsm.policy();
+}
+
 uint64_t CheckpointCoordinator::epoch() const {
   std::lock_guard lock(impl_->mu);
   return impl_->fsm.epoch();

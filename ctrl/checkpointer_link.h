@@ -90,6 +90,7 @@ class CheckpointCoordinator {
   // A heartbeat from a peer fed by other I/O.
   void beat(const std::string& peer, uint64_t seq);
   void set_policy(const CheckpointPolicy& p);
+  CheckpointPolicy policy() const;
 
   bool connected() const { return up_.load(); }
   uint64_t epoch() const;

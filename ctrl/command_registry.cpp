@@ -50,7 +50,7 @@ const CommandSpec* CommandRegistry::resolve(const std::vector<std::string>& word
 
 CommandResult CommandRegistry::execute(const CommandContext& ctx,
                                        const std::vector<std::string>& words,
-                                       const CommandSpec** resolved) const {
+                                       const CommandSpec** resolved, size_t* nargs) const {
   size_t consumed = 0;
   const CommandSpec* spec = resolve(words, consumed);
   if (resolved != nullptr) *resolved = spec;
@@ -60,14 +60,16 @@ CommandResult CommandRegistry::execute(const CommandContext& ctx,
                       : "unknown command '" + words.front() + "' (try 'help')");
   }
   Args args(words.begin() + static_cast<std::ptrdiff_t>(consumed), words.end());
+  if (nargs != nullptr) *nargs = args.size();
   int n = static_cast<int>(args.size());
   if (n < spec->min_args || (spec->max_args >= 0 && n > spec->max_args)) {
     return CommandResult::failure("usage: " + spec->name +
                                   (spec->usage.empty() ? "" : " " + spec->usage));
   }
-  if (spec->mutating && ctx.read_only) {
-    return CommandResult::failure("'" + spec->name +
-                                  "' changes state: not allowed on the read-only socket");
+  if (spec->changes_state(args.size()) && ctx.read_only) {
+    std::string what = spec->name;
+    for (const auto& a : args) what += " " + a;
+    return CommandResult::failure("'" + what + "' changes state: not allowed on the read-only socket");
   }
   try {
     return spec->handler(ctx, args);
@@ -89,7 +91,8 @@ Json CommandRegistry::help_json(const std::string& name) const {
   const CommandSpec* s = find(name);
   if (s == nullptr) return nullptr;
   Json j{{"command", s->name}, {"usage", s->name + (s->usage.empty() ? "" : " " + s->usage)},
-         {"help", s->help}, {"mutating", s->mutating}, {"min_args", s->min_args},
+         {"help", s->help}, {"mutating", s->mutating},
+         {"mutating_with_args", s->mutating_with_args}, {"min_args", s->min_args},
          {"max_args", s->max_args}};
   return j;
 }

@@ -47,6 +47,10 @@ struct CommandSpec {
   int max_args = 0;   // -1: unbounded
   bool mutating = false;
   CommandHandler handler;
+  // Changes state only when given arguments (`stats --reset`, `checkpoint-policy K=V`).
+  bool mutating_with_args = false;
+
+  bool changes_state(size_t nargs) const { return mutating || (mutating_with_args && nargs > 0); }
 };
 
 class CommandRegistry {
@@ -63,8 +67,9 @@ class CommandRegistry {
 
   // Resolves, checks arity and the read-only rule, runs the handler (an exception in a
   // handler becomes an error result, never a crash).
+  // `nargs` receives the number of arguments after the command's name.
   CommandResult execute(const CommandContext& ctx, const std::vector<std::string>& words,
-                        const CommandSpec** resolved = nullptr) const;
+                        const CommandSpec** resolved = nullptr, size_t* nargs = nullptr) const;
 
   Json list_json() const;
   Json help_json(const std::string& name) const;

@@ -74,21 +74,17 @@ void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
            }});
 
   reg.add({"stats", "[--reset]", "counters summed over workers; --reset zeroes them after reading",
-           0, 1, false, [&cp](const CommandContext& ctx, const Args& a) {
+           0, 1, false, [&cp](const CommandContext&, const Args& a) {
              bool reset = false;
              if (!a.empty()) {
                if (a[0] != "--reset") {
                  return CommandResult::failure("unknown argument '" + a[0] +
                                                "' (usage: stats [--reset])");
                }
-               if (ctx.read_only) {
-                 return CommandResult::failure(
-                     "'stats --reset' changes state: not allowed on the read-only socket");
-               }
                reset = true;
              }
              return CommandResult::success(cp.daemon->stats(reset));
-           }});
+           }, true});
 
   reg.add({"conns", "[FILTER] [--limit N]",
            "connections whose key contains FILTER (e.g. 'tcp', '10.0.0.2', ':80 ')", 0, 3, false,
@@ -226,6 +222,43 @@ void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
              }
              return CommandResult::success(result);
            }});
+
+  reg.add({"checkpoint-policy", "[KEY=VALUE...]",
+           "show or change the checkpoint policy live: max_epoch_ms (0 = off), timeout_ms, "
+           "on_timeout=retry|alarm|failover, max_retries, failover_survivor=primary|secondary",
+           0, 5, false, [&cp](const CommandContext&, const Args& a) {
+             if (cp.coordinator == nullptr) return CommandResult::failure("no checkpointer link");
+             CheckpointPolicy p = cp.coordinator->policy();
+             for (const auto& kv : a) {
+               auto eq = kv.find('=');
+               std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+               uint64_t n = 0;
+               bool num = parse_u64(v, n);
+               if (eq == std::string::npos) {
+                 return CommandResult::failure("expected KEY=VALUE, got '" + kv + "'");
+               } else if (k == "max_epoch_ms" && num && n <= 3'600'000) {
+                 p.max_epoch_ns = n * 1'000'000;
+               } else if (k == "timeout_ms" && num && n >= 1 && n <= 3'600'000) {
+                 p.done_timeout_ns = n * 1'000'000;
+               } else if (k == "max_retries" && num && n <= 100) {
+                 p.max_retries = static_cast<uint32_t>(n);
+               } else if (k == "on_timeout" && timeout_policy_from_string(v, p.on_timeout)) {
+               } else if (k == "failover_survivor" && survivor_from_string(v, p.failover_survivor)) {
+               } else {
+                 return CommandResult::failure(
+                     "bad '" + kv + "': max_epoch_ms 0..3600000, timeout_ms 1..3600000, "
+                     "max_retries 0..100, on_timeout retry|alarm|failover, "
+                     "failover_survivor primary|secondary");
+               }
+             }
+             if (!a.empty()) cp.coordinator->set_policy(p);
+             return CommandResult::success(
+                 {{"max_epoch_ms", p.max_epoch_ns / 1'000'000},
+                  {"timeout_ms", p.done_timeout_ns / 1'000'000},
+                  {"on_timeout", to_string(p.on_timeout)},
+                  {"max_retries", p.max_retries},
+                  {"failover_survivor", to_string_survivor(p.failover_survivor)}});
+           }, true});
 
   reg.add({"version", "", "version of lockstep and of its protocols", 0, 0, false,
            [&cp](const CommandContext&, const Args&) {

@@ -271,10 +271,10 @@ void CtrlServer::handle_line(Client& c, std::string_view line) {
   ctx.cred = c.cred;
   ctx.now_ns = monotonic_ns();
   const CommandSpec* spec = nullptr;
-  CommandResult r = registry_.execute(ctx, words, &spec);
+  size_t nargs = 0;
+  CommandResult r = registry_.execute(ctx, words, &spec, &nargs);
   if (spec == nullptr) ++c_.unknown_command;
-  bool resets = spec != nullptr && spec->name == "stats" && words.size() > 1;
-  if (spec != nullptr && (spec->mutating || resets)) {
+  if (spec != nullptr && spec->changes_state(nargs)) {
     if (c.read_only) {
       ++c_.read_only_refused;
     } else if (r.ok) {

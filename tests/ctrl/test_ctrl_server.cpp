@@ -180,6 +180,9 @@ TEST_F(CtrlServerTest, CheckpointModeFailover) {
   EXPECT_EQ(call("checkpoint")["ok"], true);
   EXPECT_EQ(daemon_.checkpoints_requested, 1);
   EXPECT_EQ(call("checkpoint", {"now"})["ok"], false);
+  Json pol = call("checkpoint-policy");  // no checkpointer link in this test
+  EXPECT_EQ(pol["ok"], false);
+  EXPECT_EQ(pol["error"], "no checkpointer link");
 
   EXPECT_EQ(call("mode", {"passthrough"})["result"]["mode"], "passthrough");
   EXPECT_EQ(daemon_.mode, Mode::passthrough);

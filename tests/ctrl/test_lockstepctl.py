@@ -104,7 +104,8 @@ try:
     # --- help and list-commands ------------------------------------------------------
     rc, out, err = ctl("list-commands", sock=sock)
     names = out.splitlines()
-    for c in ["status", "stats", "conns", "config get", "config set", "checkpoint", "failover",
+    for c in ["status", "stats", "conns", "config get", "config set", "checkpoint",
+              "checkpoint-policy", "failover",
               "mode", "capture start", "capture stop", "version", "help", "list-commands",
               "metrics"]:
         check(c in names, "list-commands has " + c)
@@ -155,6 +156,11 @@ try:
         (["version", "x"], 2, "usage: version"),
         (["metrics"], 0, "# TYPE lockstep_pvm_in_total counter"),
         (["metrics", "x"], 2, "usage: metrics"),
+        (["checkpoint-policy"], 0, "timeout_ms: 2000"),
+        (["checkpoint-policy", "timeout_ms=1500", "on_timeout=alarm"], 0, "on_timeout: alarm"),
+        (["checkpoint-policy", "timeout_ms=0"], 2, "bad 'timeout_ms=0'"),
+        (["checkpoint-policy", "on_timeout=panic"], 2, "retry|alarm|failover"),
+        (["checkpoint-policy", "x"], 2, "KEY=VALUE"),
         (["failover"], 2, "usage: failover"),
         (["failover", "sideways"], 2, "expected primary or secondary"),
     ]
@@ -179,8 +185,10 @@ try:
     # read-only socket: reads work, state changes exit 2
     rc, out, err = ctl("status", sock=ro)
     check(rc == 0, "status on the read-only socket")
+    rc, out, err = ctl("checkpoint-policy", sock=ro)
+    check(rc == 0 and "timeout_ms: 1500" in out, "checkpoint-policy readable on the read-only socket")
     for args in (["mode", "colo"], ["failover", "primary"], ["config", "set", "mode=colo"],
-                 ["stats", "--reset"], ["checkpoint"]):
+                 ["stats", "--reset"], ["checkpoint"], ["checkpoint-policy", "timeout_ms=9"]):
         rc, out, err = ctl(*args, sock=ro)
         check(rc == 2 and "read-only" in err, "read-only refuses " + " ".join(args))
 

@@ -28,7 +28,7 @@ _lockstepctl() {
   fi
   local list
   list=$(lockstepctl ${sock:+-s "$sock"} -t 1 list-commands 2>/dev/null)
-  [[ -z $list ]] && list=$'help\nlist-commands\nstatus\nstats\nconns\nconfig get\nconfig set\ncheckpoint\nfailover\nmode\ncapture start\ncapture stop\nversion\nmetrics'
+  [[ -z $list ]] && list=$'help\nlist-commands\nstatus\nstats\nconns\nconfig get\nconfig set\ncheckpoint\ncheckpoint-policy\nfailover\nmode\ncapture start\ncapture stop\nversion\nmetrics'
   local first=${cmd[0]} 
   if [[ ${#cmd[@]} -eq 0 ]]; then
     COMPREPLY=($(compgen -W "$(cut -d' ' -f1 <<<"$list" | sort -u)" -- "$cur")); return
@@ -36,6 +36,9 @@ _lockstepctl() {
   case "${cmd[*]}" in
     stats) COMPREPLY=($(compgen -W "--reset" -- "$cur")) ;;
     conns|conns\ *) COMPREPLY=($(compgen -W "--limit" -- "$cur")) ;;
+    checkpoint-policy|checkpoint-policy\ *)
+      compopt -o nospace 2>/dev/null
+      COMPREPLY=($(compgen -W "max_epoch_ms= timeout_ms= on_timeout= max_retries= failover_survivor=" -- "$cur")) ;;
     failover) COMPREPLY=($(compgen -W "primary secondary" -- "$cur")) ;;
     mode) COMPREPLY=($(compgen -W "colo buffer passthrough" -- "$cur")) ;;
     help) COMPREPLY=($(compgen -W "$(cut -d' ' -f1 <<<"$list" | sort -u)" -- "$cur")) ;;
