@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The demo's client: fetches the demo's files from 10.9.0.2 over and over, a few at a
+# time, checks every body against the original and logs one line per transfer
+# ("ok NAME BYTES" or "FAIL NAME why"). Runs until killed.
+#   traffic.sh CONTENT_DIR LOG [PARALLEL]
+set -u
+dir=$1 log=$2 par=${3:-2}
+files=()
+for f in "$dir"/*; do files+=("$(basename "$f")"); done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+one() {
+  local name=$1 out="$tmp/$2"
+  if curl -s -m 30 -o "$out" "http://10.9.0.2:8080/$name"; then
+    if cmp -s "$out" "$dir/$name"; then echo "ok $name $(stat -c %s "$out")"; else echo "FAIL $name differs"; fi
+  else
+    echo "FAIL $name curl $?"
+  fi
+}
+i=0
+while true; do
+  for ((k = 0; k < par; k++)); do
+    one "${files[$(( (i + k) % ${#files[@]} ))]}" "$k" >>"$log" &
+  done
+  wait
+  i=$((i + par))
+  sleep 0.2
+done
