@@ -12,18 +12,19 @@ namespace {
 std::mutex g_mu;
 MetricsSource g_source;
 
-std::string sample_key(const MetricSample& s) {
-  std::string k = sanitize_metric_name(s.name);
-  if (!s.labels.empty()) {
-    k += '{';
-    bool first = true;
-    for (const auto& [n, v] : s.labels) {
-      if (!first) k += ',';
-      first = false;
-      k += n + "=\"" + v + "\"";
-    }
-    k += '}';
+// DPDK accepts only [A-Za-z0-9_/] in dict names: labels become /key/value segments.
+std::string telemetry_safe(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    out.push_back(ok ? c : '_');
   }
+  return out;
+}
+
+std::string sample_key(const MetricSample& s) {
+  std::string k = telemetry_safe(s.name);
+  for (const auto& [n, v] : s.labels) k += "/" + telemetry_safe(n) + "/" + telemetry_safe(v);
   return k;
 }
 
