@@ -75,6 +75,24 @@ TEST_F(CtrlServerTest, SocketModeIs0660) {
   EXPECT_EQ(st.st_mode & 0777, 0660u);
 }
 
+TEST_F(CtrlServerTest, ConfigurableGroup) {
+  CtrlServerConfig cfg;
+  cfg.group = std::to_string(getgid());
+  start(cfg);
+  struct stat st {};
+  ASSERT_EQ(stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, getgid());
+  server_->stop();
+  unlink(path_.c_str());
+  CtrlServerConfig bad;
+  bad.socket_path = path_;
+  bad.group = "no-such-group-lockstep";
+  CtrlServer other(registry_, bad);
+  std::string error;
+  EXPECT_FALSE(other.start(error));
+  EXPECT_NE(error.find("unknown group"), std::string::npos) << error;
+}
+
 TEST_F(CtrlServerTest, LiveSocketIsNotStolen) {
   start();
   CommandRegistry other;
