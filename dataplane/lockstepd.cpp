@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "compare/engine.h"
 #include "dataplane/config.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
@@ -172,6 +173,10 @@ int main(int argc, char** argv) {
     ok = lockstep::dp::apply_override(s, cfg, error);
   }
   if (ok) ok = lockstep::dp::validate(cfg, error);
+  if (ok && !lockstep::Engine::create(cfg.engine, error)) {  // e.g. policy rules that do not parse
+    error = "config key 'engine.policy_rules' (or another engine key): " + error;
+    ok = false;
+  }
   if (!ok) {
     std::fprintf(stderr, "lockstepd: %s\n", error.c_str());
     return 2;
