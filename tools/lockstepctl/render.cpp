@@ -27,6 +27,17 @@ void table(const Json& a, const std::string& indent, std::string& out) {
       if (std::find(cols.begin(), cols.end(), it.key()) == cols.end()) cols.push_back(it.key());
     }
   }
+  // Identity columns first (nlohmann objects iterate keys in sorted order).
+  static const char* const kFirst[] = {"command", "usage", "flow", "peer", "event", "state"};
+  std::stable_sort(cols.begin(), cols.end(), [](const std::string& x, const std::string& y) {
+    auto rank = [](const std::string& c) {
+      for (size_t i = 0; i < std::size(kFirst); ++i) {
+        if (c == kFirst[i]) return i;
+      }
+      return std::size(kFirst);
+    };
+    return rank(x) < rank(y);
+  });
   std::vector<std::vector<std::string>> cells;
   std::vector<size_t> width;
   for (const auto& c : cols) width.push_back(c.size());
