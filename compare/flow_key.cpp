@@ -2,9 +2,7 @@
 #include "compare/flow_key.h"
 
 #include <bit>
-#include <cstddef>
 #include <cstdio>
-#include <cstring>
 #include <cstring>
 
 namespace lockstep {
@@ -17,11 +15,14 @@ inline bool endpoint_le(const IpAddr& a, uint16_t pa, const IpAddr& b, uint16_t 
   return c < 0 || (c == 0 && pa <= pb);
 }
 
-// Little-endian load built from bytes, so the hash is the same on every host (compilers
-// turn it into one load on little-endian machines).
+// Little-endian 64-bit load, so the hash is the same on every host.
 inline uint64_t load_le64(const uint8_t* p) {
   uint64_t v = 0;
-  for (unsigned i = 0; i < 8; ++i) v |= uint64_t{p[i]} << (8 * i);
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(&v, p, sizeof v);
+  } else {
+    for (unsigned i = 0; i < 8; ++i) v |= uint64_t{p[i]} << (8 * i);
+  }
   return v;
 }
 
