@@ -12,10 +12,17 @@
 //
 // Printed per benchmark: ns_per_pair (wall), cpu_ns_per_pair (thread CPU time, the
 // figure to read on a shared machine), cycles_per_pair (rdtsc, wall), bytes_per_conn
-// (Engine::bytes_per_connection()), engine_bytes (memory_bytes() of the instance).
+// (Engine::bytes_per_connection()), insns_per_pair (user-space instructions, when
+// perf events are allowed: independent of other load), engine_bytes (memory_bytes() of the instance).
 #include <benchmark/benchmark.h>
 
 #include <time.h>
+
+#if defined(__linux__)
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <chrono>
 #include <cstdint>
@@ -41,6 +48,41 @@ double thread_cpu_ns() {
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
+
+// Instructions retired by this thread in user space (perf_event_open), when the kernel
+// allows it: a figure that does not depend on how busy the machine is. -1 otherwise.
+class InstructionCounter {
+ public:
+  InstructionCounter() {
+#if defined(__linux__)
+    perf_event_attr a{};
+    a.type = PERF_TYPE_HARDWARE;
+    a.size = sizeof(a);
+    a.config = PERF_COUNT_HW_INSTRUCTIONS;
+    a.exclude_kernel = 1;
+    a.exclude_hv = 1;
+    fd_ = static_cast<int>(syscall(SYS_perf_event_open, &a, 0, -1, -1, 0));
+#endif
+  }
+  ~InstructionCounter() {
+#if defined(__linux__)
+    if (fd_ >= 0) close(fd_);
+#endif
+  }
+  InstructionCounter(const InstructionCounter&) = delete;
+  InstructionCounter& operator=(const InstructionCounter&) = delete;
+  int64_t read_now() const {
+#if defined(__linux__)
+    uint64_t v = 0;
+    if (fd_ >= 0 && ::read(fd_, &v, sizeof(v)) == static_cast<ssize_t>(sizeof(v)))
+      return static_cast<int64_t>(v);
+#endif
+    return -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 uint64_t cycles() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -181,6 +223,8 @@ void run_pairs(benchmark::State& state, bool tcp, size_t payload) {
   Rig rig(tcp, flows, payload);
   uint32_t flow = 0;
   uint64_t bad = 0, pairs = 0;
+  InstructionCounter insns;
+  int64_t i0 = insns.read_now();
   auto t0 = std::chrono::steady_clock::now();
   double cpu0 = thread_cpu_ns();
   uint64_t c0 = cycles();
@@ -192,6 +236,7 @@ void run_pairs(benchmark::State& state, bool tcp, size_t payload) {
   uint64_t c1 = cycles();
   double cpu1 = thread_cpu_ns();
   auto t1 = std::chrono::steady_clock::now();
+  int64_t i1 = insns.read_now();
   if (bad) state.SkipWithError("pairs not matched (actions != 2)");
   if (rig.engine().counters().checkpoint_requests != 0) state.SkipWithError("checkpoint requested");
   double ns = std::chrono::duration<double, std::nano>(t1 - t0).count();
@@ -199,6 +244,8 @@ void run_pairs(benchmark::State& state, bool tcp, size_t payload) {
   state.counters["cpu_ns_per_pair"] = pairs ? (cpu1 - cpu0) / static_cast<double>(pairs) : 0;
   state.counters["cycles_per_pair"] =
       pairs ? static_cast<double>(c1 - c0) / static_cast<double>(pairs) : 0;
+  if (i0 >= 0 && i1 >= 0 && pairs)
+    state.counters["insns_per_pair"] = static_cast<double>(i1 - i0) / static_cast<double>(pairs);
   state.counters["bytes_per_conn"] = static_cast<double>(Engine::bytes_per_connection());
   state.counters["engine_bytes"] = static_cast<double>(rig.engine().memory_bytes());
   state.counters["conns"] = static_cast<double>(rig.engine().counters().conns_active);
