@@ -452,6 +452,30 @@ TEST(EngineCheckpoints, StaleCheckpointDoneIgnored) {
   finish(h);
 }
 
+TEST(EngineCheckpoints, CheckpointerInitiatedCheckpointWithoutRequest) {
+  // The checkpointer also checkpoints on its own (periodically): a done with no request
+  // outstanding releases held output and rebases like any other.
+  EngineHarness h;
+  h.set_auto_checkpoint(false);
+  Conversation c({});
+  open_passive(h, c);
+  uint64_t p = h.push(Side::pvm, c.vm_stream(Vm::pvm, 0, 100));
+  uint64_t u = h.push(Side::pvm, udp(7000, "held"));
+  uint64_t e0 = h.engine().epoch();
+  EXPECT_FALSE(h.engine().checkpoint_outstanding());
+  h.engine().checkpoint_done(e0, h.now());
+  h.advance_by(0);
+  EXPECT_EQ(describe(h, p), released_as(ReleaseReason::checkpoint));
+  EXPECT_EQ(describe(h, u), released_as(ReleaseReason::checkpoint));
+  EXPECT_EQ(h.engine().epoch(), e0 + 1);
+  c.rebase_svm();
+  uint64_t p2 = h.push(Side::pvm, c.vm_stream(Vm::pvm, 100, 100));
+  h.push(Side::svm, c.vm_stream(Vm::svm, 100, 100));
+  EXPECT_EQ(describe(h, p2), released_as(ReleaseReason::matched));
+  EXPECT_EQ(h.checkpoints().size(), 0u);
+  finish(h);
+}
+
 TEST(EngineCheckpoints, ManualRequestWithNothingHeld) {
   EngineHarness h;
   h.set_auto_checkpoint(false);
