@@ -504,6 +504,12 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
     return;
   }
 
+  if (mode_ != Mode::colo && f.status == ParseStatus::ok && f.is_tcp() && !f.is_fragment) {
+    // Not comparing, but keep each connection's ISNs and the PVM's stream position so
+    // that compare can resume right after the checkpoint that ends this mode.
+    tcp_track_uncompared(side, f, now);
+  }
+
   if (mode_ == Mode::passthrough) {
     if (pvm) release_direct(side, handle, ReleaseReason::passthrough);
     else drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
@@ -515,16 +521,6 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
   else if (is_nd(f)) action = nd_policy_;
 
   if (mode_ == Mode::buffer) {
-    // No compare, but keep learning ISNs so that ack translation is right in colo again.
-    if (f.is_tcp() && (f.tcp_flags & kTcpSyn)) {
-      uint32_t ci = lookup_or_create(flow_key_of(f), ConnKind::tcp, now, true);
-      if (ci != kNil) {
-        Conn& c = conns_[ci];
-        (pvm ? c.pvm_isn : c.svm_isn) = SeqNum(f.seq);
-        (pvm ? c.pvm_syn : c.svm_syn) = true;
-        tcp_learn_offset(ci);
-      }
-    }
     if (!pvm) {
       drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
       return;

@@ -243,6 +243,7 @@ class EngineImpl {
   void tcp_ingress(uint32_t ci, uint64_t handle, uint8_t* data, uint32_t len,
                    const ParsedFrame& f, uint64_t now);
   void tcp_reset_for_reuse(Conn& c);
+  void tcp_track_uncompared(Side side, const ParsedFrame& f, uint64_t now);
   void tcp_translate_ingress(const Conn& c, uint8_t* data, const ParsedFrame& f);
   void tcp_translate_svm_output(const Conn& c, uint8_t* data, uint32_t len);
   void tcp_flush_ingress(uint32_t ci, bool translated);

@@ -98,6 +98,31 @@ void EngineImpl::tcp_learn_offset(uint32_t ci) {
   if (c.ingress.head != kNil) tcp_flush_ingress(ci, true);
 }
 
+void EngineImpl::tcp_track_uncompared(Side side, const ParsedFrame& f, uint64_t now) {
+  const uint8_t fl = f.tcp_flags;
+  const uint32_t ext = ((fl & kTcpSyn) ? 1 : 0) + f.payload_len + ((fl & kTcpFin) ? 1 : 0);
+  const bool syn = fl & kTcpSyn;
+  if (!syn && (side != Side::pvm || ext == 0)) return;
+  uint32_t ci = lookup_or_create(flow_key_of(f), ConnKind::tcp, now, true);
+  if (ci == kNil) return;
+  Conn& c = conns_[ci];
+  if (syn) {
+    if (c.state == TcpState::closed && !conn_holds(c)) tcp_reset_for_reuse(c);
+    const bool pvm = side == Side::pvm;
+    (pvm ? c.pvm_isn : c.svm_isn) = SeqNum(f.seq);
+    (pvm ? c.pvm_syn : c.svm_syn) = true;
+    (pvm ? c.pvm_ts_syn : c.svm_ts_syn) = f.has_timestamp;
+    (pvm ? c.pvm_tsval_syn : c.svm_tsval_syn) = f.tsval;
+    tcp_learn_offset(ci);
+  }
+  if (side == Side::pvm && ext > 0) {
+    SeqNum end = SeqNum(f.seq) + ext;
+    c.pvm_next = c.pvm_seen ? seq_max(c.pvm_next, end) : end;
+    c.pvm_seen = true;
+    c.cmp_valid = true;
+  }
+}
+
 void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uint64_t now) {
   Conn& c = conns_[ci];
   const bool pvm = held_[idx].side == Side::pvm;
