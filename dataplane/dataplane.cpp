@@ -2,6 +2,7 @@
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
+#include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf_dyn.h>
@@ -108,7 +109,10 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
     for (unsigned r = 0; r < kRoleCount; ++r)
       if (s.port[r] >= 0) s.role_of_port[static_cast<unsigned>(s.port[r])] = static_cast<uint8_t>(r);
     s.reads_rx = dp->plan_.rss || w == 0;
-    s.rxq = static_cast<uint16_t>(dp->plan_.rss ? w : 0);
+    for (unsigned r = 0; r < kRoleCount; ++r) {
+      s.rxq_first[r] = static_cast<uint16_t>(dp->plan_.rss ? w : 0);
+      s.rxq_count[r] = dp->plan_.rss ? 1 : (w == 0 ? dp->plan_.nrx[r] : 0);
+    }
     s.txq = static_cast<uint16_t>(w);
     s.pool = pool;
     s.jumbo_pool = dp->jumbo_pool_;
@@ -204,7 +208,19 @@ void Dataplane::finish(uint64_t now_ns) {
   for (auto& w : workers_) w->finish(now_ns);
 }
 
+void Dataplane::read_device_stats(Report& rep) const {
+  for (unsigned r = 0; r < kRoleCount; ++r) {
+    rte_eth_stats st{};
+    if (plan_.port[r] < 0 || rte_eth_stats_get(static_cast<uint16_t>(plan_.port[r]), &st) != 0) continue;
+    rep.dev_imissed[r] = st.imissed;
+    rep.dev_ierrors[r] = st.ierrors;
+    rep.dev_rx_nombuf[r] = st.rx_nombuf;
+    rep.dev_oerrors[r] = st.oerrors;
+  }
+}
+
 void Dataplane::stop_ports(bool close) {
+  if (ports_started_) read_device_stats(last_dev_);
   lockstep::dp::stop_ports(plan_, events_, close);
   ports_started_ = false;
 }
@@ -240,6 +256,14 @@ Report Dataplane::report() const {
     rep.checkpoint_requests = control_->requests_sent();
     rep.checkpoint_coalesced = control_->requests_coalesced();
     rep.checkpoints_done = control_->checkpoints_done();
+  }
+  if (ports_started_) {
+    read_device_stats(rep);
+  } else {
+    rep.dev_imissed = last_dev_.dev_imissed;
+    rep.dev_ierrors = last_dev_.dev_ierrors;
+    rep.dev_rx_nombuf = last_dev_.dev_rx_nombuf;
+    rep.dev_oerrors = last_dev_.dev_oerrors;
   }
   rep.pool_size = pool_->size;
   rep.pool_avail = rte_mempool_avail_count(pool_);

@@ -68,6 +68,8 @@ class Dataplane {
   bool ports_started_ = false;
   bool finished_ = false;
   std::array<PortEvents, kRoleCount> events_{};
+  void read_device_stats(Report& rep) const;
+  Report last_dev_{};  // device counters kept from before the ports were closed
   std::vector<std::unique_ptr<StatsSlot>> slots_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<WorkerRings> rings_;

@@ -2,6 +2,7 @@
 
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <sched.h>
 #include <unistd.h>
 
 namespace lockstep::dp {
@@ -15,8 +16,34 @@ std::vector<std::string> eal_arguments(const Config& cfg, const std::vector<std:
     return false;
   };
   if (!given("-l") && !given("--lcores") && !given("-c")) {
-    a.push_back("-l");
-    a.push_back(cfg.lcores.empty() ? "0-" + std::to_string(cfg.workers) : cfg.lcores);
+    if (!cfg.lcores.empty()) {
+      a.push_back("-l");
+      a.push_back(cfg.lcores);
+    } else {
+      // Main lcore 0 (the control loop, mostly asleep) plus one lcore per worker. With
+      // fewer CPUs than that, workers get a CPU each (round robin) and the main lcore
+      // floats over all of them.
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      unsigned cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+      std::vector<unsigned> ids;
+      for (unsigned c = 0; c < CPU_SETSIZE && ids.size() < cpus; ++c)
+        if (CPU_ISSET(c, &set)) ids.push_back(c);
+      if (ids.empty()) ids.push_back(0);
+      if (cfg.workers + 1 <= ids.size()) {
+        a.push_back("-l");
+        std::string l;
+        for (unsigned i = 0; i <= cfg.workers; ++i) l += (i ? "," : "") + std::to_string(ids[i]);
+        a.push_back(l);
+      } else {
+        std::string m = "0@(";
+        for (size_t i = 0; i < ids.size(); ++i) m += (i ? "," : "") + std::to_string(ids[i]);
+        m += ")";
+        for (unsigned w = 1; w <= cfg.workers; ++w)
+          m += "," + std::to_string(w) + "@" + std::to_string(ids[(w - 1) % ids.size()]);
+        a.push_back("--lcores=" + m);
+      }
+    }
   }
   bool any_pci = false;
   for (const auto& spec : cfg.ports)

@@ -3,6 +3,7 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace lockstep::dp {
@@ -81,7 +82,7 @@ bool plan_ports(const Config& cfg, PortPlan& plan, std::string& error) {
   return true;
 }
 
-bool start_ports(const Config& cfg, const PortPlan& plan, rte_mempool* pool,
+bool start_ports(const Config& cfg, PortPlan& plan, rte_mempool* pool,
                  std::array<PortEvents, kRoleCount>& events, std::string& error) {
   for (unsigned r = 0; r < kRoleCount; ++r) {
     int p = plan.port[r];
@@ -115,8 +116,9 @@ bool start_ports(const Config& cfg, const PortPlan& plan, rte_mempool* pool,
       conf.rx_adv_conf.rss_conf.rss_key_len = sizeof kSymmetricRssKey;
       conf.rx_adv_conf.rss_conf.rss_hf = kRssHf & info.flow_type_rss_offloads;
     } else {
-      nrx = 1;
+      nrx = static_cast<uint16_t>(std::max<uint32_t>(1, std::min<uint32_t>(cfg.workers, info.max_rx_queues)));
     }
+    plan.nrx[r] = nrx;
     if (info.dev_flags != nullptr && (*info.dev_flags & RTE_ETH_DEV_INTR_LSC)) conf.intr_conf.lsc = 1;
     rc = rte_eth_dev_configure(port, nrx, ntx, &conf);
     if (rc != 0) return fail("configure", rc);

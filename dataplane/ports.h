@@ -16,6 +16,10 @@ namespace lockstep::dp {
 struct PortPlan {
   std::array<int, kRoleCount> port{};  // -1 when the role has no port
   bool rss = false;                    // true: every worker reads its own rx queue
+  // rx queues configured per role. Software steering: min(workers, what the device has),
+  // all read by worker 0 (a device that spreads by itself, e.g. af_packet with qpairs,
+  // loses nothing); RSS: one per worker.
+  std::array<uint16_t, kRoleCount> nrx{};
 };
 
 // Resolves every configured role to a port id (the device must already exist: created
@@ -24,7 +28,7 @@ bool plan_ports(const Config& cfg, PortPlan& plan, std::string& error);
 
 // Configures and starts each port; registers link/queue event callbacks that count into
 // events[role]. Idempotent per port.
-bool start_ports(const Config& cfg, const PortPlan& plan, rte_mempool* pool,
+bool start_ports(const Config& cfg, PortPlan& plan, rte_mempool* pool,
                  std::array<PortEvents, kRoleCount>& events, std::string& error);
 
 // Stops (and closes, when close=true) every port of the plan, unregistering callbacks.

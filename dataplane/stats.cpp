@@ -66,17 +66,18 @@ std::string Report::text() const {
   std::ostringstream o;
   const auto& t = total;
   o << "lockstepd counters\n";
-  o << "  port      rx          tx          tx_dropped  link_up link_down\n";
+  o << "  port      rx          tx          tx_dropped  link_up link_down dev_missed\n";
   for (unsigned i = 0; i < kRoleCount; ++i) {
     if (!has_port[i]) continue;
     char line[160];
-    std::snprintf(line, sizeof line, "  %-8s %-11llu %-11llu %-11llu %-7llu %llu\n",
+    std::snprintf(line, sizeof line, "  %-8s %-11llu %-11llu %-11llu %-7llu %-9llu %llu\n",
                   std::string(to_string(static_cast<Role>(i))).c_str(),
                   static_cast<unsigned long long>(t.port[i].rx),
                   static_cast<unsigned long long>(t.port[i].tx),
                   static_cast<unsigned long long>(t.port[i].tx_dropped),
                   static_cast<unsigned long long>(link_up[i]),
-                  static_cast<unsigned long long>(link_down[i]));
+                  static_cast<unsigned long long>(link_down[i]),
+                  static_cast<unsigned long long>(dev_imissed[i] + dev_rx_nombuf[i]));
     o << line;
   }
   o << "  engine: pvm_in " << t.engine.pvm_in << ", released " << t.engine.released_pvm()
@@ -121,7 +122,11 @@ std::string Report::json() const {
       kv("tx_retries", p.tx_retries);
       kv("link_up", link_up[i]);
       kv("link_down", link_down[i]);
-      kv("queue_state", queue_state[i], false);
+      kv("queue_state", queue_state[i]);
+      kv("dev_imissed", dev_imissed[i]);
+      kv("dev_ierrors", dev_ierrors[i]);
+      kv("dev_rx_nombuf", dev_rx_nombuf[i]);
+      kv("dev_oerrors", dev_oerrors[i], false);
       o << '}';
     }
     o << "},\"drops\":{";

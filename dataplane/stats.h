@@ -78,6 +78,8 @@ struct Report {
   WorkerStats total;
   std::array<uint64_t, kRoleCount> link_up{}, link_down{}, queue_state{};
   std::array<bool, kRoleCount> has_port{};
+  // Device counters (rte_eth_stats) at the last read: frames the device itself dropped.
+  std::array<uint64_t, kRoleCount> dev_imissed{}, dev_ierrors{}, dev_rx_nombuf{}, dev_oerrors{};
   uint64_t checkpoint_requests = 0;  // sent to the checkpointer (coalesced across workers)
   uint64_t checkpoint_coalesced = 0;
   uint64_t checkpoints_done = 0;

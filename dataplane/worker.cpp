@@ -202,18 +202,20 @@ unsigned Worker::poll_once(uint64_t now_ns) {
     std::array<rte_mbuf*, kMaxBurst> bufs;
     for (unsigned r = 0; r < kRoleCount; ++r) {
       if (s_.port[r] < 0) continue;
-      uint16_t n = rte_eth_rx_burst(static_cast<uint16_t>(s_.port[r]), s_.rxq, bufs.data(),
-                                    static_cast<uint16_t>(s_.cfg->burst));
-      if (n == 0) continue;
-      auto& pc = st_.port[r];
-      pc.rx += n;
-      for (uint16_t i = 0; i < n; ++i) {
-        pc.rx_bytes += bufs[i]->pkt_len;
-        bufs[i]->port = static_cast<uint16_t>(s_.port[r]);
-        dispatch_rx(static_cast<Role>(r), bufs[i], now_ns);
+      for (uint16_t q = s_.rxq_first[r]; q < s_.rxq_first[r] + s_.rxq_count[r]; ++q) {
+        uint16_t n = rte_eth_rx_burst(static_cast<uint16_t>(s_.port[r]), q, bufs.data(),
+                                      static_cast<uint16_t>(s_.cfg->burst));
+        if (n == 0) continue;
+        auto& pc = st_.port[r];
+        pc.rx += n;
+        for (uint16_t i = 0; i < n; ++i) {
+          pc.rx_bytes += bufs[i]->pkt_len;
+          bufs[i]->port = static_cast<uint16_t>(s_.port[r]);
+          dispatch_rx(static_cast<Role>(r), bufs[i], now_ns);
+        }
+        handled += n;
+        apply_actions();
       }
-      handled += n;
-      apply_actions();
     }
   }
   handled += steer_in(now_ns);

@@ -40,7 +40,8 @@ struct WorkerSetup {
   std::array<int, kRoleCount> port{};      // port id per role, -1 when absent
   std::array<uint8_t, RTE_MAX_ETHPORTS> role_of_port{};  // kNoRole when not ours
   bool reads_rx = true;                     // software steering: worker 0 only
-  uint16_t rxq = 0, txq = 0;
+  std::array<uint16_t, kRoleCount> rxq_first{}, rxq_count{};  // rx queues this worker reads
+  uint16_t txq = 0;
   rte_mempool* pool = nullptr;
   rte_mempool* jumbo_pool = nullptr;        // contiguous copies of long frames; may be null
   std::vector<rte_ring*> steer_to;          // worker 0, software steering: ring per worker
