@@ -118,6 +118,11 @@ void EngineImpl::derive() {
 }
 
 std::unique_ptr<Engine> Engine::create(const Settings& s, std::string& error) {
+  // A snapshot may have been built by hand: every value must pass the table's checks.
+  for (const SettingInfo& info : settings_table()) {
+    Settings checked;
+    if (!s.with(info.name, s.get(info.name), checked, error)) return nullptr;
+  }
   PolicyTable policy;
   PolicyAction def = PolicyAction::compare;
   policy_action_from_string(s.default_policy, def);
@@ -757,6 +762,8 @@ void EngineImpl::checkpoint_done(uint64_t epoch, uint64_t now) {
   for (uint32_t ci = lru_head_; ci != kNil; ci = conns_[ci].lru_next) {
     Conn& c = conns_[ci];
     c.diverged = false;
+    c.stale_valid = c.kind == ConnKind::tcp && c.seq_offset != 0;
+    c.stale_offset = c.seq_offset;
     c.seq_offset = 0;
     c.ts_offset = 0;
     c.offset_known = true;
@@ -765,6 +772,7 @@ void EngineImpl::checkpoint_done(uint64_t epoch, uint64_t now) {
       c.cmp = c.pvm_next;
       c.cmp_valid = true;
     }
+    c.rebase_seq = c.cmp;
     c.svm_syn = c.pvm_syn;
     c.svm_isn = c.pvm_isn;
     if (c.ingress.head != kNil) tcp_flush_ingress(ci, true);

@@ -79,6 +79,8 @@ struct Conn {
   SeqNum pvm_next;             // end of the furthest PVM extent seen
   SeqNum pvm_isn, svm_isn;
   uint32_t seq_offset = 0;     // svm = pvm + seq_offset
+  uint32_t stale_offset = 0;   // seq_offset before the last rebase (late SVM frames)
+  SeqNum rebase_seq;           // compare point set by the last rebase
   uint32_t ts_offset = 0;      // svm TSval = pvm TSval + ts_offset
   uint32_t pvm_tsval_syn = 0, svm_tsval_syn = 0;
   uint32_t policy_gen = 0;
@@ -89,6 +91,7 @@ struct Conn {
   bool pvm_seen = false;       // pvm_next is meaningful
   bool pvm_syn = false, svm_syn = false;
   bool offset_known = false;
+  bool stale_valid = false;    // stale_offset/rebase_seq meaningful until the next rebase
   bool ts_known = false;
   bool pvm_ts_syn = false, svm_ts_syn = false;
   bool diverged = false;

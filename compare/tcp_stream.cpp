@@ -56,6 +56,11 @@ Elem elem_at(const Held& h, SeqNum pos) {
   return {ElemKind::rst, nullptr, 1};
 }
 
+// After a rebase: late SVM data (old numbering) lies at most kLateBehind behind the
+// rebase point; new SVM data (new numbering) starts at most kNewAhead ahead of it.
+constexpr int32_t kLateBehind = 1 << 24;
+constexpr int32_t kNewAhead = 1 << 18;
+
 void patch32(uint8_t* field, uint8_t* csum, uint32_t new_value) {
   uint32_t old_value = load_be32(field);
   if (old_value == new_value) return;
@@ -188,6 +193,17 @@ void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uin
     // Pure ACK or window update: nothing to compare, nothing to wait for.
     if (pvm) release_frame(idx, ReleaseReason::no_payload);
     else free_svm_frame(idx);
+    return;
+  }
+  if (!pvm && c.stale_valid && !syn &&
+      before_eq(SeqNum(f.seq) - c.stale_offset + h.ext, c.rebase_seq) &&
+      (SeqNum(f.seq) - c.stale_offset).since(c.rebase_seq) > -kLateBehind &&
+      (h.seq.since(c.rebase_seq) > kNewAhead || h.seq.since(c.rebase_seq) < -kLateBehind)) {
+    // Sent before the checkpoint, still numbered the old way, arriving late: in the old
+    // numbering it ends at or just behind the rebase point, in the new one it lies where
+    // no new output of the SVM (now a copy of the PVM) can be. Were it new data after
+    // all (more than kNewAhead ahead right after a checkpoint), the deadline catches it.
+    drop_frame(idx, DropReason::svm_after_checkpoint);
     return;
   }
   if (c.diverged) {
