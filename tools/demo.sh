@@ -7,6 +7,8 @@
 #   tools/demo.sh [--duration SECONDS] [--diverge]
 #     --duration N   stop by itself after N seconds (for unattended runs)
 #     --diverge      the SVM serves one file differently: watch checkpoints being requested
+# A bounded run exits non-zero unless the client's transfers all arrived byte-exact and
+# lockstepd ended with every mbuf back in its pool.
 # BUILD_DIR (default build) is honoured. Needs root (network namespaces); uses sudo if not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +19,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --diverge) diverge=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "demo: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -35,7 +37,9 @@ case "$build" in /*) LOCKSTEPD=$build/dataplane/lockstepd ;; *) LOCKSTEPD=$ROOT/
 
 WORK=$(mktemp -d /tmp/lockstep-demo.XXXXXX)
 PIDS=()
+status=0
 cleanup() {
+  local rc=$?
   trap - EXIT INT TERM
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -45,8 +49,15 @@ cleanup() {
     bad=$(grep -c '^FAIL' "$WORK/traffic.log" || true)
     bytes=$(awk '/^ok/ {s += $3} END {print s + 0}' "$WORK/traffic.log")
     echo "== client: $ok transfers byte-exact ($bytes bytes), $bad failed"
+    # A bounded run (--duration) is a check: some transfers, none failed.
+    if [ "$duration" != 0 ] && { [ "$ok" = 0 ] || [ "$bad" != 0 ]; }; then
+      echo "== demo check failed" >&2
+      status=1
+    fi
   fi
   rm -rf "$WORK"
+  [ $status = 0 ] || exit $status
+  exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
