@@ -8,7 +8,7 @@ packages=(
   libdpdk-dev dpdk-dev libpcap-dev libhyperscan-dev
   libgtest-dev libbenchmark-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libsystemd-dev
-  python3 python3-scapy tshark tcpdump iproute2 nginx-light curl
+  python3 python3-scapy tshark tcpdump iproute2 ethtool nginx-light curl
   qemu-system-x86
 )
 
