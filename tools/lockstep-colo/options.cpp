@@ -1,0 +1,174 @@
+#include "tools/lockstep-colo/options.h"
+
+#include <charconv>
+#include <map>
+#include <string_view>
+
+namespace lockstep::colo {
+
+namespace {
+
+bool to_u64(std::string_view v, uint64_t& out) {
+  auto r = std::from_chars(v.data(), v.data() + v.size(), out);
+  return r.ec == std::errc{} && r.ptr == v.data() + v.size() && !v.empty();
+}
+
+bool on_off(std::string_view v, bool& out) {
+  if (v == "on" || v == "true" || v == "yes") {
+    out = true;
+    return true;
+  }
+  if (v == "off" || v == "false" || v == "no") {
+    out = false;
+    return true;
+  }
+  return false;
+}
+
+// The runner's default held-frame capacity: the engine's default (262,144, sized for a
+// DPDK mempool) would make a 600 MB heap pool; 16,384 frames is far more than QEMU's
+// queues hold and costs ~45 MB. `--set max_held_frames=N` overrides it.
+constexpr const char* kRunnerMaxHeld = "16384";
+
+}  // namespace
+
+std::string usage() {
+  return R"(usage: lockstep-colo primary_in=SPEC secondary_in=SPEC outdev=SPEC [notify_dev=SPEC]
+                     [compare_timeout=MS] [expired_scan_cycle=MS] [max_queue_size=N]
+                     [vnet_hdr_support=on|off] [iothread=ID] [id=NAME]
+                     [filter_rewriter=on|off] [checkpoint_timeout=MS] [checkpoint_period=MS]
+                     [jumbo_frames=N] [out_queue_frames=N] [--set KEY=VALUE]...
+
+lockstep's compare engine in place of QEMU's colo-compare object, on the same chardev
+sockets (docs/qemu-colo-compare.md).
+
+  SPEC                 tcp:HOST:PORT[,server][,reconnect=SECONDS] | unix:PATH[,server]
+                       (server: listen, as QEMU's server=on; else connect and reconnect)
+  primary_in           frames the PVM sent (from filter-redirector); released to outdev
+  secondary_in         frames the SVM sent; compared, never released
+  outdev               released PVM frames, same framing
+  notify_dev           the checkpointer: DO_CHECKPOINT out, COLO_CHECKPOINT in
+  compare_timeout      ms a PVM frame may wait for its SVM match (compare_timeout_us)
+  expired_scan_cycle   accepted; lockstep has a deadline per frame, no scan
+  max_queue_size       accepted as reorder_window (segments per side and connection);
+                       lockstep never drops at a cap: a full window requests a checkpoint
+  vnet_hdr_support     frames carry be32 vnet_hdr_len after the length (default off)
+  iothread, id         accepted (id names this instance in logs and statistics)
+  filter_rewriter      the SVM host runs QEMU's filter-rewriter (default on): align the
+                       SVM's SYN/ACKs with the PVM's; off: raw SVM streams, lockstep
+                       learns sequence offsets itself
+  checkpoint_timeout   ms before an unanswered DO_CHECKPOINT is sent again (default 5000)
+  checkpoint_period    ms: request a checkpoint when an epoch grows this long (0 = off)
+  jumbo_frames         buffers for frames over 2 KiB (default 256)
+  out_queue_frames     released frames queued toward outdev before primary_in stops
+                       being read (default 4096)
+  --set KEY=VALUE      any engine setting (compare/settings.h; lockstep-replay
+                       --list-settings prints them)
+
+SIGUSR1 prints a JSON statistics line on stdout; SIGINT/SIGTERM release held PVM output,
+print it and exit.
+)";
+}
+
+bool parse_options(int argc, char** argv, Options& out, std::string& error) {
+  out = Options{};
+  std::map<std::string, std::string> set;
+  set["max_held_frames"] = kRunnerMaxHeld;
+  bool have_pri = false, have_sec = false, have_out = false;
+  auto& rc = out.runner;
+  rc.policy.max_epoch_ns = 0;  // colo-compare asks only on divergence
+  rc.policy.on_timeout = ctrl::TimeoutPolicy::retry;
+  rc.policy.max_retries = UINT32_MAX;  // as QEMU repeats its notification every scan
+
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "-h" || a == "--help") {
+      out.help = true;
+      return true;
+    }
+    if (a == "--version") {
+      out.version = true;
+      return true;
+    }
+    if (a == "--set") {
+      if (i + 1 >= argc) {
+        error = "--set wants KEY=VALUE";
+        return false;
+      }
+      a = argv[++i];
+      const size_t eq = a.find('=');
+      if (eq == std::string_view::npos || eq == 0) {
+        error = "--set wants KEY=VALUE, got '" + std::string(a) + "'";
+        return false;
+      }
+      set[std::string(a.substr(0, eq))] = std::string(a.substr(eq + 1));
+      continue;
+    }
+    const size_t eq = a.find('=');
+    if (eq == std::string_view::npos || a.starts_with("-")) {
+      error = "unexpected argument '" + std::string(a) + "' (properties are KEY=VALUE; --help)";
+      return false;
+    }
+    const std::string key(a.substr(0, eq));
+    const std::string_view val = a.substr(eq + 1);
+    uint64_t n = 0;
+    bool b = false;
+    auto bad = [&](const char* what) {
+      error = key + "=" + std::string(val) + ": " + what;
+      return false;
+    };
+    if (key == "primary_in" || key == "secondary_in" || key == "outdev" || key == "notify_dev") {
+      chardev::PortSpec spec;
+      if (!chardev::parse_port_spec(val, spec, error)) {
+        error = key + ": " + error;
+        return false;
+      }
+      if (key == "primary_in") rc.primary_in = spec, have_pri = true;
+      if (key == "secondary_in") rc.secondary_in = spec, have_sec = true;
+      if (key == "outdev") rc.outdev = spec, have_out = true;
+      if (key == "notify_dev") rc.notify_dev = spec, rc.has_notify = true;
+    } else if (key == "compare_timeout") {
+      if (!to_u64(val, n) || n == 0 || n > 60000) return bad("milliseconds in 1..60000");
+      set["compare_timeout_us"] = std::to_string(n * 1000);
+    } else if (key == "expired_scan_cycle") {
+      if (!to_u64(val, n) || n == 0 || n > UINT32_MAX) return bad("milliseconds, at least 1");
+      out.notes.push_back("expired_scan_cycle ignored: every held frame has its own deadline");
+    } else if (key == "max_queue_size") {
+      if (!to_u64(val, n) || n == 0) return bad("a positive count");
+      set["reorder_window"] = std::to_string(std::min<uint64_t>(std::max<uint64_t>(n, 4), 65536));
+    } else if (key == "vnet_hdr_support") {
+      if (!on_off(val, b)) return bad("on or off");
+      rc.vnet_hdr = b;
+    } else if (key == "iothread") {
+      out.notes.push_back("iothread ignored: lockstep-colo is its own thread");
+    } else if (key == "id") {
+      rc.id = std::string(val);
+    } else if (key == "filter_rewriter") {
+      if (!on_off(val, b)) return bad("on or off");
+      rc.filter_rewriter = b;
+    } else if (key == "checkpoint_timeout") {
+      if (!to_u64(val, n) || n == 0 || n > 3600000) return bad("milliseconds in 1..3600000");
+      rc.policy.done_timeout_ns = n * 1'000'000;
+    } else if (key == "checkpoint_period") {
+      if (!to_u64(val, n) || n > 3600000) return bad("milliseconds in 0..3600000");
+      rc.policy.max_epoch_ns = n * 1'000'000;
+    } else if (key == "jumbo_frames") {
+      if (!to_u64(val, n) || n == 0 || n > 65536) return bad("a count in 1..65536");
+      rc.jumbo_frames = static_cast<uint32_t>(n);
+    } else if (key == "out_queue_frames") {
+      if (!to_u64(val, n) || n == 0 || n > (1u << 22)) return bad("a count in 1..4194304");
+      rc.out_queue_frames = static_cast<uint32_t>(n);
+    } else {
+      error = "unknown property '" + key + "' (--help)";
+      return false;
+    }
+  }
+  if (!have_pri || !have_sec || !have_out) {
+    error = "primary_in, secondary_in and outdev are required (--help)";
+    return false;
+  }
+  if (!Settings::defaults().with_all(set, rc.settings, error)) return false;
+  return true;
+}
+
+}  // namespace lockstep::colo

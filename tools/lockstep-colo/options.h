@@ -1,0 +1,24 @@
+// lockstep-colo's command line: colo-compare's properties as KEY=VALUE words, plus
+// lockstep's own (docs/qemu-colo-compare.md maps one onto the other).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "dataplane/chardev/colo_runner.h"
+
+namespace lockstep::colo {
+
+struct Options {
+  chardev::RunnerConfig runner;
+  bool help = false;
+  bool version = false;
+  std::vector<std::string> notes;  // accepted-but-ignored properties, for the log
+};
+
+// Parses argv[1..]. Returns false with `error` (one line) on a bad command line.
+bool parse_options(int argc, char** argv, Options& out, std::string& error);
+
+std::string usage();
+
+}  // namespace lockstep::colo
