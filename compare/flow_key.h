@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "compare/parse.h"
 
@@ -17,9 +19,13 @@ struct FlowKey {
   uint8_t proto = 0;
   uint8_t pad_ = 0;   // keeps the struct free of indeterminate padding bytes
 
-  friend bool operator==(const FlowKey&, const FlowKey&) = default;
+  // Byte-wise: the layout has no padding, so this is memberwise equality in one compare.
+  friend bool operator==(const FlowKey& a, const FlowKey& b) {
+    return std::memcmp(&a, &b, sizeof(FlowKey)) == 0;
+  }
 };
 static_assert(sizeof(FlowKey) == 40);
+static_assert(std::has_unique_object_representations_v<FlowKey>);
 
 // Key of an IP frame, with whether the frame travels from the `lo` endpoint to the
 // `hi` one. Fragments that are not first carry no ports: their key has ports zero and
