@@ -56,6 +56,12 @@ Counters& Counters::operator+=(const Counters& o) {
     parse_svm[i] += o.parse_svm[i];
     parse_ingress[i] += o.parse_ingress[i];
   }
+  for (unsigned i = 0; i < kMaxNormRules; ++i) {
+    normalize[i].spans += o.normalize[i].spans;
+    normalize[i].bytes += o.normalize[i].bytes;
+    normalize[i].offsets += o.normalize[i].offsets;
+  }
+  if (!normalize_names) normalize_names = o.normalize_names;
   return *this;
 }
 
@@ -93,6 +99,14 @@ std::vector<std::pair<std::string, uint64_t>> Counters::flatten() const {
   parses("parse_pvm", parse_pvm);
   parses("parse_svm", parse_svm);
   parses("parse_ingress", parse_ingress);
+  if (normalize_names) {
+    for (unsigned i = 0; i < normalize_names->size() && i < kMaxNormRules; ++i) {
+      const std::string p = "normalize." + (*normalize_names)[i] + ".";
+      out.emplace_back(p + "spans", normalize[i].spans);
+      out.emplace_back(p + "bytes", normalize[i].bytes);
+      out.emplace_back(p + "offsets", normalize[i].offsets);
+    }
+  }
   return out;
 }
 

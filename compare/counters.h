@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,7 +47,22 @@ namespace lockstep {
   X(frags_in, "IP fragments received")                                                \
   X(frag_datagrams, "datagrams reassembled")                                          \
   X(mode_switches, "mode changes (manual or hybrid)")                                 \
-  X(failovers, "failovers performed")
+  X(failovers, "failovers performed")                                                 \
+  X(normalize_conns, "connections carrying normalization stream state now (gauge)")   \
+  X(normalize_state_bytes, "bytes of per-connection normalization state in use (gauge)") \
+  X(normalize_no_slot, "connections compared byte for byte: normalization pool full") \
+  X(normalize_deferred, "TCP mismatches whose verdict waited for more bytes (rules)")  \
+  X(normalize_span_dropped, "spans not recorded: longer than max span or ring full")  \
+  X(normalize_scan_errors, "Hyperscan scan errors (connection then byte for byte)")   \
+  X(normalize_compiles, "normalization rule sets compiled (start and live changes)")
+
+// Normalization rules (compare/normalize.h): at most this many, each with its counters.
+inline constexpr unsigned kMaxNormRules = 64;
+struct NormRuleCounters {
+  uint64_t spans = 0;    // span pairs that made a difference compare equal
+  uint64_t bytes = 0;    // PVM bytes masked by those spans
+  uint64_t offsets = 0;  // spans whose lengths differed: sequence offset adjusted
+};
 
 struct Counters {
 #define LOCKSTEP_X(name, help) uint64_t name = 0;
@@ -58,6 +74,10 @@ struct Counters {
   std::array<uint64_t, kDropReasonCount> ingress_dropped{};  // SVM copies not sent
   std::array<uint64_t, kCheckpointReasonCount> checkpoint_reason{};
   std::array<uint64_t, kParseStatusCount> parse_pvm{}, parse_svm{}, parse_ingress{};
+  // Per normalization rule, indexed by rule id; the names of the rules in force (null
+  // without rules) give flatten() "normalize.<rule>.spans|bytes|offsets".
+  std::array<NormRuleCounters, kMaxNormRules> normalize{};
+  std::shared_ptr<const std::vector<std::string>> normalize_names;
 
   uint64_t released_total() const;       // every release, SVM survivor included
   uint64_t released_pvm() const;         // releases of PVM frames

@@ -18,9 +18,13 @@ const uint8_t* EngineImpl::compared_bytes(const Held& h) const {
   return h.data + h.payload_off;
 }
 
-bool EngineImpl::dgram_equal(const Held& a, const Held& b) const {
-  return a.payload_len == b.payload_len && a.seq == b.seq &&
-         std::memcmp(compared_bytes(a), compared_bytes(b), a.payload_len) == 0;
+bool EngineImpl::dgram_equal(const Held& a, const Held& b) {
+  if (a.payload_len == b.payload_len && a.seq == b.seq &&
+      std::memcmp(compared_bytes(a), compared_bytes(b), a.payload_len) == 0) {
+    return true;
+  }
+  // Rules configured: equal outside spans that pair up by rule (block mode).
+  return norm_ && a.seq == b.seq && norm_dgram_equal(a, b);
 }
 
 void EngineImpl::dgram_output(uint32_t ci, uint32_t idx, uint64_t now) {

@@ -127,7 +127,14 @@ std::unique_ptr<Engine> Engine::create(const Settings& s, std::string& error) {
   PolicyAction def = PolicyAction::compare;
   policy_action_from_string(s.default_policy, def);
   if (!policy.parse(s.policy_rules, def, error)) return nullptr;
-  return std::unique_ptr<Engine>(new Engine(std::make_unique<EngineImpl>(s, std::move(policy))));
+  auto norm = Normalizer::create(s.normalize_rules, static_cast<uint32_t>(s.normalize_max_span),
+                                 static_cast<uint32_t>(std::min(s.normalize_max_conns,
+                                                                s.max_connections)),
+                                 error);
+  if (!norm && !error.empty()) return nullptr;
+  auto impl = std::make_unique<EngineImpl>(s, std::move(policy));
+  impl->norm_install(std::move(norm));
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
 bool EngineImpl::apply_settings(const Settings& s, std::string& error) {
@@ -146,10 +153,24 @@ bool EngineImpl::apply_settings(const Settings& s, std::string& error) {
     error = "setting 'mode': unknown mode '" + s.mode + "'";
     return false;
   }
+  // Normalization rules: compiled here, once, only when they (or their bounds) change;
+  // a pattern that does not compile refuses the whole snapshot.
+  const bool norm_changed = s.normalize_rules != settings_.normalize_rules ||
+                            s.normalize_max_span != settings_.normalize_max_span ||
+                            s.normalize_max_conns != settings_.normalize_max_conns;
+  std::unique_ptr<Normalizer> norm;
+  if (norm_changed) {
+    norm = Normalizer::create(s.normalize_rules, static_cast<uint32_t>(s.normalize_max_span),
+                              static_cast<uint32_t>(std::min(s.normalize_max_conns,
+                                                             s.max_connections)),
+                              error);
+    if (!norm && !error.empty()) return false;
+  }
   bool mode_changed = s.mode != settings_.mode;
   settings_ = s;
   policy_ = std::move(policy);
   ++policy_gen_;
+  if (norm_changed) norm_install(std::move(norm));
   if (s.hybrid_threshold != checkpoint_times_.size()) {
     checkpoint_times_.assign(std::max<uint64_t>(1, s.hybrid_threshold), 0);
     checkpoint_times_head_ = 0;
@@ -389,6 +410,7 @@ bool EngineImpl::evict_one(uint64_t now) {
 
 void EngineImpl::expire_conn(uint32_t ci) {
   Conn& c = conns_[ci];
+  norm_detach(c);
   index_.erase(c.hash, ci, conns_);
   lru_unlink(ci);
   c.in_use = false;
@@ -773,6 +795,7 @@ void EngineImpl::checkpoint_done(uint64_t epoch, uint64_t now) {
       c.cmp_valid = true;
     }
     c.rebase_seq = c.cmp;
+    norm_rebase(c);
     c.svm_syn = c.pvm_syn;
     c.svm_isn = c.pvm_isn;
     if (c.ingress.head != kNil) tcp_flush_ingress(ci, true);
@@ -920,7 +943,7 @@ size_t EngineImpl::memory_bytes() const {
   for (const auto& e : frags_) frag_bytes += sizeof(FragEntry) + e.buf.capacity();
   return held_.size() * sizeof(Held) + conns_.size() * sizeof(Conn) +
          conns_.size() * index_.bytes_per_conn() * 2 + frag_bytes +
-         held_.size() * 24 /* timer nodes */;
+         held_.size() * 24 /* timer nodes */ + (norm_ ? norm_->memory_bytes() : 0);
 }
 
 // ---------------------------------------------------------------------------- facade

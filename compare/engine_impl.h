@@ -14,6 +14,7 @@
 
 #include "compare/counters.h"
 #include "compare/engine.h"
+#include "compare/normalize.h"
 #include "compare/parse.h"
 #include "compare/policy.h"
 #include "compare/seqnum.h"
@@ -84,6 +85,8 @@ struct Conn {
   uint32_t ts_offset = 0;      // svm TSval = pvm TSval + ts_offset
   uint32_t pvm_tsval_syn = 0, svm_tsval_syn = 0;
   uint32_t policy_gen = 0;
+  uint32_t norm = kNil;        // normalization slot (normalize.h), kNil: none applies
+  uint32_t norm_gen = 0;       // rule generation `norm` was chosen under
   ConnKind kind = ConnKind::tcp;
   TcpState state = TcpState::fresh;
   PolicyAction policy = PolicyAction::compare;
@@ -143,6 +146,38 @@ struct FragEntry {
   uint64_t created_ns = 0;
   uint32_t next_age = kNil;       // FIFO of entries by creation time
 };
+
+// A TCP stream element at a position (tcp_stream.cpp, normalize_tcp.cpp).
+enum class ElemKind : uint8_t { syn, data, fin, rst };
+
+struct Elem {
+  ElemKind kind;
+  const uint8_t* bytes;
+  uint32_t avail;
+};
+
+// What a segment holds at stream position `pos` (which it must cover).
+inline Elem elem_at(const Held& h, SeqNum pos) {
+  uint32_t off = static_cast<uint32_t>(pos.since(h.seq));
+  const uint32_t syn = (h.tcp_flags & kTcpSyn) ? 1 : 0;
+  if (syn && off == 0) return {ElemKind::syn, nullptr, 1};
+  off -= syn;
+  if (off < h.payload_len) {
+    return {ElemKind::data, h.data + h.payload_off + off, h.payload_len - off};
+  }
+  off -= h.payload_len;
+  if ((h.tcp_flags & kTcpFin) && off == 0) return {ElemKind::fin, nullptr, 1};
+  return {ElemKind::rst, nullptr, 1};
+}
+
+// First held segment covering `pos`, skipping untranslated ones.
+inline uint32_t find_cover(const std::vector<Held>& held, const HeldList& l, SeqNum pos) {
+  for (uint32_t idx = l.head; idx != kNil; idx = held[idx].next) {
+    const Held& h = held[idx];
+    if (!h.untranslated && before_eq(h.seq, pos) && before(pos, h.seq + h.ext)) return idx;
+  }
+  return kNil;
+}
 
 class EngineImpl {
  public:
@@ -251,10 +286,26 @@ class EngineImpl {
   void tcp_translate_svm_output(const Conn& c, uint8_t* data, uint32_t len);
   void tcp_flush_ingress(uint32_t ci, bool translated);
 
+  // Normalization (normalize_tcp.cpp; rules in normalize.h). norm_ is null without
+  // rules: then the only cost on the compare path is the test of norm_ in tcp_compare.
+  std::unique_ptr<Normalizer> norm_;
+  uint32_t norm_gen_ = 1;  // bumped when the rules change; Conn::norm_gen follows
+  enum class NormVerdict : uint8_t { skipped, wait, diverge };
+ public:
+  void norm_install(std::unique_ptr<Normalizer> n);
+ private:
+  bool norm_tcp_compare(uint32_t ci, uint64_t now);
+  bool norm_scan(Conn& c, unsigned side, SeqNum target);
+  NormVerdict norm_resolve(Conn& c);
+  void norm_detach(Conn& c);
+  void norm_rebase(Conn& c);
+  uint32_t norm_ack_offset(const Conn& c, uint32_t pvm_pos) const;
+  bool norm_dgram_equal(const Held& a, const Held& b);
+
   // Datagrams (datagram.cpp)
   void dgram_output(uint32_t ci, uint32_t idx, uint64_t now);
   void dgram_release_prefix(Conn& c);
-  bool dgram_equal(const Held& a, const Held& b) const;
+  bool dgram_equal(const Held& a, const Held& b);
   const uint8_t* compared_bytes(const Held& h) const;
 
   // Fragments (frag.cpp)

@@ -69,7 +69,18 @@ namespace lockstep {
   X(hybrid_threshold, u64, 1, 100000, "20", "", "checkpoints per window that switch to buffer") \
   X(hybrid_window_ms, u64, 10, 600000, "1000", "", "window over which checkpoints are counted") \
   X(hybrid_quiet_ms, u64, 10, 3600000, "5000", "",                                              \
-    "time in buffer mode after which colo is tried again")
+    "time in buffer mode after which colo is tried again")                                     \
+  X(normalize_rules, text, 0, 0, "", "",                                                        \
+    "payload normalization rules, newline- or ';'-separated: 'NAME PROTO[:PORTS][@PREFIX] "   \
+    "PATTERN' (Hyperscan) or '@SET [SELECTOR]' for a shipped set (http, smtp, imap, pop3); "   \
+    "spans both VMs match with the same rule at the same position compare equal "             \
+    "(docs/normalization.md)")                                                                  \
+  X(normalize_max_span, u64, 8, 65535, "256", "",                                               \
+    "longest span a rule may mark; a TCP mismatch on a connection with rules is declared once " \
+    "both sides are this far past it (or at the deadline), since a span could still cover it") \
+  X(normalize_max_conns, u64, 1, 16777216, "16384", "",                                         \
+    "connections that may carry normalization stream state at once; beyond it a connection "   \
+    "is compared byte for byte (counted normalize_no_slot)")
 
 enum class SettingKind : uint8_t { u64, boolean, choice, text };
 

@@ -34,28 +34,6 @@ namespace lockstep {
 
 namespace {
 
-enum class ElemKind : uint8_t { syn, data, fin, rst };
-
-struct Elem {
-  ElemKind kind;
-  const uint8_t* bytes;
-  uint32_t avail;
-};
-
-// What a segment holds at stream position `pos` (which it must cover).
-Elem elem_at(const Held& h, SeqNum pos) {
-  uint32_t off = static_cast<uint32_t>(pos.since(h.seq));
-  const uint32_t syn = (h.tcp_flags & kTcpSyn) ? 1 : 0;
-  if (syn && off == 0) return {ElemKind::syn, nullptr, 1};
-  off -= syn;
-  if (off < h.payload_len) {
-    return {ElemKind::data, h.data + h.payload_off + off, h.payload_len - off};
-  }
-  off -= h.payload_len;
-  if ((h.tcp_flags & kTcpFin) && off == 0) return {ElemKind::fin, nullptr, 1};
-  return {ElemKind::rst, nullptr, 1};
-}
-
 // After a rebase: late SVM data (old numbering) lies at most kLateBehind behind the
 // rebase point; new SVM data (new numbering) starts at most kNewAhead ahead of it.
 constexpr int32_t kLateBehind = 1 << 24;
@@ -71,6 +49,7 @@ void patch32(uint8_t* field, uint8_t* csum, uint32_t new_value) {
 }  // namespace
 
 void EngineImpl::tcp_reset_for_reuse(Conn& c) {
+  norm_detach(c);
   Conn fresh;
   fresh.key = c.key;
   fresh.hash = c.hash;
@@ -232,22 +211,11 @@ void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uin
   tcp_compare(ci, now);
 }
 
-namespace {
-
-// First held segment covering `pos`, skipping untranslated ones.
-uint32_t find_cover(const std::vector<Held>& held, const HeldList& l, SeqNum pos) {
-  for (uint32_t idx = l.head; idx != kNil; idx = held[idx].next) {
-    const Held& h = held[idx];
-    if (!h.untranslated && before_eq(h.seq, pos) && before(pos, h.seq + h.ext)) return idx;
-  }
-  return kNil;
-}
-
-}  // namespace
-
 void EngineImpl::tcp_compare(uint32_t ci, uint64_t now) {
   Conn& c = conns_[ci];
   if (c.diverged || !c.cmp_valid) return;
+  // Rules configured: connections they apply to take the normalizing loop.
+  if (norm_ && norm_tcp_compare(ci, now)) return;
   for (;;) {
     uint32_t p = find_cover(held_, c.pvm, c.cmp);
     if (p == kNil) break;
@@ -343,15 +311,19 @@ void EngineImpl::tcp_flush_ingress(uint32_t ci, bool translated) {
 void EngineImpl::tcp_translate_ingress(const Conn& c, uint8_t* data, const ParsedFrame& f) {
   if (!f.is_tcp() || f.l4_checksum_off == 0) return;
   uint8_t* csum = data + f.l4_checksum_off;
-  if (c.offset_known && c.seq_offset != 0) {
+  if (c.offset_known && (c.seq_offset != 0 || c.norm != kNil)) {
+    // With normalization the offset may have changed at a span's end: positions before
+    // it keep the previous one (norm_ack_offset).
+    auto off = [&](uint32_t pos) { return c.norm == kNil ? c.seq_offset : norm_ack_offset(c, pos); };
     if (f.tcp_flags & kTcpAck) {
-      patch32(data + f.l4_off + 8, csum, f.ack + c.seq_offset);
+      patch32(data + f.l4_off + 8, csum, f.ack + off(f.ack));
       ++c_.acks_translated;
     }
     for (unsigned i = 0; i < f.sack_count; ++i) {
       uint8_t* block = data + f.sack_off[i];
-      patch32(block, csum, load_be32(block) + c.seq_offset);
-      patch32(block + 4, csum, load_be32(block + 4) + c.seq_offset);
+      const uint32_t left = load_be32(block), right = load_be32(block + 4);
+      patch32(block, csum, left + off(left));
+      patch32(block + 4, csum, right + off(right));
       ++c_.sacks_translated;
     }
   }
