@@ -5,6 +5,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "dataplane/qos_config.h"
+
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -66,6 +68,17 @@ bool set_key(std::string_view key, std::string_view value, Config& cfg, std::str
     }
     cfg.engine = next;
     return true;
+  }
+  if (key.starts_with("qos.")) {  // qos.ROLE or qos.ROLE.file: scheduler commands
+    std::string_view rn = key.substr(4);
+    if (rn.ends_with(".file")) rn.remove_suffix(5);
+    Role r;
+    if (!role_from_string(rn, r)) {
+      error = "config key '" + std::string(key) +
+              "': unknown port role (expected ext, pvm, svm, host or link)";
+      return false;
+    }
+    return set_qos_key(key, rn, value, cfg.pool_mbufs, cfg.qos[static_cast<unsigned>(r)], error);
   }
   if (key.starts_with("ports.")) {
     Role r;
@@ -134,6 +147,18 @@ bool flatten(const YAML::Node& n, const std::string& prefix,
   }
   if (n.IsNull()) {
     out.emplace_back(prefix, "");
+    return true;
+  }
+  if (n.IsSequence() && prefix.starts_with("qos.")) {  // scheduler commands, one a line
+    std::string lines;
+    for (const auto& item : n) {
+      if (!item.IsScalar()) {
+        error = "config key '" + prefix + "': each item must be one command line";
+        return false;
+      }
+      lines += item.Scalar() + "\n";
+    }
+    out.emplace_back(prefix, lines);
     return true;
   }
   error = "config key '" + prefix + "': a list is not accepted here";

@@ -74,6 +74,10 @@ struct Config {
 
   Settings engine = Settings::defaults();
 
+  // Egress schedulers: per port role, tc-style commands (qos.ROLE, qos.ROLE.file;
+  // dataplane/qos_config.h), checked at load. Empty: the port sends unscheduled.
+  std::array<std::string, kRoleCount> qos{};
+
   bool has(Role r) const { return !ports[static_cast<unsigned>(r)].empty(); }
   const std::string& port(Role r) const { return ports[static_cast<unsigned>(r)]; }
 };

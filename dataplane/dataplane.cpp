@@ -74,6 +74,9 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
   dp->ports_started_ = true;
 
   const unsigned n = cfg.workers;
+  error.clear();
+  dp->qos_ = QosHub::create(cfg, dp->plan_.port, n, error);
+  if (!dp->qos_ && !error.empty()) return nullptr;
   const bool software = n > 1 && !dp->plan_.rss;
   if (software) {
     dp->steer_rings_.resize(n, nullptr);
@@ -125,6 +128,7 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
     s.stop = &dp->stop_;
     s.timestamp_offset = ts_off;
     s.timestamp_flag = ts_flag;
+    if (dp->qos_) s.qos = dp->qos_->links(w);
     dp->workers_.push_back(std::make_unique<Worker>(s, std::move(engine)));
   }
   dp->control_ = std::make_unique<ControlPlane>(
@@ -206,6 +210,7 @@ void Dataplane::finish(uint64_t now_ns) {
   if (finished_) return;
   finished_ = true;
   for (auto& w : workers_) w->finish(now_ns);
+  if (qos_) qos_->finish(now_ns);  // after every worker: frames handed over are freed too
 }
 
 void Dataplane::read_device_stats(Report& rep) const {

@@ -14,6 +14,7 @@
 #include "dataplane/config.h"
 #include "dataplane/control.h"
 #include "dataplane/ports.h"
+#include "dataplane/qos_glue.h"
 #include "dataplane/stats.h"
 #include "dataplane/worker.h"
 
@@ -55,6 +56,8 @@ class Dataplane {
   rte_mempool* pool() const { return pool_; }
   const PortPlan& plan() const { return plan_; }
   const Config& config() const { return cfg_; }
+  // The egress schedulers (ports with a `qos:` section); null when there are none.
+  QosHub* qos() { return qos_.get(); }
 
  private:
   Dataplane() = default;
@@ -75,6 +78,7 @@ class Dataplane {
   std::vector<WorkerRings> rings_;
   std::vector<rte_ring*> steer_rings_;
   std::unique_ptr<ControlPlane> control_;
+  std::unique_ptr<QosHub> qos_;
   std::vector<unsigned> lcores_;
   std::atomic<bool> stop_{false};
   std::atomic<unsigned> replay_done_{0};

@@ -21,9 +21,12 @@ uint64_t Worker::tsc_to_ns(uint64_t cycles, uint64_t hz) {
 
 Worker::Worker(const WorkerSetup& s, std::unique_ptr<Engine> engine)
     : s_(s), engine_(std::move(engine)) {
-  for (unsigned r = 0; r < kRoleCount; ++r)
+  for (unsigned r = 0; r < kRoleCount; ++r) {
     tx_[r].init(s_.port[r], s_.txq, s_.cfg->tx_retries, &st_.port[r],
                 &st_.drops[static_cast<unsigned>(DpDrop::tx_full)]);
+    if (s_.qos.egress[r] != nullptr) s_.qos.egress[r]->attach(s_.port[r], s_.txq, &st_.port[r]);
+    if (s_.qos.handoff[r] != nullptr) handoff_[r].init(s_.qos.handoff[r], s_.qos.handoff_drops);
+  }
   publish_interval_tsc_ = rte_get_tsc_hz() / 20;  // 50 ms
   replay_latency_ns_ = s_.cfg->checkpoint_latency_us * 1000;
 }
@@ -73,7 +76,7 @@ void Worker::ingress(rte_mbuf* m, uint64_t now_ns) {
   bool send_pvm = engine_->push(Side::ingress, reinterpret_cast<uint64_t>(svm),
                                 rte_pktmbuf_mtod(svm, uint8_t*), svm->pkt_len, now_ns);
   if (send_pvm)
-    tx_[static_cast<unsigned>(Role::pvm)].add(m);
+    out(Role::pvm, m, sched::Role::proxy, now_ns);
   else
     drop(m, DpDrop::pvm_not_mirrored);
 }
@@ -94,8 +97,10 @@ void Worker::handle(Role r, rte_mbuf* m, uint64_t now_ns) {
     case Role::ext: ingress(m, now_ns); break;
     case Role::pvm: from_vm(Side::pvm, m, now_ns); break;
     case Role::svm: from_vm(Side::svm, m, now_ns); break;
-    case Role::host: tx_[static_cast<unsigned>(Role::link)].add(m); break;
-    case Role::link: tx_[static_cast<unsigned>(Role::host)].add(m); break;
+    // Between the hosts: the role (checkpoint, block replication, heartbeat) is the
+    // scheduler's filters' business (ports, addresses); the path says only "other".
+    case Role::host: out(Role::link, m, sched::Role::other, now_ns); break;
+    case Role::link: out(Role::host, m, sched::Role::other, now_ns); break;
     case Role::count_: rte_pktmbuf_free(m); break;
   }
 }
@@ -141,15 +146,15 @@ unsigned Worker::steer_in(uint64_t now_ns) {
   return n;
 }
 
-void Worker::apply_actions() {
+void Worker::apply_actions(uint64_t now_ns) {
   uint32_t n;
   while ((n = engine_->drain(std::span<Action>(actions_))) > 0) {
     for (uint32_t i = 0; i < n; ++i) {
       const Action& a = actions_[i];
       auto* m = reinterpret_cast<rte_mbuf*>(a.handle);
       switch (a.kind) {
-        case ActionKind::release: tx_[static_cast<unsigned>(Role::ext)].add(m); break;
-        case ActionKind::forward_svm: tx_[static_cast<unsigned>(Role::svm)].add(m); break;
+        case ActionKind::release: out(Role::ext, m, sched::Role::proxy, now_ns); break;
+        case ActionKind::forward_svm: out(Role::svm, m, sched::Role::proxy, now_ns); break;
         case ActionKind::free:
         case ActionKind::drop: rte_pktmbuf_free(m); break;
       }
@@ -190,13 +195,17 @@ void Worker::control_messages(uint64_t now_ns) {
   }
 }
 
-void Worker::flush_tx() {
+void Worker::flush_tx(uint64_t now_ns) {
   for (auto& t : tx_) t.flush();
+  for (auto& h : handoff_) h.flush();
+  for (QosEgress* e : s_.qos.egress)
+    if (e != nullptr) e->service(now_ns);
 }
 
 unsigned Worker::poll_once(uint64_t now_ns) {
   uint64_t t0 = rte_rdtsc();
   control_messages(now_ns);
+  if (s_.qos.hub != nullptr) s_.qos.hub->poll_messages(now_ns);
   unsigned handled = 0;
   if (s_.reads_rx) {
     std::array<rte_mbuf*, kMaxBurst> bufs;
@@ -214,15 +223,15 @@ unsigned Worker::poll_once(uint64_t now_ns) {
           dispatch_rx(static_cast<Role>(r), bufs[i], now_ns);
         }
         handled += n;
-        apply_actions();
+        apply_actions(now_ns);
       }
     }
   }
   handled += steer_in(now_ns);
   if (now_ns >= engine_->next_deadline()) engine_->advance(now_ns);
-  apply_actions();
+  apply_actions(now_ns);
   post_checkpoint_requests();
-  flush_tx();
+  flush_tx(now_ns);
   uint64_t t1 = rte_rdtsc();
   ++st_.polls;
   if (handled) {
@@ -243,12 +252,12 @@ void Worker::run_tsc() {
 }
 
 void Worker::finish(uint64_t now_ns) {
-  while (steer_in(now_ns) > 0) apply_actions();
+  while (steer_in(now_ns) > 0) apply_actions(now_ns);
   control_messages(now_ns);
   engine_->flush_all(now_ns);
-  apply_actions();
-  flush_tx();
-  publish_stats();
+  apply_actions(now_ns);
+  flush_tx(now_ns);  // scheduled ports: what the shaping allows now; the rest is freed
+  publish_stats();   // when the Dataplane finishes the QosHub (after every worker)
 }
 
 void Worker::publish_stats() {
@@ -291,7 +300,7 @@ void Worker::replay_events_until(uint64_t t_ns) {
     } else {
       engine_->advance(d);
     }
-    apply_actions();
+    apply_actions(e);
     replay_collect_requests(e);
   }
 }
@@ -340,9 +349,9 @@ void Worker::run_replay() {
     Head& h = heads[static_cast<unsigned>(best)];
     uint64_t t0 = rte_rdtsc();
     handle(kOrder[best], h.buf[h.pos++], now);
-    apply_actions();
+    apply_actions(now);
     replay_collect_requests(now);
-    flush_tx();
+    flush_tx(now);
     st_.busy_cycles += rte_rdtsc() - t0;
   }
   // Inputs done (or stopped): free what was read but not handled.
@@ -358,7 +367,7 @@ void Worker::run_replay() {
     if (e > now) now = e;
     replay_events_until(now);
   }
-  flush_tx();
+  flush_tx(now);
   publish_stats();
 }
 

@@ -9,6 +9,8 @@
 //   pvm rx  -> engine(pvm) -> release -> ext tx    (held frames stay as mbufs in the engine)
 //   svm rx  -> engine(svm) -> free
 //   host rx -> link tx, link rx -> host tx
+// A port with a `qos:` configuration sends through its scheduler (qos_glue.h): worker 0
+// owns it; other workers hand their frames for it to worker 0.
 #pragma once
 
 #include <rte_mbuf.h>
@@ -25,6 +27,7 @@
 #include "compare/engine.h"
 #include "dataplane/config.h"
 #include "dataplane/control.h"
+#include "dataplane/qos_glue.h"
 #include "dataplane/stats.h"
 #include "dataplane/tx_buffer.h"
 
@@ -51,6 +54,7 @@ struct WorkerSetup {
   const std::atomic<bool>* stop = nullptr;
   int timestamp_offset = -1;                // RX timestamp dynfield (clock=replay)
   uint64_t timestamp_flag = 0;
+  QosWorkerLinks qos;                       // scheduled egress ports (none: plain tx)
 };
 
 class Worker {
@@ -93,10 +97,18 @@ class Worker {
   rte_mbuf* private_copy(const rte_mbuf* m);
   rte_mbuf* contiguous(rte_mbuf* m);
   void drop(rte_mbuf* m, DpDrop why);
-  void apply_actions();
+  void apply_actions(uint64_t now_ns);
+  // Every frame leaves through here: the port's scheduler when it has one, else the
+  // tx buffer. `traffic` is the frame's role in lockstep, for the scheduler's filters.
+  void out(Role r, rte_mbuf* m, sched::Role traffic, uint64_t now_ns) {
+    const unsigned i = static_cast<unsigned>(r);
+    if (s_.qos.egress[i] != nullptr) s_.qos.egress[i]->add(m, traffic, now_ns);
+    else if (s_.qos.handoff[i] != nullptr) handoff_[i].add(m, traffic);
+    else tx_[i].add(m);
+  }
   void post_checkpoint_requests();
   void control_messages(uint64_t now_ns);
-  void flush_tx();
+  void flush_tx(uint64_t now_ns);
   unsigned steer_in(uint64_t now_ns);
   uint64_t frame_ts_ns(const rte_mbuf* m) const;
   void replay_collect_requests(uint64_t now_ns);
@@ -105,6 +117,7 @@ class Worker {
   WorkerSetup s_;
   std::unique_ptr<Engine> engine_;
   std::array<TxBuffer, kRoleCount> tx_{};
+  std::array<QosHandoff, kRoleCount> handoff_{};
   WorkerStats st_;
   std::array<Action, kMaxBurst> actions_{};
   uint64_t last_publish_tsc_ = 0;

@@ -1,0 +1,223 @@
+// The egress scheduler on DPDK ports: what sits between a worker and a port that
+// carries a `qos:` configuration (dataplane/sched is the pure core).
+//
+//   worker -> out(role, mbuf, traffic) -> QosEgress: classify (filters, traffic role),
+//            enqueue in bursts -> Scheduler -> dequeue what it allows at now -> tx_burst
+//
+// Ownership. A port's scheduler shapes the whole port, so it has one owner: worker 0.
+// It owns the QosEgress (QosPort, staging arrays, frames the device did not take) and
+// transmits on its own tx queue. Other workers hand their frames for that port to it
+// over an MP/SC ring (QosHandoff). The control side (QosHub, on ctrl/control threads,
+// serialised by a mutex) validates commands on its copy of each port's QosConfig and
+// publishes the new value over an SPSC ring to worker 0, which calls reconcile() between
+// bursts: queued packets are kept (a deleted class's backlog moves, counted).
+//
+// Bounds. At most one burst of frames taken from the scheduler and refused by the
+// device waits (in order) for the next poll; the scheduler's queues are bounded by its
+// limits; every refusal is counted per class and reason by the scheduler, and what
+// never reached a class (handoff ring full) here. No allocation, virtual call or
+// std::function per packet. At finish every queued frame is freed (pools end full).
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dataplane/config.h"
+#include "dataplane/sched/qos_port.h"
+#include "dataplane/stats.h"
+
+namespace lockstep::dp {
+
+inline constexpr unsigned kQosBurst = 64;
+
+// Counters of the glue, per egress port (the scheduler counts per class and reason).
+struct QosGlueCounters {
+  uint64_t frames_in = 0;       // frames given to the scheduler (after handoff)
+  uint64_t handed_off = 0;      // frames other workers passed over the handoff ring
+  uint64_t handoff_full = 0;    // dropped: the handoff ring to the owner was full
+  uint64_t sched_refused = 0;   // refused by the scheduler (per class/reason there)
+  uint64_t tx_sent = 0, tx_bytes = 0;
+  uint64_t tx_deferred = 0;     // frames the device did not take at once (sent later)
+  uint64_t reconciles = 0;      // configurations applied between bursts
+  uint64_t reconcile_errors = 0;
+  uint64_t freed_at_stop = 0;   // queued frames freed at finish
+};
+
+// One egress port's scheduler, owned by worker 0.
+class QosEgress {
+ public:
+  QosEgress(Role port_role, const sched::SchedConfig& limits, const sched::QosConfig& initial);
+  QosEgress(const QosEgress&) = delete;
+  QosEgress& operator=(const QosEgress&) = delete;
+
+  // Called by the owner worker once it knows its tx queue and counters.
+  void attach(int port_id, uint16_t txq, PortCounters* counters);
+
+  // Stages one frame; a full stage is classified and enqueued at now.
+  void add(rte_mbuf* m, sched::Role traffic, uint64_t now_ns) {
+    if (n_in_ == kQosBurst) enqueue_staged(now_ns);
+    in_[n_in_] = m;
+    in_role_[n_in_] = static_cast<uint8_t>(traffic);
+    ++n_in_;
+  }
+  // Takes frames other workers handed over (handoff ring), enqueues what is staged,
+  // then sends what the scheduler allows at now. Returns frames sent.
+  unsigned service(uint64_t now_ns);
+  // Applies a configuration value between bursts (keeps every queued packet).
+  void reconcile(const sched::QosConfig& target, uint64_t now_ns);
+  // Finish: everything staged, handed over, queued or deferred is freed (counted).
+  void drain_and_free(uint64_t now_ns);
+
+  uint64_t next_ready_ns(uint64_t now_ns) { return qos_.scheduler().next_ready_ns(now_ns); }
+  const sched::QosPort& port() const { return qos_; }
+  sched::QosPort& port() { return qos_; }
+  const QosGlueCounters& counters() const { return ctr_; }
+  void set_handoff(rte_ring* r) { handoff_ = r; }
+
+ private:
+  void enqueue_staged(uint64_t now_ns);
+  unsigned transmit(uint64_t now_ns);
+
+  Role role_;
+  sched::QosPort qos_;
+  int port_id_ = -1;
+  uint16_t txq_ = 0;
+  PortCounters* port_ctr_ = nullptr;
+  rte_ring* handoff_ = nullptr;
+  QosGlueCounters ctr_;
+  std::array<rte_mbuf*, kQosBurst> in_{};
+  std::array<uint8_t, kQosBurst> in_role_{};
+  uint32_t n_in_ = 0;
+  std::array<sched::Packet, kQosBurst> pkts_{};
+  std::array<uint64_t, kQosBurst> handles_{};
+  std::array<rte_mbuf*, kQosBurst> pend_{};  // taken from the scheduler, not yet sent
+  uint32_t pend_first_ = 0, pend_n_ = 0;
+};
+
+// A frame on its way from a worker to the port owner, with its traffic role.
+struct QosHandoffElem {
+  rte_mbuf* m;
+  uint64_t role;
+};
+static_assert(sizeof(QosHandoffElem) == 16);
+
+// Worker w > 0: stages frames for a scheduled port and passes them to worker 0.
+class QosHandoff {
+ public:
+  void init(rte_ring* ring, QosGlueCounters* shared_drops) {
+    ring_ = ring;
+    drops_ = shared_drops;
+  }
+  void add(rte_mbuf* m, sched::Role traffic) {
+    if (n_ == kQosBurst) flush();
+    buf_[n_++] = QosHandoffElem{m, static_cast<uint64_t>(traffic)};
+  }
+  void flush();
+
+ private:
+  rte_ring* ring_ = nullptr;
+  QosGlueCounters* drops_ = nullptr;  // handoff_full, counted atomically (several writers)
+  std::array<QosHandoffElem, kQosBurst> buf_{};
+  uint32_t n_ = 0;
+};
+
+// control -> worker 0
+struct QosMsg {
+  enum Kind : uint32_t { reconcile, show };
+  uint32_t kind = reconcile;
+  uint32_t role = 0;
+  uint64_t generation = 0;
+  const sched::QosConfig* cfg = nullptr;  // reconcile: kept alive by the hub until acked
+};
+static_assert(sizeof(QosMsg) % 8 == 0);
+
+// What `show` reports for one port, filled on worker 0.
+struct QosShowResult {
+  std::string port;
+  std::string text;  // tc -s style
+  sched::QosConfig config;
+  sched::PortStats port_stats;
+  struct Class {
+    std::string name;
+    sched::ClassStats stats;
+  };
+  std::vector<Class> classes;
+  QosGlueCounters glue;
+  uint64_t generation = 0;
+};
+
+// What a worker needs to reach the schedulers.
+struct QosWorkerLinks {
+  std::array<QosEgress*, kRoleCount> egress{};    // worker 0: the ports it schedules
+  std::array<rte_ring*, kRoleCount> handoff{};    // workers > 0: ring to worker 0
+  QosGlueCounters* handoff_drops = nullptr;       // workers > 0 (atomic increments)
+  class QosHub* hub = nullptr;                    // worker 0: control messages
+};
+
+// The scheduled ports of one Dataplane: created from Config.qos, owns the schedulers
+// (used by worker 0), the rings and the control side's configuration copies.
+class QosHub {
+ public:
+  // Null (and no error) when no port has a qos configuration.
+  static std::unique_ptr<QosHub> create(const Config& cfg, const std::array<int, kRoleCount>& port,
+                                        unsigned workers, std::string& error);
+  ~QosHub();
+  QosHub(const QosHub&) = delete;
+  QosHub& operator=(const QosHub&) = delete;
+
+  QosWorkerLinks links(unsigned worker);
+
+  // ---- control side (any control thread)
+  // Port names that carry a scheduler.
+  std::vector<std::string> ports() const;
+  // Validates one tc-style command for `port` on the control copy and publishes the
+  // result to worker 0. Returns the generation (0 + error when refused).
+  uint64_t apply(const std::string& port, const std::string& command, std::string& error);
+  // True once worker 0 has applied `generation`; waits up to timeout_ns.
+  bool wait_applied(uint64_t generation, uint64_t timeout_ns) const;
+  // Asks worker 0 for the port's state; waits up to timeout_ns for the answer.
+  bool show(const std::string& port, bool stats, uint64_t timeout_ns, QosShowResult& out,
+            std::string& error);
+  // The control copy of a port's configuration (what `apply` validates against).
+  bool config(const std::string& port, sched::QosConfig& out) const;
+
+  // ---- worker 0
+  void poll_messages(uint64_t now_ns);
+  // Finish (after every worker finished): frees all that is still queued or handed over.
+  void finish(uint64_t now_ns);
+
+ private:
+  QosHub() = default;
+  int role_index(const std::string& port) const;
+
+  sched::SchedConfig limits_;
+  std::array<std::unique_ptr<QosEgress>, kRoleCount> egress_{};
+  std::array<rte_ring*, kRoleCount> handoff_{};
+  QosGlueCounters handoff_drops_;
+  rte_ring* msgs_ = nullptr;  // QosMsg, SPSC: control (under mu_) -> worker 0
+
+  mutable std::mutex mu_;
+  std::array<sched::QosConfig, kRoleCount> control_cfg_{};
+  struct Published {
+    uint64_t generation;
+    std::unique_ptr<sched::QosConfig> cfg;
+  };
+  std::vector<Published> published_;  // alive until worker 0 acknowledged them
+  uint64_t next_generation_ = 1;
+  std::atomic<uint64_t> applied_{0};
+
+  // show: one request at a time (under mu_); worker 0 fills show_ and raises show_done_.
+  QosShowResult show_;
+  bool show_stats_ = false;
+  std::atomic<uint64_t> show_asked_{0}, show_done_{0};
+};
+
+}  // namespace lockstep::dp
