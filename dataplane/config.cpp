@@ -9,6 +9,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 
 namespace lockstep::dp {
@@ -53,6 +54,99 @@ const U32Key kU32Keys[] = {
     {"queues.steer_ring", &Config::steer_ring_size, 64, 1048576},
     {"eal.memory_mb", &Config::memory_mb, 64, 1048576},
 };
+
+bool one_of(std::string_view v, std::initializer_list<std::string_view> choices) {
+  for (auto c : choices)
+    if (v == c) return true;
+  return false;
+}
+
+// checkpointer.* (but kind and latency_us), ctrl.*, heartbeat.*, peers.NAME.*: the
+// values are checked here as far as they can be without ctrl/ (endpoints are parsed
+// by lockstepd at start, with an error naming the key).
+bool set_ctrl_key(std::string_view key, std::string_view value, Config& cfg, std::string& error) {
+  auto bad = [&](std::string_view expect) {
+    error = "config key '" + std::string(key) + "': invalid value '" + std::string(value) +
+            "' (expected " + std::string(expect) + ")";
+    return false;
+  };
+  auto ms = [&](uint64_t& out, uint64_t min, uint64_t max) {
+    uint64_t v = 0;
+    if (!parse_u64(value, v) || v < min || v > max)
+      return bad("milliseconds in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    out = v;
+    return true;
+  };
+  auto& l = cfg.link;
+  constexpr uint64_t kHour = 3600000;
+  if (key == "checkpointer.endpoint") return l.endpoint = std::string(value), true;
+  if (key == "checkpointer.listen") return parse_bool(value, l.listen) || bad("true or false");
+  if (key == "checkpointer.vnet_hdr") return parse_bool(value, l.vnet_hdr) || bad("true or false");
+  if (key == "checkpointer.max_epoch_ms") return ms(l.max_epoch_ms, 0, kHour);
+  if (key == "checkpointer.timeout_ms") return ms(l.timeout_ms, 1, kHour);
+  if (key == "checkpointer.reconnect_ms") return ms(l.reconnect_ms, 1, kHour);
+  if (key == "checkpointer.heartbeat_timeout_ms") return ms(l.heartbeat_timeout_ms, 0, kHour);
+  if (key == "checkpointer.heartbeat_debounce_ms") return ms(l.heartbeat_debounce_ms, 0, kHour);
+  if (key == "checkpointer.max_retries") {
+    uint64_t v = 0;
+    if (!parse_u64(value, v) || v > 1000) return bad("an integer in [0, 1000]");
+    l.max_retries = static_cast<uint32_t>(v);
+    return true;
+  }
+  if (key == "checkpointer.on_timeout") {
+    if (!one_of(value, {"retry", "alarm", "failover"})) return bad("retry, alarm or failover");
+    l.on_timeout = std::string(value);
+    return true;
+  }
+  if (key == "checkpointer.on_loss") {
+    if (!one_of(value, {"failover_primary", "failover_secondary", "alarm"}))
+      return bad("failover_primary, failover_secondary or alarm");
+    l.on_loss = std::string(value);
+    return true;
+  }
+  auto& c = cfg.ctrl;
+  if (key == "ctrl.socket") {
+    if (value.empty()) return bad("a socket path or off");
+    c.socket_given = true;
+    return c.socket = std::string(value), true;
+  }
+  if (key == "ctrl.group") return c.group = std::string(value), true;
+  if (key == "ctrl.ro_socket") return c.ro_socket = std::string(value), true;
+  if (key == "ctrl.metrics") {
+    if (value.empty()) return bad("tcp:HOST:PORT or off");
+    c.metrics_given = true;
+    return c.metrics = std::string(value), true;
+  }
+  auto& h = cfg.heartbeat;
+  if (key == "heartbeat.name") {
+    if (value.empty()) return bad("a name");
+    return h.name = std::string(value), true;
+  }
+  if (key == "heartbeat.bind") return h.bind = std::string(value), true;
+  if (key == "heartbeat.send_to") return h.send_to = std::string(value), true;
+  if (key == "heartbeat.interval_ms") return ms(h.interval_ms, 1, 60000);
+  if (key.starts_with("peers.")) {
+    auto rest = key.substr(6);
+    auto dot = rest.rfind('.');
+    if (dot == std::string_view::npos || dot == 0) {
+      error = "config key '" + std::string(key) +
+              "': expected peers.NAME.timeout_ms, peers.NAME.debounce_ms or peers.NAME.action";
+      return false;
+    }
+    auto& p = cfg.peers[std::string(rest.substr(0, dot))];
+    auto field = rest.substr(dot + 1);
+    if (field == "timeout_ms") return ms(p.timeout_ms, 1, kHour);
+    if (field == "debounce_ms") return ms(p.debounce_ms, 0, kHour);
+    if (field == "action") {
+      if (!one_of(value, {"failover_primary", "failover_secondary", "alarm"}))
+        return bad("failover_primary, failover_secondary or alarm");
+      p.action = std::string(value);
+      return true;
+    }
+  }
+  error = "config key '" + std::string(key) + "': unknown key";
+  return false;
+}
 
 bool set_key(std::string_view key, std::string_view value, Config& cfg, std::string& error) {
   auto bad = [&](std::string_view expect) {
@@ -117,11 +211,15 @@ bool set_key(std::string_view key, std::string_view value, Config& cfg, std::str
     else return bad("tsc or replay");
     return true;
   }
-  if (key == "checkpointer.kind") {
-    if (value != "simulated") return bad("simulated");
+  if (key == "checkpointer.kind" || key == "checkpointer") {
+    if (value != "simulated" && value != "native" && value != "qemu")
+      return bad("simulated, native or qemu");
     cfg.checkpointer = std::string(value);
     return true;
   }
+  if ((key.starts_with("checkpointer.") && key != "checkpointer.latency_us") || key.starts_with("ctrl.") ||
+      key.starts_with("heartbeat.") || key.starts_with("peers."))
+    return set_ctrl_key(key, value, cfg, error);
   if (key == "checkpointer.latency_us") {
     uint64_t v = 0;
     if (!parse_u64(value, v) || v > 60000000) return bad("an integer in [0, 60000000]");
@@ -271,6 +369,14 @@ bool validate(const Config& cfg, std::string& error) {
   }
   if (cfg.clock == ClockKind::replay && cfg.workers != 1) {
     error = "config key 'workers': clock=replay needs exactly 1 worker (deterministic merge)";
+    return false;
+  }
+  if (cfg.checkpointer != "simulated" && cfg.link.endpoint.empty()) {
+    error = "config key 'checkpointer.endpoint': required with checkpointer.kind " + cfg.checkpointer;
+    return false;
+  }
+  if (cfg.checkpointer != "simulated" && cfg.clock == ClockKind::replay) {
+    error = "config key 'checkpointer.kind': clock=replay runs the simulated checkpointer only";
     return false;
   }
   if (cfg.pool_cache > cfg.pool_mbufs / 2) {

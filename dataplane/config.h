@@ -40,6 +40,45 @@ enum class ClockKind : uint8_t {
 
 enum class Steering : uint8_t { software, rss, autodetect };
 
+// The checkpointer link (checkpointer.kind native or qemu). Times in ms.
+struct CheckpointerLink {
+  std::string endpoint;        // unix:/path, /path, tcp:HOST:PORT
+  bool listen = false;         // true: lockstepd listens, the checkpointer connects
+  bool vnet_hdr = false;       // qemu: frames carry the be32 vnet_hdr_len word
+  uint64_t max_epoch_ms = 20000;  // periodic checkpoint without divergence; 0 = off
+  uint64_t timeout_ms = 5000;  // a checkpoint not done by then follows on_timeout
+  std::string on_timeout = "retry";  // retry | alarm | failover
+  uint32_t max_retries = 3;
+  uint64_t reconnect_ms = 500;
+  // The checkpointer as a heartbeat peer (native dialect).
+  uint64_t heartbeat_timeout_ms = 1000, heartbeat_debounce_ms = 500;
+  std::string on_loss = "alarm";  // failover_primary | failover_secondary | alarm
+};
+
+// The operator side: ctrl socket, metrics listener.
+struct CtrlConfig {
+  std::string socket = "/run/lockstep/lockstep.ctl";  // "off": no ctrl socket
+  std::string group;           // group owning the socket (mode 0660); empty: ours
+  std::string ro_socket;       // read-only socket (mode 0666); empty: none
+  std::string metrics = "tcp:127.0.0.1:9469";  // Prometheus listener; "off": none
+  // Whether the key was given (file or --set): a default that cannot be bound (another
+  // lockstepd holds it) only warns; an explicit one is an error at start.
+  bool socket_given = false, metrics_given = false;
+};
+
+// Heartbeats to and from the appliance on the other host (UDP, ctrl/heartbeat_udp.h).
+struct HeartbeatConfig {
+  std::string name = "lockstepd";  // ours, in every datagram
+  std::string bind;                // host:port to receive on; empty: no UDP heartbeats
+  std::string send_to;             // comma-separated host:port list
+  uint64_t interval_ms = 100;
+};
+
+struct PeerSettings {
+  uint64_t timeout_ms = 1000, debounce_ms = 500;
+  std::string action = "alarm";    // failover_primary | failover_secondary | alarm
+};
+
 struct Config {
   // DPDK device string per role ("net_ring0", "net_pcap0,rx_pcap=a.pcap", "0000:03:00.0").
   // ext, pvm and svm are required; host and link go together.
@@ -68,9 +107,15 @@ struct Config {
   ClockKind clock = ClockKind::tsc;
 
   // The checkpointer. "simulated": completes each request latency_us later (in replay
-  // time with clock=replay). Other kinds come from ctrl/.
+  // time with clock=replay). "native" / "qemu": a real checkpointer over the link below
+  // (ctrl/checkpointer_link.h), in that dialect.
   std::string checkpointer = "simulated";
   uint64_t checkpoint_latency_us = 1000;
+  CheckpointerLink link;
+
+  CtrlConfig ctrl;
+  HeartbeatConfig heartbeat;
+  std::map<std::string, PeerSettings> peers;  // heartbeat peers by name (peers.NAME.*)
 
   Settings engine = Settings::defaults();
 

@@ -56,6 +56,16 @@ bool ControlPlane::broadcast(const CtrlMsg& m) {
   return ok;
 }
 
+void ControlPlane::request(const CheckpointRequest& req, uint64_t now_ns) {
+  if (outstanding_) {
+    ++coalesced_;
+    return;
+  }
+  outstanding_ = true;
+  ++requests_sent_;
+  sink_->request(req, epoch_, now_ns);
+}
+
 bool ControlPlane::poll(uint64_t now_ns) {
   bool did = false;
   std::array<ReqMsg, 16> msgs;
@@ -64,19 +74,13 @@ bool ControlPlane::poll(uint64_t now_ns) {
     while ((n = rte_ring_sc_dequeue_burst_elem(r.from_worker, msgs.data(), sizeof(ReqMsg),
                                                msgs.size(), nullptr)) > 0) {
       did = true;
-      for (unsigned i = 0; i < n; ++i) {
-        if (outstanding_) {
-          ++coalesced_;
-          continue;
-        }
-        outstanding_ = true;
-        ++requests_sent_;
-        sink_->request(msgs[i].req, epoch_, now_ns);
-      }
+      for (unsigned i = 0; i < n; ++i) request(msgs[i].req, now_ns);
     }
   }
+  // Asked even with nothing outstanding: a checkpointer may checkpoint by itself
+  // (periodic, or QEMU's own), and every engine then releases and rebases.
   uint64_t epoch = 0;
-  if (outstanding_ && sink_->poll_done(now_ns, epoch)) {
+  if (sink_->poll_done(now_ns, epoch)) {
     did = true;
     outstanding_ = false;
     ++done_;

@@ -6,12 +6,14 @@
 // main lcore in lockstepd). Workers never call them; they only touch their own rings.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "compare/engine.h"
 #include "compare/types.h"
 
 struct rte_ring;
@@ -20,11 +22,23 @@ namespace lockstep::dp {
 
 // control -> worker
 struct CtrlMsg {
-  enum Kind : uint32_t { checkpoint_done, set_mode, failover, apply_settings };
+  enum Kind : uint32_t { checkpoint_done, set_mode, failover, apply_settings, snapshot_conns };
   uint32_t kind = checkpoint_done;
   uint32_t arg = 0;           // Mode or Survivor as an integer
   uint64_t epoch = 0;         // checkpoint_done: the checkpointer's epoch
-  const void* settings = nullptr;  // apply_settings: a Settings snapshot the control side keeps alive
+  // apply_settings: a Settings snapshot the control side keeps alive;
+  // snapshot_conns: an array of ConnSnapshot, one per worker (indexed by worker id),
+  // that the control side keeps alive.
+  const void* settings = nullptr;
+};
+
+// A worker's connection list, asked for by an operator (`conns`): the control side
+// reserves `limit` entries, the worker fills them from its control-message handler
+// (never per packet) and sets done.
+struct ConnSnapshot {
+  std::vector<ConnInfo> conns;
+  size_t limit = 0;
+  std::atomic<bool> done{false};
 };
 static_assert(sizeof(CtrlMsg) % 4 == 0);
 
@@ -78,6 +92,9 @@ class ControlPlane {
 
   // Broadcasts (operators, ctrl/): every worker gets the message.
   bool broadcast(const CtrlMsg& m);
+  // A request not from a worker (an operator's manual checkpoint): coalesced like the
+  // workers' requests.
+  void request(const CheckpointRequest& req, uint64_t now_ns);
 
   uint64_t requests_sent() const { return requests_sent_; }
   uint64_t requests_coalesced() const { return coalesced_; }

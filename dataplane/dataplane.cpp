@@ -27,7 +27,8 @@ uint64_t now_tsc_ns() { return Worker::tsc_to_ns(rte_rdtsc(), rte_get_tsc_hz());
 }  // namespace
 
 std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& error,
-                                             rte_mempool* pool) {
+                                             rte_mempool* pool,
+                                             std::unique_ptr<CheckpointSink> sink) {
   if (!validate(cfg, error)) return nullptr;
   std::unique_ptr<Dataplane> dp(new Dataplane());
   dp->cfg_ = cfg;
@@ -131,8 +132,8 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
     if (dp->qos_) s.qos = dp->qos_->links(w);
     dp->workers_.push_back(std::make_unique<Worker>(s, std::move(engine)));
   }
-  dp->control_ = std::make_unique<ControlPlane>(
-      dp->rings_, std::make_unique<SimulatedCheckpointer>(cfg.checkpoint_latency_us * 1000));
+  if (!sink) sink = std::make_unique<SimulatedCheckpointer>(cfg.checkpoint_latency_us * 1000);
+  dp->control_ = std::make_unique<ControlPlane>(dp->rings_, std::move(sink));
   return dp;
 }
 

@@ -24,8 +24,10 @@ class Dataplane {
  public:
   // The EAL is up and the devices exist. Creates the pool (or uses `pool` when given:
   // tests share one), configures and starts the ports, builds the workers.
+  // `sink`: the checkpointer (lockstepd's link to a real one); null: the simulated one.
   static std::unique_ptr<Dataplane> create(const Config& cfg, std::string& error,
-                                           rte_mempool* pool = nullptr);
+                                           rte_mempool* pool = nullptr,
+                                           std::unique_ptr<CheckpointSink> sink = nullptr);
   ~Dataplane();
   Dataplane(const Dataplane&) = delete;
   Dataplane& operator=(const Dataplane&) = delete;

@@ -4,6 +4,7 @@
 // stops cleanly: engines flushed, counters printed, every mbuf back in its pool.
 #include <rte_cycles.h>
 #include <rte_lcore.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,11 +14,20 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "compare/engine.h"
+#include "ctrl/checkpointer_link.h"
+#include "ctrl/commands.h"
+#include "ctrl/ctrl_server.h"
+#include "ctrl/heartbeat_udp.h"
+#include "ctrl/metrics_http.h"
+#include "ctrl/sd_notify.h"
+#include "ctrl/telemetry_dpdk.h"
 #include "dataplane/config.h"
+#include "dataplane/daemon_control.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
 
@@ -38,6 +48,10 @@ constexpr const char* kUsage = R"(usage: lockstepd [options] [-- EAL arguments]
   --duration SECONDS   stop by itself after this long (0: until SIGINT/SIGTERM)
   --print-config       print the embedded default configuration and exit
   --check-config       load and validate the configuration, then exit
+  --ctrl-socket PATH   the ctrl socket (ctrl.socket; default /run/lockstep/lockstep.ctl, off: none)
+  --ctrl-group GROUP   group owning the ctrl socket, mode 0660 (ctrl.group)
+  --ctrl-ro-socket P   a read-only ctrl socket, mode 0666 (ctrl.ro_socket)
+  --metrics ADDR       Prometheus listener (ctrl.metrics; default tcp:127.0.0.1:9469, off: none)
   -h, --help           this help
 Every engine setting is a key under engine. (see compare/settings.h); a wrong key or
 value is refused at start with a message naming the key.
@@ -100,11 +114,228 @@ struct StopState {
   std::chrono::steady_clock::time_point next_display;
 };
 
+namespace ctrl = lockstep::ctrl;
+using lockstep::dp::DaemonCtl;
+
+// The control plane around the dataplane (ctrl/README.md, "How the daemon plugs in").
+struct CtrlStack {
+  ctrl::EventQueue events;
+  ctrl::FailoverController failover{&events};
+  std::unique_ptr<ctrl::CheckpointCoordinator> coord;
+  lockstep::dp::CoordinatorSink* sink = nullptr;  // owned by the dataplane's control
+  std::unique_ptr<ctrl::HeartbeatUdp> heartbeat;
+  std::unique_ptr<DaemonCtl> daemon;
+  ctrl::ControlPlane cp;
+  ctrl::CommandRegistry registry;
+  std::unique_ptr<ctrl::CtrlServer> server;
+  std::unique_ptr<ctrl::MetricsHttpServer> http;
+  std::vector<ctrl::Event> batch;
+  uint64_t watchdog_half_ns = 0, next_watchdog_ns = 0, last_polls = 0;
+};
+
+bool loss_action(const std::string& s, ctrl::LossAction& out) {
+  return ctrl::loss_action_from_string(s, out);
+}
+
+// The checkpointer link from the config (checked before the EAL starts).
+bool link_config(const Config& cfg, ctrl::LinkConfig& l, std::string& error) {
+  const auto& c = cfg.link;
+  if (!ctrl::dialect_from_string(cfg.checkpointer, l.dialect)) {
+    error = "config key 'checkpointer.kind': " + cfg.checkpointer + " is not a link dialect";
+    return false;
+  }
+  if (!ctrl::parse_endpoint(c.endpoint, l.endpoint, error)) {
+    error = "config key 'checkpointer.endpoint': " + error;
+    return false;
+  }
+  l.listen = c.listen;
+  l.vnet_hdr = c.vnet_hdr;
+  l.reconnect_ns = c.reconnect_ms * 1000000;
+  l.policy.max_epoch_ns = c.max_epoch_ms * 1000000;
+  l.policy.done_timeout_ns = c.timeout_ms * 1000000;
+  l.policy.max_retries = c.max_retries;
+  ctrl::timeout_policy_from_string(c.on_timeout, l.policy.on_timeout);
+  if (c.heartbeat_timeout_ms == 0) {
+    l.checkpointer_peer.name.clear();
+  } else {
+    l.checkpointer_peer.timeout_ns = c.heartbeat_timeout_ms * 1000000;
+    l.checkpointer_peer.debounce_ns = c.heartbeat_debounce_ms * 1000000;
+    loss_action(c.on_loss, l.checkpointer_peer.on_loss);
+  }
+  l.name = cfg.heartbeat.name;
+  return true;
+}
+
+bool heartbeat_config(const Config& cfg, ctrl::HeartbeatUdpConfig& h, std::string& error) {
+  h.name = cfg.heartbeat.name;
+  h.interval_ns = cfg.heartbeat.interval_ms * 1000000;
+  if (!ctrl::parse_endpoint(cfg.heartbeat.bind, h.bind, error)) {
+    error = "config key 'heartbeat.bind': " + error;
+    return false;
+  }
+  std::string list = cfg.heartbeat.send_to;
+  size_t pos = 0;
+  while (pos < list.size()) {
+    size_t comma = list.find(',', pos);
+    std::string one = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? list.size() : comma + 1;
+    if (one.empty()) continue;
+    ctrl::Endpoint ep;
+    if (!ctrl::parse_endpoint(one, ep, error)) {
+      error = "config key 'heartbeat.send_to': " + error;
+      return false;
+    }
+    h.send_to.push_back(ep);
+  }
+  return true;
+}
+
+bool check_ctrl_config(const Config& cfg, std::string& error) {
+  if (cfg.checkpointer != "simulated") {
+    ctrl::LinkConfig l;
+    if (!link_config(cfg, l, error)) return false;
+  } else if (!cfg.peers.empty() || !cfg.heartbeat.bind.empty()) {
+    error = "config key 'peers': heartbeat peers are watched by the checkpointer link "
+            "(checkpointer.kind native or qemu), not by the simulated checkpointer";
+    return false;
+  }
+  if (!cfg.heartbeat.bind.empty()) {
+    ctrl::HeartbeatUdpConfig h;
+    if (!heartbeat_config(cfg, h, error)) return false;
+  }
+  if (cfg.ctrl.metrics != "off") {
+    ctrl::Endpoint ep;
+    if (!ctrl::parse_endpoint(cfg.ctrl.metrics, ep, error) || ep.kind != ctrl::Endpoint::Kind::tcp) {
+      error = "config key 'ctrl.metrics': expected tcp:HOST:PORT or off";
+      return false;
+    }
+  }
+  return true;
+}
+
+// The coordinator comes before the dataplane (it is the dataplane's checkpoint sink).
+bool start_link(const Config& cfg, CtrlStack& cs, std::unique_ptr<lockstep::dp::CheckpointSink>& sink,
+                std::string& error) {
+  if (cfg.checkpointer == "simulated") return true;
+  ctrl::LinkConfig l;
+  if (!link_config(cfg, l, error)) return false;
+  cs.coord = std::make_unique<ctrl::CheckpointCoordinator>(l, cs.events, cs.failover);
+  for (const auto& [name, p] : cfg.peers) {
+    ctrl::PeerConfig pc;
+    pc.name = name;
+    pc.timeout_ns = p.timeout_ms * 1000000;
+    pc.debounce_ns = p.debounce_ms * 1000000;
+    loss_action(p.action, pc.on_loss);
+    cs.coord->add_peer(pc);
+  }
+  if (!cs.coord->start(error)) {
+    error = "checkpointer link (" + cfg.link.endpoint + "): " + error;
+    return false;
+  }
+  auto s = std::make_unique<lockstep::dp::CoordinatorSink>(*cs.coord);
+  cs.sink = s.get();
+  sink = std::move(s);
+  if (!cfg.heartbeat.bind.empty()) {
+    ctrl::HeartbeatUdpConfig h;
+    if (!heartbeat_config(cfg, h, error)) return false;
+    auto* coord = cs.coord.get();
+    cs.heartbeat = std::make_unique<ctrl::HeartbeatUdp>(
+        h, [coord](const std::string& peer, uint64_t seq) { coord->beat(peer, seq); });
+    if (!cs.heartbeat->start(error)) {
+      error = "config key 'heartbeat.bind': " + error;
+      return false;
+    }
+  }
+  return true;
+}
+
+// The ctrl socket, the metrics listener, DPDK telemetry. A default address that cannot
+// be bound (another lockstepd holds it) is a warning; one given explicitly is an error.
+bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& error) {
+  cs.daemon = std::make_unique<DaemonCtl>(dp, cs.sink, cfg.checkpointer);
+  cs.cp.daemon = cs.daemon.get();
+  cs.cp.failover = &cs.failover;
+  cs.cp.events = &cs.events;
+  cs.cp.coordinator = cs.coord.get();
+  cs.cp.start_ns = ctrl::monotonic_ns();
+  ctrl::register_standard_commands(cs.registry, cs.cp);
+  if (cfg.ctrl.socket != "off") {
+    ctrl::CtrlServerConfig sc;
+    sc.socket_path = cfg.ctrl.socket;
+    sc.group = cfg.ctrl.group;
+    sc.ro_socket_path = cfg.ctrl.ro_socket;
+    if (!cfg.ctrl.socket_given && cfg.ctrl.socket.starts_with("/run/lockstep/"))
+      mkdir("/run/lockstep", 0750);  // systemd makes it (RuntimeDirectory); by hand, we do
+    cs.server = std::make_unique<ctrl::CtrlServer>(cs.registry, sc);
+    cs.cp.server = cs.server.get();
+    if (!cs.server->start(error)) {
+      error = "config key 'ctrl.socket' (" + cfg.ctrl.socket + "): " + error;
+      if (cfg.ctrl.socket_given) return false;
+      std::fprintf(stderr, "lockstepd: warning: %s; running without a ctrl socket\n", error.c_str());
+      cs.cp.server = nullptr;
+      cs.server.reset();
+    } else {
+      std::fprintf(stderr, "lockstepd: ctrl socket %s\n", cfg.ctrl.socket.c_str());
+    }
+  }
+  if (cfg.ctrl.metrics != "off") {
+    ctrl::Endpoint ep;
+    auto* cp = &cs.cp;
+    cs.http = std::make_unique<ctrl::MetricsHttpServer>([cp] { return ctrl::render_metrics(*cp); });
+    if (!ctrl::parse_endpoint(cfg.ctrl.metrics, ep, error) || !cs.http->start(ep, error)) {
+      error = "config key 'ctrl.metrics' (" + cfg.ctrl.metrics + "): " + error;
+      if (cfg.ctrl.metrics_given) return false;
+      std::fprintf(stderr, "lockstepd: warning: %s; running without metrics\n", error.c_str());
+      cs.http.reset();
+    } else {
+      std::fprintf(stderr, "lockstepd: metrics on port %u\n", cs.http->port());
+    }
+  }
+  auto* cp = &cs.cp;
+  std::string terr;
+  if (!ctrl::register_dpdk_telemetry([cp] { return ctrl::collect_metrics(*cp); }, terr))
+    std::fprintf(stderr, "lockstepd: warning: DPDK telemetry: %s\n", terr.c_str());
+  uint64_t wd_us = ctrl::sd_watchdog_interval_us();
+  cs.watchdog_half_ns = wd_us * 500;
+  return true;
+}
+
+void stop_ctrl(CtrlStack& cs) {
+  if (cs.server) cs.server->stop();
+  if (cs.http) cs.http->stop();
+}
+
+// Called every millisecond by the control loop (main lcore).
+void ctrl_tick(Dataplane& dp, CtrlStack& cs) {
+  uint64_t now = ctrl::monotonic_ns();
+  cs.batch.clear();
+  cs.events.drain(cs.batch);
+  for (const auto& e : cs.batch) cs.daemon->on_event(e, now);
+  cs.daemon->service(now);
+  if (cs.watchdog_half_ns != 0 && now >= cs.next_watchdog_ns) {
+    // WATCHDOG=1 only while the workers make progress (their poll counts move).
+    uint64_t polls = cs.daemon->polls();
+    if (polls != cs.last_polls || dp.worker_count() == 0) ctrl::sd_notify_watchdog();
+    cs.last_polls = polls;
+    cs.next_watchdog_ns = now + cs.watchdog_half_ns;
+  }
+}
+
+struct TickState {
+  StopState* stop;
+  CtrlStack* cs;
+  std::chrono::steady_clock::time_point next_slow;
+};
+
 void control_tick(Dataplane& dp, void* arg) {
-  auto* st = static_cast<StopState*>(arg);
-  if (g_signalled.load() || (st->bounded && std::chrono::steady_clock::now() >= st->deadline))
-    dp.request_stop();
-  if (st->display && std::chrono::steady_clock::now() >= st->next_display) {
+  auto* ts = static_cast<TickState*>(arg);
+  ctrl_tick(dp, *ts->cs);
+  auto now = std::chrono::steady_clock::now();
+  if (now < ts->next_slow) return;
+  ts->next_slow = now + std::chrono::milliseconds(50);
+  auto* st = ts->stop;
+  if (g_signalled.load() || (st->bounded && now >= st->deadline)) dp.request_stop();
+  if (st->display && now >= st->next_display) {
     st->next_display += std::chrono::seconds(1);
     display_tick(dp, st->display);
   }
@@ -129,6 +360,14 @@ int parse_args(int argc, char** argv, Options& o) {
     } else if (a == "--set") {
       if (!value(v)) return 2;
       o.sets.push_back(v);
+    } else if (a == "--ctrl-socket" || a == "--ctrl-group" || a == "--ctrl-ro-socket" ||
+               a == "--metrics") {
+      if (!value(v)) return 2;
+      const char* key = a == "--ctrl-socket"  ? "ctrl.socket="
+                        : a == "--ctrl-group" ? "ctrl.group="
+                        : a == "--metrics"    ? "ctrl.metrics="
+                                              : "ctrl.ro_socket=";
+      o.sets.push_back(key + v);
     } else if (a == "--stats-json") {
       if (!value(o.stats_json)) return 2;
     } else if (a == "--display") {
@@ -173,6 +412,7 @@ int main(int argc, char** argv) {
     ok = lockstep::dp::apply_override(s, cfg, error);
   }
   if (ok) ok = lockstep::dp::validate(cfg, error);
+  if (ok) ok = check_ctrl_config(cfg, error);
   if (ok && !lockstep::Engine::create(cfg.engine, error)) {  // e.g. policy rules that do not parse
     error = "config key 'engine.policy_rules' (or another engine key): " + error;
     ok = false;
@@ -192,12 +432,27 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
 
   int exit_code = 0;
   {
-    auto dp = Dataplane::create(cfg, error);
+    CtrlStack cs;
+    std::unique_ptr<lockstep::dp::CheckpointSink> sink;
+    if (!start_link(cfg, cs, sink, error)) {
+      std::fprintf(stderr, "lockstepd: %s\n", error.c_str());
+      lockstep::dp::eal_stop();
+      return 2;
+    }
+    auto dp = Dataplane::create(cfg, error, nullptr, std::move(sink));
     if (!dp) {
       std::fprintf(stderr, "lockstepd: %s\n", error.c_str());
+      lockstep::dp::eal_stop();
+      return 2;
+    }
+    if (!start_ctrl(cfg, *dp, cs, error)) {
+      std::fprintf(stderr, "lockstepd: %s\n", error.c_str());
+      stop_ctrl(cs);
+      dp.reset();
       lockstep::dp::eal_stop();
       return 2;
     }
@@ -218,7 +473,11 @@ int main(int argc, char** argv) {
                      std::chrono::milliseconds(static_cast<int64_t>(opt.duration_s * 1000)),
                  opt.duration_s > 0, opt.display ? &ds : nullptr,
                  std::chrono::steady_clock::now() + std::chrono::seconds(1)};
-    dp->run_control(control_tick, &st, 50);
+    TickState ts{&st, &cs, std::chrono::steady_clock::now()};
+    ctrl::sd_notify_ready("ports up, ctrl listening");
+    dp->run_control(control_tick, &ts, 1);
+    ctrl::sd_notify_stopping();
+    stop_ctrl(cs);
     dp->join_and_finish();
     dp->stop_ports(true);
     auto rep = dp->report();

@@ -191,6 +191,12 @@ void Worker::control_messages(uint64_t now_ns) {
         engine_->apply_settings(*static_cast<const Settings*>(m.settings), err);
         break;
       }
+      case CtrlMsg::snapshot_conns: {  // an operator's `conns`: bounded, off the packet path
+        auto* snap = static_cast<ConnSnapshot*>(const_cast<void*>(m.settings)) + s_.id;
+        engine_->list_connections(snap->conns, snap->limit);
+        snap->done.store(true, std::memory_order_release);
+        break;
+      }
     }
   }
 }

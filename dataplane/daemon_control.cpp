@@ -1,0 +1,364 @@
+#include "dataplane/daemon_control.h"
+
+#include <rte_cycles.h>
+#include <rte_version.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <thread>
+
+#include "compare/flow_key.h"
+#include "ctrl/net.h"
+
+namespace lockstep::dp {
+namespace {
+
+constexpr uint64_t kPublishNs = 100'000'000;     // counters published 10 times a second
+constexpr uint64_t kConnsWaitNs = 1'000'000'000;  // `conns` waits this long for the workers
+constexpr size_t kMaxOps = 256;
+constexpr size_t kKeptSettings = 64;
+
+bool is_gauge(std::string_view name) {
+  return name.starts_with("held_") || name == "conns_active";
+}
+
+ctrl::Json port_json(const PortCounters& p, const PortCounters& base) {
+  return {{"rx", p.rx - base.rx},
+          {"rx_bytes", p.rx_bytes - base.rx_bytes},
+          {"tx", p.tx - base.tx},
+          {"tx_bytes", p.tx_bytes - base.tx_bytes},
+          {"tx_dropped", p.tx_dropped - base.tx_dropped},
+          {"tx_retries", p.tx_retries - base.tx_retries}};
+}
+
+}  // namespace
+
+void CoordinatorSink::request(const CheckpointRequest& req, uint64_t, uint64_t) {
+  CheckpointRequest r = req;
+  r.epoch = coord_.epoch();  // the coordinator's numbering; the engines follow its dones
+  coord_.on_request(r);
+}
+
+bool CoordinatorSink::poll_done(uint64_t, uint64_t& epoch) {
+  if (done_.empty()) return false;
+  epoch = done_.front();
+  done_.pop_front();
+  return true;
+}
+
+bool DaemonCtl::Snapshots::all_done() const {
+  for (unsigned i = 0; i < count; ++i)
+    if (!slot[i].done.load(std::memory_order_acquire)) return false;
+  return true;
+}
+
+DaemonCtl::DaemonCtl(Dataplane& dp, CoordinatorSink* sink, std::string checkpointer_kind)
+    : dp_(dp), sink_(sink), kind_(std::move(checkpointer_kind)),
+      settings_(dp.config().engine), mode_(Mode::colo) {
+  mode_from_string(settings_.mode, mode_);
+  report_ = dp_.report();
+  baseline_ns_ = ctrl::monotonic_ns();
+}
+
+DaemonCtl::~DaemonCtl() = default;
+
+void DaemonCtl::post(Op op) {
+  std::lock_guard lock(mu_);
+  if (ops_.size() >= kMaxOps) {
+    ++ops_dropped_;
+    return;
+  }
+  ops_.push_back(std::move(op));
+}
+
+void DaemonCtl::service(uint64_t now_ns) {
+  // The dataplane's control runs on the TSC clock (the simulated checkpointer's due times).
+  const uint64_t dp_now = Worker::tsc_to_ns(rte_rdtsc(), rte_get_tsc_hz());
+  std::vector<Op> ops;
+  {
+    std::lock_guard lock(mu_);
+    ops.swap(ops_);
+  }
+  for (auto& op : ops) {
+    if (op.kind == Op::manual_checkpoint) {
+      CheckpointRequest r;
+      r.reason = CheckpointReason::manual;
+      r.epoch = dp_.control().epoch();
+      r.t_ns = dp_now;
+      dp_.control().request(r, dp_now);
+      continue;
+    }
+    if (op.snaps) inflight_.push_back(op.snaps);
+    if (!dp_.control().broadcast(op.msg) && op.snaps) {
+      // A full control ring: mark every slot answered so the waiting command returns.
+      for (unsigned i = 0; i < op.snaps->count; ++i) op.snaps->slot[i].done.store(true);
+    }
+  }
+  while (!inflight_.empty() && inflight_.front()->all_done()) inflight_.pop_front();
+  if (now_ns >= next_publish_ns_ || !ops.empty()) {
+    next_publish_ns_ = now_ns + kPublishNs;
+    publish(now_ns);
+  }
+}
+
+void DaemonCtl::publish(uint64_t) {
+  Report rep = dp_.report();
+  std::lock_guard lock(mu_);
+  report_ = std::move(rep);
+  epoch_ = dp_.control().epoch();
+  outstanding_ = dp_.control().outstanding();
+}
+
+uint64_t DaemonCtl::polls() const {
+  std::lock_guard lock(mu_);
+  return report_.total.polls;
+}
+
+void DaemonCtl::on_event(const ctrl::Event& e, uint64_t now_ns) {
+  {
+    std::lock_guard lock(mu_);
+    ++events_seen_;
+  }
+  std::fprintf(stderr, "lockstepd: event %s\n", e.to_json().dump().c_str());
+  switch (e.kind) {
+    case ctrl::EventKind::checkpoint_done:
+      if (sink_ != nullptr) sink_->done(e.epoch);
+      break;
+    case ctrl::EventKind::failover: {
+      CtrlMsg m;
+      m.kind = CtrlMsg::failover;
+      m.arg = static_cast<uint32_t>(e.survivor);
+      dp_.control().broadcast(m);
+      std::lock_guard lock(mu_);
+      failed_over_ = e.survivor;
+      failover_ns_ = now_ns;
+      break;
+    }
+    default: break;
+  }
+}
+
+ctrl::Json DaemonCtl::status() {
+  std::lock_guard lock(mu_);
+  const auto& t = report_.total;
+  ctrl::Json j;
+  j["mode"] = to_string(mode_);
+  j["workers"] = report_.workers.size();
+  j["epoch"] = epoch_;
+  j["checkpoint"] = {{"checkpointer", kind_},
+                     {"outstanding", outstanding_},
+                     {"requested", report_.checkpoint_requests},
+                     {"coalesced", report_.checkpoint_coalesced},
+                     {"done", report_.checkpoints_done}};
+  j["held_frames"] = t.held_frames;
+  j["conns_active"] = t.engine.conns_active;
+  if (failed_over_) {
+    j["failed_over"] = {{"survivor", *failed_over_ == Survivor::primary ? "primary" : "secondary"},
+                        {"applied_s_ago", (ctrl::monotonic_ns() - failover_ns_) / 1000000000}};
+  } else {
+    j["failed_over"] = nullptr;
+  }
+  ctrl::Json ports = ctrl::Json::object();
+  for (unsigned r = 0; r < kRoleCount; ++r) {
+    if (!report_.has_port[r]) continue;
+    ports[std::string(to_string(static_cast<Role>(r)))] = {
+        {"device", device_name(dp_.config().ports[r])},
+        {"link_up_events", report_.link_up[r]},
+        {"link_down_events", report_.link_down[r]}};
+  }
+  j["ports"] = ports;
+  j["pool"] = {{"size", report_.pool_size}, {"avail", report_.pool_avail}};
+  j["ops_dropped"] = ops_dropped_;
+  return j;
+}
+
+ctrl::Json DaemonCtl::stats(bool reset) {
+  std::lock_guard lock(mu_);
+  const auto& t = report_.total;
+  const auto& b = baseline_;
+  ctrl::Json eng = ctrl::Json::object();
+  std::map<std::string, uint64_t> base;
+  for (const auto& [k, v] : b.engine.flatten()) base[k] = v;
+  for (const auto& [k, v] : t.engine.flatten()) eng[k] = is_gauge(k) ? v : v - base[k];
+  ctrl::Json ports = ctrl::Json::object();
+  for (unsigned r = 0; r < kRoleCount; ++r)
+    if (report_.has_port[r])
+      ports[std::string(to_string(static_cast<Role>(r)))] = port_json(t.port[r], b.port[r]);
+  ctrl::Json drops = ctrl::Json::object();
+  for (unsigned d = 0; d < kDpDropCount; ++d)
+    drops[std::string(to_string(static_cast<DpDrop>(d)))] = t.drops[d] - b.drops[d];
+  ctrl::Json j;
+  j["engine"] = eng;
+  j["ports"] = ports;
+  j["drops"] = drops;
+  j["frames"] = t.frames - b.frames;
+  j["held_frames"] = t.held_frames;
+  j["checkpoints_applied"] = t.checkpoints_applied - b.checkpoints_applied;
+  j["workers"] = report_.workers.size();
+  j["since_s"] = (ctrl::monotonic_ns() - baseline_ns_) / 1000000000;
+  if (reset) {  // a baseline: worker memory is never written from here
+    baseline_ = t;
+    baseline_ns_ = ctrl::monotonic_ns();
+  }
+  return j;
+}
+
+ctrl::Json DaemonCtl::conns(const std::string& filter, size_t limit) {
+  const unsigned n = dp_.worker_count();
+  auto snaps = std::make_shared<Snapshots>(n);
+  // With a filter, look at more than `limit` (bounded) and keep the matches.
+  size_t ask = filter.empty() ? limit : std::max<size_t>(limit, 10000);
+  for (unsigned i = 0; i < n; ++i) {
+    snaps->slot[i].limit = ask;
+    snaps->slot[i].conns.reserve(ask);
+  }
+  Op op;
+  op.kind = Op::broadcast;
+  op.msg.kind = CtrlMsg::snapshot_conns;
+  op.msg.settings = snaps->slot.get();
+  op.snaps = snaps;
+  post(op);
+  uint64_t deadline = ctrl::monotonic_ns() + kConnsWaitNs;
+  while (!snaps->all_done()) {
+    if (ctrl::monotonic_ns() >= deadline || dp_.stopping()) {
+      return {{"error", "workers did not answer within 1 s"}, {"connections", ctrl::Json::array()}};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ctrl::Json a = ctrl::Json::array();
+  for (unsigned w = 0; w < n && a.size() < limit; ++w) {
+    for (const auto& c : snaps->slot[w].conns) {
+      if (a.size() >= limit) break;
+      std::string flow = to_string(c.key);
+      if (!filter.empty() && flow.find(filter) == std::string::npos) continue;
+      a.push_back({{"flow", flow},
+                   {"worker", w},
+                   {"state", c.state},
+                   {"held_pvm", c.held_pvm},
+                   {"held_svm", c.held_svm},
+                   {"bytes_matched", c.bytes_matched},
+                   {"svm_seq_offset", c.svm_seq_offset}});
+    }
+  }
+  return a;
+}
+
+Settings DaemonCtl::settings() {
+  std::lock_guard lock(mu_);
+  return settings_;
+}
+
+bool DaemonCtl::apply_settings(const Settings& s, std::string& error) {
+  std::lock_guard lock(mu_);
+  if (s.max_connections != settings_.max_connections || s.max_held_frames != settings_.max_held_frames ||
+      s.frag_max_datagrams != settings_.frag_max_datagrams) {
+    error = "max_connections, max_held_frames and frag_max_datagrams are fixed at start "
+            "(set them in the config and restart)";
+    return false;
+  }
+  if (ops_.size() >= kMaxOps) {
+    error = "too many operations queued to the workers; try again";
+    return false;
+  }
+  kept_settings_.push_back(std::make_unique<Settings>(s));
+  while (kept_settings_.size() > kKeptSettings) kept_settings_.pop_front();
+  Op op;
+  op.msg.kind = CtrlMsg::apply_settings;
+  op.msg.settings = kept_settings_.back().get();
+  ops_.push_back(op);
+  Mode m;
+  if (s.mode != settings_.mode && mode_from_string(s.mode, m)) {
+    Op mo;
+    mo.msg.kind = CtrlMsg::set_mode;
+    mo.msg.arg = static_cast<uint32_t>(m);
+    ops_.push_back(mo);
+    mode_ = m;
+  }
+  settings_ = s;
+  return true;
+}
+
+bool DaemonCtl::request_checkpoint(std::string&) {
+  Op op;
+  op.kind = Op::manual_checkpoint;
+  post(op);
+  return true;
+}
+
+bool DaemonCtl::set_mode(Mode m, std::string& error) {
+  std::lock_guard lock(mu_);
+  if (ops_.size() >= kMaxOps) {
+    error = "too many operations queued to the workers; try again";
+    return false;
+  }
+  Op op;
+  op.msg.kind = CtrlMsg::set_mode;
+  op.msg.arg = static_cast<uint32_t>(m);
+  ops_.push_back(op);
+  mode_ = m;
+  settings_.mode = std::string(to_string(m));
+  return true;
+}
+
+bool DaemonCtl::capture_start(const ctrl::CaptureRequest& r, ctrl::Json& result, std::string& error) {
+  if (capture_ == nullptr) {
+    error = "capture is not available";
+    return false;
+  }
+  return capture_->start(r, result, error);
+}
+
+bool DaemonCtl::capture_stop(const std::string& port, ctrl::Json& result, std::string& error) {
+  if (capture_ == nullptr) {
+    error = "capture is not available";
+    return false;
+  }
+  return capture_->stop(port, result, error);
+}
+
+void DaemonCtl::metrics(std::vector<ctrl::MetricSample>& out) {
+  std::lock_guard lock(mu_);
+  for (size_t w = 0; w < report_.workers.size(); ++w)
+    ctrl::append_engine_counters(report_.workers[w].engine, {{"worker", std::to_string(w)}}, out);
+  const auto& t = report_.total;
+  for (unsigned r = 0; r < kRoleCount; ++r) {
+    if (!report_.has_port[r]) continue;
+    ctrl::Labels l{{"port", std::string(to_string(static_cast<Role>(r)))}};
+    const auto& p = t.port[r];
+    ctrl::add_sample(out, "lockstep_port_rx_frames_total", "frames received on a port",
+                     ctrl::MetricType::counter, static_cast<double>(p.rx), l);
+    ctrl::add_sample(out, "lockstep_port_rx_bytes_total", "bytes received on a port",
+                     ctrl::MetricType::counter, static_cast<double>(p.rx_bytes), l);
+    ctrl::add_sample(out, "lockstep_port_tx_frames_total", "frames sent on a port",
+                     ctrl::MetricType::counter, static_cast<double>(p.tx), l);
+    ctrl::add_sample(out, "lockstep_port_tx_bytes_total", "bytes sent on a port",
+                     ctrl::MetricType::counter, static_cast<double>(p.tx_bytes), l);
+    ctrl::add_sample(out, "lockstep_port_tx_dropped_total", "frames not sent after the retries",
+                     ctrl::MetricType::counter, static_cast<double>(p.tx_dropped), l);
+    ctrl::add_sample(out, "lockstep_port_imissed_total", "frames the device dropped (rx)",
+                     ctrl::MetricType::counter, static_cast<double>(report_.dev_imissed[r]), l);
+  }
+  for (unsigned d = 0; d < kDpDropCount; ++d)
+    ctrl::add_sample(out, "lockstep_dataplane_drops_total", "frames the dataplane dropped, by reason",
+                     ctrl::MetricType::counter, static_cast<double>(t.drops[d]),
+                     {{"reason", std::string(to_string(static_cast<DpDrop>(d)))}});
+  ctrl::add_sample(out, "lockstep_dataplane_checkpoint_requests_total",
+                   "checkpoint requests sent to the checkpointer (coalesced across workers)",
+                   ctrl::MetricType::counter, static_cast<double>(report_.checkpoint_requests));
+  ctrl::add_sample(out, "lockstep_dataplane_checkpoints_done_total",
+                   "checkpoints done, broadcast to the workers", ctrl::MetricType::counter,
+                   static_cast<double>(report_.checkpoints_done));
+  ctrl::add_sample(out, "lockstep_pool_mbufs", "mbufs in the pools", ctrl::MetricType::gauge,
+                   static_cast<double>(report_.pool_size));
+  ctrl::add_sample(out, "lockstep_pool_mbufs_available", "mbufs free in the pools",
+                   ctrl::MetricType::gauge, static_cast<double>(report_.pool_avail));
+  ctrl::add_sample(out, "lockstep_failed_over", "1 once a failover was applied to the workers",
+                   ctrl::MetricType::gauge, failed_over_ ? 1.0 : 0.0);
+}
+
+ctrl::Json DaemonCtl::version() {
+  return {{"dpdk", rte_version()}, {"workers", dp_.worker_count()}, {"checkpointer", kind_}};
+}
+
+}  // namespace lockstep::dp

@@ -1,0 +1,115 @@
+// lockstepd behind ctrl/: the DaemonControl the ctrl commands reach, and the
+// CheckpointSink that hands the dataplane's coalesced checkpoint requests to ctrl's
+// CheckpointCoordinator.
+//
+// Threads. The ctrl server thread calls the DaemonControl methods; they only read a
+// snapshot the control loop publishes (under a mutex) and queue operations. The control
+// loop (EAL main lcore) calls service() and on_event(): it runs the queued operations on
+// the workers' control rings (the only producer of those rings), publishes the counters,
+// and acts on control-plane events. Workers are never touched from the ctrl thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ctrl/checkpointer_link.h"
+#include "ctrl/daemon_control.h"
+#include "ctrl/events.h"
+#include "dataplane/control.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/stats.h"
+
+namespace lockstep::dp {
+
+// Requests go to the coordinator; the control loop feeds back the epochs of the
+// checkpoint_done events it drains (done()), which poll_done() then reports.
+class CoordinatorSink final : public CheckpointSink {
+ public:
+  explicit CoordinatorSink(ctrl::CheckpointCoordinator& c) : coord_(c) {}
+  void request(const CheckpointRequest& req, uint64_t global_epoch, uint64_t now_ns) override;
+  bool poll_done(uint64_t now_ns, uint64_t& epoch) override;
+  void done(uint64_t epoch) { done_.push_back(epoch); }
+
+ private:
+  ctrl::CheckpointCoordinator& coord_;
+  std::deque<uint64_t> done_;
+};
+
+class DaemonCtl final : public ctrl::DaemonControl {
+ public:
+  // `sink`: the coordinator's sink when a real checkpointer is configured, else null.
+  DaemonCtl(Dataplane& dp, CoordinatorSink* sink, std::string checkpointer_kind);
+  ~DaemonCtl() override;
+
+  // Control loop, main thread.
+  void service(uint64_t now_ns);
+  void on_event(const ctrl::Event& e, uint64_t now_ns);
+  // Total frames polled by the workers at the last publication (watchdog progress).
+  uint64_t polls() const;
+
+  // DaemonControl, ctrl server thread.
+  ctrl::Json status() override;
+  ctrl::Json stats(bool reset) override;
+  ctrl::Json conns(const std::string& filter, size_t limit) override;
+  Settings settings() override;
+  bool apply_settings(const Settings& s, std::string& error) override;
+  bool request_checkpoint(std::string& error) override;
+  bool set_mode(Mode m, std::string& error) override;
+  bool capture_start(const ctrl::CaptureRequest& r, ctrl::Json& result, std::string& error) override;
+  bool capture_stop(const std::string& port, ctrl::Json& result, std::string& error) override;
+  void metrics(std::vector<ctrl::MetricSample>& out) override;
+  ctrl::Json version() override;
+
+  // The capture facility (set by lockstepd when built); null: capture refused.
+  struct CaptureHooks {
+    virtual ~CaptureHooks() = default;
+    virtual bool start(const ctrl::CaptureRequest& r, ctrl::Json& result, std::string& error) = 0;
+    virtual bool stop(const std::string& port, ctrl::Json& result, std::string& error) = 0;
+  };
+  void set_capture(CaptureHooks* c) { capture_ = c; }
+
+ private:
+  struct Snapshots {  // one ConnSnapshot per worker, alive until every worker answered
+    explicit Snapshots(unsigned n) : slot(new ConnSnapshot[n]), count(n) {}
+    std::unique_ptr<ConnSnapshot[]> slot;
+    unsigned count;
+    bool all_done() const;
+  };
+  struct Op {
+    enum Kind : uint8_t { broadcast, manual_checkpoint } kind = broadcast;
+    CtrlMsg msg{};
+    std::shared_ptr<Snapshots> snaps;  // keeps a conns snapshot alive
+  };
+  void publish(uint64_t now_ns);
+  void post(Op op);
+
+  Dataplane& dp_;
+  CoordinatorSink* sink_;
+  std::string kind_;
+  CaptureHooks* capture_ = nullptr;
+
+  mutable std::mutex mu_;
+  std::vector<Op> ops_;            // ctrl thread -> control loop
+  Report report_;                  // published by the control loop
+  WorkerStats baseline_;           // `stats --reset`: counters shown relative to this
+  uint64_t baseline_ns_ = 0;
+  Settings settings_;
+  Mode mode_;
+  uint64_t epoch_ = 0;
+  bool outstanding_ = false;
+  std::optional<Survivor> failed_over_;  // applied to the workers
+  uint64_t failover_ns_ = 0;
+  uint64_t ops_dropped_ = 0, events_seen_ = 0;
+
+  // Control loop only.
+  uint64_t next_publish_ns_ = 0;
+  std::deque<std::unique_ptr<Settings>> kept_settings_;  // snapshots workers may read
+  std::deque<std::shared_ptr<Snapshots>> inflight_;
+};
+
+}  // namespace lockstep::dp
