@@ -62,7 +62,7 @@ struct InPort {
   size_t head = 0, tail = 0;
   uint32_t cur = kNoFrame;     // buffer being filled
   bool waiting_pool = false;   // a header is parsed, no buffer of its class is free
-  bool paused_out = false;     // primary_in: paused by the output queue
+  bool paused_out = false;     // paused by the output queue
 };
 
 }  // namespace
@@ -108,7 +108,9 @@ struct ColoRunner::Impl {
       if (!pool.can_alloc(ip.parser.body_len())) return true;
       ip.waiting_pool = false;
     }
-    if (ip.side == Side::pvm && outq.size() >= cfg.out_queue_frames) {
+    // Both inputs pause: the PVM's so that its output stops growing, the SVM's so that it
+    // does not run ahead of a PVM that is not read (its frames would wait in the engine).
+    if (outq.size() >= cfg.out_queue_frames) {
       if (!ip.paused_out) {
         ip.paused_out = true;
         ++ip.port.c.backpressure;

@@ -9,8 +9,8 @@
 // Frames live in a fixed FramePool from the socket read until the engine names their
 // handle (and, for a release, until outdev has taken every byte). Nothing is dropped
 // for lack of room: an empty pool stops reading the input that needs a buffer, and an
-// output queue above `out_queue_frames` stops reading primary_in (backpressure toward
-// QEMU's filter-redirector), both counted. Sockets reconnect (client) or accept a new
+// output queue above `out_queue_frames` stops reading primary_in and secondary_in
+// (backpressure toward QEMU's filters), both counted. Sockets reconnect (client) or accept a new
 // peer (server). Single-threaded; the only clock read is monotonic_ns() in the loop.
 #pragma once
 

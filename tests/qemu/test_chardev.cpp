@@ -1,0 +1,465 @@
+// The chardev port: framing, pool, SYN/ACK alignment (pure), and lockstep-colo as a
+// process over real unix sockets. argv[1] is the lockstep-colo binary.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "dataplane/chardev/chardev_codec.h"
+#include "dataplane/chardev/frame_pool.h"
+#include "dataplane/chardev/syn_align.h"
+#include "tests/qemu/colo_peer.h"
+#include "tests/support/frame_builder.h"
+
+namespace lockstep {
+namespace {
+
+using chardev::ChardevParser;
+using chardev::ParseStatus;
+using test::Bytes;
+
+std::string g_bin;
+
+Bytes framed(const Bytes& f, bool vnet, uint32_t vnet_len = 0) {
+  Bytes out(8);
+  size_t h = chardev::encode_header(out.data(), static_cast<uint32_t>(f.size()), vnet, vnet_len);
+  out.resize(h);
+  out.insert(out.end(), f.begin(), f.end());
+  return out;
+}
+
+// Feeds `bytes` in chunks of `chunk` and collects the frames.
+std::vector<Bytes> parse_all(ChardevParser& p, const Bytes& bytes, size_t chunk, ParseStatus* last = nullptr) {
+  std::vector<Bytes> frames;
+  Bytes buf;
+  for (size_t off = 0; off < bytes.size(); off += chunk) {
+    const uint8_t* q = bytes.data() + off;
+    const uint8_t* end = bytes.data() + std::min(bytes.size(), off + chunk);
+    while (q < end || p.in_body()) {
+      ParseStatus st = p.step(q, end);
+      if (last) *last = st;
+      if (st == ParseStatus::need_buffer) {
+        buf.assign(p.body_len(), 0);
+        p.set_buffer(buf.data());
+        continue;
+      }
+      if (st == ParseStatus::frame) {
+        frames.push_back(buf);
+        continue;
+      }
+      if (st == ParseStatus::empty) continue;
+      if (st == ParseStatus::need_more) break;
+      return frames;  // error
+    }
+  }
+  return frames;
+}
+
+Bytes udp_frame(const std::string& payload, uint16_t ip_id = 1, uint16_t sport = 5000) {
+  test::FrameSpec s;
+  s.src = test::ip4(10, 0, 0, 1);
+  s.dst = test::ip4(10, 0, 0, 2);
+  s.proto = kProtoUdp;
+  s.sport = sport;
+  s.dport = 6000;
+  s.ip_id = ip_id;
+  s.payload.assign(payload.begin(), payload.end());
+  return test::build_frame(s);
+}
+
+TEST(ChardevCodec, RoundTripAnySplit) {
+  for (bool vnet : {false, true}) {
+    Bytes stream;
+    std::vector<Bytes> sent;
+    for (int i = 0; i < 20; ++i) {
+      Bytes f = udp_frame(std::string(static_cast<size_t>(i * 37), 'a' + char(i)));
+      if (vnet) f.insert(f.begin(), 12, uint8_t(i));  // a 12-byte virtio-net header
+      sent.push_back(f);
+      Bytes fr = framed(f, vnet, vnet ? 12 : 0);
+      stream.insert(stream.end(), fr.begin(), fr.end());
+    }
+    for (size_t chunk : {size_t{1}, size_t{3}, size_t{7}, size_t{64}, stream.size()}) {
+      ChardevParser p(vnet);
+      EXPECT_EQ(parse_all(p, stream, chunk), sent) << "chunk " << chunk << " vnet " << vnet;
+    }
+  }
+}
+
+TEST(ChardevCodec, LimitIsQemusNetBufsize) {
+  ChardevParser p(true);
+  Bytes max(chardev::kMaxFrameLen, 0x5a);
+  ParseStatus last{};
+  auto got = parse_all(p, framed(max, true, 10), 4096, &last);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].size(), 69632u);
+
+  ChardevParser q(false);
+  Bytes hdr(4);
+  chardev::encode_header(hdr.data(), chardev::kMaxFrameLen + 1, false, 0);
+  const uint8_t* c = hdr.data();
+  EXPECT_EQ(q.step(c, hdr.data() + 4), ParseStatus::oversize);
+  EXPECT_TRUE(q.dead());
+  Bytes more(100, 0);
+  c = more.data();
+  EXPECT_EQ(q.step(c, more.data() + more.size()), ParseStatus::oversize);  // stays dead
+}
+
+TEST(ChardevCodec, BadVnetLenAndEmptyFrames) {
+  ChardevParser p(true);
+  Bytes h(8);
+  chardev::encode_header(h.data(), 0, true, 0);
+  const uint8_t* c = h.data();
+  EXPECT_EQ(p.step(c, h.data() + 8), ParseStatus::empty);
+  chardev::encode_header(h.data(), 10, true, 11);
+  c = h.data();
+  EXPECT_EQ(p.step(c, h.data() + 8), ParseStatus::bad_vnet_len);
+}
+
+TEST(FramePool, ClassesAndExhaustion) {
+  chardev::FramePool pool(2, 1);
+  uint32_t a = pool.alloc(100), b = pool.alloc(2048), c = pool.alloc(60);  // c: jumbo fallback
+  EXPECT_NE(a, chardev::kNoFrame);
+  EXPECT_NE(b, chardev::kNoFrame);
+  EXPECT_NE(c, chardev::kNoFrame);
+  EXPECT_EQ(pool.alloc(10), chardev::kNoFrame);
+  EXPECT_EQ(pool.waits(), 1u);
+  pool.free(a);
+  EXPECT_FALSE(pool.can_alloc(5000));
+  EXPECT_TRUE(pool.can_alloc(50));
+  pool.free(c);
+  uint32_t j = pool.alloc(69632);
+  ASSERT_NE(j, chardev::kNoFrame);
+  std::memset(pool.data(j), 1, 69632);  // the whole buffer is writable
+  chardev::HandleRing r(3);
+  for (uint32_t i = 0; i < 4; ++i) EXPECT_TRUE(r.push(i));
+  EXPECT_FALSE(r.push(9));
+  EXPECT_EQ(r.front(), 0u);
+  r.pop();
+  EXPECT_EQ(r.at(2), 3u);
+}
+
+TEST(SynAligner, SvmSynAckGetsThePvmIsn) {
+  test::Conversation conv({});
+  chardev::SynAligner al(64);
+  Bytes pvm = conv.vm_synack(test::Vm::pvm), svm = conv.vm_synack(test::Vm::svm);
+  Bytes svm2 = svm;
+  EXPECT_EQ(al.on_svm(svm2.data(), uint32_t(svm2.size())), chardev::AlignVerdict::wait);
+  al.on_pvm(pvm.data(), uint32_t(pvm.size()));
+  EXPECT_EQ(al.on_svm(svm2.data(), uint32_t(svm2.size()), true), chardev::AlignVerdict::aligned);
+  EXPECT_EQ(test::decode(svm2).seq, conv.vm_isn(test::Vm::pvm));
+  EXPECT_TRUE(test::verify_l4_checksum(svm2));
+  EXPECT_EQ(al.counters().svm_synacks_waited, 1u);
+  // Data and the VM's own SYN (active open) pass untouched.
+  Bytes data = conv.vm_stream(test::Vm::svm, 0, 100);
+  Bytes copy = data;
+  EXPECT_EQ(al.on_svm(copy.data(), uint32_t(copy.size())), chardev::AlignVerdict::pass);
+  EXPECT_EQ(copy, data);
+  Bytes syn = conv.vm_syn(test::Vm::svm);
+  EXPECT_EQ(al.on_svm(syn.data(), uint32_t(syn.size())), chardev::AlignVerdict::pass);
+}
+
+// ---- lockstep-colo as a process ----------------------------------------------------
+
+struct Colo {
+  std::filesystem::path dir;
+  qtest::Instance inst;
+  explicit Colo(const std::vector<std::string>& props, const char* name = "ls") {
+    char tmpl[] = "/tmp/lockstep-chardev-XXXXXX";
+    dir = mkdtemp(tmpl);
+    inst.name = name;
+    inst.dir = dir.string();
+    std::string err;
+    EXPECT_TRUE(qtest::start_lockstep(inst, g_bin, props, err)) << err;
+  }
+  nlohmann::json stop() {
+    std::string log = qtest::stop(inst);
+    size_t p = log.rfind("\n{");
+    std::string line = log.substr(p == std::string::npos ? 0 : p + 1);
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << log;
+    return j;
+  }
+  ~Colo() {
+    if (inst.pid > 0) qtest::stop(inst);
+    std::filesystem::remove_all(dir);
+  }
+};
+
+bool wait_for(const std::function<bool()>& f, int ms = 5000) {
+  for (int i = 0; i < ms / 5; ++i) {
+    if (f()) return true;
+    usleep(5000);
+  }
+  return f();
+}
+
+TEST(LockstepColo, ReleasesMatchedFramesByteExactAndSplitAnywhere) {
+  Colo colo({"compare_timeout=2000"});
+  qtest::Peer peer;
+  std::string err;
+  ASSERT_TRUE(peer.connect(colo.inst, false, err)) << err;
+  ASSERT_TRUE(peer.hello(err)) << err;
+  peer.start(1'000'000, true);
+  std::vector<Bytes> pvm;
+  Bytes pstream, sstream;
+  for (int i = 0; i < 200; ++i) {
+    Bytes p = udp_frame("datagram " + std::to_string(i), uint16_t(i), uint16_t(5000 + i % 7));
+    Bytes s = udp_frame("datagram " + std::to_string(i), uint16_t(9000 + i), uint16_t(5000 + i % 7));
+    pvm.push_back(p);
+    Bytes fp = framed(p, false), fs = framed(s, false);
+    pstream.insert(pstream.end(), fp.begin(), fp.end());
+    sstream.insert(sstream.end(), fs.begin(), fs.end());
+  }
+  // Write both streams in odd-sized pieces so frames straddle reads.
+  std::mt19937 rng(7);
+  for (size_t po = 0, so = 0; po < pstream.size() || so < sstream.size();) {
+    size_t n = 1 + rng() % 300;
+    if (po < pstream.size()) {
+      size_t k = std::min(n, pstream.size() - po);
+      ASSERT_TRUE(peer.send_raw(false, pstream.data() + po, k));
+      po += k;
+    }
+    if (so < sstream.size()) {
+      size_t k = std::min(n, sstream.size() - so);
+      ASSERT_TRUE(peer.send_raw(true, sstream.data() + so, k));
+      so += k;
+    }
+  }
+  ASSERT_TRUE(wait_for([&] { return peer.released() >= pvm.size(); }));
+  usleep(50000);
+  peer.stop_reader();
+  EXPECT_EQ(peer.frames, pvm);
+  EXPECT_EQ(peer.do_checkpoints(), 0u);
+  auto j = colo.stop();
+  EXPECT_EQ(j["conservation"], "ok");
+  EXPECT_EQ(j["engine"]["datagrams_matched"], 200);
+  EXPECT_EQ(j["ports"]["outdev"]["frames_out"], 200);
+}
+
+TEST(LockstepColo, VnetHeaderIsCarriedThrough) {
+  Colo colo({"vnet_hdr_support=on"});
+  qtest::Peer peer;
+  std::string err;
+  ASSERT_TRUE(peer.connect(colo.inst, true, err)) << err;
+  ASSERT_TRUE(peer.hello(err)) << err;  // the hello carries the vnet word inbound
+  // Raw frames with a 10-byte vnet header: [len][vnet_len=10][10 bytes][frame].
+  Bytes f = udp_frame("with vnet");
+  Bytes body(10 + f.size(), 0xee);
+  std::copy(f.begin(), f.end(), body.begin() + 10);
+  Bytes p = framed(body, true, 10), s = framed(body, true, 10);
+  ASSERT_TRUE(peer.send_raw(false, p.data(), p.size()));
+  ASSERT_TRUE(peer.send_raw(true, s.data(), s.size()));
+  peer.start(1'000'000, true);
+  ASSERT_TRUE(wait_for([&] { return peer.released() >= 1; }));
+  peer.stop_reader();
+  ASSERT_EQ(peer.frames.size(), 1u);
+  EXPECT_EQ(peer.frames[0], body);
+  EXPECT_EQ(colo.stop()["engine"]["datagrams_matched"], 1);
+}
+
+TEST(LockstepColo, OversizeClosesOnlyThatConnectionAndItReconnects) {
+  Colo colo({});
+  qtest::Peer peer;
+  std::string err;
+  ASSERT_TRUE(peer.connect(colo.inst, false, err)) << err;
+  peer.start(1'000'000, true);
+  Bytes big(8);
+  chardev::encode_header(big.data(), chardev::kMaxFrameLen + 1, false, 0);
+  big.resize(4);
+  ASSERT_TRUE(peer.send_raw(false, big.data(), big.size()));
+  usleep(100000);
+  // A new primary_in peer (as QEMU's reconnecting chardev) carries on.
+  qtest::Peer again;
+  ASSERT_TRUE(again.connect(colo.inst, false, err)) << err;  // replaces all four
+  again.start(1'000'000, true);
+  Bytes p = udp_frame("after"), s = udp_frame("after", 77);
+  ASSERT_TRUE(again.send_pvm(p.data(), uint32_t(p.size())));
+  ASSERT_TRUE(again.send_svm(s.data(), uint32_t(s.size())));
+  ASSERT_TRUE(wait_for([&] { return again.released() >= 1; }));
+  again.stop_reader();
+  peer.stop_reader();
+  auto j = colo.stop();
+  EXPECT_EQ(j["ports"]["primary_in"]["oversize"], 1);
+  EXPECT_GE(j["ports"]["primary_in"]["connects"].get<int>(), 2);
+  EXPECT_EQ(j["conservation"], "ok");
+}
+
+TEST(LockstepColo, OneDoCheckpointPerEpochThenRelease) {
+  Colo colo({"compare_timeout=5000", "--set", "datagram_reorder_slack=0"});
+  qtest::Peer peer;
+  std::string err;
+  ASSERT_TRUE(peer.connect(colo.inst, false, err)) << err;  // no hello: QEMU needs none
+  std::vector<Bytes> pvm;
+  for (int i = 0; i < 50; ++i) {
+    Bytes p = udp_frame("pvm says " + std::to_string(i), uint16_t(i), uint16_t(7000 + i));
+    Bytes s = udp_frame("svm says " + std::to_string(i), uint16_t(i), uint16_t(7000 + i));
+    pvm.push_back(p);
+    ASSERT_TRUE(peer.send_pvm(p.data(), uint32_t(p.size())));
+    ASSERT_TRUE(peer.send_svm(s.data(), uint32_t(s.size())));
+  }
+  // Answer after 200 ms: every divergence of the epoch is coalesced into one request.
+  peer.start(200'000'000, true);
+  ASSERT_TRUE(wait_for([&] { return peer.released() >= pvm.size(); }));
+  usleep(100000);
+  peer.stop_reader();
+  EXPECT_EQ(peer.do_checkpoints(), 1u);
+  EXPECT_EQ(peer.frames, pvm);  // arrival order
+  auto j = colo.stop();
+  EXPECT_EQ(j["notify"]["do_checkpoint_sent"], 1);
+  EXPECT_EQ(j["engine"]["checkpoints_done"], 1);
+}
+
+TEST(LockstepColo, FullOutputQueueStopsPrimaryInNothingIsDropped) {
+  Colo colo({"out_queue_frames=8", "compare_timeout=10000"});
+  qtest::Peer peer;
+  std::string err;
+  ASSERT_TRUE(peer.connect(colo.inst, false, err)) << err;
+  const int n = 20000;
+  std::vector<Bytes> pvm;
+  for (int i = 0; i < n; ++i) {
+    pvm.push_back(udp_frame(std::string(600, char('a' + i % 26)) + std::to_string(i), uint16_t(i),
+                            uint16_t(5000 + i % 16)));
+  }
+  // The filters write pair by pair while outdev is not read: lockstep-colo must stop
+  // reading its inputs (the writes then block in the kernel) and lose nothing.
+  std::thread tx([&] {
+    for (auto& f : pvm) {
+      peer.send_pvm(f.data(), uint32_t(f.size()));
+      peer.send_svm(f.data(), uint32_t(f.size()));
+    }
+  });
+  usleep(500000);
+  peer.start(1'000'000, true);
+  tx.join();
+  ASSERT_TRUE(wait_for([&] { return peer.released() >= pvm.size(); }, 20000));
+  peer.stop_reader();
+  EXPECT_EQ(peer.frames.size(), pvm.size());
+  EXPECT_TRUE(peer.frames == pvm);
+  auto j = colo.stop();
+  EXPECT_GE(j["ports"]["primary_in"]["backpressure"].get<int>(), 1);
+  EXPECT_EQ(j["conservation"], "ok");
+  EXPECT_EQ(peer.do_checkpoints(), 0u) << j.dump();
+}
+
+TEST(LockstepColo, ClientOutdevReconnectsAndGetsWhatWasQueued) {
+  char tmpl[] = "/tmp/lockstep-chardev-XXXXXX";
+  std::filesystem::path dir = mkdtemp(tmpl);
+  const std::string outp = (dir / "collector").string();
+  int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strcpy(sa.sun_path, outp.c_str());
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(listen(lfd, 4), 0);
+  qtest::Instance inst{"ls", dir.string()};
+  std::string err;
+  // outdev as a client: lockstep-colo connects to the collector, as to QEMU's
+  // filter-redirector chardev in server mode.
+  std::vector<std::string> argv{"primary_in=unix:" + inst.path("pri") + ",server",
+                                "secondary_in=unix:" + inst.path("sec") + ",server",
+                                "outdev=unix:" + outp + ",reconnect=1"};
+  {
+    // start_lockstep adds its own outdev; build the command by hand here.
+    pid_t pid = fork();
+    if (pid == 0) {
+      std::vector<char*> a{const_cast<char*>(g_bin.c_str())};
+      for (auto& s : argv) a.push_back(s.data());
+      a.push_back(nullptr);
+      int devnull = open("/dev/null", O_WRONLY);
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+      execv(a[0], a.data());
+      _exit(127);
+    }
+    inst.pid = pid;
+  }
+  auto conn = [&](const std::string& path) {
+    for (int i = 0; i < 500; ++i) {
+      int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+      sockaddr_un s{};
+      s.sun_family = AF_UNIX;
+      std::strcpy(s.sun_path, path.c_str());
+      if (connect(fd, reinterpret_cast<sockaddr*>(&s), sizeof s) == 0) return fd;
+      close(fd);
+      usleep(10000);
+    }
+    return -1;
+  };
+  int pri = conn(inst.path("pri")), sec = conn(inst.path("sec"));
+  ASSERT_GE(pri, 0);
+  ASSERT_GE(sec, 0);
+  auto pair = [&](const std::string& text) {
+    Bytes p = framed(udp_frame(text), false), s = framed(udp_frame(text, 99), false);
+    ASSERT_EQ(write(pri, p.data(), p.size()), ssize_t(p.size()));
+    ASSERT_EQ(write(sec, s.data(), s.size()), ssize_t(s.size()));
+  };
+  auto read_frame = [&](int fd) {
+    uint8_t h[4];
+    size_t got = 0;
+    while (got < 4) {
+      ssize_t n = read(fd, h + got, 4 - got);
+      if (n <= 0) return Bytes{};
+      got += size_t(n);
+    }
+    uint32_t len = uint32_t(h[0]) << 24 | uint32_t(h[1]) << 16 | uint32_t(h[2]) << 8 | h[3];
+    Bytes f(len);
+    got = 0;
+    while (got < len) {
+      ssize_t n = read(fd, f.data() + got, len - got);
+      if (n <= 0) return Bytes{};
+      got += size_t(n);
+    }
+    return f;
+  };
+  int c1 = accept(lfd, nullptr, nullptr);
+  ASSERT_GE(c1, 0);
+  pair("first");
+  EXPECT_EQ(read_frame(c1), udp_frame("first"));
+  close(c1);  // the collector goes away; lockstep-colo queues and reconnects
+  usleep(100000);
+  pair("second");
+  pair("third");
+  int c2 = accept(lfd, nullptr, nullptr);  // within reconnect=1 s
+  ASSERT_GE(c2, 0);
+  EXPECT_EQ(read_frame(c2), udp_frame("second"));
+  EXPECT_EQ(read_frame(c2), udp_frame("third"));
+  close(c2);
+  close(pri);
+  close(sec);
+  close(lfd);
+  qtest::stop(inst);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LockstepColo, RejectsBadCommandLines) {
+  for (const char* bad : {"primary_in=tcp:127.0.0.1", "compare_timeout=0", "vnet_hdr_support=maybe",
+                          "no_such=1"}) {
+    std::string cmd = g_bin + " " + bad + " secondary_in=unix:/tmp/x,server outdev=unix:/tmp/y,server >/dev/null 2>&1";
+    int rc = std::system(cmd.c_str());
+    EXPECT_EQ(WEXITSTATUS(rc), 2) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace lockstep
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: test_chardev LOCKSTEP_COLO_BINARY\n");
+    return 2;
+  }
+  lockstep::g_bin = argv[1];
+  signal(SIGPIPE, SIG_IGN);
+  return RUN_ALL_TESTS();
+}
