@@ -1,0 +1,31 @@
+// lockstepd's side of the `qos` ctrl commands: ctrl::QosControl over the dataplane's
+// QosHub. Commands are validated on the control copy of the port's configuration and
+// published to the port's worker (bounded wait for its acknowledgement); `show` asks the
+// worker for its state (bounded wait). Runs on the ctrl server thread.
+#pragma once
+
+#include "ctrl/qos_commands.h"
+#include "dataplane/qos_glue.h"
+
+namespace lockstep::dp {
+
+class DataplaneQosControl final : public ctrl::QosControl {
+ public:
+  // hub may be null (no port carries a scheduler): every command says so.
+  explicit DataplaneQosControl(QosHub* hub, uint64_t wait_ns = 1000000000ull)
+      : hub_(hub), wait_ns_(wait_ns) {}
+
+  std::vector<std::string> ports() override;
+  bool apply(const std::string& port, const std::string& command, ctrl::Json& result,
+             std::string& error) override;
+  bool show(const std::string& port, bool stats, ctrl::Json& result, std::string& error) override;
+
+ private:
+  QosHub* hub_;
+  uint64_t wait_ns_;
+};
+
+// The JSON form of a port's state (tests, metrics).
+ctrl::Json qos_show_json(const QosShowResult& r, bool stats);
+
+}  // namespace lockstep::dp
