@@ -30,6 +30,7 @@
 #include "dataplane/daemon_control.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
+#include "dataplane/qos_ctrl.h"
 
 namespace {
 
@@ -125,6 +126,7 @@ struct CtrlStack {
   lockstep::dp::CoordinatorSink* sink = nullptr;  // owned by the dataplane's control
   std::unique_ptr<ctrl::HeartbeatUdp> heartbeat;
   std::unique_ptr<DaemonCtl> daemon;
+  std::unique_ptr<lockstep::dp::DataplaneQosControl> qos;  // `qos ...` commands
   ctrl::ControlPlane cp;
   ctrl::CommandRegistry registry;
   std::unique_ptr<ctrl::CtrlServer> server;
@@ -259,6 +261,8 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
   cs.cp.coordinator = cs.coord.get();
   cs.cp.start_ns = ctrl::monotonic_ns();
   ctrl::register_standard_commands(cs.registry, cs.cp);
+  cs.qos = std::make_unique<lockstep::dp::DataplaneQosControl>(dp.qos());
+  ctrl::register_qos_commands(cs.registry, *cs.qos);
   if (cfg.ctrl.socket != "off") {
     ctrl::CtrlServerConfig sc;
     sc.socket_path = cfg.ctrl.socket;
