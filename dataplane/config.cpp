@@ -61,6 +61,16 @@ bool one_of(std::string_view v, std::initializer_list<std::string_view> choices)
   return false;
 }
 
+// A heartbeat peer's loss action, as ctrl/heartbeat.h spells it ('_' accepted for '-').
+bool loss_action(std::string_view v, std::string& out) {
+  std::string n(v);
+  for (auto& c : n)
+    if (c == '_') c = '-';
+  if (!one_of(n, {"failover-primary", "failover-secondary", "alarm"})) return false;
+  out = n;
+  return true;
+}
+
 // checkpointer.* (but kind and latency_us), ctrl.*, heartbeat.*, peers.NAME.*: the
 // values are checked here as far as they can be without ctrl/ (endpoints are parsed
 // by lockstepd at start, with an error naming the key).
@@ -99,9 +109,7 @@ bool set_ctrl_key(std::string_view key, std::string_view value, Config& cfg, std
     return true;
   }
   if (key == "checkpointer.on_loss") {
-    if (!one_of(value, {"failover_primary", "failover_secondary", "alarm"}))
-      return bad("failover_primary, failover_secondary or alarm");
-    l.on_loss = std::string(value);
+    if (!loss_action(value, l.on_loss)) return bad("failover-primary, failover-secondary or alarm");
     return true;
   }
   auto& c = cfg.ctrl;
@@ -138,9 +146,7 @@ bool set_ctrl_key(std::string_view key, std::string_view value, Config& cfg, std
     if (field == "timeout_ms") return ms(p.timeout_ms, 1, kHour);
     if (field == "debounce_ms") return ms(p.debounce_ms, 0, kHour);
     if (field == "action") {
-      if (!one_of(value, {"failover_primary", "failover_secondary", "alarm"}))
-        return bad("failover_primary, failover_secondary or alarm");
-      p.action = std::string(value);
+      if (!loss_action(value, p.action)) return bad("failover-primary, failover-secondary or alarm");
       return true;
     }
   }

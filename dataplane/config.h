@@ -52,7 +52,7 @@ struct CheckpointerLink {
   uint64_t reconnect_ms = 500;
   // The checkpointer as a heartbeat peer (native dialect).
   uint64_t heartbeat_timeout_ms = 1000, heartbeat_debounce_ms = 500;
-  std::string on_loss = "alarm";  // failover_primary | failover_secondary | alarm
+  std::string on_loss = "alarm";  // failover-primary | failover-secondary | alarm
 };
 
 // The operator side: ctrl socket, metrics listener.
@@ -76,7 +76,7 @@ struct HeartbeatConfig {
 
 struct PeerSettings {
   uint64_t timeout_ms = 1000, debounce_ms = 500;
-  std::string action = "alarm";    // failover_primary | failover_secondary | alarm
+  std::string action = "alarm";    // failover-primary | failover-secondary | alarm
 };
 
 struct Config {

@@ -51,6 +51,9 @@ rig_up() {
   done
   head -c 4000 /dev/urandom > "$WORK/pvm/diff.bin"
   head -c 4000 /dev/urandom > "$WORK/svm/diff.bin"
+  # A small client receive buffer: curl --limit-rate then paces the servers themselves,
+  # so a transfer is really under way (not sitting in the client's socket) at a fault.
+  ip netns exec "$P-client" sysctl -qw net.ipv4.tcp_rmem="4096 65536 262144" || true
   ip netns exec "$P-pvm" $PY "$DEMO/httpd.py" --dir "$WORK/pvm" & PVM_HTTPD=$!; PIDS+=($!)
   ip netns exec "$P-svm" $PY "$DEMO/httpd.py" --dir "$WORK/svm" & SVM_HTTPD=$!; PIDS+=($!)
   sleep 0.5
