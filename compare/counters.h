@@ -48,12 +48,12 @@ namespace lockstep {
   X(frag_datagrams, "datagrams reassembled")                                          \
   X(mode_switches, "mode changes (manual or hybrid)")                                 \
   X(failovers, "failovers performed")                                                 \
-  X(normalize_conns, "connections carrying normalization stream state now (gauge)")   \
+  X(normalize_conns, "connections carrying normalization state now (gauge)")          \
   X(normalize_state_bytes, "bytes of per-connection normalization state in use (gauge)") \
   X(normalize_no_slot, "connections compared byte for byte: normalization pool full") \
   X(normalize_deferred, "TCP mismatches whose verdict waited for more bytes (rules)")  \
   X(normalize_span_dropped, "spans not recorded: longer than max span or ring full")  \
-  X(normalize_scan_errors, "Hyperscan scan errors (connection then byte for byte)")   \
+  X(normalize_scan_errors, "Hyperscan scan errors (that difference is then a mismatch)") \
   X(normalize_compiles, "normalization rule sets compiled (start and live changes)")
 
 // Normalization rules (compare/normalize.h): at most this many, each with its counters.

@@ -295,7 +295,8 @@ class EngineImpl {
   void norm_install(std::unique_ptr<Normalizer> n);
  private:
   bool norm_tcp_compare(uint32_t ci, uint64_t now);
-  bool norm_scan(Conn& c, unsigned side, SeqNum target);
+  uint32_t norm_window(Conn& c, unsigned side, SeqNum x, uint32_t& skip, SeqNum& from,
+                       bool& done);
   NormVerdict norm_resolve(Conn& c);
   void norm_detach(Conn& c);
   void norm_rebase(Conn& c);

@@ -1,6 +1,7 @@
 #include "compare/normalize.h"
 
 #include <algorithm>
+#include <cstring>
 
 #ifdef LOCKSTEP_HAVE_HYPERSCAN
 #include <hs.h>
@@ -11,44 +12,6 @@ namespace lockstep {
 namespace {
 
 #ifdef LOCKSTEP_HAVE_HYPERSCAN
-
-struct StreamCtx {
-  NormSide* side;
-  uint64_t mask;
-  uint32_t max_span;
-  Counters* c;
-};
-
-// A match in streaming mode: record [from, to) in the side's sequence space, first
-// match per (rule, start) only.
-int on_stream_match(unsigned int id, unsigned long long from, unsigned long long to,
-                    unsigned int /*flags*/, void* ctx_ptr) {
-  auto* ctx = static_cast<StreamCtx*>(ctx_ptr);
-  if (id >= 64 || ((ctx->mask >> id) & 1) == 0) return 0;
-  if (to - from > ctx->max_span) {
-    ++ctx->c->normalize_span_dropped;
-    return 0;
-  }
-  NormSide& s = *ctx->side;
-  const SeqNum f(s.delta + static_cast<uint32_t>(from));
-  const SeqNum t(s.delta + static_cast<uint32_t>(to));
-  for (unsigned i = 0; i < s.count; ++i) {
-    if (s.spans[i].rule == id && s.spans[i].from == f) return 0;
-  }
-  if (s.count == kNormSpanRing) {
-    unsigned k = 0;
-    for (unsigned i = 0; i < s.count; ++i) {
-      if (after(s.spans[i].to, s.floor)) s.spans[k++] = s.spans[i];
-    }
-    s.count = static_cast<uint8_t>(k);
-    if (s.count == kNormSpanRing) {
-      ++ctx->c->normalize_span_dropped;
-      return 0;
-    }
-  }
-  s.spans[s.count++] = NormSpan{f, t, static_cast<uint16_t>(id)};
-  return 0;
-}
 
 struct BlockCtx {
   NormSpan* found;
@@ -131,8 +94,7 @@ std::unique_ptr<Normalizer> Normalizer::create(const std::string& rules_text, ui
   auto names = std::make_shared<std::vector<std::string>>();
   for (const NormRule& r : n->rules_) names->push_back(r.name);
   n->names_ = std::move(names);
-  if (!compile(n->rules_, kProtoTcp, HS_MODE_STREAM | HS_MODE_SOM_HORIZON_SMALL, n->tcp_db_,
-               error) ||
+  if (!compile(n->rules_, kProtoTcp, HS_MODE_BLOCK, n->tcp_db_, error) ||
       !compile(n->rules_, kProtoUdp, HS_MODE_BLOCK, n->udp_db_, error)) {
     return nullptr;
   }
@@ -146,9 +108,10 @@ std::unique_ptr<Normalizer> Normalizer::create(const std::string& rules_text, ui
     }
   }
   if (n->scratch_ != nullptr) hs_scratch_size(n->scratch_, &n->scratch_bytes_);
+  n->windows_.assign(2 * (2 * size_t{max_span} + 1), 0);
   if (n->tcp_db_ != nullptr) {
-    hs_stream_size(n->tcp_db_, &n->stream_size_);
     n->slots_.resize(max_conns);
+    n->tails_.assign(size_t{max_conns} * 2 * max_span, 0);
     for (uint32_t i = max_conns; i-- > 0;) {
       n->slots_[i].next_free = n->free_;
       n->free_ = i;
@@ -160,15 +123,14 @@ std::unique_ptr<Normalizer> Normalizer::create(const std::string& rules_text, ui
 
 Normalizer::~Normalizer() {
 #ifdef LOCKSTEP_HAVE_HYPERSCAN
-  for (NormConn& s : slots_) {
-    for (NormSide& side : s.side) {
-      if (side.stream != nullptr) hs_close_stream(side.stream, nullptr, nullptr, nullptr);
-    }
-  }
   if (scratch_ != nullptr) hs_free_scratch(scratch_);
   if (tcp_db_ != nullptr) hs_free_database(tcp_db_);
   if (udp_db_ != nullptr) hs_free_database(udp_db_);
 #endif
+}
+
+bool Normalizer::has_rules(uint8_t proto) const {
+  return (proto == kProtoTcp ? tcp_db_ : proto == kProtoUdp ? udp_db_ : nullptr) != nullptr;
 }
 
 uint64_t Normalizer::mask_for(const FlowKey& k) const {
@@ -183,19 +145,6 @@ uint32_t Normalizer::attach(uint64_t mask) {
   uint32_t i = free_;
   if (i == kNormNil) return kNormNil;
   NormConn& s = slots_[i];
-#ifdef LOCKSTEP_HAVE_HYPERSCAN
-  if (s.side[0].stream == nullptr) {
-    // First use of this slot: open its two streams; they are reset, not reopened, when
-    // the slot is reused.
-    for (NormSide& side : s.side) {
-      if (side.stream == nullptr && hs_open_stream(tcp_db_, 0, &side.stream) != HS_SUCCESS) {
-        side.stream = nullptr;
-        return kNormNil;
-      }
-    }
-    ++opened_;
-  }
-#endif
   free_ = s.next_free;
   s.next_free = kNormNil;
   s.in_use = true;
@@ -215,57 +164,62 @@ void Normalizer::detach(uint32_t slot) {
 
 void Normalizer::start(uint32_t slot, SeqNum pvm_pos, SeqNum svm_pos) {
   NormConn& s = slots_[slot];
-  const SeqNum pos[2] = {pvm_pos, svm_pos};
-  for (unsigned i = 0; i < 2; ++i) {
-    NormSide& side = s.side[i];
-#ifdef LOCKSTEP_HAVE_HYPERSCAN
-    if (side.stream != nullptr) hs_reset_stream(side.stream, 0, nullptr, nullptr, nullptr);
-#endif
-    side.scan = pos[i];
-    side.delta = pos[i].raw();
-    side.floor = pos[i];
-    side.ended = false;
-    side.failed = false;
-    side.count = 0;
-  }
+  s.tail[0] = NormTail{};
+  s.tail[0].end = pvm_pos;
+  s.tail[1] = NormTail{};
+  s.tail[1].end = svm_pos;
   s.started = true;
   s.waiting = false;
   s.has_prev = false;
 }
 
-bool Normalizer::scan(uint32_t slot, unsigned side_ix, const uint8_t* p, uint32_t n, Counters& c) {
-  NormConn& s = slots_[slot];
-  NormSide& side = s.side[side_ix];
-  if (side.failed) return false;
-#ifdef LOCKSTEP_HAVE_HYPERSCAN
-  StreamCtx ctx{&side, s.mask, max_span_, &c};
-  if (hs_scan_stream(side.stream, reinterpret_cast<const char*>(p), n, 0, scratch_,
-                     on_stream_match, &ctx) != HS_SUCCESS) {
-    side.failed = true;
-    ++c.normalize_scan_errors;
-    return false;
+void Normalizer::tail_append(uint32_t slot, unsigned side, const uint8_t* p, uint32_t n) {
+  NormTail& t = slots_[slot].tail[side];
+  uint8_t* ring = tails_.data() + (size_t{slot} * 2 + side) * max_span_;
+  t.end += n;
+  if (n >= max_span_) {
+    std::memcpy(ring, p + (n - max_span_), max_span_);
+    t.head = 0;
+    t.len = max_span_;
+    return;
   }
-#else
-  (void)p;
-  (void)c;
-#endif
-  side.scan += n;
-  return true;
+  const uint32_t first = std::min(n, max_span_ - t.head);
+  std::memcpy(ring + t.head, p, first);
+  std::memcpy(ring, p + first, n - first);
+  t.head = (t.head + n) % max_span_;
+  t.len = std::min(max_span_, t.len + n);
 }
 
-void Normalizer::skip_position(uint32_t slot, unsigned side_ix) {
-  NormSide& side = slots_[slot].side[side_ix];
-  side.scan += 1;
-  side.delta += 1;
+void Normalizer::tail_restart(uint32_t slot, unsigned side, SeqNum pos, bool anchor) {
+  NormTail& t = slots_[slot].tail[side];
+  t.end = pos;
+  t.len = 0;
+  t.head = 0;
+  t.anchor = pos;
+  t.has_anchor = anchor;
 }
 
-int Normalizer::block_spans(const uint8_t* p, uint32_t n, uint64_t mask, NormSpan* out,
-                            unsigned max, Counters& c) {
+uint32_t Normalizer::tail_copy(uint32_t slot, unsigned side, SeqNum from, uint8_t* out) const {
+  const NormTail& t = slots_[slot].tail[side];
+  const uint8_t* ring = tails_.data() + (size_t{slot} * 2 + side) * max_span_;
+  const uint32_t n = static_cast<uint32_t>(t.end.since(from));
+  // The kept bytes end at ring index head (exclusive); the first wanted one is n back.
+  uint32_t i = (t.head + max_span_ - n % max_span_) % max_span_;
+  for (uint32_t k = 0; k < n; ++k) {
+    out[k] = ring[i];
+    if (++i == max_span_) i = 0;
+  }
+  return n;
+}
+
+int Normalizer::spans(uint8_t proto, const uint8_t* p, uint32_t n, uint32_t skip, uint64_t mask,
+                      bool non_overlapping, NormSpan* out, unsigned max, Counters& c) {
 #ifdef LOCKSTEP_HAVE_HYPERSCAN
-  if (udp_db_ == nullptr || mask == 0) return 0;
-  NormSpan found[64];
-  BlockCtx ctx{found, 0, 64, mask, max_span_, &c};
-  if (hs_scan(udp_db_, reinterpret_cast<const char*>(p), n, 0, scratch_, on_block_match, &ctx) !=
+  hs_database_t* db = proto == kProtoTcp ? tcp_db_ : proto == kProtoUdp ? udp_db_ : nullptr;
+  if (db == nullptr || mask == 0) return 0;
+  NormSpan found[kNormMaxSpans];
+  BlockCtx ctx{found, 0, kNormMaxSpans, mask, max_span_, &c};
+  if (hs_scan(db, reinterpret_cast<const char*>(p), n, 0, scratch_, on_block_match, &ctx) !=
       HS_SUCCESS) {
     ++c.normalize_scan_errors;
     return -1;
@@ -274,17 +228,21 @@ int Normalizer::block_spans(const uint8_t* p, uint32_t n, uint64_t mask, NormSpa
     return a.from.raw() != b.from.raw() ? a.from.raw() < b.from.raw() : a.rule < b.rule;
   });
   unsigned k = 0;
-  uint32_t end = 0;
+  uint32_t end = skip;
   for (unsigned i = 0; i < ctx.count && k < max; ++i) {
-    if (found[i].from.raw() < end) continue;
-    out[k++] = found[i];
+    if (found[i].from.raw() < skip) continue;
+    if (non_overlapping && found[i].from.raw() < end) continue;
+    out[k++] = NormSpan{found[i].from - skip, found[i].to - skip, found[i].rule};
     end = found[i].to.raw();
   }
   return static_cast<int>(k);
 #else
+  (void)proto;
   (void)p;
   (void)n;
+  (void)skip;
   (void)mask;
+  (void)non_overlapping;
   (void)out;
   (void)max;
   (void)c;
@@ -292,10 +250,8 @@ int Normalizer::block_spans(const uint8_t* p, uint32_t n, uint64_t mask, NormSpa
 #endif
 }
 
-size_t Normalizer::bytes_per_conn() const { return sizeof(NormConn) + 2 * stream_size_; }
-
 size_t Normalizer::memory_bytes() const {
-  return sizeof(*this) + slots_.size() * sizeof(NormConn) + size_t{opened_} * 2 * stream_size_ +
+  return sizeof(*this) + slots_.size() * sizeof(NormConn) + tails_.size() + windows_.size() +
          db_bytes_ + scratch_bytes_;
 }
 

@@ -2,35 +2,34 @@
 // apply to, datagram equality with spans, and the slot bookkeeping (attach, detach,
 // rebase, live rule changes). The rules, databases and streams are in normalize.cpp.
 //
-// TCP. Each side of a connection with rules has a Hyperscan stream that sees that
-// side's bytes in stream order, scanned just before the compare point passes them
-// (so before their segments can be released). PVM positions are PVM sequence numbers;
-// SVM positions are the SVM's own numbers (raw = PVM position + seq_offset). Matches are
-// recorded as spans per side in a small ring (normalize.h).
-//
-// The compare runs as in tcp_stream.cpp until bytes (or element kinds) differ at a
+// TCP. Per connection with rules, each side keeps the last max_span bytes before the
+// compare point (its tail, normalize.h). The compare runs as in tcp_stream.cpp, the
+// compared bytes going to the tails, until bytes (or element kinds) differ at a
 // position X. Then, per connection:
 //
-//            bytes equal: cmp moves on (scanned first)
+//            bytes equal: cmp moves on, tails follow
 //               ┌───┐
 //               ▼   │
 //   ┌──────── comparing ◄──────────────────────────────────────────────┐
-//   │ mismatch at X │                                                  │ pair found:
-//   ▼               │                                                  │ cmp = PVM span end,
-//   resolve(X): scan both sides up to X + max_span (as far as bytes    │ seq_offset += SVM
-//   are there). A pair = a PVM span starting at or before X and an SVM │ length - PVM length,
-//   span of the same rule starting at the same position (raw - offset),│ held SVM segments
-//   one of them covering X ───────────────────────────────────────────►┘ renumbered
-//   │ no pair, and both sides scanned X + max_span past X (or ended by FIN/RST):
-//   │   no span can still cover X ──► diverge (payload_mismatch / event_mismatch)
+//   │ difference at X                                                  │ pair found:
+//   ▼                                                                  │ cmp = PVM span end,
+//   resolve(X): each side's window [X - max_span, X + max_span) from   │ seq_offset += SVM
+//   its tail and its held segments (as far as they are contiguous),   │ length - PVM length,
+//   scanned (block mode). A pair = a PVM span starting at or before X  │ held SVM segments
+//   and an SVM span of the same rule at the same position (raw -       │ renumbered
+//   offset), both ending past X ──────────────────────────────────────►┘
+//   │ no pair, and both windows full (max_span bytes past X) or ended by FIN/RST:
+//   │   no span can cover X ──► diverge (payload_mismatch / event_mismatch)
 //   │ no pair yet, bytes missing on a side:
 //   └──► waiting(X): nothing is released past X; every new segment of the connection
 //        runs resolve(X) again; the held PVM frame's deadline ends the wait (deadline)
 //
-// A checkpoint (rebase) or a rule change restarts both streams at the compare point:
-// both sides then see the same bytes from the same position, so spans stay symmetric.
-// Client acks to the SVM use the offset in force at their position: an ack before
-// the end of the last length-changing span keeps the previous offset.
+// PVM positions are PVM sequence numbers; SVM positions are the SVM's own numbers
+// (raw = PVM position + seq_offset). A checkpoint (rebase) or a rule change empties
+// both tails at the compare point: both sides then look at the same bytes from the same
+// position, so spans stay symmetric. Client acks to the SVM use the offset in force at
+// their position: an ack before the end of the last length-changing span keeps the
+// previous offset.
 //
 // Datagrams: block mode over the compared bytes of each datagram; equal iff the bytes
 // outside the spans are equal and the spans pair up by rule, in order.
@@ -93,80 +92,110 @@ uint32_t EngineImpl::norm_ack_offset(const Conn& c, uint32_t pvm_pos) const {
   return c.seq_offset;
 }
 
-bool EngineImpl::norm_scan(Conn& c, unsigned side, SeqNum target) {
-  NormConn& n = norm_->conn(c.norm);
-  NormSide& sd = n.side[side];
-  if (sd.failed) return false;
+// Fills the window of one side around X (PVM space): the tail's bytes from
+// X - max_span (or as far back as it goes), then held bytes from X while contiguous, up
+// to X + max_span. A sentinel byte first when the window does not start at the stream's
+// start, so that `^` cannot match there. Returns the bytes (sentinel included); `skip`
+// is 1 with a sentinel, `from` the position of the first real byte, `done` whether no
+// further byte can change what the window holds (full, or FIN/RST).
+uint32_t EngineImpl::norm_window(Conn& c, unsigned side, SeqNum x, uint32_t& skip, SeqNum& from,
+                                 bool& done) {
+  const uint32_t span = norm_->max_span();
   const uint32_t off = side == kSvm ? c.seq_offset : 0;
+  const NormTail& t = norm_->conn(c.norm).tail[side];
+  const SeqNum xs = x + off;  // == t.end
+  const uint32_t back = t.len < span ? t.len : span;
+  from = xs - back;
+  skip = t.has_anchor && from == t.anchor ? 0 : 1;
+  uint8_t* w = norm_->window(side);
+  w[0] = 0;
+  uint32_t n = skip + norm_->tail_copy(c.norm, side, from, w + skip);
   const HeldList& list = side == kSvm ? c.svm : c.pvm;
-  sd.floor = c.cmp + off;
-  while (!sd.ended && before(sd.scan, target)) {
-    const SeqNum at = sd.scan - off;  // in PVM space, where held segments are numbered
+  uint32_t ahead = 0;
+  done = false;
+  while (ahead < span) {
+    const SeqNum at = x + ahead;  // PVM space, where held segments are numbered
     uint32_t idx = find_cover(held_, list, at);
     if (idx == kNil) break;
     Elem e = elem_at(held_[idx], at);
-    if (e.kind == ElemKind::data) {
-      if (!norm_->scan(c.norm, side, e.bytes, e.avail, c_)) return false;
-    } else if (e.kind == ElemKind::syn) {
-      norm_->skip_position(c.norm, side);
-    } else {
-      sd.ended = true;  // FIN or RST: no byte follows
+    if (e.kind != ElemKind::data) {
+      done = true;  // FIN or RST: no byte follows (a SYN cannot follow data)
+      break;
     }
+    const uint32_t k = e.avail < span - ahead ? e.avail : span - ahead;
+    std::memcpy(w + n, e.bytes, k);
+    n += k;
+    ahead += k;
   }
-  return true;
+  if (ahead >= span) done = true;
+  return n;
 }
 
 EngineImpl::NormVerdict EngineImpl::norm_resolve(Conn& c) {
-  NormConn& n = norm_->conn(c.norm);
+  NormConn& nc = norm_->conn(c.norm);
   const SeqNum x = c.cmp;
-  const uint32_t span = norm_->max_span();
-  if (!norm_scan(c, kPvm, x + span) || !norm_scan(c, kSvm, x + c.seq_offset + span)) {
-    return NormVerdict::diverge;  // no trustworthy spans: byte for byte
+  NormSpan sp[kNormMaxSpans], ss[kNormMaxSpans];
+  uint32_t skip[2];
+  SeqNum from[2];
+  bool done[2];
+  int count[2];
+  NormSpan* out[2] = {sp, ss};
+  for (unsigned side : {kPvm, kSvm}) {
+    const uint32_t n = norm_window(c, side, x, skip[side], from[side], done[side]);
+    count[side] = norm_->spans(kProtoTcp, norm_->window(side), n, skip[side], nc.mask, false,
+                               out[side], kNormMaxSpans, c_);
+    if (count[side] < 0) return NormVerdict::diverge;  // no trustworthy spans
   }
-  const NormSide& p = n.side[kPvm];
-  const NormSide& s = n.side[kSvm];
-  for (unsigned i = 0; i < p.count; ++i) {
-    const NormSpan& sp = p.spans[i];
-    if (after(sp.from, x)) continue;
-    for (unsigned j = 0; j < s.count; ++j) {
-      const NormSpan& ss = s.spans[j];
-      if (ss.rule != sp.rule || ss.from - c.seq_offset != sp.from) continue;
-      if (!after(sp.to, x) && !after(ss.to - c.seq_offset, x)) continue;
-      // Both VMs matched the rule at the same position: the spans are equal.
-      const uint32_t len_p = static_cast<uint32_t>(sp.to.since(sp.from));
-      const uint32_t len_s = static_cast<uint32_t>(ss.to.since(ss.from));
-      NormRuleCounters& rc = c_.normalize[sp.rule];
+  for (int i = 0; i < count[kPvm]; ++i) {
+    const SeqNum pf = from[kPvm] + sp[i].from.raw(), pt = from[kPvm] + sp[i].to.raw();
+    if (after(pf, x)) continue;
+    for (int j = 0; j < count[kSvm]; ++j) {
+      if (ss[j].rule != sp[i].rule) continue;
+      const SeqNum sf = from[kSvm] + ss[j].from.raw(), st = from[kSvm] + ss[j].to.raw();
+      if (sf - c.seq_offset != pf) continue;
+      // Both must end past X (bytes before X are compared and may be released; with
+      // equal bytes up to X the first match ends at the same place on both sides).
+      if (!after(pt, x) || !after(st - c.seq_offset, x)) continue;
+      // Both VMs matched the rule at the same position: the spans are equal. Their
+      // bytes past X go to the tails, from the windows.
+      const uint32_t len_p = static_cast<uint32_t>(pt.since(pf));
+      const uint32_t len_s = static_cast<uint32_t>(st.since(sf));
+      const uint32_t past_p = static_cast<uint32_t>(pt.since(x));
+      const uint32_t past_s = static_cast<uint32_t>(st.since(x + c.seq_offset));
+      const uint32_t xi_p = skip[kPvm] + static_cast<uint32_t>(x.since(from[kPvm]));
+      const uint32_t xi_s = skip[kSvm] + static_cast<uint32_t>((x + c.seq_offset).since(from[kSvm]));
+      norm_->tail_append(c.norm, kPvm, norm_->window(kPvm) + xi_p, past_p);
+      norm_->tail_append(c.norm, kSvm, norm_->window(kSvm) + xi_s, past_s);
+      NormRuleCounters& rc = c_.normalize[sp[i].rule];
       ++rc.spans;
       rc.bytes += len_p;
-      c.cmp = sp.to;
+      c.cmp = pt;
       if (len_s != len_p) {
         // From the span's end on, SVM = PVM + the new offset: renumber the SVM's held
         // segments (positions before the end are behind cmp and go as matched).
         const uint32_t d = len_s - len_p;
         ++rc.offsets;
-        n.has_prev = true;
-        n.prev_offset = c.seq_offset;
-        n.prev_until = sp.to;
+        nc.has_prev = true;
+        nc.prev_offset = c.seq_offset;
+        nc.prev_until = pt;
         c.seq_offset += d;
         for (uint32_t idx = c.svm.head; idx != kNil; idx = held_[idx].next) {
           Held& h = held_[idx];
           if (!h.untranslated) h.seq = h.seq - d;
         }
       }
-      n.waiting = false;
+      nc.waiting = false;
       return NormVerdict::skipped;
     }
   }
-  const bool p_done = p.ended || !before(p.scan, x + span);
-  const bool s_done = s.ended || !before(s.scan, x + c.seq_offset + span);
-  if (p_done && s_done) {
-    n.waiting = false;
+  if (done[kPvm] && done[kSvm]) {
+    nc.waiting = false;
     return NormVerdict::diverge;
   }
-  if (!n.waiting || n.wait_at != x) {
+  if (!nc.waiting || nc.wait_at != x) {
     ++c_.normalize_deferred;
-    n.waiting = true;
-    n.wait_at = x;
+    nc.waiting = true;
+    nc.wait_at = x;
   }
   return NormVerdict::wait;
 }
@@ -194,7 +223,6 @@ bool EngineImpl::norm_tcp_compare(uint32_t ci, uint64_t now) {
   if (!c.offset_known && (c.pvm_syn || c.svm_syn)) return false;
   NormConn& n = norm_->conn(c.norm);
   if (!n.started) norm_->start(c.norm, c.cmp, c.cmp + c.seq_offset);
-  if (n.side[kPvm].failed || n.side[kSvm].failed) return false;
 
   for (;;) {
     uint32_t p = find_cover(held_, c.pvm, c.cmp);
@@ -206,16 +234,22 @@ bool EngineImpl::norm_tcp_compare(uint32_t ci, uint64_t now) {
     if (ep.kind == es.kind) {
       const uint32_t len = ep.kind == ElemKind::data ? (ep.avail < es.avail ? ep.avail : es.avail)
                                                      : 1;
-      // Scan before cmp passes these positions: their segments may then be released.
-      if (!norm_scan(c, kPvm, c.cmp + len) || !norm_scan(c, kSvm, c.cmp + c.seq_offset + len)) {
-        break;  // scan error: counted; the plain loop takes over below
-      }
       if (ep.kind != ElemKind::data) {
         c.cmp += 1;
         ++c_.events_compared;
+        if (ep.kind == ElemKind::syn) {
+          // The stream's first byte follows: `^` may match there.
+          norm_->tail_restart(c.norm, kPvm, c.cmp, true);
+          norm_->tail_restart(c.norm, kSvm, c.cmp + c.seq_offset, true);
+        }
         continue;
       }
-      const uint32_t same = first_difference(ep.bytes, es.bytes, len);
+      const uint32_t same = std::memcmp(ep.bytes, es.bytes, len) == 0
+                                ? len
+                                : first_difference(ep.bytes, es.bytes, len);
+      // Compared bytes go to the tails before their segments can be released.
+      norm_->tail_append(c.norm, kPvm, ep.bytes, same);
+      norm_->tail_append(c.norm, kSvm, es.bytes, same);
       c.cmp += same;
       c.bytes_matched += same;
       c_.bytes_compared += same;
@@ -236,13 +270,12 @@ bool EngineImpl::norm_tcp_compare(uint32_t ci, uint64_t now) {
         return true;
     }
   }
-  if (n.side[kPvm].failed || n.side[kSvm].failed) return false;
   tcp_release_matched(c);
   return true;
 }
 
 bool EngineImpl::norm_dgram_equal(const Held& a, const Held& b) {
-  if (!norm_->has_udp_rules() || a.conn == kNil) return false;
+  if (!norm_->has_rules(kProtoUdp) || a.conn == kNil) return false;
   const Conn& c = conns_[a.conn];
   if (c.kind != ConnKind::datagram) return false;
   const uint64_t mask = norm_->mask_for(c.key);
@@ -251,8 +284,8 @@ bool EngineImpl::norm_dgram_equal(const Held& a, const Held& b) {
   NormSpan sa[kMax], sb[kMax];
   const uint8_t* pa = compared_bytes(a);
   const uint8_t* pb = compared_bytes(b);
-  const int na = norm_->block_spans(pa, a.payload_len, mask, sa, kMax, c_);
-  const int nb = norm_->block_spans(pb, b.payload_len, mask, sb, kMax, c_);
+  const int na = norm_->spans(kProtoUdp, pa, a.payload_len, 0, mask, true, sa, kMax, c_);
+  const int nb = norm_->spans(kProtoUdp, pb, b.payload_len, 0, mask, true, sb, kMax, c_);
   if (na <= 0 || na != nb) return false;
   uint32_t ia = 0, ib = 0;
   for (int k = 0; k <= na; ++k) {

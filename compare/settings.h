@@ -79,8 +79,8 @@ namespace lockstep {
     "longest span a rule may mark; a TCP mismatch on a connection with rules is declared once " \
     "both sides are this far past it (or at the deadline), since a span could still cover it") \
   X(normalize_max_conns, u64, 1, 16777216, "16384", "",                                         \
-    "connections that may carry normalization stream state at once; beyond it a connection "   \
-    "is compared byte for byte (counted normalize_no_slot)")
+    "connections that may carry normalization state at once; beyond it a connection is "       \
+    "compared byte for byte (counted normalize_no_slot)")
 
 enum class SettingKind : uint8_t { u64, boolean, choice, text };
 

@@ -426,6 +426,30 @@ TEST(Normalize, CheckpointRestartsTheStreams) {
   finish(h);
 }
 
+TEST(Normalize, AnchoredGreetingOnlyAtTheStreamStart) {
+  // smtp_greeting is '^220[ -][^\r\n]*\r': the server's first line, not a later one.
+  Conversation::Params cp;
+  cp.server_port = 25;
+  EngineHarness h(EngineHarness::settings_with({{"normalize_rules", "@smtp"}}));
+  h.set_auto_checkpoint(false);
+  Conversation c(cp);
+  open_passive(h, c);
+  const std::string g1 = "220 mx.example.org ESMTP Exim 4.96 Tue, 14 Nov 2023 22:13:20 +0000\r\n";
+  const std::string g2 = "220 mx.example.org ESMTP Exim 4.96 Tue, 14 Nov 2023 22:13:21 +0000\r\n";
+  auto p = send(h, c, Vm::pvm, 0, g1);
+  send(h, c, Vm::svm, 0, g2, {20, 30});
+  EXPECT_EQ(h.checkpoints().size(), 0u);
+  expect_all_matched(h, p);
+  EXPECT_EQ(flat(h.counters(), "normalize.smtp_greeting.spans"), 1u);
+  // The same line later in the stream is not a greeting: byte for byte.
+  const std::string pad = body(400);
+  send(h, c, Vm::pvm, g1.size(), pad + g1 + pad);
+  send(h, c, Vm::svm, g1.size(), pad + g2 + pad);
+  ASSERT_EQ(h.checkpoints().size(), 1u);
+  EXPECT_EQ(h.checkpoints()[0].req.reason, CheckpointReason::payload_mismatch);
+  finish(h);
+}
+
 // ---------------------------------------------------------------------------------------
 // datagrams (block mode)
 
