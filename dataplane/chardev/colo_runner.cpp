@@ -7,6 +7,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -93,6 +94,7 @@ struct ColoRunner::Impl {
       : cfg(rc),
         pool(small, rc.jumbo_frames),
         outq(small + rc.jumbo_frames),
+        aligner(static_cast<uint32_t>(std::min<uint64_t>(rc.settings.max_connections * 2, 1u << 24))),
         fsm(rc.policy, ctrl::monotonic_ns()),
         ndec(rc.vnet_hdr) {}
 

@@ -25,11 +25,24 @@ void SynAligner::on_pvm(const uint8_t* frame, uint32_t len) {
   ParsedFrame f;
   if (!synack(frame, len, f)) return;
   const FlowKey k = flow_key_of(f);
-  Slot& s = slots_[flow_hash(k) & mask_];
-  if (s.used && !(s.key == k)) ++c_.table_replaced;
-  s.key = k;
-  s.isn = f.seq;
-  s.used = true;
+  const uint64_t h = flow_hash(k);
+  // 4-way set: the key's own slot, else a free one, else the set's next victim.
+  Slot* pick = nullptr;
+  for (uint64_t w = 0; w < kWays && pick == nullptr; ++w) {
+    Slot& s = slots_[(h + w) & mask_];
+    if (s.used && s.key == k) pick = &s;
+  }
+  for (uint64_t w = 0; w < kWays && pick == nullptr; ++w) {
+    Slot& s = slots_[(h + w) & mask_];
+    if (!s.used) pick = &s;
+  }
+  if (pick == nullptr) {
+    pick = &slots_[(h + (victim_++ % kWays)) & mask_];
+    ++c_.table_replaced;
+  }
+  pick->key = k;
+  pick->isn = f.seq;
+  pick->used = true;
   ++c_.pvm_synacks;
 }
 
@@ -37,15 +50,19 @@ AlignVerdict SynAligner::on_svm(uint8_t* frame, uint32_t len, bool retry) {
   ParsedFrame f;
   if (!synack(frame, len, f)) return AlignVerdict::pass;
   const FlowKey k = flow_key_of(f);
-  const Slot& s = slots_[flow_hash(k) & mask_];
-  if (!s.used || !(s.key == k)) {
+  const uint64_t h = flow_hash(k);
+  const Slot* found = nullptr;
+  for (uint64_t w = 0; w < kWays && found == nullptr; ++w) {
+    const Slot& c = slots_[(h + w) & mask_];
+    if (c.used && c.key == k) found = &c;
+  }
+  if (found == nullptr) {
     if (!retry) ++c_.svm_synacks_waited;
     return AlignVerdict::wait;
   }
-  if (f.seq != s.isn) {
-    uint8_t* seq = frame + f.l4_off + 4;
-    store_be32(seq, s.isn);
-    csum_update32(frame + f.l4_checksum_off, f.seq, s.isn);
+  if (f.seq != found->isn) {
+    store_be32(frame + f.l4_off + 4, found->isn);
+    csum_update32(frame + f.l4_checksum_off, f.seq, found->isn);
   }
   ++c_.svm_synacks_aligned;
   return AlignVerdict::aligned;

@@ -13,8 +13,8 @@
 // is reported as `wait`; the caller holds the SVM input for at most compare_timeout and
 // then passes it unchanged (`give_up`).
 //
-// Fixed capacity: a direct-mapped table (power of two); a collision replaces the older
-// entry (counted). Pure: no I/O, no clock.
+// Fixed capacity: a 4-way set-associative table (power of two slots); a full set
+// replaces one of its entries (counted). Pure: no I/O, no clock.
 #pragma once
 
 #include <cstdint>
@@ -63,8 +63,10 @@ class SynAligner {
     uint32_t isn = 0;
     bool used = false;
   };
+  static constexpr uint64_t kWays = 4;
   std::vector<Slot> slots_;
   uint64_t mask_;
+  uint64_t victim_ = 0;
   AlignCounters c_;
 };
 
