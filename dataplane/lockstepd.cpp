@@ -26,6 +26,7 @@
 #include "ctrl/metrics_http.h"
 #include "ctrl/sd_notify.h"
 #include "ctrl/telemetry_dpdk.h"
+#include "dataplane/capture.h"
 #include "dataplane/config.h"
 #include "dataplane/daemon_control.h"
 #include "dataplane/dataplane.h"
@@ -126,6 +127,7 @@ struct CtrlStack {
   lockstep::dp::CoordinatorSink* sink = nullptr;  // owned by the dataplane's control
   std::unique_ptr<ctrl::HeartbeatUdp> heartbeat;
   std::unique_ptr<DaemonCtl> daemon;
+  std::unique_ptr<lockstep::dp::Capture> capture;  // `capture start|stop`
   std::unique_ptr<lockstep::dp::DataplaneQosControl> qos;  // `qos ...` commands
   ctrl::ControlPlane cp;
   ctrl::CommandRegistry registry;
@@ -255,6 +257,8 @@ bool start_link(const Config& cfg, CtrlStack& cs, std::unique_ptr<lockstep::dp::
 // be bound (another lockstepd holds it) is a warning; one given explicitly is an error.
 bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& error) {
   cs.daemon = std::make_unique<DaemonCtl>(dp, cs.sink, cfg.checkpointer);
+  cs.capture = std::make_unique<lockstep::dp::Capture>(dp);
+  cs.daemon->set_capture(cs.capture.get());
   cs.cp.daemon = cs.daemon.get();
   cs.cp.failover = &cs.failover;
   cs.cp.events = &cs.events;

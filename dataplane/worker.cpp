@@ -223,6 +223,10 @@ unsigned Worker::poll_once(uint64_t now_ns) {
         if (n == 0) continue;
         auto& pc = st_.port[r];
         pc.rx += n;
+        // `capture start` on this port: copies before the frames go anywhere (one load
+        // per burst while no capture runs).
+        if (g_capture_tap.ring[r].load(std::memory_order_relaxed) != nullptr)
+          capture_burst(r, bufs.data(), n);
         for (uint16_t i = 0; i < n; ++i) {
           pc.rx_bytes += bufs[i]->pkt_len;
           bufs[i]->port = static_cast<uint16_t>(s_.port[r]);

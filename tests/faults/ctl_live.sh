@@ -24,6 +24,10 @@ ctl config set compare_timeout_us=50000 >/dev/null || fail "config set"
 [ "$(ctlq "r['value']" config get compare_timeout_us)" = 50000 ] || fail "config get after set"
 ctl config set max_connections=7 >/dev/null 2>&1 && fail "a capacity fixed at start was accepted"
 ctl config set no_such_key=1 >/dev/null 2>&1 && fail "an unknown key was accepted"
+ctl capture start ext "$WORK/ext.pcap" >/dev/null || fail "capture start ext"
+ctl capture start pvm "$WORK/pvm.pcap" --max-bytes 100000 >/dev/null || fail "capture start pvm"
+ctl capture start pvm "$WORK/pvm2.pcap" >/dev/null 2>&1 && fail "a second capture of one port was accepted"
+ctl capture start nowhere >/dev/null 2>&1 && fail "a capture of an unknown port was accepted"
 ctl checkpoint >/dev/null || fail "checkpoint"
 ctl mode buffer >/dev/null || fail "mode buffer"
 [ "$(ctlq "r['daemon']['mode']" status)" = buffer ] || fail "status after mode buffer"
@@ -36,6 +40,31 @@ grep -q '^lockstep_pvm_in_total{worker="0"}' "$WORK/metrics.txt" || fail "metric
 grep -q '^lockstep_port_rx_frames_total{port="ext"}' "$WORK/metrics.txt" || fail "metrics: ports"
 ctl metrics | grep -q lockstep_port_tx_frames_total || fail "lockstepctl metrics"
 
+sleep 0.5
+ctl -j capture stop ext > "$WORK/cap_ext.json" || fail "capture stop ext"
+ctl -j capture stop pvm > "$WORK/cap_pvm.json" || fail "capture stop pvm"
+ctl capture stop >/dev/null 2>&1 && fail "capture stop with none under way succeeded"
+# Both files are readable pcap (every record whole); the PVM's stopped at its bound.
+$PY - "$WORK/ext.pcap" "$WORK/pvm.pcap" "$WORK/cap_pvm.json" <<'PYEOF' || fail "capture files"
+import json, struct, sys
+def frames(path):
+    b = open(path, "rb").read()
+    magic, _, _, _, _, snap, link = struct.unpack("<IHHiIII", b[:24])
+    assert magic == 0xa1b2c3d4 and link == 1, "bad pcap header"
+    off, n = 24, 0
+    while off < len(b):
+        _, _, incl, orig = struct.unpack("<IIII", b[off:off + 16])
+        off += 16 + incl
+        assert off <= len(b), "truncated record"
+        n += 1
+    return n, len(b)
+ne, _ = frames(sys.argv[1])
+npvm, size = frames(sys.argv[2])
+info = json.load(open(sys.argv[3]))
+print(f"capture: ext {ne} frames, pvm {npvm} frames in {size} bytes, {info}")
+assert ne > 0 and npvm > 0, "empty capture"
+assert size <= 100000 and info["stopped_at_max_bytes"], "max_bytes not enforced"
+PYEOF
 wait $CURL || fail "transfer under commands failed"
 same f8388608.bin || fail "transfer under commands not byte-exact"
 done_n=$(ctlq "r['daemon']['checkpoint']['done']" status)
