@@ -1,0 +1,288 @@
+// bench_qemu: QEMU's colo-compare and lockstep-colo side by side, in one run, on
+// identical streams over the same kind of sockets (unix stream sockets, QEMU's chardev
+// framing), with the same driver (tests/qemu/colo_peer.*). For each traffic mix
+// (TCP, UDP; 64 B and 1448 B payloads; 1, 64 and 1024 flows) each instance gets:
+//   - throughput: N matching PVM/SVM pairs, at most W pairs in flight (QEMU drops beyond
+//     max_queue_size=1024 per connection and side); pairs released per second, from the
+//     first frame written to the last released frame read;
+//   - latency: pairs one at a time, from writing the SVM copy to reading the released
+//     PVM frame on outdev (p50, p99), as colo-anchors.md §6.2 measured it;
+// the notify socket is answered throughout (no divergence is expected: DO_CHECKPOINT
+// counts are printed). The instances run one after the other, never at once; the driver
+// shares the host's cores with whichever runs.
+//
+// usage: bench_qemu LOCKSTEP_COLO [--quick]
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/qemu/colo_peer.h"
+#include "tests/support/frame_builder.h"
+
+namespace {
+
+using lockstep::qtest::Instance;
+using lockstep::qtest::now_ns;
+using lockstep::qtest::Peer;
+using Bytes = std::vector<uint8_t>;
+
+struct Mix {
+  bool tcp;
+  uint32_t payload;
+  uint32_t flows;
+};
+
+struct Result {
+  double pairs_per_s = 0;
+  double p50_us = 0, p99_us = 0;
+  double cpu_us_per_pair = 0;
+  uint64_t ckpt = 0;
+  bool ok = false;
+  std::string note;
+};
+
+struct Stream {
+  std::vector<Bytes> pvm, svm;
+  uint32_t tag_off = 0;
+  // The same frames with their chardev headers, back to back; pair i is
+  // [off[i], off[i+1]) of each.
+  std::vector<uint8_t> framed_pvm, framed_svm;
+  std::vector<size_t> off_pvm, off_svm;
+
+  void frame_all(const Peer& p) {
+    off_pvm.assign(1, 0);
+    off_svm.assign(1, 0);
+    for (size_t i = 0; i < pvm.size(); ++i) {
+      p.append_framed(framed_pvm, pvm[i].data(), uint32_t(pvm[i].size()));
+      p.append_framed(framed_svm, svm[i].data(), uint32_t(svm[i].size()));
+      off_pvm.push_back(framed_pvm.size());
+      off_svm.push_back(framed_svm.size());
+    }
+  }
+};
+
+// CPU time (user + system) of a process so far, in microseconds.
+double cpu_us(pid_t pid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!f) return 0;
+  char buf[2048];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');
+  if (!p) return 0;
+  unsigned long long ut = 0, st = 0;
+  // fields after the command: state(3) ... utime(14) stime(15)
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return 0;
+  return double(ut + st) * 1e6 / double(sysconf(_SC_CLK_TCK));
+}
+
+// Pair i: flow i % flows; the be32 tag i+1 opens the payload.
+Stream build(const Mix& m, uint32_t n) {
+  using namespace lockstep;
+  Stream s;
+  std::vector<uint32_t> seq(m.flows, 1000000);
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t f = i % m.flows;
+    test::FrameSpec sp;
+    sp.src = test::ip4(198, 51, 100, 20);
+    sp.dst = test::ip4(192, 0, 2, static_cast<uint8_t>(10 + f / 60000));
+    sp.proto = m.tcp ? kProtoTcp : kProtoUdp;
+    sp.sport = m.tcp ? 80 : 53;
+    sp.dport = static_cast<uint16_t>(20000 + f);
+    sp.flags = kTcpAck | kTcpPsh;
+    sp.seq = seq[f];
+    sp.ack = 5000;
+    sp.payload.assign(m.payload, static_cast<uint8_t>('a' + i % 26));
+    const uint32_t tag = i + 1;
+    sp.payload[0] = uint8_t(tag >> 24);
+    sp.payload[1] = uint8_t(tag >> 16);
+    sp.payload[2] = uint8_t(tag >> 8);
+    sp.payload[3] = uint8_t(tag);
+    seq[f] += m.payload;
+    sp.ip_id = static_cast<uint16_t>(i);
+    s.pvm.push_back(test::build_frame(sp));
+    sp.ip_id = static_cast<uint16_t>(i ^ 0x5555);  // the SVM's IP IDs differ
+    sp.window = 29200;
+    s.svm.push_back(test::build_frame(sp));
+  }
+  s.tag_off = 14 + 20 + (m.tcp ? 20 : 8);
+  return s;
+}
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * double(v.size() - 1) + 0.5));
+  return v[i];
+}
+
+Result measure(Instance& inst, const Stream& tput, const Stream& lat, uint32_t window) {
+  Result r;
+  Peer peer;
+  std::string err;
+  if (!peer.connect(inst, false, err)) {
+    r.note = err;
+    return r;
+  }
+  peer.start(1'000'000, false, tput.tag_off);
+  // Warm-up: one pair of the latency set must come out before the clock starts (QEMU
+  // attaches its chardev handlers in its iothread after the connection is accepted).
+  {
+    // Distinct datagrams on a flow of their own, resent every 100 ms until one is out.
+    const uint64_t until = now_ns() + 10'000'000'000ull;
+    for (uint32_t k = 0; peer.released() == 0 && now_ns() < until; ++k) {
+      lockstep::test::FrameSpec w;
+      w.src = lockstep::test::ip4(198, 51, 100, 99);
+      w.dst = lockstep::test::ip4(192, 0, 2, 99);
+      w.proto = lockstep::kProtoUdp;
+      w.sport = w.dport = 9;
+      const std::string text = "warm-up " + std::to_string(k);
+      w.payload.assign(text.begin(), text.end());
+      const Bytes f = lockstep::test::build_frame(w);
+      peer.send_pvm(f.data(), uint32_t(f.size()));
+      peer.send_svm(f.data(), uint32_t(f.size()));
+      for (int i = 0; i < 100 && peer.released() == 0; ++i) usleep(1000);
+    }
+    if (peer.released() == 0) {
+      r.note = "warm-up pair not released";
+      return r;
+    }
+  }
+  const uint64_t warm = peer.released();
+  // Throughput: batches of 32 pairs, PVM batch then SVM batch, at most `window` in flight.
+  const size_t n = tput.pvm.size() + warm;  // + the warm-up pair(s)
+  const double cpu0 = cpu_us(inst.pid);
+  const uint64_t t0 = now_ns();
+  size_t sent = 0;
+  const uint64_t give_up = t0 + 60'000'000'000ull;
+  while (sent < n - warm) {
+    while (sent - std::min<size_t>(sent, peer.released() - warm) + 32 > window && now_ns() < give_up) {
+      std::this_thread::yield();
+    }
+    const size_t end = std::min(n - warm, sent + 32);
+    if (!peer.send_raw(false, tput.framed_pvm.data() + tput.off_pvm[sent], tput.off_pvm[end] - tput.off_pvm[sent]) ||
+        !peer.send_raw(true, tput.framed_svm.data() + tput.off_svm[sent], tput.off_svm[end] - tput.off_svm[sent])) {
+      r.note = "write failed";
+      return r;
+    }
+    sent = end;
+    if (now_ns() > give_up) break;
+  }
+  while (peer.released() < n && now_ns() < give_up && now_ns() - peer.last_activity_ns() < 5'000'000'000ull) {
+    usleep(200);
+  }
+  uint64_t t_last = 0;
+  {
+    std::lock_guard lock(peer.mu);
+    if (!peer.rx.empty()) t_last = peer.rx.back().t_ns;
+  }
+  if (peer.released() < n) {
+    r.note = "released " + std::to_string(peer.released() - warm) + " of " + std::to_string(n - warm);
+  }
+  const double done = double(peer.released() - warm);
+  r.pairs_per_s = t_last > t0 ? done / (double(t_last - t0) / 1e9) : 0;
+  r.cpu_us_per_pair = done > 0 ? (cpu_us(inst.pid) - cpu0) / done : 0;
+
+  // Latency: one pair at a time.
+  std::vector<double> us;
+  for (size_t i = 0; i < lat.pvm.size(); ++i) {
+    const uint64_t before = peer.released();
+    peer.send_pvm(lat.pvm[i].data(), uint32_t(lat.pvm[i].size()));
+    const uint64_t ts = now_ns();
+    peer.send_svm(lat.svm[i].data(), uint32_t(lat.svm[i].size()));
+    const uint64_t until = ts + 2'000'000'000ull;
+    while (peer.released() == before && now_ns() < until) std::this_thread::yield();
+    if (peer.released() == before) {
+      r.note += " latency pair lost";
+      break;
+    }
+    std::lock_guard lock(peer.mu);
+    us.push_back(double(peer.rx.back().t_ns - ts) / 1000.0);
+  }
+  peer.stop_reader();
+  r.p50_us = pct(us, 0.50);
+  r.p99_us = pct(us, 0.99);
+  r.ckpt = peer.do_checkpoints();
+  r.ok = r.note.empty();
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: bench_qemu LOCKSTEP_COLO [--quick]\n");
+    return 2;
+  }
+  const std::string lockstep = argv[1];
+  const bool quick = argc > 2 && std::string(argv[2]) == "--quick";
+  const std::string qemu = lockstep::qtest::find_qemu();
+  if (qemu.empty()) {
+    std::printf("bench_qemu: SKIP: qemu-system-x86_64 not found (apt-get install qemu-system-x86)\n");
+    return 0;
+  }
+  char tmpl[] = "/tmp/bench-qemu-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::vector<Mix> mixes = {
+      {true, 64, 1},   {true, 64, 64},   {true, 64, 1024},   {true, 1448, 1},
+      {true, 1448, 64}, {true, 1448, 1024}, {false, 64, 1},  {false, 64, 64},
+      {false, 64, 1024}, {false, 1448, 1}, {false, 1448, 64}, {false, 1448, 1024},
+  };
+  const uint32_t window = 512;  // below QEMU's max_queue_size (1024) for one flow
+  std::printf("bench_qemu: QEMU colo-compare (%s, iothread, defaults) vs lockstep-colo (filter_rewriter=on, "
+              "defaults), unix sockets, %u pairs in flight, %ld online CPUs shared with the driver\n",
+              qemu.c_str(), window, sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf("%-16s | %12s %12s %7s | %19s %19s %7s | %13s | %s\n", "traffic", "qemu pairs/s", "lockstep", "ratio",
+              "qemu p50/p99 us", "lockstep p50/p99 us", "p99 x", "CPU us/pair q/l", "DO_CHECKPOINT q/l");
+  double worst_ratio = 1e9, worst_p99 = 0;
+  for (const Mix& m : mixes) {
+    const uint32_t n = quick ? 5000 : (m.payload > 1000 ? 60000 : 150000);
+    const uint32_t nl = quick ? 200 : 2000;
+    Stream tput = build(m, n);
+    {
+      Peer framer;  // append_framed needs only the framing flavour (no vnet header)
+      tput.frame_all(framer);
+    }
+    Stream lat = build(m, n + nl);
+    lat.pvm.erase(lat.pvm.begin(), lat.pvm.begin() + n);
+    lat.svm.erase(lat.svm.begin(), lat.svm.begin() + n);
+    Result rq, rl;
+    for (int which = 0; which < 2; ++which) {
+      Instance inst(which == 0 ? "qemu" : "lockstep", dir);
+      std::string err;
+      bool started = which == 0
+          ? lockstep::qtest::start_qemu(inst, qemu, lockstep::qtest::QemuOptions{}, err)
+          : lockstep::qtest::start_lockstep(inst, lockstep, {"compare_timeout=3000"}, err);
+      Result r;
+      if (started) r = measure(inst, tput, lat, window);
+      else r.note = err;
+      lockstep::qtest::stop(inst);
+      (which == 0 ? rq : rl) = r;
+    }
+    char name[32];
+    std::snprintf(name, sizeof name, "%s %4uB %4uf", m.tcp ? "tcp" : "udp", m.payload, m.flows);
+    const double ratio = rq.pairs_per_s > 0 ? rl.pairs_per_s / rq.pairs_per_s : 0;
+    const double p99x = rl.p99_us > 0 ? rq.p99_us / rl.p99_us : 0;
+    worst_ratio = std::min(worst_ratio, ratio);
+    worst_p99 = std::max(worst_p99, rq.p99_us > 0 ? rl.p99_us / rq.p99_us : 0);
+    std::printf("%-16s | %12.0f %12.0f %6.1fx | %8.0f /%8.0f  %8.0f /%8.0f  %6.1fx | %5.2f / %5.2f | %llu/%llu %s%s\n", name,
+                rq.pairs_per_s, rl.pairs_per_s, ratio, rq.p50_us, rq.p99_us, rl.p50_us, rl.p99_us, p99x,
+                rq.cpu_us_per_pair, rl.cpu_us_per_pair,
+                static_cast<unsigned long long>(rq.ckpt), static_cast<unsigned long long>(rl.ckpt),
+                rq.note.empty() ? "" : ("qemu: " + rq.note + " ").c_str(),
+                rl.note.empty() ? "" : ("lockstep: " + rl.note).c_str());
+    std::fflush(stdout);
+  }
+  std::printf("targets: pairs/s >= 10x QEMU (worst mix %.1fx), p99 <= 1/5 of QEMU's (worst mix %.2f of QEMU's)\n",
+              worst_ratio, worst_p99);
+  std::filesystem::remove_all(dir);
+  return 0;
+}
