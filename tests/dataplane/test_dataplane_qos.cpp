@@ -56,20 +56,23 @@ constexpr uint64_t kMs = 1000 * kUs;
 constexpr uint16_t kHbPort = 9000;
 
 // 100 Mbit/s port (12.5 bytes/us), a 4 KiB port burst; heartbeats first; bulk
-// connections throttled to 20 Mbit/s each.
+// connections (dport 5000) throttled to 20 Mbit/s each; everything else in `rest`
+// (unthrottled, borrows what is left, the default).
 const char* kLinkScript = R"(
 qdisc add link rate 100mbit burst 4k
 class add link hb prio 0 rate 10mbit ceil 100mbit
-class add link bulk prio 7 rate 50mbit ceil 100mbit conn-rate 20mbit conn-limit 64 default
+class add link bulk prio 7 rate 50mbit ceil 100mbit conn-rate 20mbit conn-limit 64
+class add link rest prio 6 ceil 100mbit limit 300 default
 filter add link proto udp dport 9000 class hb
+filter add link dport 5000 class bulk
 )";
 
-Bytes bulk_frame(uint16_t sport, uint32_t seq) {
+Bytes bulk_frame(uint16_t sport, uint32_t seq, uint16_t dport = 5000) {
   test::FrameSpec s;
   s.src = test::ip4(10, 0, 0, 1);
   s.dst = test::ip4(10, 0, 0, 2);
   s.sport = sport;
-  s.dport = 5000;
+  s.dport = dport;
   s.seq = seq;
   s.payload.assign(1446, 0xab);  // 1500-byte IP packet, 1514-byte frame
   return test::build_frame(s);
@@ -176,6 +179,12 @@ TEST_F(DataplaneQos, SaturatingBulkDoesNotDelayHeartbeatsAndConnectionsAreThrott
       ASSERT_TRUE(f.inject(Role::host, bulk_frame(kConnA, seq += 1446)));
       ASSERT_TRUE(f.inject(Role::host, bulk_frame(kConnB, seq += 1446)));
     }
+    // Twelve more connections offer about 290 Mbit/s to `rest`: the port is saturated
+    // and a heartbeat misfiled among them would wait a dozen packets.
+    if (t % (500 * kUs) == 0) {
+      for (uint16_t c = 0; c < 12; ++c)
+        ASSERT_TRUE(f.inject(Role::host, bulk_frame(static_cast<uint16_t>(41000 + c), seq += 1446, 5001)));
+    }
     if (t % kMs == 0) {
       ASSERT_TRUE(f.inject(Role::host, hb_frame(hb_id)));
       hb_sent_at[hb_id++] = t;
@@ -194,7 +203,7 @@ TEST_F(DataplaneQos, SaturatingBulkDoesNotDelayHeartbeatsAndConnectionsAreThrott
   // Injected at t, read by the worker at t (same step): the delay is what the scheduler
   // added. Bound: the port bucket must earn one max-size packet plus its burst at port
   // rate (12.5 bytes/us), rounded up to the step.
-  const uint64_t bound = (1514 + 4096) * 1000 / 12500 * kUs / 1000 + 2 * kStep;
+  const uint64_t bound = (1514 + 4096) * kUs * 1000 / 12500 + 2 * kStep;  // 468.8 us
   EXPECT_GE(hb_seen, hb_sent_at.size() - 1);
   EXPECT_LE(worst_hb_delay, bound) << "heartbeat waited behind bulk";
   // Each connection: 20 Mbit/s over one second = 2.5 MB, within 5 %.
@@ -208,6 +217,13 @@ TEST_F(DataplaneQos, SaturatingBulkDoesNotDelayHeartbeatsAndConnectionsAreThrott
   ASSERT_NE(bulk, nullptr);
   EXPECT_GT(bulk->ctr.drops[static_cast<unsigned>(sched::Drop::conn_queue_full)], 0u)
       << "excess bulk is refused at the connection limit, counted";
+  const auto* rest = class_of(show, "rest");
+  ASSERT_NE(rest, nullptr);
+  EXPECT_GT(rest->ctr.drops[static_cast<unsigned>(sched::Drop::queue_full)], 0u);
+  EXPECT_GT(rest->ctr.deq_bytes, 0u);
+  // The port ran at its rate: at most rate * 1 s + burst bytes, and busy all along.
+  EXPECT_LE(show.port_stats.ctr.deq_bytes, 12500000u + 4096u);
+  EXPECT_GT(show.port_stats.ctr.deq_bytes, 12500000u * 95 / 100);
   EXPECT_NE(show.text.find("class hb"), std::string::npos) << show.text;
   auto rep = f.dp->report();
   EXPECT_EQ(rep.total.port[static_cast<unsigned>(Role::link)].tx, show.glue.tx_sent);
