@@ -355,6 +355,7 @@ void Worker::run_replay() {
     }
     if (best < 0 || s_.stop->load(std::memory_order_relaxed)) break;
     if (best_ts > now) now = best_ts;  // virtual time never goes back
+    if (s_.qos.hub != nullptr) s_.qos.hub->poll_messages(now);  // live qos changes
     replay_events_until(now);
     Head& h = heads[static_cast<unsigned>(best)];
     uint64_t t0 = rte_rdtsc();
