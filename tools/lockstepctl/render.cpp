@@ -97,8 +97,9 @@ void render(const Json& v, const std::string& indent, std::string& out) {
 }  // namespace
 
 std::string render_human(const std::string& command, const Json& result) {
-  if (command == "metrics" && result.is_object() && result.contains("text") &&
-      result["text"].is_string()) {
+  // Commands whose answer carries ready-made text (Prometheus, `tc -s`-style QoS).
+  if ((command == "metrics" || command == "qos show") && result.is_object() &&
+      result.contains("text") && result["text"].is_string()) {
     return result["text"].get<std::string>();
   }
   if (command == "help" && result.is_object() && result.contains("usage")) {
