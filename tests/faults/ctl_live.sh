@@ -5,7 +5,17 @@
 #   ctl_live.sh BUILD_DIR          exit 0 pass, 77 skip, 1 fail
 source "$(dirname "$0")/rig.sh" "$1"
 rig_up
-start_lockstepd
+# systemd's side of sd_notify: a datagram socket that records what lockstepd sends.
+$PY - "$WORK/notify.sock" "$WORK/notify.log" <<'PYEOF' & PIDS+=($!)
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as log:
+    while True:
+        log.write(s.recv(4096).decode(errors="replace").replace("\n", " ") + "\n")
+PYEOF
+wait_for 5 test -S "$WORK/notify.sock" || fail "notify listener"
+NOTIFY_SOCKET=$WORK/notify.sock WATCHDOG_USEC=400000 start_lockstepd
 
 fetch f102400.bin && same f102400.bin || fail "first transfer"
 # A transfer that lasts ~3 s while the commands run.
@@ -38,7 +48,8 @@ ip netns exec "$P-dp" curl -s -m 5 "http://127.0.0.1:$METRICS_PORT/metrics" > "$
   fail "metrics over HTTP"
 grep -q '^lockstep_pvm_in_total{worker="0"}' "$WORK/metrics.txt" || fail "metrics: engine counters"
 grep -q '^lockstep_port_rx_frames_total{port="ext"}' "$WORK/metrics.txt" || fail "metrics: ports"
-ctl metrics | grep -q lockstep_port_tx_frames_total || fail "lockstepctl metrics"
+ctl metrics > "$WORK/ctl_metrics.txt" || fail "lockstepctl metrics"
+grep -q lockstep_port_tx_frames_total "$WORK/ctl_metrics.txt" || fail "lockstepctl metrics: ports"
 
 sleep 0.5
 ctl -j capture stop ext > "$WORK/cap_ext.json" || fail "capture stop ext"
@@ -66,6 +77,8 @@ assert ne > 0 and npvm > 0, "empty capture"
 assert size <= 100000 and info["stopped_at_max_bytes"], "max_bytes not enforced"
 PYEOF
 wait $CURL || fail "transfer under commands failed"
+grep -q "READY=1" "$WORK/notify.log" || fail "no READY=1 to the notify socket"
+[ "$(grep -c "WATCHDOG=1" "$WORK/notify.log")" -ge 2 ] || fail "no WATCHDOG=1 while the workers run"
 same f8388608.bin || fail "transfer under commands not byte-exact"
 done_n=$(ctlq "r['daemon']['checkpoint']['done']" status)
 [ "$done_n" -ge 1 ] || fail "the manual checkpoint was not done"
