@@ -86,7 +86,10 @@ void DaemonCtl::service(uint64_t now_ns) {
       r.reason = CheckpointReason::manual;
       r.epoch = dp_.control().epoch();
       r.t_ns = dp_now;
-      dp_.control().request(r, dp_now);
+      // With a real checkpointer the coordinator coalesces by itself; going to it
+      // directly also unsticks a checkpoint its policy gave up on (on_timeout: alarm).
+      if (sink_ != nullptr) sink_->request(r, r.epoch, dp_now);
+      else dp_.control().request(r, dp_now);
       continue;
     }
     if (op.snaps) inflight_.push_back(op.snaps);

@@ -141,6 +141,9 @@ checkpointer() {  # ARGS...; sets CK_PID; log in $WORK/ckpt.log
   CK_PID=$!
   PIDS+=($CK_PID)
 }
+# No periodic checkpoints in this rig: a checkpoint done tells the engine the SVM is now a
+# copy of the PVM (it rebases every connection); here the two VMs are independent kernels
+# that no checkpoint copies, so only checkpoints the tests cause are wanted.
 LINK_SETS=(--set checkpointer.kind=native --set "checkpointer.endpoint=unix:$WORK/ckpt.sock"
            --set checkpointer.listen=true --set checkpointer.heartbeat_timeout_ms=0
            --set checkpointer.max_epoch_ms=0)
