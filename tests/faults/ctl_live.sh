@@ -15,7 +15,7 @@ with open(sys.argv[2], "a", buffering=1) as log:
         log.write(s.recv(4096).decode(errors="replace").replace("\n", " ") + "\n")
 PYEOF
 wait_for 5 test -S "$WORK/notify.sock" || fail "notify listener"
-NOTIFY_SOCKET=$WORK/notify.sock WATCHDOG_USEC=400000 start_lockstepd
+NOTIFY_SOCKET=$WORK/notify.sock WATCHDOG_USEC=400000 start_lockstepd --ctrl-ro-socket "$WORK/ro.ctl"
 
 fetch f102400.bin && same f102400.bin || fail "first transfer"
 # A transfer that lasts ~3 s while the commands run.
@@ -44,6 +44,10 @@ ctl mode buffer >/dev/null || fail "mode buffer"
 ctl mode colo >/dev/null || fail "mode colo"
 ctl mode sideways >/dev/null 2>&1 && fail "a bad mode was accepted"
 ctl version >/dev/null || fail "version"
+# The read-only socket: reads yes, changes no (exit 2: rejected by the daemon).
+timeout 10 "$CTL_BIN" -s "$WORK/ro.ctl" status >/dev/null || fail "status on the read-only socket"
+timeout 10 "$CTL_BIN" -s "$WORK/ro.ctl" checkpoint >/dev/null 2>&1; rc=$?
+[ $rc = 2 ] || fail "checkpoint on the read-only socket: exit $rc, want 2"
 ip netns exec "$P-dp" curl -s -m 5 "http://127.0.0.1:$METRICS_PORT/metrics" > "$WORK/metrics.txt" ||
   fail "metrics over HTTP"
 grep -q '^lockstep_pvm_in_total{worker="0"}' "$WORK/metrics.txt" || fail "metrics: engine counters"
