@@ -54,6 +54,7 @@ std::string who(const CommandContext& ctx) {
 }  // namespace
 
 void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
+  register_rules_commands(reg, cp);
   reg.add({"status", "", "mode, epoch, checkpoint state, failover, peers, uptime, recent events",
            0, 0, false, [&cp](const CommandContext& ctx, const Args&) {
              Json j;

@@ -37,6 +37,9 @@ inline constexpr size_t kMaxConnsLimit = 100000;
 
 void register_standard_commands(CommandRegistry& reg, ControlPlane& cp);
 
+// `rules list|add|del` over the normalization rules (registered by the standard set).
+void register_rules_commands(CommandRegistry& reg, ControlPlane& cp);
+
 // Every metric: the daemon's and the control plane's.
 std::vector<MetricSample> collect_metrics(ControlPlane& cp);
 std::string render_metrics(ControlPlane& cp);
