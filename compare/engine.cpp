@@ -254,10 +254,6 @@ void EngineImpl::arm_deadline(uint32_t idx, uint64_t when) { timers_.schedule(id
 // ---------------------------------------------------------------------------- outcomes
 
 void EngineImpl::emit(uint64_t handle, ActionKind kind, uint8_t reason, Side side) {
-  if (out_head_ > 0 && out_head_ == out_.size()) {
-    out_.clear();
-    out_head_ = 0;
-  }
   out_.push_back(Action{handle, kind, reason, side});
 }
 
@@ -329,6 +325,10 @@ uint32_t EngineImpl::drain(std::span<Action> out) {
   out_head_ += n;
   if (out_head_ == out_.size()) {
     out_.clear();
+    out_head_ = 0;
+  } else if (out_head_ > 4096 && out_head_ * 2 > out_.size()) {
+    // A caller that never drains everything: drop the consumed prefix now and then.
+    out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(out_head_));
     out_head_ = 0;
   }
   return static_cast<uint32_t>(n);

@@ -203,12 +203,15 @@ void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uin
   }
   HeldList& list = pvm ? c.pvm : c.svm;
   list_push(list, idx);
-  arm_deadline(idx, now + timeout_ns_);
   if (list.count > settings_.reorder_window) {
+    arm_deadline(idx, now + timeout_ns_);
     diverge(ci, CheckpointReason::window_full, now);
     return;
   }
   tcp_compare(ci, now);
+  // The deadline only for a frame still held: one matched at once never needs a timer.
+  // (tcp_compare frees frames but never allocates, so idx is this frame or free.)
+  if (held_[idx].live) arm_deadline(idx, now + timeout_ns_);
 }
 
 void EngineImpl::tcp_compare(uint32_t ci, uint64_t now) {
