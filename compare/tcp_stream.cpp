@@ -169,7 +169,14 @@ void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uin
   }
 
   if (h.ext == 0) {
-    // Pure ACK or window update: nothing to compare, nothing to wait for.
+    // Pure ACK or window update: nothing to compare, nothing to wait for, unless the
+    // PVM's SYN is still held: an ACK must not reach the client before the SYN it
+    // follows, so it queues behind it and goes as soon as the SYN does.
+    if (pvm && c.pvm.head != kNil && (held_[c.pvm.head].tcp_flags & kTcpSyn)) {
+      list_push(c.pvm, idx);
+      if (!c.diverged) tcp_release_matched(c);
+      return;
+    }
     if (pvm) release_frame(idx, ReleaseReason::no_payload);
     else free_svm_frame(idx);
     return;
@@ -251,7 +258,8 @@ void EngineImpl::tcp_release_matched(Conn& c) {
   while (c.pvm.head != kNil) {
     const Held& h = held_[c.pvm.head];
     if (h.untranslated || !before_eq(h.seq + h.ext, c.cmp)) break;
-    release_frame(list_pop(c.pvm), ReleaseReason::matched);
+    release_frame(list_pop(c.pvm),
+                  h.ext == 0 ? ReleaseReason::no_payload : ReleaseReason::matched);
   }
   while (c.svm.head != kNil) {
     const Held& h = held_[c.svm.head];
