@@ -21,6 +21,7 @@
 #include "dataplane/dataplane.h"
 #include "dataplane/qos_config.h"
 #include "dataplane/qos_ctrl.h"
+#include "tests/dataplane/eal_env.h"
 #include "tests/dataplane/ring_rig.h"
 #include "tests/support/frame_builder.h"
 
@@ -33,23 +34,7 @@ using dp::Role;
 using dptest::RingRig;
 using test::Bytes;
 
-class EalEnv : public ::testing::Environment {
- public:
-  void SetUp() override {
-    std::string prefix = "--file-prefix=dpqos" + std::to_string(getpid());
-    std::vector<std::string> args = {"test", "-l", "0", "--no-huge", "-m", "256", "--no-pci",
-                                     "--no-shconf", prefix, "--log-level=lib.eal:error",
-                                     "--no-telemetry"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ok_ = rte_eal_init(static_cast<int>(argv.size()), argv.data()) >= 0;
-  }
-  void TearDown() override {
-    if (ok_) rte_eal_cleanup();
-  }
-  static bool ok_;
-};
-bool EalEnv::ok_ = false;
+using dptest::EalEnv;
 
 constexpr uint64_t kUs = 1000;
 constexpr uint64_t kMs = 1000 * kUs;
@@ -376,6 +361,6 @@ TEST_F(DataplaneQos, TwoWorkersHandFramesToThePortOwner) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new lockstep::EalEnv);
+  ::testing::AddGlobalTestEnvironment(new lockstep::dptest::EalEnv("dpqos"));
   return RUN_ALL_TESTS();
 }

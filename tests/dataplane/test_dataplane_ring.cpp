@@ -14,6 +14,7 @@
 
 #include "compare/parse.h"
 #include "dataplane/dataplane.h"
+#include "tests/dataplane/eal_env.h"
 #include "tests/dataplane/ring_rig.h"
 #include "tests/support/frame_builder.h"
 
@@ -28,23 +29,7 @@ using test::Bytes;
 using test::Conversation;
 using test::Vm;
 
-class EalEnv : public ::testing::Environment {
- public:
-  void SetUp() override {
-    std::string prefix = "--file-prefix=dpring" + std::to_string(getpid());
-    std::vector<std::string> args = {"test", "-l", "0", "--no-huge", "-m", "256", "--no-pci",
-                                     "--no-shconf", prefix, "--log-level=lib.eal:error",
-                                     "--no-telemetry"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    ok_ = rte_eal_init(static_cast<int>(argv.size()), argv.data()) >= 0;
-  }
-  void TearDown() override {
-    if (ok_) rte_eal_cleanup();
-  }
-  static bool ok_;
-};
-bool EalEnv::ok_ = false;
+using dptest::EalEnv;
 
 constexpr uint64_t kMs = 1000000;
 
@@ -335,6 +320,6 @@ TEST_F(DataplaneRing, WrongConfigIsRefusedNamingTheKey) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new lockstep::EalEnv);
+  ::testing::AddGlobalTestEnvironment(new lockstep::dptest::EalEnv("dpring"));
   return RUN_ALL_TESTS();
 }
