@@ -46,8 +46,7 @@ fi
 wait $CURL || fail "the transfer did not complete after the checkpointer came back"
 same diff.bin || fail "the client did not get the PVM's bytes"
 fetch f8388608.bin && same f8388608.bin || fail "transfer after the fault"
-done_n=$(ctlq "r['daemon']['checkpoint']['done']" status)
-echo "checkpoints done: $done_n"
+wait_checkpoints_done 1; echo "checkpoints done: $done_n"
 [ "$done_n" -ge 1 ] || fail "no checkpoint done"
 stop_lockstepd
 drops=$(stat_of "sum(s['drops'].values())")

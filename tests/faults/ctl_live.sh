@@ -84,8 +84,7 @@ wait $CURL || fail "transfer under commands failed"
 grep -q "READY=1" "$WORK/notify.log" || fail "no READY=1 to the notify socket"
 [ "$(grep -c "WATCHDOG=1" "$WORK/notify.log")" -ge 2 ] || fail "no WATCHDOG=1 while the workers run"
 same f8388608.bin || fail "transfer under commands not byte-exact"
-done_n=$(ctlq "r['daemon']['checkpoint']['done']" status)
-[ "$done_n" -ge 1 ] || fail "the manual checkpoint was not done"
+wait_checkpoints_done 1 || fail "the manual checkpoint was not done (status: $done_n)"
 before=$(ctlq "r['frames']" stats --reset)
 after=$(ctlq "r['frames']" stats)
 [ "$after" -lt "$before" ] || fail "stats --reset: frames $before then $after"

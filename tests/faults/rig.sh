@@ -118,6 +118,18 @@ wait_for() {
   return 1
 }
 
+# wait_checkpoints_done N: status counts N checkpoints done (it shows counters published ten
+# times a second, so a check right after the event may read the previous figure); sets done_n.
+wait_checkpoints_done() {
+  local want=$1
+  for _ in $(seq 30); do
+    done_n=$(ctlq "r['daemon']['checkpoint']['done']" status)
+    [ "$done_n" -ge "$want" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # A heartbeat peer in the lockstepd namespace: UDP datagrams as `name` every 100 ms.
 heartbeat_peer() {  # NAME PORT; sets HB_PID
   ip netns exec "$P-dp" $PY - "$1" "$2" <<'PYEOF' &
