@@ -520,57 +520,92 @@ bool parse_class(Cursor& c, Command& cmd, std::string& err) {
 constexpr const char* kFilterWords =
     "pref, src, dst, sport, dport, port, proto, dscp, family, role, all, then class NAME";
 
+}  // namespace
+
+int parse_match_word(std::span<const std::string_view> toks, size_t& i, Match& m,
+                     std::string& err) {
+  if (i >= toks.size()) return -1;
+  const std::string_view k = toks[i];
+  std::string_view v;
+  auto field = [&](uint32_t bit) {
+    if (m.fields & bit) return err = q(k) + " given twice", false;
+    m.fields |= bit;
+    if (i + 1 >= toks.size()) return err = std::string(k) + ": missing value", false;
+    v = toks[i + 1];
+    return true;
+  };
+  auto wrap = [&](bool ok) {
+    if (!ok) err = std::string(k) + ": " + err;
+    return ok;
+  };
+  bool ok;
+  if (k == "src") ok = field(Match::kSrc) && wrap(parse_prefix(v, m.src, err));
+  else if (k == "dst") ok = field(Match::kDst) && wrap(parse_prefix(v, m.dst, err));
+  else if (k == "sport") ok = field(Match::kSport) && wrap(parse_port_range(v, m.sport, err));
+  else if (k == "dport") ok = field(Match::kDport) && wrap(parse_port_range(v, m.dport, err));
+  else if (k == "port") ok = field(Match::kPort) && wrap(parse_port_range(v, m.port, err));
+  else if (k == "proto" || k == "ip_proto") ok = field(Match::kProto) && wrap(parse_proto(v, m.proto, err));
+  else if (k == "dscp") ok = field(Match::kDscp) && wrap(parse_dscp_set(v, m.dscp_set, err));
+  else if (k == "family") {
+    ok = field(Match::kFamily);
+    if (ok) {
+      if (v == "ipv4" || v == "ip" || v == "inet") m.family_v6 = false;
+      else if (v == "ipv6" || v == "inet6") m.family_v6 = true;
+      else ok = (err = "family: bad value " + q(v) + " (expected ipv4 or ipv6)", false);
+    }
+  } else if (k == "role") {
+    ok = field(Match::kRole);
+    if (ok && !role_from_string(v, m.role)) {
+      std::string all;
+      for (unsigned r = 0; r < kRoleCount; ++r) {
+        if (r) all += ' ';
+        all += to_string(static_cast<Role>(r));
+      }
+      ok = (err = "role: unknown role " + q(v) + " (expected " + all + ")", false);
+    }
+  } else if (k == "all" || k == "matchall") {
+    ++i;
+    return 1;
+  } else {
+    return -1;
+  }
+  if (!ok) return 0;
+  i += 2;
+  return 1;
+}
+
+std::string check_match(const Match& m) {
+  if ((m.fields & (Match::kSrc | Match::kDst)) == (Match::kSrc | Match::kDst) &&
+      m.src.v4 != m.dst.v4)
+    return "src and dst are of different address families";
+  if ((m.fields & Match::kFamily) &&
+      (((m.fields & Match::kSrc) && m.src.v4 == m.family_v6) ||
+       ((m.fields & Match::kDst) && m.dst.v4 == m.family_v6)))
+    return "family contradicts the address family of src/dst";
+  return {};
+}
+
+namespace {
+
 bool parse_filter(Cursor& c, Command& cmd, std::string& err) {
   FilterSpec& s = cmd.filter;
   Match& m = s.match;
   bool have_class = false, any_match = false;
   while (!c.done()) {
+    const int mw = parse_match_word(c.t, c.i, m, err);
+    if (mw == 0) return false;
+    if (mw == 1) {
+      any_match = true;
+      continue;
+    }
     const std::string_view k = c.next();
     std::string_view v;
     uint64_t x;
-    auto field = [&](uint32_t bit) {
-      if (m.fields & bit) return err = q(k) + " given twice", false;
-      m.fields |= bit;
-      any_match = true;
-      return value_of(c, k, v, err);
-    };
-    auto wrap = [&](bool ok) {
-      if (!ok) err = std::string(k) + ": " + err;
-      return ok;
-    };
     bool ok;
     if (k == "pref" || k == "prio" || k == "handle") {
       ok = once(s.pref, k, err) && value_of(c, k, v, err);
       if (ok && !parse_uint(v, 0xffffffffu, x, err)) ok = (err = "pref: " + err, false);
       if (ok) s.pref = static_cast<uint32_t>(x);
-    } else if (k == "src") ok = field(Match::kSrc) && wrap(parse_prefix(v, m.src, err));
-    else if (k == "dst") ok = field(Match::kDst) && wrap(parse_prefix(v, m.dst, err));
-    else if (k == "sport") ok = field(Match::kSport) && wrap(parse_port_range(v, m.sport, err));
-    else if (k == "dport") ok = field(Match::kDport) && wrap(parse_port_range(v, m.dport, err));
-    else if (k == "port") ok = field(Match::kPort) && wrap(parse_port_range(v, m.port, err));
-    else if (k == "proto" || k == "ip_proto") ok = field(Match::kProto) && wrap(parse_proto(v, m.proto, err));
-    else if (k == "dscp") ok = field(Match::kDscp) && wrap(parse_dscp_set(v, m.dscp_set, err));
-    else if (k == "family") {
-      ok = field(Match::kFamily);
-      if (ok) {
-        if (v == "ipv4" || v == "ip" || v == "inet") m.family_v6 = false;
-        else if (v == "ipv6" || v == "inet6") m.family_v6 = true;
-        else ok = (err = "family: bad value " + q(v) + " (expected ipv4 or ipv6)", false);
-      }
-    } else if (k == "role") {
-      ok = field(Match::kRole);
-      if (ok && !role_from_string(v, m.role)) {
-        std::string all;
-        for (unsigned r = 0; r < kRoleCount; ++r)
-        {
-          if (r) all += ' ';
-          all += to_string(static_cast<Role>(r));
-        }
-        ok = (err = "role: unknown role " + q(v) + " (expected " + all + ")", false);
-      }
-    } else if (k == "all" || k == "matchall") {
-      ok = true;
-      any_match = true;
     } else if (k == "class" || k == "flowid" || k == "classid") {
       ok = value_of(c, k, v, err);
       if (ok && !valid_name(v)) ok = (err = "bad class name " + q(v), false);
@@ -594,13 +629,7 @@ bool parse_filter(Cursor& c, Command& cmd, std::string& err) {
   if (!have_class) return err = "filter " + std::string(to_string(cmd.verb)) + ": missing 'class NAME'", false;
   if ((cmd.verb == Verb::change || cmd.verb == Verb::replace) && !s.pref)
     return err = "filter " + std::string(to_string(cmd.verb)) + " needs pref N", false;
-  if ((m.fields & (Match::kSrc | Match::kDst)) == (Match::kSrc | Match::kDst) &&
-      m.src.v4 != m.dst.v4)
-    return err = "src and dst are of different address families", false;
-  if ((m.fields & Match::kFamily) &&
-      (((m.fields & Match::kSrc) && m.src.v4 == m.family_v6) ||
-       ((m.fields & Match::kDst) && m.dst.v4 == m.family_v6)))
-    return err = "family contradicts the address family of src/dst", false;
+  if (auto e = check_match(m); !e.empty()) return err = e, false;
   return true;
 }
 

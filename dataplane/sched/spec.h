@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,15 @@ bool parse_prefix(std::string_view tok, IpPrefix& out, std::string& err);
 bool parse_port_range(std::string_view tok, PortRange& out, std::string& err);
 bool parse_proto(std::string_view tok, uint8_t& out, std::string& err);
 bool parse_dscp_set(std::string_view tok, uint64_t& set, std::string& err);
+
+// One MATCH word (src, dst, sport, dport, port, proto, dscp, family, role, all) and its
+// value at toks[i]: 1 when taken (i moves past them), 0 on a bad value (err names the
+// word and token), -1 when toks[i] is not a MATCH word (i unchanged). Shared by filters
+// and the role map (roles.h).
+int parse_match_word(std::span<const std::string_view> toks, size_t& i, Match& m,
+                     std::string& err);
+// Cross-field checks of a whole MATCH ("" when consistent).
+std::string check_match(const Match& m);
 
 // Canonical text, readable back by the parsers ("10mbit", "1500b", "15k").
 std::string format_rate(uint64_t bytes_per_s);
