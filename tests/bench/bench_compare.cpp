@@ -14,6 +14,13 @@
 // figure to read on a shared machine), cycles_per_pair (rdtsc, wall), bytes_per_conn
 // (Engine::bytes_per_connection()), insns_per_pair (user-space instructions, when
 // perf events are allowed: independent of other load), engine_bytes (memory_bytes() of the instance).
+//
+// Instruction counts without perf events: `bench_compare --fixed_pairs=N` skips Google
+// Benchmark and runs every case for exactly N pairs (after one warm-up round over its
+// flows) inside measured_pairs(), which callgrind can isolate, one dump per case:
+//   valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_pairs*'
+//            --dump-after='lockstep::test::*measured_pairs*' bench_compare --fixed_pairs=20000
+// Ir of dump k divided by N is the instructions per pair of case k (the order printed).
 #include <benchmark/benchmark.h>
 
 #include <time.h>
@@ -25,11 +32,13 @@
 #endif
 
 #include <chrono>
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -273,7 +282,61 @@ BENCHMARK(BM_TcpPair1448)->Arg(1)->Arg(1024)->MinTime(1.0);
 BENCHMARK(BM_UdpPair64)->Arg(1)->Arg(1024)->MinTime(1.0);
 BENCHMARK(BM_PatchOnly)->Arg(1024)->Arg(65536);
 
+// Exactly n pairs, round robin from flow 0. Returns how many did not give two actions.
+uint64_t round_robin_pairs(Rig& rig, uint64_t n) {
+  uint64_t bad = 0;
+  uint32_t flow = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    bad += rig.pair(flow) != 2;
+    if (++flow == rig.flows()) flow = 0;
+  }
+  return bad;
+}
+
+// Out of line and apart (noipa: not merged as identical code), so that a profiler counts
+// the measured pairs alone.
+[[gnu::noipa]] uint64_t warm_up_pairs(Rig& rig, uint64_t n) { return round_robin_pairs(rig, n); }
+[[gnu::noipa]] uint64_t measured_pairs(Rig& rig, uint64_t n) { return round_robin_pairs(rig, n); }
+
+int run_fixed(uint64_t n) {
+  struct Case {
+    const char* name;
+    bool tcp;
+    uint32_t flows;
+    size_t payload;
+  };
+  const Case cases[] = {
+      {"TcpPair64/1", true, 1, 64},        {"TcpPair64/1024", true, 1024, 64},
+      {"TcpPair64/65536", true, 65536, 64}, {"TcpPair1448/1", true, 1, 1448},
+      {"TcpPair1448/1024", true, 1024, 1448}, {"UdpPair64/1", false, 1, 64},
+      {"UdpPair64/1024", false, 1024, 64},
+  };
+  int rc = 0;
+  for (const Case& c : cases) {
+    Rig rig(c.tcp, c.flows, c.payload);
+    uint64_t bad = warm_up_pairs(rig, std::max<uint64_t>(c.flows, 1000));
+    bad += measured_pairs(rig, n);
+    if (bad != 0 || rig.engine().counters().checkpoint_requests != 0) rc = 1;
+    std::printf("%-18s %llu pairs%s\n", c.name, static_cast<unsigned long long>(n),
+                bad ? " NOT MATCHED" : "");
+  }
+  return rc;
+}
+
 }  // namespace
 }  // namespace lockstep::test
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  constexpr std::string_view kFixed = "--fixed_pairs=";
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a.substr(0, kFixed.size()) == kFixed) {
+      return lockstep::test::run_fixed(std::stoull(std::string(a.substr(kFixed.size()))));
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
