@@ -182,14 +182,23 @@ void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
              return CommandResult::success({{"mode", to_string(m)}});
            }});
 
-  reg.add({"capture start", "PORT [FILE] [--max-bytes N] [--snaplen N]",
-           "write a port's frames to a pcapng file, bounded in size", 1, 6, true,
+  reg.add({"capture start", "PORT [FILE] [--direction rx|tx|both] [--max-bytes N] [--snaplen N]",
+           "write the frames a port receives and lockstepd sends on it to a pcapng file, "
+           "bounded in size", 1, 8, true,
            [&cp](const CommandContext&, const Args& a) {
              CaptureRequest r;
              r.port = a[0];
              for (size_t i = 1; i < a.size(); ++i) {
                uint64_t v = 0;
-               if (a[i] == "--max-bytes" || a[i] == "--snaplen") {
+               if (a[i] == "--direction") {
+                 const std::string d = i + 1 < a.size() ? a[i + 1] : "";
+                 if (d != "rx" && d != "tx" && d != "both") {
+                   return CommandResult::failure("--direction takes rx, tx or both");
+                 }
+                 r.rx = d != "tx";
+                 r.tx = d != "rx";
+                 ++i;
+               } else if (a[i] == "--max-bytes" || a[i] == "--snaplen") {
                  if (i + 1 >= a.size() || !parse_u64(a[i + 1], v) || v == 0) {
                    return CommandResult::failure(a[i] + " takes a positive number");
                  }

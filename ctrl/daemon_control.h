@@ -20,6 +20,7 @@ struct CaptureRequest {
   std::string path;      // pcapng file to write; empty = the daemon's default
   uint64_t max_bytes = 64ull << 20;  // the capture stops at this size
   uint32_t snaplen = 65535;
+  bool rx = true, tx = true;  // --direction rx|tx|both: frames received, transmitted
 };
 
 class DaemonControl {

@@ -1,32 +1,100 @@
 #include "dataplane/capture.h"
 
-#include <rte_errno.h>
-#include <rte_mbuf.h>
+#include <rte_cycles.h>
+#include <sched.h>
 #include <time.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <vector>
 
 namespace lockstep::dp {
 namespace {
 
-constexpr unsigned kRingSize = 4096;
-constexpr unsigned kPoolSize = 4095;
-constexpr uint32_t kLinkEthernet = 1;
+// pcapng (draft-ietf-opsawg-pcapng), written in host byte order (the Section Header
+// Block's byte-order magic tells readers which).
+constexpr uint32_t kShb = 0x0A0D0D0A, kIdb = 0x00000001, kEpb = 0x00000006;
+constexpr uint32_t kByteOrderMagic = 0x1A2B3C4D;
+constexpr uint16_t kLinkEthernet = 1;
+constexpr uint16_t kOptEnd = 0, kShbUserAppl = 4, kIfName = 2, kIfDescription = 3,
+                   kIfTsresol = 9, kEpbFlags = 2;
+constexpr uint32_t kEpbInbound = 1, kEpbOutbound = 2;  // epb_flags bits 0-1
+constexpr size_t kEpbFixed = 28 + 4 + 12;  // header fields, total length, epb_flags + end
 
-void put32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }  // host order, as pcap allows
-void put16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+size_t pad4(size_t n) { return (n + 3) & ~size_t{3}; }
 
-bool write_header(std::FILE* f, uint32_t snaplen) {
-  uint8_t h[24];
-  put32(h, 0xa1b2c3d4);  // microsecond timestamps
-  put16(h + 4, 2);
-  put16(h + 6, 4);
-  put32(h + 8, 0);
-  put32(h + 12, 0);
-  put32(h + 16, snaplen);
-  put32(h + 20, kLinkEthernet);
-  return std::fwrite(h, 1, sizeof h, f) == sizeof h;
+class Block {
+ public:
+  explicit Block(uint32_t type) { u32(type), u32(0); }
+  Block& u16(uint16_t v) { return raw(&v, 2); }
+  Block& u32(uint32_t v) { return raw(&v, 4); }
+  Block& u64(uint64_t v) { return raw(&v, 8); }
+  Block& raw(const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    buf_.insert(buf_.end(), b, b + n);
+    return *this;
+  }
+  Block& option(uint16_t code, const void* p, uint16_t n) {
+    u16(code), u16(n), raw(p, n);
+    buf_.resize(pad4(buf_.size()));
+    return *this;
+  }
+  Block& option(uint16_t code, const std::string& s) {
+    return option(code, s.data(), static_cast<uint16_t>(s.size()));
+  }
+  // Ends the options and the block; writes it. False on a write error.
+  bool write(std::FILE* f, uint64_t& bytes) {
+    u16(kOptEnd), u16(0);
+    const auto total = static_cast<uint32_t>(buf_.size() + 4);
+    u32(total);
+    std::memcpy(buf_.data() + 4, &total, 4);
+    bytes += buf_.size();
+    return std::fwrite(buf_.data(), 1, buf_.size(), f) == buf_.size();
+  }
+
+ private:
+  std::vector<uint8_t> buf_;
+};
+
+bool write_epb(std::FILE* f, uint32_t if_id, uint64_t ts_ns, const CaptureRecord& r,
+               const uint8_t* data) {
+  uint8_t h[28];
+  const uint32_t fields[] = {kEpb,
+                             static_cast<uint32_t>(kEpbFixed + pad4(r.cap_len)),
+                             if_id,
+                             static_cast<uint32_t>(ts_ns >> 32),
+                             static_cast<uint32_t>(ts_ns),
+                             r.cap_len,
+                             r.orig_len};
+  std::memcpy(h, fields, sizeof h);
+  uint8_t tail[16] = {};
+  const uint16_t opt[2] = {kEpbFlags, 4};
+  const uint32_t flags = r.dir == kCaptureTx ? kEpbOutbound : kEpbInbound;
+  std::memcpy(tail, opt, 4);
+  std::memcpy(tail + 4, &flags, 4);  // then opt_endofopt (zeros)
+  std::memcpy(tail + 12, &fields[1], 4);
+  const size_t padding = pad4(r.cap_len) - r.cap_len;
+  const uint8_t zeros[4] = {};
+  return std::fwrite(h, 1, sizeof h, f) == sizeof h &&
+         std::fwrite(data, 1, r.cap_len, f) == r.cap_len &&
+         std::fwrite(zeros, 1, padding, f) == padding &&
+         std::fwrite(tail, 1, sizeof tail, f) == sizeof tail;
+}
+
+bool write_idb(std::FILE* f, uint32_t snaplen, const std::string& name, const std::string& desc,
+               uint64_t& bytes) {
+  const uint8_t tsresol = 9;  // 10^-9 s
+  Block b(kIdb);
+  b.u16(kLinkEthernet).u16(0).u32(snaplen);
+  b.option(kIfName, name).option(kIfDescription, desc).option(kIfTsresol, &tsresol, 1);
+  return b.write(f, bytes);
+}
+
+uint64_t unix_ns_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace
@@ -35,15 +103,17 @@ Capture::~Capture() {
   stop_.store(true);
   if (thread_.joinable()) thread_.join();
   std::lock_guard lock(mu_);
-  for (unsigned r = 0; r < kRoleCount; ++r) {
+  for (unsigned r = 0; r < kRoleCount; ++r)
     if (act_[r].on) finish(r);
-    if (rings_[r] != nullptr) {
-      drain(r, false);
-      rte_ring_free(rings_[r]);
-    }
-  }
-  g_capture_tap.pool.store(nullptr);
-  rte_mempool_free(pool_);
+  // The rings stay allocated until here: a worker may still hold a pointer it loaded
+  // just before a stop. lockstepd destroys the Capture after the workers are joined.
+}
+
+uint64_t Capture::tsc_to_unix_ns(uint64_t tsc) const {
+  const int64_t d = static_cast<int64_t>(tsc - base_tsc_);
+  const uint64_t a = static_cast<uint64_t>(d < 0 ? -d : d);
+  const uint64_t ns = a / tsc_hz_ * 1000000000ull + a % tsc_hz_ * 1000000000ull / tsc_hz_;
+  return d < 0 ? base_unix_ns_ - ns : base_unix_ns_ + ns;
 }
 
 bool Capture::start(const ctrl::CaptureRequest& req, ctrl::Json& result, std::string& error) {
@@ -61,46 +131,79 @@ bool Capture::start(const ctrl::CaptureRequest& req, ctrl::Json& result, std::st
     error = "capture: snaplen below 64 bytes";
     return false;
   }
+  if (!req.rx && !req.tx) {
+    error = "capture: no direction (rx, tx or both)";
+    return false;
+  }
+  if (opt_.ring_bytes < 4096 || (opt_.ring_bytes & (opt_.ring_bytes - 1)) != 0) {
+    error = "capture: ring size not a power of two of at least 4096";
+    return false;
+  }
   std::lock_guard lock(mu_);
   if (act_[r].on) {
     error = "capture: already capturing " + req.port + " into " + act_[r].path;
     return false;
   }
-  if (pool_ == nullptr) {
-    pool_ = rte_pktmbuf_pool_create("ls_capture", kPoolSize, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                    SOCKET_ID_ANY);
-    if (pool_ == nullptr) {
-      error = std::string("capture: cannot create its mbuf pool: ") + rte_strerror(rte_errno);
-      return false;
-    }
-    g_capture_tap.pool.store(pool_, std::memory_order_release);
+  bool any_on = false;
+  for (const auto& a : act_) any_on = any_on || a.on;
+  if (!any_on) {  // the TSC to wall-clock mapping, refreshed while nothing is captured
+    tsc_hz_ = rte_get_tsc_hz();
+    if (tsc_hz_ == 0) tsc_hz_ = 1;
+    base_tsc_ = rte_rdtsc();
+    base_unix_ns_ = unix_ns_now();
   }
-  if (rings_[r] == nullptr) {
-    std::string name = "ls_cap_" + req.port;
-    rings_[r] = rte_ring_create(name.c_str(), kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
-    if (rings_[r] == nullptr) {
-      error = std::string("capture: cannot create its ring: ") + rte_strerror(rte_errno);
-      return false;
-    }
-  }
-  drain(r, false);  // copies left from a previous capture
+  if (rings_[r] == nullptr) rings_[r] = std::make_unique<CaptureRing>(opt_.ring_bytes);
   Active a;
-  a.path = req.path.empty() ? "lockstep-" + req.port + ".pcap" : req.path;
+  a.path = req.path.empty() ? "lockstep-" + req.port + ".pcapng" : req.path;
   a.f = std::fopen(a.path.c_str(), "wb");
-  if (a.f == nullptr || !write_header(a.f, req.snaplen)) {
+  bool ok = a.f != nullptr;
+  if (ok) {
+    Block shb(kShb);
+    shb.u32(kByteOrderMagic).u16(1).u16(0).u64(UINT64_MAX);  // section length unknown
+    shb.option(kShbUserAppl, std::string("lockstepd"));
+    ok = shb.write(a.f, a.bytes);
+  }
+  const int port_id = dp_.plan().port[r];
+  const std::string dev = dp_.config().ports[r];
+  int next_if = 0;
+  if (ok && req.rx) {
+    a.if_rx = next_if++;
+    ok = write_idb(a.f, req.snaplen, req.port + "-rx",
+                   "lockstepd port " + req.port + " (" + dev + ", port " +
+                       std::to_string(port_id) + "): frames received",
+                   a.bytes);
+  }
+  if (ok && req.tx) {
+    a.if_tx = next_if++;
+    ok = write_idb(a.f, req.snaplen, req.port + "-tx",
+                   "lockstepd port " + req.port + " (" + dev + ", port " +
+                       std::to_string(port_id) + "): frames transmitted",
+                   a.bytes);
+  }
+  if (ok) ok = std::fflush(a.f) == 0;
+  if (!ok) {
     error = "capture: cannot write " + a.path + ": " + std::strerror(errno);
     if (a.f) std::fclose(a.f);
     return false;
   }
+  if (a.bytes > req.max_bytes) {
+    std::fclose(a.f);
+    error = "capture: max_bytes " + std::to_string(req.max_bytes) +
+            " is smaller than the file's headers (" + std::to_string(a.bytes) + " bytes)";
+    return false;
+  }
   a.on = true;
   a.max_bytes = req.max_bytes;
-  a.bytes = 24;
-  a.dropped_at_start = g_capture_tap.dropped.load();
+  CaptureRing& ring = *rings_[r];
+  a.dropped_at_start = ring.dropped_full();
+  a.gen = ring.start(static_cast<uint8_t>((req.rx ? kCaptureRx : 0) | (req.tx ? kCaptureTx : 0)),
+                     req.snaplen);
   act_[r] = a;
-  g_capture_tap.snaplen.store(req.snaplen);
-  g_capture_tap.ring[r].store(rings_[r], std::memory_order_release);
-  if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
-  result = {{"port", req.port}, {"path", a.path}, {"max_bytes", a.max_bytes}, {"snaplen", req.snaplen}};
+  g_capture_tap.ring[r].store(&ring, std::memory_order_release);
+  if (opt_.writer_thread && !thread_.joinable()) thread_ = std::thread([this] { run(); });
+  const char* dir = req.rx && req.tx ? "both" : req.rx ? "rx" : "tx";
+  result = {{"port", req.port},     {"path", a.path},        {"direction", dir},
+            {"max_bytes", a.max_bytes}, {"snaplen", req.snaplen}};
   return true;
 }
 
@@ -123,51 +226,50 @@ bool Capture::stop(const std::string& port, ctrl::Json& result, std::string& err
 ctrl::Json Capture::finish(unsigned r) {
   auto& a = act_[r];
   g_capture_tap.ring[r].store(nullptr, std::memory_order_release);
-  drain(r, a.f != nullptr && !a.full);
+  // What the workers committed up to now; a burst being copied at this instant is
+  // waited for (bounded: a copy and one tx burst with its retries).
+  for (int i = 0; i < 100000 && !drain(r); ++i) sched_yield();
   if (a.f) std::fclose(a.f);
   ctrl::Json j = {{"port", to_string(static_cast<Role>(r))},
                   {"path", a.path},
                   {"frames", a.frames},
+                  {"frames_rx", a.frames_rx},
+                  {"frames_tx", a.frames_tx},
                   {"bytes", a.bytes},
-                  {"copies_dropped", g_capture_tap.dropped.load() - a.dropped_at_start},
+                  {"copies_dropped", rings_[r]->dropped_full() - a.dropped_at_start},
                   {"stopped_at_max_bytes", a.full}};
+  if (a.write_error) j["write_error"] = true;
   a = Active{};
   return j;
 }
 
-// Writes (or frees) what the role's ring holds; mu_ held.
-void Capture::drain(unsigned r, bool write) {
-  if (rings_[r] == nullptr) return;
+// Writes what the role's ring holds; mu_ held.
+bool Capture::drain(unsigned r) {
+  if (rings_[r] == nullptr) return true;
   auto& a = act_[r];
-  void* objs[64];
-  unsigned n;
-  while ((n = rte_ring_sc_dequeue_burst(rings_[r], objs, 64, nullptr)) > 0) {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    for (unsigned i = 0; i < n; ++i) {
-      auto* m = static_cast<rte_mbuf*>(objs[i]);
-      uint32_t len = m->pkt_len;
-      if (write && !a.full && a.f != nullptr) {
-        if (a.bytes + 16 + len > a.max_bytes) {
-          a.full = true;  // bounded: the file ends here
-          g_capture_tap.ring[r].store(nullptr, std::memory_order_release);
-        } else {
-          uint8_t rec[16];
-          put32(rec, static_cast<uint32_t>(ts.tv_sec));
-          put32(rec + 4, static_cast<uint32_t>(ts.tv_nsec / 1000));
-          put32(rec + 8, len);
-          put32(rec + 12, len);  // the copy was already cut at snaplen
-          std::fwrite(rec, 1, sizeof rec, a.f);
-          for (rte_mbuf* s = m; s != nullptr; s = s->next)
-            std::fwrite(rte_pktmbuf_mtod(s, const uint8_t*), 1, s->data_len, a.f);
-          a.bytes += 16 + len;
-          ++a.frames;
-        }
-      }
-      rte_pktmbuf_free(m);
+  bool wrote = false;
+  bool whole = rings_[r]->consume(a.gen, [&](const CaptureRecord& rec, const uint8_t* data) {
+    if (a.f == nullptr || a.full || a.write_error) return;
+    const int if_id = rec.dir == kCaptureTx ? a.if_tx : a.if_rx;
+    if (if_id < 0) return;
+    const uint64_t size = kEpbFixed + pad4(rec.cap_len);
+    if (a.bytes + size > a.max_bytes) {
+      a.full = true;  // bounded: the file ends here
+      g_capture_tap.ring[r].store(nullptr, std::memory_order_release);
+      return;
     }
-  }
-  if (write && a.f) std::fflush(a.f);
+    if (!write_epb(a.f, static_cast<uint32_t>(if_id), tsc_to_unix_ns(rec.tsc), rec, data)) {
+      a.write_error = true;
+      g_capture_tap.ring[r].store(nullptr, std::memory_order_release);
+      return;
+    }
+    wrote = true;
+    a.bytes += size;
+    ++a.frames;
+    ++(rec.dir == kCaptureTx ? a.frames_tx : a.frames_rx);
+  });
+  if (wrote) std::fflush(a.f);
+  return whole;
 }
 
 void Capture::run() {
@@ -175,7 +277,7 @@ void Capture::run() {
     {
       std::lock_guard lock(mu_);
       for (unsigned r = 0; r < kRoleCount; ++r)
-        if (act_[r].on) drain(r, true);
+        if (act_[r].on) drain(r);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

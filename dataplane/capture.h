@@ -1,21 +1,27 @@
-// `lockstepctl capture start|stop`: the frames received on a port, written to a pcap
-// file (classic libpcap format, Ethernet) by a thread of its own, bounded in size.
-// Workers copy each received burst of a captured port into a ring (control.h,
-// CaptureTap); this thread drains the rings and writes. Timestamps are taken when the
-// frames are written (within about a millisecond of their arrival). A full ring or an
-// empty capture pool drops the copy, counted; the frame itself is never affected.
+// `lockstepctl capture start|stop`: the frames a port receives and the frames lockstepd
+// transmits on it, written to a pcapng file by a thread of its own, bounded in size.
+//
+// Workers copy the frames of a captured port into its byte ring (capture_tap.h): received
+// bursts as they are read, transmitted bursts as they are handed to the port's tx burst
+// (only the frames the device took). This thread drains the rings about every
+// millisecond and writes pcapng: a Section Header Block, one Interface Description Block
+// per direction captured (if_name "PORT-rx" / "PORT-tx", if_tsresol nanoseconds), then
+// one Enhanced Packet Block per frame with epb_flags inbound (rx) or outbound (tx), in
+// the order the workers captured them. Timestamps are the TSC of the burst, turned into
+// wall-clock time. The capture ends by itself at max_bytes (stopped_at_max_bytes); a
+// frame that found the ring full is counted (copies_dropped), the frame itself never
+// affected.
 #pragma once
-
-#include <rte_mempool.h>
-#include <rte_ring.h>
 
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "dataplane/capture_tap.h"
 #include "dataplane/daemon_control.h"
 #include "dataplane/dataplane.h"
 
@@ -23,7 +29,12 @@ namespace lockstep::dp {
 
 class Capture final : public DaemonCtl::CaptureHooks {
  public:
-  explicit Capture(const Dataplane& dp) : dp_(dp) {}
+  struct Options {
+    size_t ring_bytes = 4u << 20;  // per captured port; a power of two
+    bool writer_thread = true;     // false (tests): the rings are drained only by stop()
+  };
+  explicit Capture(const Dataplane& dp) : Capture(dp, Options{}) {}
+  Capture(const Dataplane& dp, Options o) : dp_(dp), opt_(o) {}
   ~Capture() override;
   Capture(const Capture&) = delete;
   Capture& operator=(const Capture&) = delete;
@@ -37,19 +48,24 @@ class Capture final : public DaemonCtl::CaptureHooks {
     bool on = false;
     std::FILE* f = nullptr;
     std::string path;
-    uint64_t max_bytes = 0, bytes = 0, frames = 0;
+    uint64_t max_bytes = 0, bytes = 0, frames = 0, frames_rx = 0, frames_tx = 0;
     uint64_t dropped_at_start = 0;
-    bool full = false;  // max_bytes reached: stopped by itself
+    uint32_t gen = 0;
+    int if_rx = -1, if_tx = -1;  // interface ids in the file
+    bool full = false;           // max_bytes reached: stopped by itself
+    bool write_error = false;
   };
   void run();
-  void drain(unsigned role, bool write);
+  bool drain(unsigned role);  // mu_ held; false: stopped at a record being filled
   ctrl::Json finish(unsigned role);  // mu_ held
+  uint64_t tsc_to_unix_ns(uint64_t tsc) const;
 
   const Dataplane& dp_;
+  Options opt_;
   std::mutex mu_;
   std::array<Active, kRoleCount> act_{};
-  std::array<rte_ring*, kRoleCount> rings_{};
-  rte_mempool* pool_ = nullptr;
+  std::array<std::unique_ptr<CaptureRing>, kRoleCount> rings_{};
+  uint64_t base_tsc_ = 0, base_unix_ns_ = 0, tsc_hz_ = 1;
   std::thread thread_;
   std::atomic<bool> stop_{false};
 };

@@ -22,31 +22,6 @@ bool SimulatedCheckpointer::poll_done(uint64_t now_ns, uint64_t& epoch) {
   return true;
 }
 
-CaptureTap g_capture_tap;
-
-void capture_burst(unsigned role, rte_mbuf* const* bufs, uint16_t n) {
-  rte_ring* ring = g_capture_tap.ring[role].load(std::memory_order_acquire);
-  rte_mempool* pool = g_capture_tap.pool.load(std::memory_order_acquire);
-  if (ring == nullptr || pool == nullptr) return;
-  uint32_t snaplen = g_capture_tap.snaplen.load(std::memory_order_relaxed);
-  uint64_t copied = 0, dropped = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    rte_mbuf* c = rte_pktmbuf_copy(bufs[i], pool, 0, snaplen);
-    if (c == nullptr) {
-      ++dropped;
-      continue;
-    }
-    if (rte_ring_mp_enqueue(ring, c) != 0) {
-      rte_pktmbuf_free(c);
-      ++dropped;
-      continue;
-    }
-    ++copied;
-  }
-  if (copied) g_capture_tap.copied.fetch_add(copied, std::memory_order_relaxed);
-  if (dropped) g_capture_tap.dropped.fetch_add(dropped, std::memory_order_relaxed);
-}
-
 bool create_worker_rings(unsigned worker, unsigned size, WorkerRings& out, std::string& error) {
   std::string a = "ls_ctl_to_w" + std::to_string(worker);
   std::string b = "ls_ctl_from_w" + std::to_string(worker);

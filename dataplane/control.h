@@ -76,21 +76,8 @@ class SimulatedCheckpointer final : public CheckpointSink {
   std::optional<std::pair<uint64_t, uint64_t>> pending_;  // (due, epoch)
 };
 
-// `capture start`: per port role, a ring the workers post copies of the frames they
-// receive on that port to (null: not capturing; read once per rx burst). Copies come
-// from the capture's own pool, so the packet pools are untouched; a full ring or an
-// empty pool is a counted drop of the copy, never of the frame. dataplane/capture.*
-// owns the rings and writes the file.
-struct CaptureTap {
-  static constexpr unsigned kMaxRoles = 8;
-  std::array<std::atomic<rte_ring*>, kMaxRoles> ring{};
-  std::atomic<rte_mempool*> pool{nullptr};
-  std::atomic<uint32_t> snaplen{65535};
-  std::atomic<uint64_t> copied{0}, dropped{0};
-};
-extern CaptureTap g_capture_tap;
-// Worker side: copies a received burst into the role's capture ring.
-void capture_burst(unsigned role, rte_mbuf* const* bufs, uint16_t n);
+// `capture start`: the workers' capture slots (g_capture_tap, capture_burst) are in
+// dataplane/capture_tap.h.
 
 struct WorkerRings {
   rte_ring* to_worker = nullptr;    // CtrlMsg, SPSC control -> worker

@@ -23,7 +23,7 @@ Worker::Worker(const WorkerSetup& s, std::unique_ptr<Engine> engine)
     : s_(s), engine_(std::move(engine)) {
   for (unsigned r = 0; r < kRoleCount; ++r) {
     tx_[r].init(s_.port[r], s_.txq, s_.cfg->tx_retries, &st_.port[r],
-                &st_.drops[static_cast<unsigned>(DpDrop::tx_full)]);
+                &st_.drops[static_cast<unsigned>(DpDrop::tx_full)], &g_capture_tap.ring[r]);
     if (s_.qos.egress[r] != nullptr) s_.qos.egress[r]->attach(s_.port[r], s_.txq, &st_.port[r]);
     if (s_.qos.handoff[r] != nullptr) handoff_[r].init(s_.qos.handoff[r], s_.qos.handoff_drops);
   }
