@@ -605,6 +605,7 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
     return;
   }
 
+  if (kind == ConnKind::tcp && tcp_match_on_arrival(ci, side, handle, data, f)) return;
   uint32_t idx = alloc_held(side, handle, data, len, now);
   if (idx == kNil) {
     drop_direct(side, handle, DropReason::held_overflow);

@@ -275,6 +275,8 @@ class EngineImpl {
 
   // TCP (tcp_stream.cpp)
   void tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uint64_t now);
+  bool tcp_match_on_arrival(uint32_t ci, Side side, uint64_t handle, uint8_t* data,
+                            const ParsedFrame& f);
   void tcp_compare(uint32_t ci, uint64_t now);
   void tcp_release_matched(Conn& c);
   void tcp_learn_offset(uint32_t ci);

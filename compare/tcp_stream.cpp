@@ -46,6 +46,18 @@ void patch32(uint8_t* field, uint8_t* csum, uint32_t new_value) {
   csum_update32(csum, old_value, new_value);
 }
 
+// An SVM segment (not a SYN) sent before the last checkpoint, still numbered the old way,
+// arriving late: in the old numbering it ends at or just behind the rebase point, in the
+// new one (`seq`, translated) it lies where no new output of the SVM (now a copy of the
+// PVM) can be. Were it new data after all (more than kNewAhead ahead right after a
+// checkpoint), the deadline catches it.
+bool svm_late_after_rebase(const Conn& c, SeqNum raw, SeqNum seq, uint32_t ext) {
+  if (!c.stale_valid) return false;
+  const SeqNum old = raw - c.stale_offset;
+  return before_eq(old + ext, c.rebase_seq) && old.since(c.rebase_seq) > -kLateBehind &&
+         (seq.since(c.rebase_seq) > kNewAhead || seq.since(c.rebase_seq) < -kLateBehind);
+}
+
 }  // namespace
 
 void EngineImpl::tcp_reset_for_reuse(Conn& c) {
@@ -181,14 +193,7 @@ void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uin
     else free_svm_frame(idx);
     return;
   }
-  if (!pvm && c.stale_valid && !syn &&
-      before_eq(SeqNum(f.seq) - c.stale_offset + h.ext, c.rebase_seq) &&
-      (SeqNum(f.seq) - c.stale_offset).since(c.rebase_seq) > -kLateBehind &&
-      (h.seq.since(c.rebase_seq) > kNewAhead || h.seq.since(c.rebase_seq) < -kLateBehind)) {
-    // Sent before the checkpoint, still numbered the old way, arriving late: in the old
-    // numbering it ends at or just behind the rebase point, in the new one it lies where
-    // no new output of the SVM (now a copy of the PVM) can be. Were it new data after
-    // all (more than kNewAhead ahead right after a checkpoint), the deadline catches it.
+  if (!pvm && !syn && svm_late_after_rebase(c, SeqNum(f.seq), h.seq, h.ext)) {
     drop_frame(idx, DropReason::svm_after_checkpoint);
     return;
   }
@@ -215,10 +220,69 @@ void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uin
     diverge(ci, CheckpointReason::window_full, now);
     return;
   }
-  tcp_compare(ci, now);
+  // Arriving first (neither side held anything before): the compare loop needs a
+  // segment covering `cmp` on both sides, so it would match nothing, and release
+  // nothing either (this frame is no retransmission, checked above). Skip it.
+  const HeldList& other = pvm ? c.svm : c.pvm;
+  if (norm_ || other.count != 0 || list.count != 1) tcp_compare(ci, now);
   // The deadline only for a frame still held: one matched at once never needs a timer.
   // (tcp_compare frees frames but never allocates, so idx is this frame or free.)
   if (held_[idx].live) arm_deadline(idx, now + timeout_ns_);
+}
+
+// The lockstep case, decided before the frame is held: the VMs emit the same segments,
+// one side's copy waits alone at the compare point and the other side's arrives. What
+// the general path (hold, tcp_compare, tcp_release_matched) would do is then known in
+// advance, and done here without holding, comparing element by element or arming a
+// timer. Invariants that make it the same outcome, action for action and count for count:
+//   - no SYN/FIN/RST and payload: no state, ISN or close change; ext == payload_len;
+//   - established, cmp_valid, not diverged, no normalizer: tcp_compare would run its
+//     plain loop;
+//   - this side holds nothing and the other side's head starts at `cmp` with the same
+//     extent: the loop matches exactly that pair (the other side's copy is the first
+//     covering `cmp`; this side has nothing past the new `cmp`), then stops;
+//   - held_used_ + 1 below the soft limit: holding it would neither fail nor request a
+//     held_full checkpoint;
+//   - an SVM segment's offset is known and it is not a late one from before a rebase.
+// Outcome, in the general path's order: PVM releases first (this frame or the held one,
+// then any later held PVM segment now wholly before `cmp`), then SVM frees.
+bool EngineImpl::tcp_match_on_arrival(uint32_t ci, Side side, uint64_t handle, uint8_t* data,
+                                      const ParsedFrame& f) {
+  constexpr uint8_t kEvents = kTcpSyn | kTcpFin | kTcpRst;
+  Conn& c = conns_[ci];
+  const uint32_t len = f.payload_len;
+  if ((f.tcp_flags & kEvents) != 0 || len == 0 || norm_ || c.diverged || !c.cmp_valid ||
+      c.state != TcpState::established || held_used_ + 1 >= held_soft_limit_) {
+    return false;
+  }
+  const bool pvm = side == Side::pvm;
+  if (!pvm && !c.offset_known) return false;
+  HeldList& own = pvm ? c.pvm : c.svm;
+  HeldList& other = pvm ? c.svm : c.pvm;
+  if (own.count != 0 || other.head == kNil) return false;
+  const SeqNum seq = pvm ? SeqNum(f.seq) : SeqNum(f.seq) - c.seq_offset;
+  if (seq != c.cmp) return false;
+  const Held& o = held_[other.head];
+  if (o.untranslated || o.seq != seq || o.ext != len || o.payload_len != len) return false;
+  if (!pvm && svm_late_after_rebase(c, SeqNum(f.seq), seq, len)) return false;
+  if (std::memcmp(o.data + o.payload_off, data + f.payload_off, len) != 0) return false;
+
+  if (pvm) c.pvm_next = c.pvm_seen ? seq_max(c.pvm_next, seq + len) : seq + len;
+  c.pvm_seen |= pvm;
+  c.cmp += len;
+  c.bytes_matched += len;
+  c_.bytes_compared += len;
+  if (pvm) {
+    release_direct(Side::pvm, handle, ReleaseReason::matched);
+    free_svm_frame(list_pop(c.svm));
+    if (c.svm.head != kNil) tcp_release_matched(c);
+  } else {
+    release_frame(list_pop(c.pvm), ReleaseReason::matched);
+    if (c.pvm.head != kNil) tcp_release_matched(c);
+    emit(handle, ActionKind::free, 0, Side::svm);
+    ++c_.svm_freed;
+  }
+  return true;
 }
 
 void EngineImpl::tcp_compare(uint32_t ci, uint64_t now) {
