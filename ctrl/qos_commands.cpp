@@ -47,6 +47,28 @@ void register_qos_commands(CommandRegistry& reg, QosControl& qos) {
            "[proto P] [dscp D] [family F] [role ROLE] [all] class NAME",
            "map packets to a class (first match by pref wins; else the default class)", 2, -1,
            true, object_handler(qos, "filter")});
+  reg.add({"qos role",
+           "add [pref N] ROLE MATCH... | replace pref N ROLE MATCH... | del pref N  (ROLE: "
+           "proxy svm_output checkpoint block_replication heartbeat other; MATCH: [src P] [dst P] "
+           "[sport R] [dport R] [port R] [proto P] [dscp D] [family F] [all])",
+           "the role map: which role frames between the hosts get (for `filter ... role ROLE`); "
+           "first match by pref wins, else other",
+           2, -1, true, [&qos](const CommandContext&, const Args& a) {
+             std::string line = "role";
+             for (const auto& w : a) line += " " + w;
+             Json result = Json::object();
+             std::string error;
+             if (!qos.apply_role(line, result, error)) return CommandResult::failure(error);
+             result["command"] = line;
+             return CommandResult::success(result);
+           }});
+  reg.add({"qos roles", "", "the role map's rules, first match by pref", 0, 0, false,
+           [&qos](const CommandContext&, const Args&) {
+             Json result = Json::object();
+             std::string error;
+             if (!qos.roles(result, error)) return CommandResult::failure(error);
+             return CommandResult::success(result);
+           }});
   reg.add({"qos show", "[-s] [PORT]",
            "the schedulers' classes and filters; -s adds counters (sent, dropped per reason, "
            "backlog, borrowed, connections)",

@@ -7,6 +7,8 @@
 //   qos class  add|change|replace|del [dev] PORT NAME [prio N] [rate R] [ceil R] ...
 //   qos filter add|replace|del [dev] PORT [pref N] MATCH... class NAME
 //   qos show   [-s] [PORT]
+//   qos role   add [pref N] ROLE MATCH... | replace pref N ROLE MATCH... | del pref N
+//   qos roles  (the role map: which role frames between the hosts get)
 #pragma once
 
 #include <string>
@@ -30,6 +32,18 @@ class QosControl {
   // The port's configuration, and its counters when `stats`; "text" holds tc -s style
   // lines.
   virtual bool show(const std::string& port, bool stats, Json& result, std::string& error) = 0;
+  // One role map command ("add pref 5 checkpoint proto tcp port 8888"); like apply.
+  virtual bool apply_role(const std::string& command, Json& result, std::string& error) {
+    (void)command, (void)result;
+    error = "the role map is not available";
+    return false;
+  }
+  // The role map: "rules" (pref, role, match) and "text" (one rule a line).
+  virtual bool roles(Json& result, std::string& error) {
+    (void)result;
+    error = "the role map is not available";
+    return false;
+  }
 };
 
 void register_qos_commands(CommandRegistry& reg, QosControl& qos);

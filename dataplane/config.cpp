@@ -169,13 +169,15 @@ bool set_key(std::string_view key, std::string_view value, Config& cfg, std::str
     cfg.engine = next;
     return true;
   }
+  if (key == "qos.roles" || key == "qos.roles.file")  // the role map, one rule a line
+    return set_qos_roles_key(key, value, cfg.qos_roles, error);
   if (key.starts_with("qos.")) {  // qos.ROLE or qos.ROLE.file: scheduler commands
     std::string_view rn = key.substr(4);
     if (rn.ends_with(".file")) rn.remove_suffix(5);
     Role r;
     if (!role_from_string(rn, r)) {
       error = "config key '" + std::string(key) +
-              "': unknown port role (expected ext, pvm, svm, host or link)";
+              "': unknown port role (expected ext, pvm, svm, host or link; or roles)";
       return false;
     }
     return set_qos_key(key, rn, value, cfg.pool_mbufs, cfg.qos[static_cast<unsigned>(r)], error);

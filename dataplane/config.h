@@ -122,6 +122,9 @@ struct Config {
   // Egress schedulers: per port role, tc-style commands (qos.ROLE, qos.ROLE.file;
   // dataplane/qos_config.h), checked at load. Empty: the port sends unscheduled.
   std::array<std::string, kRoleCount> qos{};
+  // The role map for frames between the hosts (qos.roles, qos.roles.file; one rule a
+  // line, sched/roles.h). Empty: the defaults, from the heartbeat and checkpointer keys.
+  std::string qos_roles;
 
   bool has(Role r) const { return !ports[static_cast<unsigned>(r)].empty(); }
   const std::string& port(Role r) const { return ports[static_cast<unsigned>(r)]; }

@@ -10,6 +10,7 @@
 
 #include "compare/flow_key.h"
 #include "ctrl/net.h"
+#include "dataplane/qos_ctrl.h"
 
 namespace lockstep::dp {
 namespace {
@@ -321,6 +322,7 @@ bool DaemonCtl::capture_stop(const std::string& port, ctrl::Json& result, std::s
 }
 
 void DaemonCtl::metrics(std::vector<ctrl::MetricSample>& out) {
+  append_qos_metrics(dp_.qos(), 250'000'000, out);  // asks worker 0; outside mu_
   std::lock_guard lock(mu_);
   for (size_t w = 0; w < report_.workers.size(); ++w)
     ctrl::append_engine_counters(report_.workers[w].engine, {{"worker", std::to_string(w)}}, out);

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "dataplane/sched/config.h"
+#include "dataplane/sched/roles.h"
 #include "dataplane/sched/scheduler.h"
 
 namespace lockstep::dp {
@@ -35,5 +36,19 @@ bool build_qos_config(std::string_view role_name, std::string_view script,
 // port role (checked by the caller, which owns the role table).
 bool set_qos_key(std::string_view key, std::string_view role_name, std::string_view value,
                  uint32_t pool_mbufs, std::string& script, std::string& error);
+
+// The role map (`qos.roles`, `qos.roles.file`): rules `[pref N] ROLE MATCH...`, one a
+// line, `defaults` for the built-in ones (sched/roles.h). Checked at load: a bad line is
+// refused naming the key, the line and the token. `script` receives the text.
+bool set_qos_roles_key(std::string_view key, std::string_view value, std::string& script,
+                       std::string& error);
+
+// What the default role rules take from lockstepd's configuration: the UDP ports of
+// heartbeat.bind and heartbeat.send_to (HOST:PORT, comma-separated), and the TCP port of
+// checkpointer.endpoint when the checkpointer is real and the endpoint is tcp:HOST:PORT.
+sched::RoleDefaultsInput role_defaults_from(std::string_view heartbeat_bind,
+                                            std::string_view heartbeat_send_to,
+                                            std::string_view checkpointer_kind,
+                                            std::string_view checkpointer_endpoint);
 
 }  // namespace lockstep::dp

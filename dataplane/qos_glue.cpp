@@ -70,9 +70,12 @@ void QosEgress::enqueue_staged(uint64_t now_ns) {
   const sched::Classifier& cl = qos_.classifier();
   for (uint32_t i = 0; i < n; ++i) {
     rte_mbuf* m = in_[i];
-    const sched::FlowFields f = sched::Classifier::fields_of(
+    sched::FlowFields f = sched::Classifier::fields_of(
         rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
         static_cast<sched::Role>(in_role_[i]));
+    // Between the hosts the path gives no role: the role map does (same parse).
+    if (f.role == sched::Role::other && roles_ != nullptr) f.role = roles_->resolve(f);
+    ++ctr_.role_frames[static_cast<unsigned>(f.role)];
     pkts_[i] = sched::Packet{reinterpret_cast<uint64_t>(m), conn_of(f), m->pkt_len, cl.classify(f)};
   }
   const uint32_t refused = qos_.scheduler().enqueue_burst(
@@ -181,6 +184,16 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
   if (!any) return nullptr;
   std::unique_ptr<QosHub> hub(new QosHub());
   hub->limits_ = qos_limits(cfg.pool_mbufs);
+  {
+    const auto defaults = sched::default_role_rules(role_defaults_from(
+        cfg.heartbeat.bind, cfg.heartbeat.send_to, cfg.checkpointer, cfg.link.endpoint));
+    std::string e;
+    if (!sched::build_role_map(cfg.qos_roles, defaults, hub->roles_control_, e)) {
+      error = "config key 'qos.roles': " + e;
+      return nullptr;
+    }
+    hub->roles_worker_ = hub->roles_control_;
+  }
   for (unsigned r = 0; r < kRoleCount; ++r) {
     if (cfg.qos[r].empty()) continue;
     const std::string name(to_string(static_cast<Role>(r)));
@@ -196,6 +209,7 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
     }
     hub->control_cfg_[r] = qc;
     hub->egress_[r] = std::make_unique<QosEgress>(static_cast<Role>(r), hub->limits_, qc);
+    hub->egress_[r]->set_roles(&hub->roles_worker_);
     if (workers > 1) {
       const std::string rn = "ls_qos_ho_" + name;
       hub->handoff_[r] = rte_ring_create_elem(rn.c_str(), sizeof(QosHandoffElem), 4096,
@@ -283,7 +297,7 @@ uint64_t QosHub::apply(const std::string& port, const std::string& command, std:
   // Snapshots worker 0 has acknowledged are no longer referenced.
   const uint64_t acked = applied_.load(std::memory_order_acquire);
   std::erase_if(published_, [&](const Published& p) { return p.generation <= acked; });
-  Published pub{next_generation_, std::make_unique<sched::QosConfig>(next)};
+  Published pub{next_generation_, std::make_unique<sched::QosConfig>(next), nullptr};
   QosMsg m;
   m.kind = QosMsg::reconcile;
   m.role = r;
@@ -296,6 +310,39 @@ uint64_t QosHub::apply(const std::string& port, const std::string& command, std:
   published_.push_back(std::move(pub));
   control_cfg_[r] = std::move(next);
   return next_generation_++;
+}
+
+uint64_t QosHub::apply_role(const std::string& command, std::string& error) {
+  std::lock_guard lk(mu_);
+  const sched::RoleParse p = sched::parse_role_command(command);
+  if (!p.ok) {
+    error = p.error;
+    return 0;
+  }
+  sched::RoleMap next = roles_control_;
+  if (auto e = sched::apply_role_command(next, p.cmd); !e.empty()) {
+    error = e;
+    return 0;
+  }
+  const uint64_t acked = applied_.load(std::memory_order_acquire);
+  std::erase_if(published_, [&](const Published& pb) { return pb.generation <= acked; });
+  Published pub{next_generation_, nullptr, std::make_unique<sched::RoleMap>(next)};
+  QosMsg m;
+  m.kind = QosMsg::role_map;
+  m.generation = pub.generation;
+  m.roles = pub.roles.get();
+  if (rte_ring_sp_enqueue_elem(msgs_, &m, sizeof m) != 0) {
+    error = "the ports' worker is not taking configuration changes (control ring full); retry";
+    return 0;
+  }
+  published_.push_back(std::move(pub));
+  roles_control_ = next;
+  return next_generation_++;
+}
+
+sched::RoleMap QosHub::roles() const {
+  std::lock_guard lk(mu_);
+  return roles_control_;
 }
 
 bool QosHub::wait_applied(uint64_t generation, uint64_t timeout_ns) const {
@@ -346,6 +393,16 @@ bool QosHub::show(const std::string& port, bool stats, uint64_t timeout_ns, QosS
 void QosHub::poll_messages(uint64_t now_ns) {
   QosMsg m;
   while (rte_ring_sc_dequeue_elem(msgs_, &m, sizeof m) == 0) {
+    if (m.kind == QosMsg::role_map) {
+      // Frames staged so far were tagged under the old map: enqueue them first.
+      for (auto& eg : egress_)
+        if (eg) eg->flush_staged(now_ns);
+      roles_worker_ = *m.roles;
+      for (auto& eg : egress_)
+        if (eg) eg->count_roles_applied();
+      applied_.store(m.generation, std::memory_order_release);
+      continue;
+    }
     QosEgress* e = m.role < kRoleCount ? egress_[m.role].get() : nullptr;
     if (m.kind == QosMsg::reconcile) {
       if (e != nullptr) e->reconcile(*m.cfg, now_ns);

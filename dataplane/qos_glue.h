@@ -4,6 +4,12 @@
 //   worker -> out(role, mbuf, traffic) -> QosEgress: classify (filters, traffic role),
 //            enqueue in bursts -> Scheduler -> dequeue what it allows at now -> tx_burst
 //
+// Traffic roles. The worker tags each frame with its role as its path tells it (proxy,
+// svm_output); frames between the hosts come tagged `other`, and the classifier's parse
+// of the frame (done once, for the filters anyway) is matched against the role map
+// (sched/roles.h, `qos.roles`) to give them theirs (heartbeat, checkpoint, ...). The
+// map is one for the dataplane, changed live like the ports' configurations.
+//
 // Ownership. A port's scheduler shapes the whole port, so it has one owner: worker 0.
 // It owns the QosEgress (QosPort, staging arrays, frames the device did not take) and
 // transmits on its own tx queue. Other workers hand their frames for that port to it
@@ -32,6 +38,7 @@
 
 #include "dataplane/config.h"
 #include "dataplane/sched/qos_port.h"
+#include "dataplane/sched/roles.h"
 #include "dataplane/stats.h"
 
 namespace lockstep::dp {
@@ -49,6 +56,8 @@ struct QosGlueCounters {
   uint64_t reconciles = 0;      // configurations applied between bursts
   uint64_t reconcile_errors = 0;
   uint64_t freed_at_stop = 0;   // queued frames freed at finish
+  uint64_t roles_applied = 0;   // role maps applied between bursts
+  std::array<uint64_t, sched::kRoleCount> role_frames{};  // frames in, by traffic role
 };
 
 // One egress port's scheduler, owned by worker 0.
@@ -81,6 +90,12 @@ class QosEgress {
   sched::QosPort& port() { return qos_; }
   const QosGlueCounters& counters() const { return ctr_; }
   void set_handoff(rte_ring* r) { handoff_ = r; }
+  // The role map frames tagged `other` are resolved with (owned by the hub, read and
+  // changed only on the owner's thread); null: they stay `other`.
+  void set_roles(const sched::RoleMap* m) { roles_ = m; }
+  // Enqueues what is staged (a role map change applies to frames staged after it).
+  void flush_staged(uint64_t now_ns) { enqueue_staged(now_ns); }
+  void count_roles_applied() { ++ctr_.roles_applied; }
 
  private:
   void enqueue_staged(uint64_t now_ns);
@@ -92,6 +107,7 @@ class QosEgress {
   uint16_t txq_ = 0;
   PortCounters* port_ctr_ = nullptr;
   rte_ring* handoff_ = nullptr;
+  const sched::RoleMap* roles_ = nullptr;
   QosGlueCounters ctr_;
   std::array<rte_mbuf*, kQosBurst> in_{};
   std::array<uint8_t, kQosBurst> in_role_{};
@@ -131,11 +147,12 @@ class QosHandoff {
 
 // control -> worker 0
 struct QosMsg {
-  enum Kind : uint32_t { reconcile, show };
+  enum Kind : uint32_t { reconcile, show, role_map };
   uint32_t kind = reconcile;
   uint32_t role = 0;
   uint64_t generation = 0;
   const sched::QosConfig* cfg = nullptr;  // reconcile: kept alive by the hub until acked
+  const sched::RoleMap* roles = nullptr;  // roles: kept alive by the hub until acked
 };
 static_assert(sizeof(QosMsg) % 8 == 0);
 
@@ -188,6 +205,12 @@ class QosHub {
             std::string& error);
   // The control copy of a port's configuration (what `apply` validates against).
   bool config(const std::string& port, sched::QosConfig& out) const;
+  // One role map command ("add [pref N] ROLE MATCH...", "replace pref N ...", "del pref
+  // N"; sched/roles.h), validated on the control copy and published to worker 0.
+  // Returns the generation (0 + error when refused).
+  uint64_t apply_role(const std::string& command, std::string& error);
+  // The control copy of the role map.
+  sched::RoleMap roles() const;
 
   // ---- worker 0
   void poll_messages(uint64_t now_ns);
@@ -199,6 +222,8 @@ class QosHub {
   int role_index(const std::string& port) const;
 
   sched::SchedConfig limits_;
+  sched::RoleMap roles_control_;  // under mu_
+  sched::RoleMap roles_worker_;   // worker 0's (the egresses point at it)
   std::array<std::unique_ptr<QosEgress>, kRoleCount> egress_{};
   std::array<rte_ring*, kRoleCount> handoff_{};
   QosGlueCounters handoff_drops_;
@@ -209,6 +234,7 @@ class QosHub {
   struct Published {
     uint64_t generation;
     std::unique_ptr<sched::QosConfig> cfg;
+    std::unique_ptr<sched::RoleMap> roles;
   };
   std::vector<Published> published_;  // alive until worker 0 acknowledged them
   uint64_t next_generation_ = 1;

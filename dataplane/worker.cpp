@@ -97,8 +97,8 @@ void Worker::handle(Role r, rte_mbuf* m, uint64_t now_ns) {
     case Role::ext: ingress(m, now_ns); break;
     case Role::pvm: from_vm(Side::pvm, m, now_ns); break;
     case Role::svm: from_vm(Side::svm, m, now_ns); break;
-    // Between the hosts: the role (checkpoint, block replication, heartbeat) is the
-    // scheduler's filters' business (ports, addresses); the path says only "other".
+    // Between the hosts the path gives no role: a scheduled port resolves `other` with
+    // the role map (heartbeat, checkpoint, block replication, ...; qos_glue.h).
     case Role::host: out(Role::link, m, sched::Role::other, now_ns); break;
     case Role::link: out(Role::host, m, sched::Role::other, now_ns); break;
     case Role::count_: rte_pktmbuf_free(m); break;
@@ -153,7 +153,10 @@ void Worker::apply_actions(uint64_t now_ns) {
       const Action& a = actions_[i];
       auto* m = reinterpret_cast<rte_mbuf*>(a.handle);
       switch (a.kind) {
-        case ActionKind::release: out(Role::ext, m, sched::Role::proxy, now_ns); break;
+        case ActionKind::release:  // the SVM's own output only after failover to it
+          out(Role::ext, m, a.side == Side::svm ? sched::Role::svm_output : sched::Role::proxy,
+              now_ns);
+          break;
         case ActionKind::forward_svm: out(Role::svm, m, sched::Role::proxy, now_ns); break;
         case ActionKind::free:
         case ActionKind::drop: rte_pktmbuf_free(m); break;

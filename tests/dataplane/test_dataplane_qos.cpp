@@ -4,19 +4,25 @@
 // bulk flow does not delay heartbeats beyond one max-size packet plus the port burst at
 // port rate; per-connection throttling holds (±5 %); live changes lose nothing; bad specs
 // are refused naming the line and token; the ctrl commands reach the worker; two workers
-// hand frames to the owner; every mbuf is back in its pool at the end.
+// hand frames to the owner; every mbuf is back in its pool at the end. Traffic roles:
+// frames between the hosts land in the classes their role filters name (the role map,
+// its defaults from the heartbeat/checkpointer keys, live changes, bad rules refused);
+// the SVM's output released after a failover is `svm_output` on ext; the Prometheus
+// samples carry the scheduler's counters.
 #include <gtest/gtest.h>
 #include <rte_eal.h>
 #include <rte_mempool.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "ctrl/metrics.h"
 #include "ctrl/qos_commands.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/qos_config.h"
@@ -87,11 +93,13 @@ uint16_t sport_of(const Bytes& f) {
 }
 
 struct Fixture {
-  explicit Fixture(const std::string& tag, unsigned workers = 1, const char* script = kLinkScript) {
+  explicit Fixture(const std::string& tag, unsigned workers = 1, const char* script = kLinkScript,
+                   const std::function<void(Config&)>& tweak = nullptr) {
     cfg.workers = workers;
     cfg.pool_mbufs = 4095;
     cfg.pool_cache = 0;  // every free mbuf is in the ring: avail == size is exact
     if (script) cfg.qos[static_cast<unsigned>(Role::link)] = script;
+    if (tweak) tweak(cfg);
     rig = std::make_unique<RingRig>(tag, std::initializer_list<Role>{Role::ext, Role::pvm, Role::svm,
                                                                       Role::host, Role::link},
                                     workers, cfg, 16384);
@@ -109,13 +117,18 @@ struct Fixture {
     auto rep = dp->report();
     EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
   }
-  dp::QosShowResult show_now(uint64_t now) {
+  dp::QosShowResult show_now(uint64_t now, const std::string& port = "link") {
     // Ask and answer on this thread: post the request, let the worker run one step.
     dp::QosShowResult r;
     std::string err;
+    while_stepping(now, [&] { EXPECT_TRUE(dp->qos()->show(port, true, 5000 * kMs, r, err)) << err; });
+    return r;
+  }
+  // Runs `fn` (which waits for worker 0) on another thread while this one steps.
+  void while_stepping(uint64_t now, const std::function<void()>& fn) {
     std::atomic<bool> done{false};
     std::thread t([&] {
-      EXPECT_TRUE(dp->qos()->show("link", true, 5000 * kMs, r, err)) << err;
+      fn();
       done = true;
     });
     while (!done) {
@@ -123,7 +136,6 @@ struct Fixture {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
     t.join();
-    return r;
   }
 
   Config cfg;
@@ -353,6 +365,227 @@ TEST_F(DataplaneQos, TwoWorkersHandFramesToThePortOwner) {
   for (int i = 0; i < 40; ++i) ASSERT_TRUE(f.inject(Role::host, hb_frame(static_cast<uint16_t>(i))));
   for (int s = 0; s < 100; ++s) f.dp->step(t += 100 * kUs);
   EXPECT_EQ(f.rig->collect(Role::link).size(), 40u);
+  f.expect_conservation(t + kMs);
+}
+
+// ---- traffic roles ----------------------------------------------------------------
+
+// One class per role, each named by a role filter; `rest` (the default) for the others.
+const char* kRoleScript = R"(
+qdisc add link rate 1gbit
+class add link hb prio 0 rate 100mbit ceil 1gbit
+class add link px prio 1 rate 100mbit ceil 1gbit
+class add link svmout prio 2 rate 100mbit ceil 1gbit
+class add link ckpt prio 3 rate 100mbit ceil 1gbit
+class add link blk prio 4 rate 100mbit ceil 1gbit
+class add link rest prio 7 rate 100mbit ceil 1gbit default
+filter add link role heartbeat class hb
+filter add link role proxy class px
+filter add link role svm_output class svmout
+filter add link role checkpoint class ckpt
+filter add link role block_replication class blk
+)";
+
+Bytes l4_frame(uint8_t proto, uint16_t sport, uint16_t dport, uint32_t seq = 1) {
+  test::FrameSpec s;
+  s.src = test::ip4(192, 168, 7, 1);
+  s.dst = test::ip4(192, 168, 7, 2);
+  s.proto = proto;
+  s.sport = sport;
+  s.dport = dport;
+  s.seq = seq;
+  s.payload.assign(100, 0x11);
+  return test::build_frame(s);
+}
+
+uint64_t enq_of(const dp::QosShowResult& r, const std::string& cls) {
+  const auto* c = class_of(r, cls);
+  return c ? c->ctr.enq_pkts : ~uint64_t{0};
+}
+
+uint64_t role_frames(const dp::QosShowResult& r, sched::Role role) {
+  return r.glue.role_frames[static_cast<unsigned>(role)];
+}
+
+void with_colo_ports(Config& c) {
+  c.heartbeat.bind = "0.0.0.0:9099";                  // lockstep's UDP heartbeats
+  c.heartbeat.send_to = "10.1.0.2:9100,10.1.0.3:9100";
+  c.checkpointer = "native";                           // its checkpointer link on TCP 9009
+  c.link.endpoint = "tcp:10.1.0.2:9009";
+}
+
+TEST_F(DataplaneQos, FramesBetweenTheHostsLandInTheClassesOfTheirRoles) {
+  Fixture f("qrole", 1, kRoleScript, with_colo_ports);
+  ASSERT_TRUE(f.dp) << f.error;
+  uint64_t t = kMs;
+  // Distinct counts per role, so that every class's count names its role.
+  struct Kind { uint8_t proto; uint16_t sport, dport; int n; };
+  const Kind kinds[] = {
+      {17, 40000, 9099, 2},   // heartbeat: heartbeat.bind's port
+      {17, 9100, 40000, 1},   // heartbeat: a send_to port, reply direction
+      {6, 50000, 9009, 2},    // heartbeat: the checkpointer link (COLO control)
+      {6, 50001, 9998, 2},    // checkpoint: QEMU's migration stream
+      {6, 9998, 50001, 2},    //   and its acks
+      {6, 50002, 10809, 3},   // block replication: NBD
+      {6, 50003, 9999, 3},    //   COLO-FT.txt's NBD port
+      {6, 50004, 9004, 7},    // svm_output: the redirector's stream of SVM output
+      {6, 50005, 9003, 8},    // proxy: the mirror stream to the secondary
+      {6, 50006, 80, 9},      // other
+  };
+  int total = 0;
+  for (const Kind& k : kinds)
+    for (int i = 0; i < k.n; ++i, ++total)
+      ASSERT_TRUE(f.inject(Role::host, l4_frame(k.proto, k.sport, k.dport, static_cast<uint32_t>(i))));
+  size_t out = 0;
+  for (int s = 0; s < 200 && out < static_cast<size_t>(total); ++s) {
+    f.dp->step(t += 100 * kUs);
+    out += f.rig->collect(Role::link).size();
+  }
+  EXPECT_EQ(out, static_cast<size_t>(total)) << "every frame crosses to link";
+  auto show = f.show_now(t);
+  EXPECT_EQ(enq_of(show, "hb"), 5u);
+  EXPECT_EQ(enq_of(show, "ckpt"), 4u);
+  EXPECT_EQ(enq_of(show, "blk"), 6u);
+  EXPECT_EQ(enq_of(show, "svmout"), 7u);
+  EXPECT_EQ(enq_of(show, "px"), 8u);
+  EXPECT_EQ(enq_of(show, "rest"), 9u);
+  EXPECT_EQ(role_frames(show, sched::Role::heartbeat), 5u);
+  EXPECT_EQ(role_frames(show, sched::Role::checkpoint), 4u);
+  EXPECT_EQ(role_frames(show, sched::Role::block_replication), 6u);
+  EXPECT_EQ(role_frames(show, sched::Role::svm_output), 7u);
+  EXPECT_EQ(role_frames(show, sched::Role::proxy), 8u);
+  EXPECT_EQ(role_frames(show, sched::Role::other), 9u);
+
+  // Live: port 80 becomes checkpoint traffic (first by pref), through the ctrl command;
+  // bad rules are refused naming the token, and change nothing.
+  dp::DataplaneQosControl qc(f.dp->qos(), 5000 * kMs);
+  ctrl::CommandRegistry reg;
+  ctrl::register_qos_commands(reg, qc);
+  auto run = [&](std::vector<std::string> words) {
+    ctrl::CommandResult res;
+    f.while_stepping(t += kUs, [&] { res = reg.execute(ctrl::CommandContext{}, words); });
+    return res;
+  };
+  auto r = run({"qos", "role", "add", "pref", "1", "checkpoint", "proto", "tcp", "dport", "80"});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_TRUE(r.result["applied"].get<bool>());
+  r = run({"qos", "role", "add", "checkpoint", "dport", "99999"});
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.error.find("99999"), std::string::npos) << r.error;
+  r = run({"qos", "role", "add", "chekpoint", "all"});
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.error.find("'chekpoint'"), std::string::npos) << r.error;
+  r = run({"qos", "role", "del", "pref", "4242"});
+  EXPECT_FALSE(r.ok);
+  ctrl::CommandContext ro;
+  ro.read_only = true;
+  EXPECT_FALSE(reg.execute(ro, {"qos", "role", "del", "pref", "1"}).ok) << "read-only socket";
+  r = reg.execute(ro, {"qos", "roles"});
+  ASSERT_TRUE(r.ok) << r.error;
+  const std::string text = r.result["text"].get<std::string>();
+  EXPECT_EQ(text.find("pref 1 checkpoint proto 6 dport 80\n"), 0u) << text;
+  EXPECT_NE(text.find("heartbeat proto 17 port 9099"), std::string::npos) << text;
+  EXPECT_NE(text.find("heartbeat proto 6 port 9009"), std::string::npos) << text;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(f.inject(Role::host, l4_frame(6, 50006, 80, 100u + i)));
+  for (int s = 0; s < 50; ++s) f.dp->step(t += 100 * kUs);
+  EXPECT_EQ(f.rig->collect(Role::link).size(), 3u);
+  show = f.show_now(t);
+  EXPECT_EQ(enq_of(show, "ckpt"), 7u) << "port 80 is checkpoint traffic now";
+  EXPECT_EQ(enq_of(show, "rest"), 9u);
+  EXPECT_EQ(show.glue.roles_applied, 1u);
+
+  // The Prometheus samples carry the same counters.
+  std::vector<ctrl::MetricSample> samples;
+  f.while_stepping(t, [&] { dp::append_qos_metrics(f.dp->qos(), 5000 * kMs, samples); });
+  const std::string prom = ctrl::prometheus_text(samples);
+  for (const char* line : {
+           "lockstep_qos_up{port=\"link\"} 1\n",
+           "lockstep_qos_class_enqueued_packets_total{port=\"link\",class=\"ckpt\"} 7\n",
+           "lockstep_qos_class_sent_packets_total{port=\"link\",class=\"hb\"} 5\n",
+           "lockstep_qos_class_enqueued_packets_total{port=\"link\",class=\"rest\"} 9\n",
+           "lockstep_qos_class_drops_total{port=\"link\",class=\"hb\",reason=\"queue_full\"} 0\n",
+           "lockstep_qos_class_backlog_packets{port=\"link\",class=\"blk\"} 0\n",
+           "lockstep_qos_sent_packets_total{port=\"link\"} 42\n",
+           "lockstep_qos_role_frames_total{port=\"link\",role=\"svm_output\"} 7\n",
+           "lockstep_qos_role_frames_total{port=\"link\",role=\"checkpoint\"} 7\n",
+           "# TYPE lockstep_qos_class_backlog_bytes gauge\n",
+           "# TYPE lockstep_qos_class_sent_bytes_total counter\n",
+       })
+    EXPECT_NE(prom.find(line), std::string::npos) << line << "\n" << prom;
+  const uint64_t hb_bytes = class_of(show, "hb")->ctr.deq_bytes;
+  EXPECT_GT(hb_bytes, 0u);
+  EXPECT_NE(prom.find("lockstep_qos_class_sent_bytes_total{port=\"link\",class=\"hb\"} " +
+                      std::to_string(hb_bytes) + "\n"),
+            std::string::npos);
+  f.expect_conservation(t + kMs);
+}
+
+TEST_F(DataplaneQos, RoleMapKeysAreCheckedNamingTheKey) {
+  Config cfg;
+  std::string err;
+  EXPECT_TRUE(dp::parse_config("qos:\n  roles:\n    - checkpoint proto tcp port 8888\n"
+                               "    - defaults\n", cfg, err)) << err;
+  EXPECT_NE(cfg.qos_roles.find("8888"), std::string::npos);
+  EXPECT_FALSE(dp::parse_config("qos:\n  roles:\n    - checkpoint proto tcp port 8888\n"
+                                "    - heartbeat proto udp port 70000\n", cfg, err));
+  EXPECT_NE(err.find("qos.roles"), std::string::npos) << err;
+  EXPECT_NE(err.find("line 2"), std::string::npos) << err;
+  EXPECT_NE(err.find("70000"), std::string::npos) << err;
+  EXPECT_FALSE(dp::apply_override("qos.roles=heartbeats all", cfg, err));
+  EXPECT_NE(err.find("qos.roles"), std::string::npos) << err;
+  EXPECT_NE(err.find("'heartbeats'"), std::string::npos) << err;
+  EXPECT_FALSE(dp::parse_config("qos:\n  roles:\n    file: /nonexistent/roles\n", cfg, err));
+  EXPECT_NE(err.find("qos.roles.file"), std::string::npos) << err;
+  // Rules given without `defaults`: only they apply (9998 stays `other`).
+  Fixture f("qrolecfg", 1, kRoleScript, [](Config& c) {
+    c.qos_roles = "checkpoint proto tcp dport 7000\n";
+  });
+  ASSERT_TRUE(f.dp) << f.error;
+  uint64_t t = kMs;
+  ASSERT_TRUE(f.inject(Role::host, l4_frame(6, 1000, 7000)));
+  ASSERT_TRUE(f.inject(Role::host, l4_frame(6, 1000, 9998)));
+  for (int s = 0; s < 20; ++s) f.dp->step(t += 100 * kUs);
+  auto show = f.show_now(t);
+  EXPECT_EQ(enq_of(show, "ckpt"), 1u);
+  EXPECT_EQ(enq_of(show, "rest"), 1u);
+  f.expect_conservation(t + kMs);
+}
+
+TEST_F(DataplaneQos, SvmOutputReleasedAfterFailoverIsTheSvmOutputRole) {
+  // ext carries the scheduler: PVM output (proxy) and, after failover to the secondary,
+  // the SVM's own output (svm_output) go out there.
+  Fixture f("qsvm", 1, nullptr, [](Config& c) {
+    c.qos[static_cast<unsigned>(Role::ext)] =
+        "qdisc add ext rate 1gbit\n"
+        "class add ext px prio 1 rate 100mbit ceil 1gbit\n"
+        "class add ext svmout prio 2 rate 100mbit ceil 1gbit\n"
+        "class add ext rest prio 7 rate 100mbit ceil 1gbit default\n"
+        "filter add ext role proxy class px\n"
+        "filter add ext role svm_output class svmout\n";
+  });
+  ASSERT_TRUE(f.dp) << f.error;
+  uint64_t t = kMs;
+  dp::CtrlMsg m;
+  m.kind = dp::CtrlMsg::set_mode;
+  m.arg = static_cast<uint32_t>(Mode::passthrough);
+  ASSERT_TRUE(f.dp->control().broadcast(m));
+  f.dp->step(t);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(f.inject(Role::pvm, l4_frame(17, 53, 40000 + i)));
+  for (int s = 0; s < 20; ++s) f.dp->step(t += 100 * kUs);
+  EXPECT_EQ(f.rig->collect(Role::ext).size(), 3u) << "PVM output passes";
+  m.kind = dp::CtrlMsg::failover;
+  m.arg = static_cast<uint32_t>(Survivor::secondary);
+  ASSERT_TRUE(f.dp->control().broadcast(m));
+  f.dp->step(t += kUs);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(f.inject(Role::svm, l4_frame(17, 53, 41000 + i)));
+  for (int s = 0; s < 20; ++s) f.dp->step(t += 100 * kUs);
+  EXPECT_EQ(f.rig->collect(Role::ext).size(), 4u) << "the survivor SVM's output is released";
+  auto show = f.show_now(t, "ext");
+  EXPECT_EQ(enq_of(show, "px"), 3u);
+  EXPECT_EQ(enq_of(show, "svmout"), 4u);
+  EXPECT_EQ(enq_of(show, "rest"), 0u);
+  EXPECT_EQ(role_frames(show, sched::Role::svm_output), 4u);
+  EXPECT_EQ(role_frames(show, sched::Role::proxy), 3u);
   f.expect_conservation(t + kMs);
 }
 
