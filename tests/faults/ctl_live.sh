@@ -34,10 +34,12 @@ ctl config set compare_timeout_us=50000 >/dev/null || fail "config set"
 [ "$(ctlq "r['value']" config get compare_timeout_us)" = 50000 ] || fail "config get after set"
 ctl config set max_connections=7 >/dev/null 2>&1 && fail "a capacity fixed at start was accepted"
 ctl config set no_such_key=1 >/dev/null 2>&1 && fail "an unknown key was accepted"
-ctl capture start ext "$WORK/ext.pcap" >/dev/null || fail "capture start ext"
-ctl capture start pvm "$WORK/pvm.pcap" --max-bytes 100000 >/dev/null || fail "capture start pvm"
-ctl capture start pvm "$WORK/pvm2.pcap" >/dev/null 2>&1 && fail "a second capture of one port was accepted"
+ctl capture start ext "$WORK/ext.pcapng" --snaplen 128 >/dev/null || fail "capture start ext"
+ctl capture start pvm "$WORK/pvm.pcapng" --max-bytes 100000 >/dev/null || fail "capture start pvm"
+ctl capture start svm "$WORK/svm.pcapng" --direction tx >/dev/null || fail "capture start svm tx"
+ctl capture start pvm "$WORK/pvm2.pcapng" >/dev/null 2>&1 && fail "a second capture of one port was accepted"
 ctl capture start nowhere >/dev/null 2>&1 && fail "a capture of an unknown port was accepted"
+ctl capture start link --direction sideways >/dev/null 2>&1 && fail "a bad capture direction was accepted"
 ctl checkpoint >/dev/null || fail "checkpoint"
 ctl mode buffer >/dev/null || fail "mode buffer"
 [ "$(ctlq "r['daemon']['mode']" status)" = buffer ] || fail "status after mode buffer"
@@ -58,28 +60,81 @@ grep -q lockstep_port_tx_frames_total "$WORK/ctl_metrics.txt" || fail "lockstepc
 sleep 0.5
 ctl -j capture stop ext > "$WORK/cap_ext.json" || fail "capture stop ext"
 ctl -j capture stop pvm > "$WORK/cap_pvm.json" || fail "capture stop pvm"
+ctl -j capture stop svm > "$WORK/cap_svm.json" || fail "capture stop svm"
 ctl capture stop >/dev/null 2>&1 && fail "capture stop with none under way succeeded"
-# Both files are readable pcap (every record whole); the PVM's stopped at its bound.
-$PY - "$WORK/ext.pcap" "$WORK/pvm.pcap" "$WORK/cap_pvm.json" <<'PYEOF' || fail "capture files"
+# Every file is whole pcapng (read here block by block): the frames the port received
+# (epb_flags inbound) and those lockstepd sent on it (outbound), each on its own
+# interface, in capture order, lengths as captured; the PVM's stopped at its bound.
+$PY - "$WORK" <<'PYEOF' || fail "capture files"
 import json, struct, sys
-def frames(path):
+work = sys.argv[1]
+def pcapng(path):
     b = open(path, "rb").read()
-    magic, _, _, _, _, snap, link = struct.unpack("<IHHiIII", b[:24])
-    assert magic == 0xa1b2c3d4 and link == 1, "bad pcap header"
-    off, n = 24, 0
+    off, ifaces, pkts = 0, [], []
     while off < len(b):
-        _, _, incl, orig = struct.unpack("<IIII", b[off:off + 16])
-        off += 16 + incl
-        assert off <= len(b), "truncated record"
-        n += 1
-    return n, len(b)
-ne, _ = frames(sys.argv[1])
-npvm, size = frames(sys.argv[2])
-info = json.load(open(sys.argv[3]))
-print(f"capture: ext {ne} frames, pvm {npvm} frames in {size} bytes, {info}")
-assert ne > 0 and npvm > 0, "empty capture"
-assert size <= 100000 and info["stopped_at_max_bytes"], "max_bytes not enforced"
+        btype, blen = struct.unpack_from("<II", b, off)
+        assert blen >= 12 and blen % 4 == 0 and off + blen <= len(b), f"{path}: bad block at {off}"
+        assert struct.unpack_from("<I", b, off + blen - 4)[0] == blen, f"{path}: trailer at {off}"
+        body, end = off + 8, off + blen - 4
+        def opts(o):
+            out = {}
+            while o + 4 <= end:
+                code, n = struct.unpack_from("<HH", b, o)
+                if code == 0: break
+                out[code] = b[o + 4:o + 4 + n]
+                o += 4 + (n + 3) // 4 * 4
+            return out
+        if off == 0:
+            assert btype == 0x0A0D0D0A and struct.unpack_from("<I", b, body)[0] == 0x1A2B3C4D, "no SHB"
+        elif btype == 1:
+            link, _, snap = struct.unpack_from("<HHI", b, body)
+            o = opts(body + 8)
+            ifaces.append((o[2].decode(), o[9][0], snap))
+            assert link == 1 and o[9][0] == 9, f"{path}: linktype {link}, tsresol {o[9]}"
+        elif btype == 6:
+            ifid, hi, lo, cap, orig = struct.unpack_from("<IIIII", b, body)
+            assert ifid < len(ifaces) and cap <= orig and cap <= ifaces[ifid][2], f"{path}: EPB at {off}"
+            data = b[body + 20:body + 20 + cap]
+            flags = struct.unpack("<I", opts(body + 20 + (cap + 3) // 4 * 4)[2])[0] & 3
+            want = 1 if ifaces[ifid][0].endswith("-rx") else 2
+            assert flags == want, f"{path}: epb_flags {flags} on {ifaces[ifid][0]}"
+            assert len(data) == cap and cap == min(orig, ifaces[ifid][2]), f"{path}: lengths at {off}"
+            pkts.append(((hi << 32) | lo, ifaces[ifid][0], cap, orig))
+        else:
+            raise AssertionError(f"{path}: block type {btype:#x}")
+        off += blen
+    ts = [p[0] for p in pkts]
+    assert ts == sorted(ts), f"{path}: not in capture order"
+    return [i[0] for i in ifaces], pkts, len(b)
+res = {p: json.load(open(f"{work}/cap_{p}.json")) for p in ("ext", "pvm", "svm")}
+ext_if, ext, _ = pcapng(f"{work}/ext.pcapng")
+pvm_if, pvm, size = pcapng(f"{work}/pvm.pcapng")
+svm_if, svm, _ = pcapng(f"{work}/svm.pcapng")
+def count(pkts, name): return sum(1 for p in pkts if p[1] == name)
+print(f"capture: ext {count(ext, 'ext-rx')} in / {count(ext, 'ext-tx')} out, "
+      f"pvm {count(pvm, 'pvm-rx')} in / {count(pvm, 'pvm-tx')} out in {size} bytes, "
+      f"svm {count(svm, 'svm-tx')} out; {res}")
+assert ext_if == ["ext-rx", "ext-tx"] and pvm_if == ["pvm-rx", "pvm-tx"] and svm_if == ["svm-tx"]
+for name, pkts in (("ext", ext), ("pvm", pvm)):
+    assert count(pkts, name + "-rx") > 0 and count(pkts, name + "-tx") > 0, f"{name}: one direction missing"
+    assert res[name]["frames_rx"] == count(pkts, name + "-rx"), f"{name}: frames_rx"
+    assert res[name]["frames_tx"] == count(pkts, name + "-tx"), f"{name}: frames_tx"
+assert count(svm, "svm-tx") > 0 and res["svm"]["frames_rx"] == 0
+assert any(p[3] > 128 and p[2] == 128 for p in ext), "ext: snaplen 128 not applied"
+assert size <= 100000 and res["pvm"]["stopped_at_max_bytes"], "max_bytes not enforced"
+assert size == res["pvm"]["bytes"], "pvm: bytes reported differ from the file"
 PYEOF
+# Wireshark's tools read them cleanly (when installed).
+if command -v tshark >/dev/null && command -v capinfos >/dev/null; then
+  for f in ext pvm svm; do
+    n=$(tshark -n -r "$WORK/$f.pcapng" 2>"$WORK/tshark.err" | wc -l) || fail "tshark -r $f.pcapng"
+    grep -v "Running as user" "$WORK/tshark.err" | grep . && fail "tshark complains about $f.pcapng"
+    want=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['frames'])" "$WORK/cap_$f.json")
+    [ "$n" = "$want" ] || fail "tshark reads $n frames of $f.pcapng, lockstepd wrote $want"
+    capinfos -t -E "$WORK/$f.pcapng" >"$WORK/capinfos.txt" 2>&1 || fail "capinfos $f.pcapng"
+    grep -q "pcapng" "$WORK/capinfos.txt" || fail "capinfos: $f.pcapng is not pcapng"
+  done
+fi
 wait $CURL || fail "transfer under commands failed"
 grep -q "READY=1" "$WORK/notify.log" || fail "no READY=1 to the notify socket"
 [ "$(grep -c "WATCHDOG=1" "$WORK/notify.log")" -ge 2 ] || fail "no WATCHDOG=1 while the workers run"
