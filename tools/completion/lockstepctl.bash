@@ -28,7 +28,7 @@ _lockstepctl() {
   fi
   local list
   list=$(lockstepctl ${sock:+-s "$sock"} -t 1 list-commands 2>/dev/null)
-  [[ -z $list ]] && list=$'help\nlist-commands\nstatus\nstats\nconns\nconfig get\nconfig set\ncheckpoint\ncheckpoint-policy\nfailover\nmode\ncapture start\ncapture stop\nrules list\nrules add\nrules del\nqos show\nversion\nmetrics'
+  [[ -z $list ]] && list=$'help\nlist-commands\nstatus\nstats\nconns\nconfig get\nconfig set\ncheckpoint\ncheckpoint-policy\nfailover\nmode\ncapture start\ncapture stop\nrules list\nrules add\nrules del\nqos show\nqos qdisc\nqos class\nqos filter\nqos role\nqos roles\nversion\nmetrics'
   local first=${cmd[0]} 
   if [[ ${#cmd[@]} -eq 0 ]]; then
     COMPREPLY=($(compgen -W "$(cut -d' ' -f1 <<<"$list" | sort -u)" -- "$cur")); return
@@ -42,6 +42,10 @@ _lockstepctl() {
     failover) COMPREPLY=($(compgen -W "primary secondary" -- "$cur")) ;;
     mode) COMPREPLY=($(compgen -W "colo buffer passthrough" -- "$cur")) ;;
     help) COMPREPLY=($(compgen -W "$(cut -d' ' -f1 <<<"$list" | sort -u)" -- "$cur")) ;;
+    "qos role") COMPREPLY=($(compgen -W "add replace del" -- "$cur")) ;;
+    "qos role add"|"qos role add pref "*|"qos role replace pref "*)
+      COMPREPLY=($(compgen -W "pref proxy svm_output checkpoint block_replication heartbeat other" -- "$cur")) ;;
+    "qos role "*) COMPREPLY=($(compgen -W "src dst sport dport port proto dscp family all" -- "$cur")) ;;
     "config get"|"config set"*)
       local keys
       keys=$(lockstepctl ${sock:+-s "$sock"} -t 1 -j config get 2>/dev/null | tr -d '{}"' | tr ',' '\n' | cut -d: -f1)
