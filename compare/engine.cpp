@@ -483,7 +483,7 @@ PolicyAction EngineImpl::policy_of(Conn& c) {
 bool EngineImpl::push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now) {
   last_now_ = now;
   ParsedFrame f;
-  ParseStatus st = parse_frame(data, len, f);
+  ParseStatus st = parse_fresh_frame(data, len, f);
   unsigned si = static_cast<unsigned>(st);
   switch (side) {
     case Side::ingress:

@@ -9,10 +9,19 @@ namespace lockstep {
 
 namespace {
 
-// Orders two endpoints: address bytes first, then port.
+// Big-endian 64-bit load: comparing two of them orders bytes as memcmp does.
+inline uint64_t load_be64(const uint8_t* p) {
+  return (uint64_t{load_be32(p)} << 32) | load_be32(p + 4);
+}
+
+// Orders two endpoints: address bytes first (as memcmp would, in two word compares),
+// then port.
 inline bool endpoint_le(const IpAddr& a, uint16_t pa, const IpAddr& b, uint16_t pb) {
-  const int c = std::memcmp(a.b.data(), b.b.data(), a.b.size());
-  return c < 0 || (c == 0 && pa <= pb);
+  const uint64_t a0 = load_be64(a.b.data()), b0 = load_be64(b.b.data());
+  if (a0 != b0) return a0 < b0;
+  const uint64_t a1 = load_be64(a.b.data() + 8), b1 = load_be64(b.b.data() + 8);
+  if (a1 != b1) return a1 < b1;
+  return pa <= pb;
 }
 
 // Little-endian 64-bit load, so the hash is the same on every host.

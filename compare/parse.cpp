@@ -283,14 +283,6 @@ ParseStatus parse_ipv6(const uint8_t* frame, uint32_t len, ParsedFrame& out) {
 
 }  // namespace
 
-IpAddr IpAddr::v4(uint32_t host_order) {
-  IpAddr a;
-  a.b[10] = 0xff;
-  a.b[11] = 0xff;
-  store_be32(a.b.data() + 12, host_order);
-  return a;
-}
-
 bool IpAddr::is_v4() const {
   for (unsigned i = 0; i < 10; ++i) {
     if (b[i] != 0) return false;
@@ -315,6 +307,10 @@ std::string_view to_string(ParseStatus s) {
 
 ParseStatus parse_frame(const uint8_t* data, uint32_t len, ParsedFrame& out) {
   out = ParsedFrame{};
+  return parse_fresh_frame(data, len, out);
+}
+
+ParseStatus parse_fresh_frame(const uint8_t* data, uint32_t len, ParsedFrame& out) {
   if (len < kEthHeaderLen) return done(out, ParseStatus::truncated_l2);
 
   uint32_t off = kEthHeaderLen;

@@ -57,7 +57,7 @@ inline constexpr unsigned kMaxSackBlocks = 4;
 struct IpAddr {
   std::array<uint8_t, 16> b{};
 
-  static IpAddr v4(uint32_t host_order);
+  static IpAddr v4(uint32_t host_order);  // ::ffff:a.b.c.d
   bool is_v4() const;
   uint32_t v4_host_order() const;  // meaningful only when is_v4()
   friend bool operator==(const IpAddr&, const IpAddr&) = default;
@@ -121,6 +121,11 @@ struct ParsedFrame {
 // Parse `len` bytes of an Ethernet frame. Never reads outside [data, data + len).
 ParseStatus parse_frame(const uint8_t* data, uint32_t len, ParsedFrame& out);
 
+// The same into a frame still in its default state (as constructed): nothing is reset
+// first, so a frame is initialised once (the engine's per-frame path). Given a frame
+// that was written before, fields of layers not reached this time keep old values.
+ParseStatus parse_fresh_frame(const uint8_t* data, uint32_t len, ParsedFrame& fresh);
+
 // Byte-order helpers used by the parser and by the rewriters.
 inline uint16_t load_be16(const uint8_t* p) {
   return static_cast<uint16_t>((p[0] << 8) | p[1]);
@@ -137,6 +142,15 @@ inline void store_be32(uint8_t* p, uint32_t v) {
   p[1] = static_cast<uint8_t>(v >> 16);
   p[2] = static_cast<uint8_t>(v >> 8);
   p[3] = static_cast<uint8_t>(v);
+}
+
+// Inline: the parser makes two per IPv4 frame.
+inline IpAddr IpAddr::v4(uint32_t host_order) {
+  IpAddr a;
+  a.b[10] = 0xff;
+  a.b[11] = 0xff;
+  store_be32(a.b.data() + 12, host_order);
+  return a;
 }
 
 }  // namespace lockstep
