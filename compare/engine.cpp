@@ -182,64 +182,6 @@ bool EngineImpl::apply_settings(const Settings& s, std::string& error) {
 
 // ---------------------------------------------------------------------------- held pool
 
-uint32_t EngineImpl::alloc_held(Side side, uint64_t handle, uint8_t* data, uint32_t len,
-                                uint64_t now) {
-  uint32_t idx = free_held_;
-  if (idx == kNil) return kNil;
-  if (held_used_ + 1 >= held_soft_limit_) {
-    // The reserve above the soft limit absorbs frames until the checkpoint completes.
-    request_checkpoint(CheckpointReason::held_full, nullptr, now);
-  }
-  Held& h = held_[idx];
-  free_held_ = h.next;
-  h = Held{};
-  h.handle = handle;
-  h.data = data;
-  h.len = len;
-  h.side = side;
-  h.arrival_ns = now;
-  h.live = true;
-  ++held_used_;
-  switch (side) {
-    case Side::pvm: ++c_.held_pvm; break;
-    case Side::svm: ++c_.held_svm; break;
-    case Side::ingress: ++c_.held_ingress; break;
-  }
-  return idx;
-}
-
-void EngineImpl::free_held(uint32_t idx) {
-  Held& h = held_[idx];
-  timers_.cancel(idx);
-  switch (h.side) {
-    case Side::pvm: --c_.held_pvm; break;
-    case Side::svm: --c_.held_svm; break;
-    case Side::ingress: --c_.held_ingress; break;
-  }
-  h.live = false;
-  h.next = free_held_;
-  free_held_ = idx;
-  --held_used_;
-}
-
-void EngineImpl::list_push(HeldList& l, uint32_t idx) {
-  held_[idx].next = kNil;
-  if (l.tail == kNil) l.head = idx;
-  else held_[l.tail].next = idx;
-  l.tail = idx;
-  ++l.count;
-}
-
-uint32_t EngineImpl::list_pop(HeldList& l) {
-  uint32_t idx = l.head;
-  if (idx == kNil) return kNil;
-  l.head = held_[idx].next;
-  if (l.head == kNil) l.tail = kNil;
-  --l.count;
-  held_[idx].next = kNil;
-  return idx;
-}
-
 void EngineImpl::list_remove(HeldList& l, uint32_t idx, uint32_t prev) {
   uint32_t next = held_[idx].next;
   if (prev == kNil) l.head = next;
@@ -249,13 +191,7 @@ void EngineImpl::list_remove(HeldList& l, uint32_t idx, uint32_t prev) {
   held_[idx].next = kNil;
 }
 
-void EngineImpl::arm_deadline(uint32_t idx, uint64_t when) { timers_.schedule(idx, when); }
-
 // ---------------------------------------------------------------------------- outcomes
-
-void EngineImpl::emit(uint64_t handle, ActionKind kind, uint8_t reason, Side side) {
-  out_.push_back(Action{handle, kind, reason, side});
-}
 
 void EngineImpl::release_frame(uint32_t idx, ReleaseReason why) {
   for (uint32_t j = idx; j != kNil;) {
@@ -305,11 +241,6 @@ void EngineImpl::forward_ingress(uint32_t idx, bool translated) {
   free_held(idx);
 }
 
-void EngineImpl::release_direct(Side side, uint64_t handle, ReleaseReason why) {
-  emit(handle, ActionKind::release, u8(why), side);
-  ++c_.released[ix(why)];
-}
-
 void EngineImpl::drop_direct(Side side, uint64_t handle, DropReason why) {
   emit(handle, ActionKind::drop, u8(why), side);
   switch (side) {
@@ -335,32 +266,6 @@ uint32_t EngineImpl::drain(std::span<Action> out) {
 }
 
 // ---------------------------------------------------------------------------- connections
-
-void EngineImpl::lru_unlink(uint32_t ci) {
-  Conn& c = conns_[ci];
-  if (c.lru_prev != kNil) conns_[c.lru_prev].lru_next = c.lru_next;
-  else lru_head_ = c.lru_next;
-  if (c.lru_next != kNil) conns_[c.lru_next].lru_prev = c.lru_prev;
-  else lru_tail_ = c.lru_prev;
-  c.lru_prev = c.lru_next = kNil;
-}
-
-void EngineImpl::lru_append(uint32_t ci) {
-  Conn& c = conns_[ci];
-  c.lru_prev = lru_tail_;
-  c.lru_next = kNil;
-  if (lru_tail_ != kNil) conns_[lru_tail_].lru_next = ci;
-  else lru_head_ = ci;
-  lru_tail_ = ci;
-}
-
-void EngineImpl::touch(uint32_t ci, uint64_t now) {
-  conns_[ci].last_seen_ns = now;
-  if (lru_tail_ != ci) {
-    lru_unlink(ci);
-    lru_append(ci);
-  }
-}
 
 uint32_t EngineImpl::lookup_or_create(const FlowKey& k, ConnKind kind, uint64_t now,
                                       bool create) {
@@ -468,14 +373,6 @@ void EngineImpl::expire_idle(uint64_t now) {
     closing_.erase(closing_.begin(), closing_.begin() + static_cast<ptrdiff_t>(closing_head_));
     closing_head_ = 0;
   }
-}
-
-PolicyAction EngineImpl::policy_of(Conn& c) {
-  if (c.policy_gen != policy_gen_) {
-    c.policy = policy_.lookup(c.key);
-    c.policy_gen = policy_gen_;
-  }
-  return c.policy;
 }
 
 // ---------------------------------------------------------------------------- dispatch

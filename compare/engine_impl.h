@@ -331,4 +331,112 @@ class EngineImpl {
   uint64_t last_now_ = 0;
 };
 
+// ---------------------------------------------------------------------------- hot helpers
+// Inline here rather than in engine.cpp: every frame goes through several of them from
+// engine.cpp, tcp_stream.cpp and datagram.cpp, and a call per step costs as much as
+// the step.
+
+inline uint32_t EngineImpl::alloc_held(Side side, uint64_t handle, uint8_t* data,
+                                       uint32_t len, uint64_t now) {
+  uint32_t idx = free_held_;
+  if (idx == kNil) return kNil;
+  if (held_used_ + 1 >= held_soft_limit_) {
+    // The reserve above the soft limit absorbs frames until the checkpoint completes.
+    request_checkpoint(CheckpointReason::held_full, nullptr, now);
+  }
+  Held& h = held_[idx];
+  free_held_ = h.next;
+  h = Held{};
+  h.handle = handle;
+  h.data = data;
+  h.len = len;
+  h.side = side;
+  h.arrival_ns = now;
+  h.live = true;
+  ++held_used_;
+  switch (side) {
+    case Side::pvm: ++c_.held_pvm; break;
+    case Side::svm: ++c_.held_svm; break;
+    case Side::ingress: ++c_.held_ingress; break;
+  }
+  return idx;
+}
+
+inline void EngineImpl::free_held(uint32_t idx) {
+  Held& h = held_[idx];
+  timers_.cancel(idx);
+  switch (h.side) {
+    case Side::pvm: --c_.held_pvm; break;
+    case Side::svm: --c_.held_svm; break;
+    case Side::ingress: --c_.held_ingress; break;
+  }
+  h.live = false;
+  h.next = free_held_;
+  free_held_ = idx;
+  --held_used_;
+}
+
+inline void EngineImpl::list_push(HeldList& l, uint32_t idx) {
+  held_[idx].next = kNil;
+  if (l.tail == kNil) l.head = idx;
+  else held_[l.tail].next = idx;
+  l.tail = idx;
+  ++l.count;
+}
+
+inline uint32_t EngineImpl::list_pop(HeldList& l) {
+  uint32_t idx = l.head;
+  if (idx == kNil) return kNil;
+  l.head = held_[idx].next;
+  if (l.head == kNil) l.tail = kNil;
+  --l.count;
+  held_[idx].next = kNil;
+  return idx;
+}
+
+inline void EngineImpl::emit(uint64_t handle, ActionKind kind, uint8_t reason, Side side) {
+  out_.push_back(Action{handle, kind, reason, side});
+}
+
+inline void EngineImpl::release_direct(Side side, uint64_t handle, ReleaseReason why) {
+  emit(handle, ActionKind::release, static_cast<uint8_t>(why), side);
+  ++c_.released[static_cast<unsigned>(why)];
+}
+
+inline void EngineImpl::lru_unlink(uint32_t ci) {
+  Conn& c = conns_[ci];
+  if (c.lru_prev != kNil) conns_[c.lru_prev].lru_next = c.lru_next;
+  else lru_head_ = c.lru_next;
+  if (c.lru_next != kNil) conns_[c.lru_next].lru_prev = c.lru_prev;
+  else lru_tail_ = c.lru_prev;
+  c.lru_prev = c.lru_next = kNil;
+}
+
+inline void EngineImpl::lru_append(uint32_t ci) {
+  Conn& c = conns_[ci];
+  c.lru_prev = lru_tail_;
+  c.lru_next = kNil;
+  if (lru_tail_ != kNil) conns_[lru_tail_].lru_next = ci;
+  else lru_head_ = ci;
+  lru_tail_ = ci;
+}
+
+inline void EngineImpl::touch(uint32_t ci, uint64_t now) {
+  conns_[ci].last_seen_ns = now;
+  if (lru_tail_ != ci) {
+    lru_unlink(ci);
+    lru_append(ci);
+  }
+}
+
+inline PolicyAction EngineImpl::policy_of(Conn& c) {
+  if (c.policy_gen != policy_gen_) {
+    c.policy = policy_.lookup(c.key);
+    c.policy_gen = policy_gen_;
+  }
+  return c.policy;
+}
+
+inline void EngineImpl::arm_deadline(uint32_t idx, uint64_t when) { timers_.schedule(idx, when); }
+
 }  // namespace lockstep
