@@ -3,6 +3,8 @@
 // read is checked against the frame length (or the end of the IP datagram) first.
 #include "compare/parse.h"
 
+#include <cstring>
+
 namespace lockstep {
 
 namespace {
@@ -45,6 +47,14 @@ constexpr bool is_vlan_tpid(uint16_t t) {
 inline ParseStatus done(ParsedFrame& out, ParseStatus s) {
   out.status = s;
   return s;
+}
+
+// ::ffff:a.b.c.d from the four address bytes at p, written in place (the parser's per
+// frame cost: no temporary, no byte-by-byte copy).
+inline void load_v4_mapped(IpAddr& a, const uint8_t* p) {
+  static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  std::memcpy(a.b.data(), kPrefix, sizeof kPrefix);
+  std::memcpy(a.b.data() + 12, p, 4);
 }
 
 inline IpAddr load_v6(const uint8_t* p) {
@@ -205,8 +215,8 @@ ParseStatus parse_ipv4(const uint8_t* frame, uint32_t len, ParsedFrame& out) {
   out.ttl = p[8];
   out.l4_proto = p[9];
   out.ip4_checksum_off = static_cast<uint16_t>(off + 10);
-  out.src = IpAddr::v4(load_be32(p + 12));
-  out.dst = IpAddr::v4(load_be32(p + 16));
+  load_v4_mapped(out.src, p + 12);
+  load_v4_mapped(out.dst, p + 16);
 
   const uint32_t total = load_be16(p + 2);
   if (total < ihl || total > len - off) return done(out, ParseStatus::bad_ip_total_len);

@@ -144,7 +144,6 @@ inline void store_be32(uint8_t* p, uint32_t v) {
   p[3] = static_cast<uint8_t>(v);
 }
 
-// Inline: the parser makes two per IPv4 frame.
 inline IpAddr IpAddr::v4(uint32_t host_order) {
   IpAddr a;
   a.b[10] = 0xff;
