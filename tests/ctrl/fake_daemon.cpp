@@ -99,7 +99,8 @@ bool FakeDaemon::capture_start(const CaptureRequest& r, Json& result, std::strin
   result = {{"port", r.port},
             {"file", r.path.empty() ? "/tmp/lockstep-" + r.port + ".pcapng" : r.path},
             {"max_bytes", r.max_bytes},
-            {"snaplen", r.snaplen}};
+            {"snaplen", r.snaplen},
+            {"direction", r.rx && r.tx ? "both" : r.rx ? "rx" : "tx"}};
   return true;
 }
 

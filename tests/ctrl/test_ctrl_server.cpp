@@ -244,6 +244,14 @@ TEST_F(CtrlServerTest, Capture) {
   EXPECT_EQ(call("capture start", {"svm", "--max-bytes"})["ok"], false);
   EXPECT_EQ(call("capture start", {"svm", "a", "b"})["ok"], false);
   EXPECT_EQ(call("capture stop", {"svm"})["ok"], false);
+  EXPECT_EQ(call("capture start", {"svm", "--direction"})["ok"], false);
+  EXPECT_EQ(call("capture start", {"svm", "--direction", "in"})["ok"], false);
+  Json d = call("capture start", {"svm", "--direction", "tx", "--snaplen", "128"});
+  ASSERT_EQ(d["ok"], true) << d;
+  EXPECT_EQ(d["result"]["direction"], "tx");
+  EXPECT_EQ(d["result"]["snaplen"], 128);
+  EXPECT_EQ(call("capture stop", {"svm"})["ok"], true);
+  EXPECT_EQ(call("capture start", {"ext", "--direction", "rx"})["result"]["direction"], "rx");
   EXPECT_EQ(call("capture stop", {"pvm"})["ok"], true);
   EXPECT_EQ(call("capture stop")["ok"], true);
 }
