@@ -697,14 +697,20 @@ int ColoRunner::run() {
 
   std::array<epoll_event, 64> evs{};
   m.on_time(ctrl::monotonic_ns());
+  const uint64_t poll_ns = uint64_t{m.cfg.poll_us} * 1000;
+  uint64_t last_event = 0;
+  uint64_t now = ctrl::monotonic_ns();
   while (!m.stop) {
-    m.arm_timer();
-    const int n = epoll_wait(m.ep, evs.data(), static_cast<int>(evs.size()), -1);
+    // Polling: deadlines are checked by on_time() on every turn, the timer is for sleeps.
+    const bool polling = poll_ns != 0 && now - last_event < poll_ns;
+    if (!polling) m.arm_timer();
+    const int n = epoll_wait(m.ep, evs.data(), static_cast<int>(evs.size()), polling ? 0 : -1);
     if (n < 0 && errno != EINTR) {
       std::fprintf(stderr, "lockstep-colo: epoll_wait: %s\n", std::strerror(errno));
       return 1;
     }
-    uint64_t now = ctrl::monotonic_ns();
+    now = ctrl::monotonic_ns();
+    if (n > 0) last_event = now;
     for (int i = 0; i < n; ++i) m.dispatch(evs[i].data.u64, evs[i].events, now);
     now = ctrl::monotonic_ns();
     m.on_time(now);
@@ -713,7 +719,7 @@ int ColoRunner::run() {
 
   // Shutdown: held PVM output is released (QEMU's colo-compare finalizer does the same)
   // and written while outdev takes it, for at most a second.
-  uint64_t now = ctrl::monotonic_ns();
+  now = ctrl::monotonic_ns();
   m.engine->flush_all(now);
   m.settle(now);
   const uint64_t until = now + 1'000'000'000;

@@ -34,6 +34,10 @@ struct RunnerConfig {
   Settings settings = Settings::defaults();
   uint32_t jumbo_frames = 256;   // buffers for frames over 2 KiB
   uint32_t out_queue_frames = 4096;  // above this, primary_in is not read
+  // After the last socket event, keep polling (epoll_wait with no wait) this long before
+  // sleeping: a frame that comes within it is handled without a wake-up (QEMU's
+  // iothreads poll the same way, poll-max-ns, 32 us by default). 0: always sleep.
+  uint32_t poll_us = 50;
   ctrl::CheckpointPolicy policy;     // periodic off unless asked; retry on timeout
 };
 

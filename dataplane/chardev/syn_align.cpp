@@ -10,8 +10,33 @@ namespace lockstep::chardev {
 
 namespace {
 
+// True when an untagged IPv4 or IPv6 frame is surely no TCP SYN/ACK, read from the few
+// bytes that say so; false means "parse it". Every frame of both streams passes here, and
+// a full parse for the rare SYN/ACK only halves what this stage costs per frame. The
+// answer never differs from the parser's: a frame this passes over is not TCP, or has
+// not both SYN and ACK at the TCP flags' place (a later fragment is not parsed as TCP
+// either, so its bytes there do not matter).
+bool surely_not_synack(const uint8_t* p, uint32_t len) {
+  constexpr uint32_t kEth = 14;
+  if (len < kEth + 20) return false;
+  const uint32_t ethertype = uint32_t{p[12]} << 8 | p[13];
+  uint32_t tcp = 0;
+  if (ethertype == 0x0800 && (p[kEth] >> 4) == 4) {
+    if (p[kEth + 9] != kProtoTcp) return true;
+    tcp = kEth + (p[kEth] & 0x0fu) * 4;
+  } else if (ethertype == 0x86dd && (p[kEth] >> 4) == 6) {
+    if (p[kEth + 6] != kProtoTcp) return false;  // extension headers: let the parser walk them
+    tcp = kEth + 40;
+  } else {
+    return false;
+  }
+  if (len < tcp + 14) return false;
+  return (p[tcp + 13] & (kTcpSyn | kTcpAck)) != (kTcpSyn | kTcpAck);
+}
+
 // A TCP SYN/ACK with a usable header, or false.
 bool synack(const uint8_t* frame, uint32_t len, ParsedFrame& f) {
+  if (surely_not_synack(frame, len)) return false;
   if (parse_frame(frame, len, f) != ParseStatus::ok) return false;
   return f.is_tcp() && !f.is_fragment && (f.tcp_flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck);
 }

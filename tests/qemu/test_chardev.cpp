@@ -168,6 +168,63 @@ TEST(SynAligner, SvmSynAckGetsThePvmIsn) {
   EXPECT_EQ(al.on_svm(syn.data(), uint32_t(syn.size())), chardev::AlignVerdict::pass);
 }
 
+// The aligner reads a few bytes to pass over frames that cannot be SYN/ACKs; every shape
+// of SYN/ACK the parser knows must still reach it, and nothing else may be touched.
+TEST(SynAligner, EveryShapeOfSynAckIsAlignedOthersPass) {
+  struct Shape {
+    const char* name;
+    bool v6;
+    std::vector<uint16_t> vlans;
+    std::vector<uint8_t> ip_options;
+    bool hop_by_hop;
+  };
+  const std::vector<Shape> shapes = {
+      {"ipv4", false, {}, {}, false},
+      {"ipv4 options", false, {}, {1, 1, 1, 1, 1, 1, 1, 1}, false},
+      {"802.1Q", false, {100}, {}, false},
+      {"QinQ", false, {100, 200}, {}, false},
+      {"ipv6", true, {}, {}, false},
+      {"ipv6 hop-by-hop", true, {}, {}, true},
+      {"ipv6 802.1Q", true, {7}, {}, false},
+  };
+  for (const Shape& sh : shapes) {
+    SCOPED_TRACE(sh.name);
+    chardev::SynAligner al(64);
+    test::FrameSpec sp;
+    sp.src = sh.v6 ? test::ip6_doc(10) : test::ip4(192, 0, 2, 10);
+    sp.dst = sh.v6 ? test::ip6_doc(20) : test::ip4(198, 51, 100, 20);
+    sp.proto = kProtoTcp;
+    sp.sport = 80;
+    sp.dport = 40000;
+    sp.vlans = sh.vlans;
+    sp.ip_options = sh.ip_options;
+    sp.ip6_hop_by_hop = sh.hop_by_hop;
+    sp.flags = kTcpSyn | kTcpAck;
+    sp.ack = 1001;
+    sp.seq = 5000;
+    const Bytes pvm = test::build_frame(sp);
+    sp.seq = 777777;
+    Bytes svm = test::build_frame(sp);
+    al.on_pvm(pvm.data(), uint32_t(pvm.size()));
+    EXPECT_EQ(al.on_svm(svm.data(), uint32_t(svm.size())), chardev::AlignVerdict::aligned);
+    EXPECT_EQ(test::decode(svm).seq, 5000u);
+    EXPECT_TRUE(test::verify_l4_checksum(svm));
+    // The same flow's data, a bare SYN, UDP: passed over, untouched.
+    for (uint8_t flags : {uint8_t(kTcpAck | kTcpPsh), uint8_t(kTcpSyn), uint8_t(kTcpAck)}) {
+      sp.flags = flags;
+      sp.payload = flags == kTcpSyn ? Bytes{} : Bytes(40, 'x');
+      Bytes f = test::build_frame(sp), copy = f;
+      EXPECT_EQ(al.on_svm(copy.data(), uint32_t(copy.size())), chardev::AlignVerdict::pass);
+      EXPECT_EQ(copy, f);
+    }
+    sp.proto = kProtoUdp;
+    Bytes u = test::build_frame(sp), ucopy = u;
+    EXPECT_EQ(al.on_svm(ucopy.data(), uint32_t(ucopy.size())), chardev::AlignVerdict::pass);
+    EXPECT_EQ(ucopy, u);
+    EXPECT_EQ(al.counters().svm_synacks_aligned, 1u);
+  }
+}
+
 // ---- lockstep-colo as a process ----------------------------------------------------
 
 struct Colo {

@@ -37,7 +37,7 @@ std::string usage() {
                      [compare_timeout=MS] [expired_scan_cycle=MS] [max_queue_size=N]
                      [vnet_hdr_support=on|off] [iothread=ID] [id=NAME]
                      [filter_rewriter=on|off] [checkpoint_timeout=MS] [checkpoint_period=MS]
-                     [jumbo_frames=N] [out_queue_frames=N] [--set KEY=VALUE]...
+                     [jumbo_frames=N] [out_queue_frames=N] [poll_us=US] [--set KEY=VALUE]...
 
 lockstep's compare engine in place of QEMU's colo-compare object, on the same chardev
 sockets (docs/qemu-colo-compare.md).
@@ -62,6 +62,8 @@ sockets (docs/qemu-colo-compare.md).
   jumbo_frames         buffers for frames over 2 KiB (default 256)
   out_queue_frames     released frames queued toward outdev before primary_in stops
                        being read (default 4096)
+  poll_us              after the last socket event, poll this many microseconds before
+                       sleeping in epoll (default 50, 0 = always sleep; 0..1000000)
   --set KEY=VALUE      any engine setting (compare/settings.h; lockstep-replay
                        --list-settings prints them)
 
@@ -155,6 +157,9 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
     } else if (key == "jumbo_frames") {
       if (!to_u64(val, n) || n == 0 || n > 65536) return bad("a count in 1..65536");
       rc.jumbo_frames = static_cast<uint32_t>(n);
+    } else if (key == "poll_us") {
+      if (!to_u64(val, n) || n > 1000000) return bad("microseconds in 0..1000000");
+      rc.poll_us = static_cast<uint32_t>(n);
     } else if (key == "out_queue_frames") {
       if (!to_u64(val, n) || n == 0 || n > (1u << 22)) return bad("a count in 1..4194304");
       rc.out_queue_frames = static_cast<uint32_t>(n);
