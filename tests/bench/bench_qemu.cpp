@@ -8,15 +8,27 @@
 //   - latency: pairs one at a time, from writing the SVM copy to reading the released
 //     PVM frame on outdev (p50, p99), as colo-anchors.md §6.2 measured it;
 // the notify socket is answered throughout (no divergence is expected: DO_CHECKPOINT
-// counts are printed). The instances run one after the other, never at once; the driver
-// shares the host's cores with whichever runs.
+// counts are printed). The instances run one after the other, never at once. The driver
+// is one thread; with two CPUs or more, the driver and the instance (every thread of it)
+// are pinned to one CPU each and the driver polls outdev without sleeping, so that its
+// own wake-ups are not counted as the instance's latency; on one CPU it sleeps in poll().
 //
-// usage: bench_qemu LOCKSTEP_COLO [--quick]
+// usage: bench_qemu LOCKSTEP_COLO [--quick] [--mix tcp|udp:PAYLOAD:FLOWS]... [--window N]
+//                   [--lockstep-arg PROP]...
+//   --mix runs only the named mixes (e.g. --mix tcp:64:1024), default all twelve;
+//   --window: pairs in flight (64..1000, default 512: below QEMU's max_queue_size);
+//   --lockstep-arg: one more argument to lockstep-colo (e.g. poll_us=0, or --set then
+//   mode=passthrough as two).
+// On a machine that also runs other work, `chrt -f 10 bench_qemu ...` (root) keeps it
+// off the driver's and the instance's cores; the figures are otherwise that work's too.
+#include <dirent.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -84,6 +96,24 @@ double cpu_us(pid_t pid) {
   return double(ut + st) * 1e6 / double(sysconf(_SC_CLK_TCK));
 }
 
+// Every thread of `pid` (0: this process) onto one CPU. Returns false when the CPU is
+// not ours to use.
+bool pin(pid_t pid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (pid == 0) return sched_setaffinity(0, sizeof set, &set) == 0;
+  DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str());
+  if (d == nullptr) return false;
+  bool ok = true;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    ok = sched_setaffinity(static_cast<pid_t>(std::atoi(e->d_name)), sizeof set, &set) == 0 && ok;
+  }
+  closedir(d);
+  return ok;
+}
+
 // Pair i: flow i % flows; the be32 tag i+1 opens the payload.
 Stream build(const Mix& m, uint32_t n) {
   using namespace lockstep;
@@ -124,15 +154,19 @@ double pct(std::vector<double> v, double p) {
   return v[i];
 }
 
-Result measure(Instance& inst, const Stream& tput, const Stream& lat, uint32_t window) {
+Result measure(Instance& inst, const Stream& tput, const Stream& lat, uint32_t window, int inst_cpu) {
   Result r;
+  // With a core of its own the driver spins (poll with no wait); sharing one, it sleeps.
+  const int spin = inst_cpu >= 0 ? 0 : 10;
   Peer peer;
   std::string err;
   if (!peer.connect(inst, false, err)) {
     r.note = err;
     return r;
   }
-  peer.start(1'000'000, false, tput.tag_off);
+  // One thread drives both ends on its own core: it writes, then polls outdev without
+  // sleeping (a wake-up of the driver would be counted as the instance's latency).
+  peer.configure(1'000'000, false, tput.tag_off);
   // Warm-up: one pair of the latency set must come out before the clock starts (QEMU
   // attaches its chardev handlers in its iothread after the connection is accepted).
   {
@@ -149,35 +183,39 @@ Result measure(Instance& inst, const Stream& tput, const Stream& lat, uint32_t w
       const Bytes f = lockstep::test::build_frame(w);
       peer.send_pvm(f.data(), uint32_t(f.size()));
       peer.send_svm(f.data(), uint32_t(f.size()));
-      for (int i = 0; i < 100 && peer.released() == 0; ++i) usleep(1000);
+      for (int i = 0; i < 100 && peer.released() == 0; ++i) peer.pump(1);
     }
     if (peer.released() == 0) {
       r.note = "warm-up pair not released";
       return r;
     }
   }
+  // Every thread of the instance exists by now (QEMU's iothread too): all onto its core.
+  if (inst_cpu >= 0) pin(inst.pid, inst_cpu);
   const uint64_t warm = peer.released();
-  // Throughput: batches of 32 pairs, PVM batch then SVM batch, at most `window` in flight.
+  // Throughput: batches of kBatch pairs, PVM batch then SVM batch, at most `window` in flight.
+  constexpr size_t kBatch = 64;
   const size_t n = tput.pvm.size() + warm;  // + the warm-up pair(s)
   const double cpu0 = cpu_us(inst.pid);
   const uint64_t t0 = now_ns();
   size_t sent = 0;
   const uint64_t give_up = t0 + 60'000'000'000ull;
   while (sent < n - warm) {
-    while (sent - std::min<size_t>(sent, peer.released() - warm) + 32 > window && now_ns() < give_up) {
-      std::this_thread::yield();
+    while (sent - std::min<size_t>(sent, peer.released() - warm) + kBatch > window && now_ns() < give_up) {
+      peer.pump(spin);
     }
-    const size_t end = std::min(n - warm, sent + 32);
+    const size_t end = std::min(n - warm, sent + kBatch);
     if (!peer.send_raw(false, tput.framed_pvm.data() + tput.off_pvm[sent], tput.off_pvm[end] - tput.off_pvm[sent]) ||
         !peer.send_raw(true, tput.framed_svm.data() + tput.off_svm[sent], tput.off_svm[end] - tput.off_svm[sent])) {
       r.note = "write failed";
       return r;
     }
     sent = end;
+    peer.pump(0);  // read what is already out, so that outdev never backs up
     if (now_ns() > give_up) break;
   }
   while (peer.released() < n && now_ns() < give_up && now_ns() - peer.last_activity_ns() < 5'000'000'000ull) {
-    usleep(200);
+    peer.pump(spin);
   }
   uint64_t t_last = 0;
   {
@@ -199,7 +237,7 @@ Result measure(Instance& inst, const Stream& tput, const Stream& lat, uint32_t w
     const uint64_t ts = now_ns();
     peer.send_svm(lat.svm[i].data(), uint32_t(lat.svm[i].size()));
     const uint64_t until = ts + 2'000'000'000ull;
-    while (peer.released() == before && now_ns() < until) std::this_thread::yield();
+    while (peer.released() == before && now_ns() < until) peer.pump(spin);
     if (peer.released() == before) {
       r.note += " latency pair lost";
       break;
@@ -207,7 +245,6 @@ Result measure(Instance& inst, const Stream& tput, const Stream& lat, uint32_t w
     std::lock_guard lock(peer.mu);
     us.push_back(double(peer.rx.back().t_ns - ts) / 1000.0);
   }
-  peer.stop_reader();
   r.p50_us = pct(us, 0.50);
   r.p99_us = pct(us, 0.99);
   r.ckpt = peer.do_checkpoints();
@@ -218,12 +255,39 @@ Result measure(Instance& inst, const Stream& tput, const Stream& lat, uint32_t w
 }  // namespace
 
 int main(int argc, char** argv) {
+  const char* usage =
+      "usage: bench_qemu LOCKSTEP_COLO [--quick] [--mix tcp|udp:PAYLOAD:FLOWS]... [--window 64..1000]\n"
+      "                  [--lockstep-arg PROP]...\n";
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_qemu LOCKSTEP_COLO [--quick]\n");
+    std::fprintf(stderr, "%s", usage);
     return 2;
   }
   const std::string lockstep = argv[1];
-  const bool quick = argc > 2 && std::string(argv[2]) == "--quick";
+  bool quick = false;
+  std::vector<Mix> only;
+  std::vector<std::string> props = {"compare_timeout=3000"};
+  uint32_t window = 512;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    char proto[4] = {};
+    unsigned payload = 0, flows = 0;
+    if (a == "--quick") {
+      quick = true;
+    } else if (a == "--lockstep-arg" && i + 1 < argc) {
+      props.emplace_back(argv[++i]);
+    } else if (a == "--window" && i + 1 < argc && std::atoi(argv[i + 1]) >= 64 && std::atoi(argv[i + 1]) <= 1000) {
+      window = static_cast<uint32_t>(std::atoi(argv[++i]));
+    } else if (a == "--mix" && i + 1 < argc &&
+               std::sscanf(argv[i + 1], "%3[a-z]:%u:%u", proto, &payload, &flows) == 3 &&
+               (std::string(proto) == "tcp" || std::string(proto) == "udp") && payload >= 8 &&
+               payload <= 1448 && flows >= 1 && flows <= 60000) {
+      only.push_back({std::string(proto) == "tcp", payload, flows});
+      ++i;
+    } else {
+      std::fprintf(stderr, "bench_qemu: bad argument '%s' (a mix is tcp|udp:8-1448:1-60000)\n%s", a.c_str(), usage);
+      return 2;
+    }
+  }
   const std::string qemu = lockstep::qtest::find_qemu();
   if (qemu.empty()) {
     std::printf("bench_qemu: SKIP: qemu-system-x86_64 not found (apt-get install qemu-system-x86)\n");
@@ -231,15 +295,31 @@ int main(int argc, char** argv) {
   }
   char tmpl[] = "/tmp/bench-qemu-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
-  const std::vector<Mix> mixes = {
+  std::vector<Mix> mixes = {
       {true, 64, 1},   {true, 64, 64},   {true, 64, 1024},   {true, 1448, 1},
       {true, 1448, 64}, {true, 1448, 1024}, {false, 64, 1},  {false, 64, 64},
       {false, 64, 1024}, {false, 1448, 1}, {false, 1448, 64}, {false, 1448, 1024},
   };
-  const uint32_t window = 512;  // below QEMU's max_queue_size (1024) for one flow
+  if (!only.empty()) mixes = only;
+
+  // below QEMU's max_queue_size (1024) for one flow
+  // The driver on one CPU, the instance under test (every thread of it) on another, so
+  // that neither takes the other's core and both instances get exactly one: QEMU's
+  // colo-compare its main loop and iothread, lockstep-colo its one thread.
+  int inst_cpu = -1;
+  {
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    sched_getaffinity(0, sizeof mine, &mine);
+    std::vector<int> cpus;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &mine)) cpus.push_back(c);
+    if (cpus.size() >= 2 && pin(0, cpus[0])) inst_cpu = cpus[1];
+  }
   std::printf("bench_qemu: QEMU colo-compare (%s, iothread, defaults) vs lockstep-colo (filter_rewriter=on, "
-              "defaults), unix sockets, %u pairs in flight, %ld online CPUs shared with the driver\n",
-              qemu.c_str(), window, sysconf(_SC_NPROCESSORS_ONLN));
+              "defaults), unix sockets, %u pairs in flight, %s\n",
+              qemu.c_str(), window,
+              inst_cpu >= 0 ? "driver and instance pinned to one CPU each" : "one CPU shared by driver and instance");
   std::printf("%-16s | %12s %12s %7s | %19s %19s %7s | %13s | %s\n", "traffic", "qemu pairs/s", "lockstep", "ratio",
               "qemu p50/p99 us", "lockstep p50/p99 us", "p99 x", "CPU us/pair q/l", "DO_CHECKPOINT q/l");
   double worst_ratio = 1e9, worst_p99 = 0;
@@ -260,9 +340,9 @@ int main(int argc, char** argv) {
       std::string err;
       bool started = which == 0
           ? lockstep::qtest::start_qemu(inst, qemu, lockstep::qtest::QemuOptions{}, err)
-          : lockstep::qtest::start_lockstep(inst, lockstep, {"compare_timeout=3000"}, err);
+          : lockstep::qtest::start_lockstep(inst, lockstep, props, err);
       Result r;
-      if (started) r = measure(inst, tput, lat, window);
+      if (started) r = measure(inst, tput, lat, window, inst_cpu);
       else r.note = err;
       lockstep::qtest::stop(inst);
       (which == 0 ? rq : rl) = r;

@@ -69,6 +69,12 @@ class Peer {
   // tag_off: where the bench's be32 tag sits in the frame (0 = none).
   void start(uint64_t answer_delay_ns, bool keep_bytes, uint32_t tag_off = 0);
   void stop_reader();
+  // Without a reader thread (the bench: one thread, so that the driver never competes
+  // with the instance under test for a core by spinning): configure once, then pump()
+  // waits up to timeout_ms for outdev or notify_dev, reads what is there, answers a due
+  // DO_CHECKPOINT; true when frames were released. Rx::t_ns is when poll() returned.
+  void configure(uint64_t answer_delay_ns, bool keep_bytes, uint32_t tag_off = 0);
+  bool pump(int timeout_ms);
 
   // Blocking writes of one framed frame (or of many, pre-framed, in one write).
   bool send_pvm(const uint8_t* f, uint32_t len) { return send_frame(pri_, f, len); }
@@ -97,6 +103,9 @@ class Peer {
   bool vnet_ = false, keep_ = false;
   uint32_t tag_off_ = 0;
   uint64_t delay_ = 0;
+  std::vector<uint8_t> ob_, nb_;  // outdev and notify_dev bytes not yet parsed
+  size_t ob_len_ = 0;
+  uint32_t spins_ = 0;
   std::thread th_;
   std::atomic<bool> stop_{false}, broken_{false};
   std::atomic<uint64_t> released_{0}, do_ckpt_{0}, answered_{0}, last_activity_{0}, answer_at_{0};
