@@ -4,7 +4,14 @@
 # ISNs and timestamp clocks) joined to lockstepd by veth pairs and net_af_packet.
 #   1. Both servers serve the same files (tools/demo/httpd.py: no Date header, so the
 #      replicas' bytes are identical). HTTP transfers of 1 KB .. 10 MB arrive byte-exact
-#      and lockstepd requests no checkpoint.
+#      and lockstepd requests no checkpoint. One exception is told apart and retried (at
+#      most twice): when the kernel lost frames on a veth before lockstepd's AF_PACKET
+#      socket took them (the veth's RX count above what lockstepd received; seen on a
+#      loaded 2-core machine). A VM frame lost before lockstepd stops the compare at its
+#      offset: the client gets nothing past it, so sends no duplicate ACKs, and only the
+#      VM's retransmission timeout (200 ms at least) sends it again, after
+#      compare_timeout (100 ms): a checkpoint is the designed answer. A checkpoint with
+#      no such loss fails at once.
 #   2. The SVM serves a different file under one name: the client still gets the PVM's
 #      bytes, and checkpoints are requested.
 # Both runs end with SIGINT; lockstepd's final counters (--stats-json) must show every
@@ -35,7 +42,6 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$WORK/lsd.log" ] && tail -30 "$WORK/lsd.log"; exit 1; }
 
-"$DEMO/netns.sh" up "$P" || fail "cannot create namespaces"
 mkdir -p "$WORK/pvm" "$WORK/svm"
 for size in 1024 102400 1048576 10485760; do
   head -c $size /dev/urandom > "$WORK/pvm/f$size.bin"
@@ -44,8 +50,18 @@ done
 head -c 4000 /dev/urandom > "$WORK/pvm/diff.bin"
 head -c 4000 /dev/urandom > "$WORK/svm/diff.bin"
 
-ip netns exec "$P-pvm" $PY "$DEMO/httpd.py" --dir "$WORK/pvm" & PIDS+=($!)
-ip netns exec "$P-svm" $PY "$DEMO/httpd.py" --dir "$WORK/svm" & PIDS+=($!)
+# The namespaces and both servers, from scratch (a retry must not meet the connections of
+# the try before: after a simulated checkpoint the two kernels' TCP states differ).
+world_up() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  PIDS=()
+  "$DEMO/netns.sh" up "$P" || fail "cannot create namespaces"
+  ip netns exec "$P-pvm" $PY "$DEMO/httpd.py" --dir "$WORK/pvm" & PIDS+=($!)
+  ip netns exec "$P-svm" $PY "$DEMO/httpd.py" --dir "$WORK/svm" & PIDS+=($!)
+  sleep 0.5
+}
+world_up
 
 start_lockstepd() {  # $1: stats file
   ip netns exec "$P-dp" "$LOCKSTEPD" \
@@ -78,20 +94,45 @@ fetch() {  # $1 name; writes $WORK/got; 3 tries (the first SYN may meet ARP on i
   return 1
 }
 
+veth_rx() {  # RX packets of lockstepd's end of the ROLE veth ($1), from the kernel
+  ip netns exec "$P-dp" cat "/sys/class/net/$P-$1/statistics/rx_packets"
+}
+
 # Phase 1: identical servers.
-sleep 0.5
-start_lockstepd "$WORK/s1.json"
-for size in 1024 102400 1048576 10485760; do
-  fetch "f$size.bin" || fail "transfer of $size bytes failed"
-  cmp -s "$WORK/got" "$WORK/pvm/f$size.bin" || fail "transfer of $size bytes not byte-exact"
-  echo "ok: $size bytes byte-exact"
+for attempt in 1 2 3; do
+  [ $attempt = 1 ] || world_up
+  declare -A rx0=()
+  for r in ext pvm svm; do rx0[$r]=$(veth_rx $r); done
+  start_lockstepd "$WORK/s1.json"
+  for size in 1024 102400 1048576 10485760; do
+    fetch "f$size.bin" || fail "transfer of $size bytes failed"
+    cmp -s "$WORK/got" "$WORK/pvm/f$size.bin" || fail "transfer of $size bytes not byte-exact"
+    echo "ok: $size bytes byte-exact"
+  done
+  stop_lockstepd "$WORK/s1.json"
+  req=$(stat_of "$WORK/s1.json" "s['checkpoints']['requested']")
+  cmp_bytes=$(stat_of "$WORK/s1.json" "s['engine']['bytes_compared']")
+  pool=$(stat_of "$WORK/s1.json" "f\"{s['pool_avail']}/{s['pool_size']}\"")
+  # Frames the kernel counted on each veth but lockstepd never received (both read with
+  # lockstepd stopped, so nothing is in flight).
+  # A VM's frame lost there stalls its stream until the VM's retransmission timeout, past
+  # compare_timeout; a lost client frame only delays (the client sends it again). Only
+  # the former explains a checkpoint.
+  lost="" vm_lost=0
+  for r in ext pvm svm; do
+    got=$(stat_of "$WORK/s1.json" "s['ports']['$r']['rx']")
+    n=$(( $(veth_rx $r) - ${rx0[$r]} - got ))
+    [ "$n" -gt 0 ] || continue
+    lost="$lost $r:$n"
+    [ $r = ext ] || vm_lost=1
+  done
+  echo "identical servers: checkpoint requests $req, bytes compared $cmp_bytes, pool $pool," \
+       "lost before lockstepd:${lost:- none}"
+  [ "$req" = 0 ] && break
+  [ $vm_lost = 1 ] || fail "checkpoints requested while both servers serve the same content"
+  [ $attempt = 3 ] && fail "checkpoints requested in every try (each with VM frames lost before lockstepd)"
+  echo "VM frames lost before lockstepd read them: answered by a checkpoint, as designed; again"
 done
-stop_lockstepd "$WORK/s1.json"
-req=$(stat_of "$WORK/s1.json" "s['checkpoints']['requested']")
-cmp_bytes=$(stat_of "$WORK/s1.json" "s['engine']['bytes_compared']")
-pool=$(stat_of "$WORK/s1.json" "f\"{s['pool_avail']}/{s['pool_size']}\"")
-echo "identical servers: checkpoint requests $req, bytes compared $cmp_bytes, pool $pool"
-[ "$req" = 0 ] || fail "checkpoints requested while both servers serve the same content"
 [ "$cmp_bytes" -ge 11637760 ] || fail "fewer bytes compared than transferred"
 [ "$(stat_of "$WORK/s1.json" "s['pool_avail'] == s['pool_size']")" = True ] || fail "pool not full at exit"
 
@@ -105,5 +146,7 @@ stop_lockstepd "$WORK/s2.json"
 req=$(stat_of "$WORK/s2.json" "s['checkpoints']['requested']")
 echo "diverging server: checkpoint requests $req"
 [ "$req" -ge 1 ] || fail "no checkpoint requested although the SVM answered differently"
+why=$(stat_of "$WORK/s2.json" "s['engine']['checkpoint_reason.payload_mismatch']")
+[ "$why" -ge 1 ] || fail "the divergence was not seen as a payload mismatch"
 [ "$(stat_of "$WORK/s2.json" "s['pool_avail'] == s['pool_size']")" = True ] || fail "pool not full at exit"
 echo "PASS"
