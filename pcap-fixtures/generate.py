@@ -28,7 +28,7 @@ from gen.model import REGISTRY  # noqa: E402
 from gen.pcapio import pcap_bytes  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CAPTURED = ["real_nginx_http"]
+CAPTURED = ["real_nginx_http", "real_nginx_second_boundary", "real_nginx_second_boundary_no_rules"]
 GENERATED_FILES = ("README.md", "expect.json", "primary.pcap", "secondary.pcap", "ingress.pcap")
 
 
@@ -135,7 +135,13 @@ def check():
         if os.path.isdir(p) and entry not in known and entry not in ("gen", "__pycache__"):
             bad.append(f"{entry}/: a case directory no generator or capture owns")
     for name in CAPTURED:
-        for f in ("README.md", "expect.json", "primary.pcap", "secondary.pcap"):
+        # A captured case may replay another one's captures (expect.json "inputs").
+        inputs = {"primary": "primary.pcap", "secondary": "secondary.pcap"}
+        exp = os.path.join(HERE, name, "expect.json")
+        if os.path.exists(exp):
+            with open(exp, encoding="utf-8") as fh:
+                inputs.update(json.load(fh).get("inputs", {}))
+        for f in ["README.md", "expect.json"] + [v for v in inputs.values() if v]:
             if not os.path.exists(os.path.join(HERE, name, f)):
                 bad.append(f"{name}/{f}: captured case incomplete")
     for b in bad:

@@ -180,8 +180,9 @@ def norm_nginx_second_boundary():
              "Date (and, with 'expires 1h', Expires) from its own clock, and the SVM's "
              "clock has already turned to :21 for the last three. Headers are nginx 1.22's "
              "for a static file; bodies 1-30 kB; each VM with its own ISNs, IP IDs, windows "
-             "and timestamp clocks. The frames are generated, not captured: a live capture "
-             "cannot be made to straddle a second on demand. With normalize_rules=@http: no "
+             "and timestamp clocks. The frames are generated, so that some replies straddle "
+             "the second and some do not (real_nginx_second_boundary is a live capture where "
+             "every reply does). With normalize_rules=@http: no "
              "checkpoint, every PVM frame released as matched.")
     sizes = (1200, 30000, 7000, 15000)
     t = START
