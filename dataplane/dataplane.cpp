@@ -73,6 +73,7 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
     return nullptr;
   }
   dp->ports_started_ = true;
+  dp->sock_drops_.attach(cfg.ports);
 
   const unsigned n = cfg.workers;
   error.clear();
@@ -223,10 +224,14 @@ void Dataplane::read_device_stats(Report& rep) const {
     rep.dev_rx_nombuf[r] = st.rx_nombuf;
     rep.dev_oerrors[r] = st.oerrors;
   }
+  // net_af_packet: the kernel's drops on a full socket ring, which the PMD does not count.
+  const auto kernel = sock_drops_.read();
+  for (unsigned r = 0; r < kRoleCount; ++r) rep.dev_imissed[r] += kernel[r];
 }
 
 void Dataplane::stop_ports(bool close) {
   if (ports_started_) read_device_stats(last_dev_);
+  sock_drops_.detach();
   lockstep::dp::stop_ports(plan_, events_, close);
   ports_started_ = false;
 }

@@ -13,6 +13,7 @@
 
 #include "dataplane/config.h"
 #include "dataplane/control.h"
+#include "dataplane/packet_socket_drops.h"
 #include "dataplane/ports.h"
 #include "dataplane/qos_glue.h"
 #include "dataplane/stats.h"
@@ -74,6 +75,7 @@ class Dataplane {
   bool finished_ = false;
   std::array<PortEvents, kRoleCount> events_{};
   void read_device_stats(Report& rep) const;
+  mutable PacketSocketDrops sock_drops_;  // net_af_packet ports: kernel ring drops
   Report last_dev_{};  // device counters kept from before the ports were closed
   std::vector<std::unique_ptr<StatsSlot>> slots_;
   std::vector<std::unique_ptr<Worker>> workers_;
