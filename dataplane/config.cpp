@@ -287,12 +287,14 @@ bool role_from_string(std::string_view s, Role& out) {
 std::string_view default_config_yaml() {
   // The demo (tools/demo.sh, tools/demo/netns.sh): lockstepd runs in the ls-dp namespace
   // on the dataplane ends of three veth pairs, through net_af_packet. One worker, the
-  // simulated checkpointer.
+  // simulated checkpointer. Rings of 4096 frames: the demo shares two cores with the
+  // client, both servers and their kernels, and a worker preempted for a few ms would
+  // overflow the PMD's default 512 (a lost VM frame costs a checkpoint).
   return R"(# lockstepd embedded default: the self-contained demo (tools/demo.sh).
 ports:
-  ext: net_af_packet0,iface=ls-ext
-  pvm: net_af_packet1,iface=ls-pvm
-  svm: net_af_packet2,iface=ls-svm
+  ext: net_af_packet0,iface=ls-ext,framecnt=4096
+  pvm: net_af_packet1,iface=ls-pvm,framecnt=4096
+  svm: net_af_packet2,iface=ls-svm,framecnt=4096
 workers: 1
 clock: tsc
 checkpointer:

@@ -5,9 +5,9 @@
 #   1. Both servers serve the same files (tools/demo/httpd.py: no Date header, so the
 #      replicas' bytes are identical). HTTP transfers of 1 KB .. 10 MB arrive byte-exact
 #      and lockstepd requests no checkpoint. One exception is told apart and retried (at
-#      most twice): when the kernel lost frames on a veth before lockstepd's AF_PACKET
-#      socket took them (the veth's RX count above what lockstepd received; seen on a
-#      loaded 2-core machine). A VM frame lost before lockstepd stops the compare at its
+#      most twice): when the kernel dropped VM frames on a full AF_PACKET ring before
+#      lockstepd took them (its dev_imissed; seen on a loaded 2-core machine with the
+#      PMD's default 512-frame rings, not since with framecnt=4096). A VM frame lost before lockstepd stops the compare at its
 #      offset: the client gets nothing past it, so sends no duplicate ACKs, and only the
 #      VM's retransmission timeout (200 ms at least) sends it again, after
 #      compare_timeout (100 ms): a checkpoint is the designed answer. A checkpoint with
@@ -65,9 +65,9 @@ world_up
 
 start_lockstepd() {  # $1: stats file
   ip netns exec "$P-dp" "$LOCKSTEPD" \
-    --set "ports.ext=net_af_packet0,iface=$P-ext" \
-    --set "ports.pvm=net_af_packet1,iface=$P-pvm" \
-    --set "ports.svm=net_af_packet2,iface=$P-svm" \
+    --set "ports.ext=net_af_packet0,iface=$P-ext,framecnt=4096" \
+    --set "ports.pvm=net_af_packet1,iface=$P-pvm,framecnt=4096" \
+    --set "ports.svm=net_af_packet2,iface=$P-svm,framecnt=4096" \
     --stats-json "$1" -- "--file-prefix=lse2e$$" --no-telemetry >>"$WORK/lsd.log" 2>&1 &
   LSD=$!
   for _ in $(seq 50); do
@@ -113,21 +113,23 @@ for attempt in 1 2 3; do
   req=$(stat_of "$WORK/s1.json" "s['checkpoints']['requested']")
   cmp_bytes=$(stat_of "$WORK/s1.json" "s['engine']['bytes_compared']")
   pool=$(stat_of "$WORK/s1.json" "f\"{s['pool_avail']}/{s['pool_size']}\"")
-  # Frames the kernel counted on each veth but lockstepd never received (both read with
-  # lockstepd stopped, so nothing is in flight).
-  # A VM's frame lost there stalls its stream until the VM's retransmission timeout, past
-  # compare_timeout; a lost client frame only delays (the client sends it again). Only
-  # the former explains a checkpoint.
+  # VM frames the kernel dropped on a full AF_PACKET ring before lockstepd took them:
+  # lockstepd counts them as its ports' dev_imissed (from the sockets' PACKET_STATISTICS);
+  # the veths' RX counts beside lockstepd's RX (read with lockstepd stopped) say the same
+  # from outside. A lost VM frame stalls its stream until the VM's retransmission timeout,
+  # past compare_timeout; a lost client frame only delays (the client sends it again).
+  # Only the former explains a checkpoint.
   lost="" vm_lost=0
   for r in ext pvm svm; do
     got=$(stat_of "$WORK/s1.json" "s['ports']['$r']['rx']")
+    missed=$(stat_of "$WORK/s1.json" "s['ports']['$r']['dev_imissed']")
     n=$(( $(veth_rx $r) - ${rx0[$r]} - got ))
-    [ "$n" -gt 0 ] || continue
-    lost="$lost $r:$n"
-    [ $r = ext ] || vm_lost=1
+    [ "$n" -gt 0 ] || [ "$missed" -gt 0 ] || continue
+    lost="$lost $r:$missed($n)"
+    [ $r = ext ] || [ "$missed" = 0 ] || vm_lost=1
   done
   echo "identical servers: checkpoint requests $req, bytes compared $cmp_bytes, pool $pool," \
-       "lost before lockstepd:${lost:- none}"
+       "dropped on AF_PACKET rings (veth RX - lockstepd RX):${lost:- none}"
   [ "$req" = 0 ] && break
   [ $vm_lost = 1 ] || fail "checkpoints requested while both servers serve the same content"
   [ $attempt = 3 ] && fail "checkpoints requested in every try (each with VM frames lost before lockstepd)"

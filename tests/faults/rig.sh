@@ -63,9 +63,9 @@ rig_up() {
 start_lockstepd() {
   : > "$WORK/lsd.log"
   ip netns exec "$P-dp" "$LOCKSTEPD" \
-    --set "ports.ext=net_af_packet0,iface=$P-ext" \
-    --set "ports.pvm=net_af_packet1,iface=$P-pvm" \
-    --set "ports.svm=net_af_packet2,iface=$P-svm" \
+    --set "ports.ext=net_af_packet0,iface=$P-ext,framecnt=4096" \
+    --set "ports.pvm=net_af_packet1,iface=$P-pvm,framecnt=4096" \
+    --set "ports.svm=net_af_packet2,iface=$P-svm,framecnt=4096" \
     --ctrl-socket "$WORK/ctl" --metrics tcp:127.0.0.1:0 \
     --stats-json "$WORK/stats.json" "$@" \
     -- "--file-prefix=lsf$$" --no-telemetry >>"$WORK/lsd.log" 2>&1 &
