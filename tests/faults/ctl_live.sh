@@ -35,7 +35,7 @@ ctl config set compare_timeout_us=50000 >/dev/null || fail "config set"
 ctl config set max_connections=7 >/dev/null 2>&1 && fail "a capacity fixed at start was accepted"
 ctl config set no_such_key=1 >/dev/null 2>&1 && fail "an unknown key was accepted"
 ctl capture start ext "$WORK/ext.pcapng" --snaplen 128 >/dev/null || fail "capture start ext"
-ctl capture start pvm "$WORK/pvm.pcapng" --max-bytes 100000 >/dev/null || fail "capture start pvm"
+ctl capture start pvm "$WORK/pvm.pcapng" --max-bytes 400000 >/dev/null || fail "capture start pvm"
 ctl capture start svm "$WORK/svm.pcapng" --direction tx >/dev/null || fail "capture start svm tx"
 ctl capture start pvm "$WORK/pvm2.pcapng" >/dev/null 2>&1 && fail "a second capture of one port was accepted"
 ctl capture start nowhere >/dev/null 2>&1 && fail "a capture of an unknown port was accepted"
@@ -121,7 +121,7 @@ for name, pkts in (("ext", ext), ("pvm", pvm)):
     assert res[name]["frames_tx"] == count(pkts, name + "-tx"), f"{name}: frames_tx"
 assert count(svm, "svm-tx") > 0 and res["svm"]["frames_rx"] == 0
 assert any(p[3] > 128 and p[2] == 128 for p in ext), "ext: snaplen 128 not applied"
-assert size <= 100000 and res["pvm"]["stopped_at_max_bytes"], "max_bytes not enforced"
+assert size <= 400000 and res["pvm"]["stopped_at_max_bytes"], "max_bytes not enforced"
 assert size == res["pvm"]["bytes"], "pvm: bytes reported differ from the file"
 PYEOF
 # Wireshark's tools read them cleanly (when installed).
