@@ -41,13 +41,20 @@ status=0
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  # The transfers that ended while lockstepd ran; those cut off by the stop are not
+  # counted either way.
+  [ -f "$WORK/traffic.log" ] && cp "$WORK/traffic.log" "$WORK/traffic.done"
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # And what they started: a curl cut off mid-transfer would wait out its 30 s timeout.
+  for ns in client pvm svm; do
+    ip netns pids "ls-$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  done
   wait 2>/dev/null || true
   tools/demo/netns.sh down ls
-  if [ -f "$WORK/traffic.log" ]; then
-    ok=$(grep -c '^ok' "$WORK/traffic.log" || true)
-    bad=$(grep -c '^FAIL' "$WORK/traffic.log" || true)
-    bytes=$(awk '/^ok/ {s += $3} END {print s + 0}' "$WORK/traffic.log")
+  if [ -f "$WORK/traffic.done" ]; then
+    ok=$(grep -c '^ok' "$WORK/traffic.done" || true)
+    bad=$(grep -c '^FAIL' "$WORK/traffic.done" || true)
+    bytes=$(awk '/^ok/ {s += $3} END {print s + 0}' "$WORK/traffic.done")
     echo "== client: $ok transfers byte-exact ($bytes bytes), $bad failed"
     # A bounded run (--duration) is a check: some transfers, none failed.
     if [ "$duration" != 0 ] && { [ "$ok" = 0 ] || [ "$bad" != 0 ]; }; then
