@@ -14,8 +14,7 @@ std::string af_packet_iface(const std::string& device) {
   size_t at = device.find(",iface=");
   if (at == std::string::npos) return "";
   at += 7;
-  const size_t end = device.find(',', at);
-  return device.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  return device.substr(at, device.find(',', at) - at);  // npos - at: to the end
 }
 
 unsigned PacketSocketDrops::attach(const std::array<std::string, kRoleCount>& devices) {
@@ -65,7 +64,6 @@ std::array<uint64_t, kRoleCount> PacketSocketDrops::read() {
 }
 
 void PacketSocketDrops::detach() {
-  read();
   std::lock_guard lock(mu_);
   socks_.clear();
 }

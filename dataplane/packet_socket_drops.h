@@ -29,7 +29,8 @@ class PacketSocketDrops {
   // Adds what the kernel dropped since the last call to each role's total; returns the
   // totals (zero for roles without such a port).
   std::array<uint64_t, kRoleCount> read();
-  // Forget the sockets (the ports are about to close them); totals are kept.
+  // Forget the sockets (the ports are about to close them; read() them first); totals
+  // are kept.
   void detach();
 
  private:
