@@ -597,8 +597,12 @@ void EngineImpl::advance(uint64_t now) {
   }
 }
 
-uint64_t EngineImpl::next_deadline() const {
-  uint64_t t = timers_.earliest();
+uint64_t EngineImpl::next_deadline() const { return std::min(timers_.earliest(), other_deadline()); }
+
+bool EngineImpl::due(uint64_t now) const { return timers_.due(now) || other_deadline() <= now; }
+
+uint64_t EngineImpl::other_deadline() const {
+  uint64_t t = UINT64_MAX;
   for (uint32_t fi = frag_age_head_; fi != kNil; fi = frags_[fi].next_age) {
     const FragEntry& e = frags_[fi];
     if (e.in_use && !e.complete) {
@@ -854,6 +858,7 @@ bool Engine::push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint6
 }
 void Engine::advance(uint64_t now_ns) { impl_->advance(now_ns); }
 uint64_t Engine::next_deadline() const { return impl_->next_deadline(); }
+bool Engine::due(uint64_t now_ns) const { return impl_->due(now_ns); }
 uint32_t Engine::drain(std::span<Action> out) { return impl_->drain(out); }
 uint32_t Engine::pending_actions() const { return impl_->pending_actions(); }
 std::optional<CheckpointRequest> Engine::take_checkpoint_request() {

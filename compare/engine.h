@@ -56,6 +56,9 @@ class Engine {
 
   // Earliest pending deadline (held frame, fragment, linger, hybrid), or UINT64_MAX.
   uint64_t next_deadline() const;
+  // next_deadline() <= now, cheaper: per poll, a bound answers (the held frames' timers
+  // are walked only when it says one may be due).
+  bool due(uint64_t now_ns) const;
 
   // Moves up to out.size() actions into out, returns how many.
   uint32_t drain(std::span<Action> out);

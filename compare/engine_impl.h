@@ -187,6 +187,8 @@ class EngineImpl {
   bool push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now);
   void advance(uint64_t now);
   uint64_t next_deadline() const;
+  bool due(uint64_t now) const;
+  uint64_t other_deadline() const;  // fragments, hybrid mode: all but held frames
   uint32_t drain(std::span<Action> out);
   uint32_t pending_actions() const { return static_cast<uint32_t>(out_.size() - out_head_); }
   std::optional<CheckpointRequest> take_checkpoint_request();

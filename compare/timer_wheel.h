@@ -3,6 +3,12 @@
 // has crossed. Entries further away than one revolution stay in their slot and are
 // skipped until their time comes. Time is an argument, in nanoseconds.
 //
+// earliest() walks the slots, so the wheel keeps a lower bound of it (exact right after
+// a walk, still a bound when the earliest timer is cancelled: held frames leave in
+// about the order they came, each release cancelling the earliest). due(now) answers
+// from the bound while it lies in the future and walks only when it does not, about
+// once per timeout instead of once per poll.
+//
 //   slot = (expires >> kGranularityShift) & (kSlots - 1)
 //   [slot 0] -> id 7 -> id 3      each slot: intrusive doubly linked list
 //   [slot 1] -> (empty)
@@ -43,6 +49,10 @@ class TimerWheel {
     if (n.next != kNone) nodes_[n.next].prev = id;
     slots_[s] = id;
     ++count_;
+    if (expires_ns < bound_) {  // below every other timer: the earliest
+      bound_ = expires_ns;
+      exact_ = true;
+    }
   }
 
   void cancel(uint32_t id) {
@@ -53,6 +63,12 @@ class TimerWheel {
     if (n.next != kNone) nodes_[n.next].prev = n.prev;
     n.armed = false;
     --count_;
+    if (count_ == 0) {
+      bound_ = UINT64_MAX;
+      exact_ = true;
+    } else if (n.expires == bound_) {
+      exact_ = false;  // still a lower bound
+    }
   }
 
   // Calls fire(id) for every timer with expires <= now (unscheduled before the call).
@@ -79,13 +95,32 @@ class TimerWheel {
     }
     // The current slot may still hold entries later within it; revisit it next time.
     cursor_ = last;
+    if (bound_ <= now_ns && count_ > 0) {  // every timer left is later than now
+      bound_ = now_ns + 1;
+      exact_ = false;
+    }
   }
+
+  // A lower bound of earliest(), in O(1).
+  uint64_t earliest_bound() const { return bound_; }
+
+  // Whether a timer is due at now (earliest() <= now), walking only when the bound says
+  // it may be.
+  bool due(uint64_t now_ns) const { return bound_ <= now_ns && earliest() <= now_ns; }
 
   // Earliest expiry among armed timers, or UINT64_MAX. Walks the slots forward from the
   // cursor and stops at the first one holding a timer of that very tick (O(slots) at
   // worst); only when every armed timer is more than a revolution away does it look at
   // them all.
   uint64_t earliest() const {
+    if (exact_) return bound_;
+    bound_ = walk();
+    exact_ = true;
+    return bound_;
+  }
+
+ private:
+  uint64_t walk() const {
     if (count_ == 0) return UINT64_MAX;
     for (uint64_t tick = cursor_; tick < cursor_ + kSlots; ++tick) {
       uint64_t best = UINT64_MAX;
@@ -103,7 +138,6 @@ class TimerWheel {
     return best;
   }
 
- private:
   struct Node {
     uint64_t expires = 0;
     uint32_t next = kNone, prev = kNone;
@@ -114,6 +148,9 @@ class TimerWheel {
   std::vector<uint32_t> slots_;
   uint64_t cursor_ = 0;
   uint32_t count_ = 0;
+  // Lower bound of the earliest expiry; exact_ when it is the earliest itself.
+  mutable uint64_t bound_ = UINT64_MAX;
+  mutable bool exact_ = true;
 };
 
 }  // namespace lockstep

@@ -241,7 +241,7 @@ unsigned Worker::poll_once(uint64_t now_ns) {
     }
   }
   handled += steer_in(now_ns);
-  if (now_ns >= engine_->next_deadline()) engine_->advance(now_ns);
+  if (engine_->due(now_ns)) engine_->advance(now_ns);
   apply_actions(now_ns);
   post_checkpoint_requests();
   flush_tx(now_ns);

@@ -501,7 +501,7 @@ struct ColoRunner::Impl {
   }
 
   void on_time(uint64_t now) {
-    if (engine->next_deadline() <= now) engine->advance(now);
+    if (engine->due(now)) engine->advance(now);
     fsm.tick(now, outs);
     if (!outs.empty()) handle_fsm(now);
     if (gated != kNoFrame && now >= gated_since + cfg.settings.compare_timeout_us * 1000) {

@@ -34,9 +34,9 @@ bool surely_not_synack(const uint8_t* p, uint32_t len) {
   return (p[tcp + 13] & (kTcpSyn | kTcpAck)) != (kTcpSyn | kTcpAck);
 }
 
-// A TCP SYN/ACK with a usable header, or false.
+// A TCP SYN/ACK with a usable header, or false. Callers ask surely_not_synack() first,
+// before they make the ParsedFrame (setting up its fields costs more than that check).
 bool synack(const uint8_t* frame, uint32_t len, ParsedFrame& f) {
-  if (surely_not_synack(frame, len)) return false;
   if (parse_frame(frame, len, f) != ParseStatus::ok) return false;
   return f.is_tcp() && !f.is_fragment && (f.tcp_flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck);
 }
@@ -47,6 +47,7 @@ SynAligner::SynAligner(uint32_t capacity)
     : slots_(std::bit_ceil(std::max<uint32_t>(capacity, 16))), mask_(slots_.size() - 1) {}
 
 void SynAligner::on_pvm(const uint8_t* frame, uint32_t len) {
+  if (surely_not_synack(frame, len)) return;
   ParsedFrame f;
   if (!synack(frame, len, f)) return;
   const FlowKey k = flow_key_of(f);
@@ -72,6 +73,7 @@ void SynAligner::on_pvm(const uint8_t* frame, uint32_t len) {
 }
 
 AlignVerdict SynAligner::on_svm(uint8_t* frame, uint32_t len, bool retry) {
+  if (surely_not_synack(frame, len)) return AlignVerdict::pass;
   ParsedFrame f;
   if (!synack(frame, len, f)) return AlignVerdict::pass;
   const FlowKey k = flow_key_of(f);

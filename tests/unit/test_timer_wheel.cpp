@@ -1,5 +1,5 @@
 // Timer wheel: fires exactly the timers due, in any slot and beyond one revolution;
-// cancel and reschedule; earliest().
+// cancel and reschedule; earliest(), its bound and due() against a plain list.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -84,6 +84,66 @@ TEST(TimerWheel, RandomAgainstASortedList) {
       }
     }
     ASSERT_EQ(fire(w, now), expect) << "step " << step;
+  }
+}
+
+// Held frames leave in about the order they came: every release cancels the earliest
+// timer. The bound stays below earliest() throughout, earliest() is exact, and due()
+// says what a list of the deadlines says, in FIFO and random orders alike.
+TEST(TimerWheel, BoundAndDueAgainstTheList) {
+  std::mt19937_64 rng(11);
+  const uint32_t n = 512;
+  for (const bool fifo : {true, false}) {
+    TimerWheel w(n);
+    std::vector<uint64_t> due(n, UINT64_MAX);
+    uint64_t now = 1'000'000;
+    w.expire(now, [](uint32_t) {});
+    uint32_t next_in = 0, next_out = 0;
+    const uint64_t timeout = fifo ? 3 * TimerWheel::kSlots * kSlotNs : 100 * kSlotNs;
+    for (int step = 0; step < 40000; ++step) {
+      const uint64_t r = rng();
+      if (fifo) {
+        if (r % 3 != 0 && next_in - next_out < n) {
+          const uint32_t id = next_in++ % n;
+          due[id] = now + timeout;
+          w.schedule(id, due[id]);
+        } else if (next_out < next_in) {
+          const uint32_t id = next_out++ % n;
+          w.cancel(id);  // the earliest one, most of the time
+          due[id] = UINT64_MAX;
+        }
+        now += r % 64;
+      } else {
+        const uint32_t id = static_cast<uint32_t>(r % n);
+        if (r % 5 == 0) {
+          w.cancel(id);
+          due[id] = UINT64_MAX;
+        } else {
+          due[id] = now + (r >> 20) % timeout;
+          w.schedule(id, due[id]);
+        }
+        now += (r >> 40) % (kSlotNs / 4);
+      }
+      const uint64_t want = *std::min_element(due.begin(), due.end());
+      ASSERT_LE(w.earliest_bound(), want) << "step " << step;
+      ASSERT_EQ(w.due(now), want <= now) << "step " << step;
+      if (step % 7 == 0) {
+        ASSERT_EQ(w.earliest(), want) << "step " << step;
+      }
+      if (step % 16 == 0 || want <= now) {
+        w.expire(now, [&](uint32_t id) {
+          ASSERT_LE(due[id], now);
+          due[id] = UINT64_MAX;
+        });
+        for (uint64_t d : due) {
+          ASSERT_GT(d, now) << "step " << step;
+        }
+        ASSERT_FALSE(w.due(now));
+        if (fifo) {
+          while (next_out < next_in && due[next_out % n] == UINT64_MAX) ++next_out;
+        }
+      }
+    }
   }
 }
 
