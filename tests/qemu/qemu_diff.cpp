@@ -14,6 +14,13 @@
 //   ls-raw  releases exactly the frames expect.json names, each once, in arrival order
 //           per flow; no DO_CHECKPOINT where expect.json says none, at least one where
 //           it says some; the engine's conservation law holds.
+// Per-flow order is the order of the frames that take sequence space or are datagrams.
+// A PVM pure TCP ACK (no payload, no SYN/FIN/RST) is released the moment it arrives
+// (the engine's contract: nothing to compare), so when the PVM's data ahead of it is
+// still waiting for the SVM's copy it may legitimately leave first; whether that happens
+// depends on how the two sockets' reads interleave, not on the captures. Such ACKs must
+// still be released exactly once, and never before their flow's SYN (that one the engine
+// holds them behind); the row counts them ("acks ahead").
 //   ls-rw   releases every expected frame exactly once, per-flow order kept,
 //           conservation holds; where QEMU is right (it released every expected frame
 //           once, in per-flow order, and asked for a checkpoint exactly when lockstep's
@@ -120,6 +127,28 @@ void rewrite_like_filter_rewriter(const std::vector<std::vector<uint8_t>>& pvm,
   }
 }
 
+// A TCP segment with no payload and no SYN, FIN or RST: released uncompared.
+bool is_pure_ack(const std::vector<uint8_t>& f) {
+  using namespace lockstep;
+  ParsedFrame p;
+  if (parse_frame(f.data(), uint32_t(f.size()), p) != ParseStatus::ok || !p.is_tcp()) return false;
+  return p.payload_len == 0 && (p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst)) == 0;
+}
+
+bool is_syn(const std::vector<uint8_t>& f) {
+  using namespace lockstep;
+  ParsedFrame p;
+  return parse_frame(f.data(), uint32_t(f.size()), p) == ParseStatus::ok && p.is_tcp() &&
+         (p.tcp_flags & kTcpSyn) != 0;
+}
+
+// What the order checks need to know of each PVM frame.
+struct FrameInfo {
+  std::string flow;
+  bool pure_ack = false;
+  bool syn = false;
+};
+
 struct Outcome {
   std::vector<size_t> released;  // PVM indices in release order
   size_t unknown = 0;            // frames that are no PVM frame (or a second copy)
@@ -127,11 +156,13 @@ struct Outcome {
   uint64_t ckpt = 0, answered = 0;
   bool order_ok = true;
   size_t flows_reordered = 0;
+  size_t acks_ahead = 0;         // pure ACKs released before an earlier frame of their flow
+  size_t acks_before_syn = 0;    // ... of which before their flow's SYN (never allowed)
   std::string conservation = "-";
   bool hello_ok = false;
 };
 
-Outcome analyse(const std::vector<std::vector<uint8_t>>& pvm, const std::vector<std::string>& flow,
+Outcome analyse(const std::vector<std::vector<uint8_t>>& pvm, const std::vector<FrameInfo>& info,
                 Peer& peer) {
   Outcome o;
   std::unordered_map<std::string, std::vector<size_t>> by_bytes;
@@ -154,12 +185,29 @@ Outcome analyse(const std::vector<std::vector<uint8_t>>& pvm, const std::vector<
     ++seen[i];
     o.released.push_back(i);
   }
+  // Sequenced frames (everything but pure ACKs) in arrival order per flow.
   std::map<std::string, size_t> last;
   std::set<std::string> bad;
   for (size_t i : o.released) {
-    auto it = last.find(flow[i]);
-    if (it != last.end() && it->second > i) bad.insert(flow[i]);
-    last[flow[i]] = i;
+    if (info[i].pure_ack) continue;
+    auto it = last.find(info[i].flow);
+    if (it != last.end() && it->second > i) bad.insert(info[i].flow);
+    last[info[i].flow] = i;
+  }
+  // Pure ACKs: ahead of an earlier frame of their flow is allowed, ahead of its SYN not.
+  std::vector<bool> out(pvm.size(), false);
+  for (size_t i : o.released) {
+    if (info[i].pure_ack) {
+      bool ahead = false, before_syn = false;
+      for (size_t j = 0; j < i; ++j) {
+        if (out[j] || info[j].flow != info[i].flow) continue;
+        ahead = true;
+        before_syn |= info[j].syn;
+      }
+      o.acks_ahead += ahead;
+      o.acks_before_syn += before_syn;
+    }
+    out[i] = true;
   }
   o.flows_reordered = bad.size();
   o.order_ok = bad.empty();
@@ -168,10 +216,17 @@ Outcome analyse(const std::vector<std::vector<uint8_t>>& pvm, const std::vector<
   return o;
 }
 
-std::map<std::string, std::vector<size_t>> per_flow(const Outcome& o, const std::vector<std::string>& flow) {
-  std::map<std::string, std::vector<size_t>> m;
-  for (size_t i : o.released) m[flow[i]].push_back(i);
-  return m;
+// Per flow: the sequenced frames in release order, then the pure ACKs as a set.
+std::map<std::string, std::vector<size_t>> per_flow(const Outcome& o, const std::vector<FrameInfo>& info) {
+  std::map<std::string, std::vector<size_t>> seq, acks;
+  for (size_t i : o.released) (info[i].pure_ack ? acks : seq)[info[i].flow].push_back(i);
+  for (auto& [k, v] : acks) {
+    std::sort(v.begin(), v.end());
+    auto& s = seq[k];
+    s.push_back(SIZE_MAX);  // separator
+    s.insert(s.end(), v.begin(), v.end());
+  }
+  return seq;
 }
 
 std::string last_json_line(const std::string& log) {
@@ -240,8 +295,8 @@ CaseResult run_case(const fs::path& dir, const std::string& qemu, const std::str
   std::stable_sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) { return a.t < b.t; });
   auto svm_rw = svm_raw;
   rewrite_like_filter_rewriter(pvm, svm_rw);
-  std::vector<std::string> flow;
-  for (const auto& f : pvm) flow.push_back(flow_of(f));
+  std::vector<FrameInfo> flow;
+  for (const auto& f : pvm) flow.push_back({flow_of(f), is_pure_ack(f), is_syn(f)});
 
   // Expectations (lockstep's intended behaviour, from the fixture).
   std::vector<bool> want(pvm.size(), true);
@@ -363,6 +418,7 @@ CaseResult run_case(const fs::path& dir, const std::string& qemu, const std::str
     if (extra) fail(who, std::to_string(extra) + " frames released that the fixture drops");
     if (o.unknown || o.dup) fail(who, std::to_string(o.unknown + o.dup) + " unknown or duplicate frames on outdev");
     if (!o.order_ok) fail(who, std::to_string(o.flows_reordered) + " flows released out of arrival order");
+    if (o.acks_before_syn) fail(who, std::to_string(o.acks_before_syn) + " pure ACKs released before their flow's SYN");
     if (o.conservation != "ok") fail(who, "conservation: " + o.conservation);
     if (!o.hello_ok) fail(who, "no COLO_COMPARE_GET_XEN_INIT reply to the hello");
   };
@@ -403,6 +459,9 @@ CaseResult run_case(const fs::path& dir, const std::string& qemu, const std::str
     if (storm) w.push_back("qemu request storm");
     for (size_t i = 0; i < w.size(); ++i) verdict += (i ? "; " : "") + w[i];
     if (verdict.empty()) verdict = "qemu differs";
+  }
+  if (orw.acks_ahead + oraw.acks_ahead > 0) {
+    verdict += "; acks ahead rw " + std::to_string(orw.acks_ahead) + " raw " + std::to_string(oraw.acks_ahead);
   }
   char b[512];
   std::snprintf(b, sizeof b, "%6zu %6zu | %s | %s | %s | %s", pvm.size(), svm_raw.size(),
