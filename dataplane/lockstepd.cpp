@@ -2,6 +2,8 @@
 // applies `--set` overrides, starts the EAL and the dataplane, runs the control loop on
 // the main lcore until SIGINT/SIGTERM (or the end of the inputs with clock=replay), then
 // stops cleanly: engines flushed, counters printed, every mbuf back in its pool.
+// With --colo-compare its ports are QEMU's four chardev sockets instead (no EAL, no NIC,
+// no vhost): the drop-in for QEMU's colo-compare object (docs/qemu-colo-compare.md).
 #include <rte_cycles.h>
 #include <rte_lcore.h>
 #include <sys/stat.h>
@@ -27,6 +29,8 @@
 #include "ctrl/sd_notify.h"
 #include "ctrl/telemetry_dpdk.h"
 #include "dataplane/capture.h"
+#include "dataplane/chardev/colo_options.h"
+#include "dataplane/chardev/colo_runner.h"
 #include "dataplane/config.h"
 #include "dataplane/daemon_control.h"
 #include "dataplane/dataplane.h"
@@ -43,6 +47,7 @@ std::atomic<bool> g_signalled{false};
 void on_signal(int) { g_signalled.store(true); }
 
 constexpr const char* kUsage = R"(usage: lockstepd [options] [-- EAL arguments]
+       lockstepd --colo-compare primary_in=SPEC secondary_in=SPEC outdev=SPEC [PROPERTY=VALUE]...
   --config FILE        YAML configuration (default: the embedded demo configuration)
   --set KEY=VALUE      override one key (ports.ext=..., workers=2, engine.mode=buffer, ...)
   --stats-json FILE    write the final counters as JSON at exit
@@ -54,6 +59,10 @@ constexpr const char* kUsage = R"(usage: lockstepd [options] [-- EAL arguments]
   --ctrl-group GROUP   group owning the ctrl socket, mode 0660 (ctrl.group)
   --ctrl-ro-socket P   a read-only ctrl socket, mode 0666 (ctrl.ro_socket)
   --metrics ADDR       Prometheus listener (ctrl.metrics; default tcp:127.0.0.1:9469, off: none)
+  --colo-compare ...   run in place of QEMU's colo-compare object: the ports are its
+                       chardev sockets (primary_in, secondary_in, outdev, notify_dev),
+                       every later word is a colo-compare property or --set KEY=VALUE;
+                       no DPDK device is used (--colo-compare --help lists them)
   -h, --help           this help
 Every engine setting is a key under engine. (see compare/settings.h); a wrong key or
 value is refused at start with a message naming the key.
@@ -67,6 +76,8 @@ struct Options {
   bool check_only = false;
   double duration_s = 0;
   std::vector<std::string> eal_extra;
+  bool colo = false;
+  std::vector<std::string> colo_args;  // the words after --colo-compare
 };
 
 struct DisplayState {
@@ -363,6 +374,9 @@ int parse_args(int argc, char** argv, Options& o) {
     std::string v;
     if (a == "--") {
       for (++i; i < argc; ++i) o.eal_extra.push_back(argv[i]);
+    } else if (a == "--colo-compare") {
+      o.colo = true;
+      for (++i; i < argc; ++i) o.colo_args.push_back(argv[i]);
     } else if (a == "--config") {
       if (!value(o.config_file)) return 2;
     } else if (a == "--set") {
@@ -404,11 +418,58 @@ int parse_args(int argc, char** argv, Options& o) {
   return -1;
 }
 
+// --colo-compare: one engine on QEMU's chardev sockets, until SIGINT/SIGTERM. The
+// DPDK-side options (--config, --set, the ctrl socket, EAL arguments) do not apply.
+int run_colo_compare(const Options& o) {
+  using namespace lockstep;
+  if (!o.config_file.empty() || !o.sets.empty() || !o.eal_extra.empty() || o.display ||
+      o.duration_s > 0 || o.check_only || !o.stats_json.empty()) {
+    std::fprintf(stderr, "lockstepd: --colo-compare takes colo-compare properties only "
+                         "(engine settings as --set KEY=VALUE after it)\n");
+    return 2;
+  }
+  std::vector<std::string> words{"lockstepd"};
+  words.insert(words.end(), o.colo_args.begin(), o.colo_args.end());
+  std::vector<char*> av;
+  for (auto& w : words) av.push_back(w.data());
+  colo::Options co;
+  std::string error;
+  if (!colo::parse_options(static_cast<int>(av.size()), av.data(), co, error)) {
+    std::fprintf(stderr, "lockstepd: --colo-compare: %s\n", error.c_str());
+    return 2;
+  }
+  if (co.help) {
+    std::fputs(colo::usage("lockstepd --colo-compare").c_str(), stdout);
+    return 0;
+  }
+  if (co.version) {
+    std::printf("lockstepd %s\n", LOCKSTEP_VERSION);
+    return 0;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  for (const auto& n : co.notes) std::fprintf(stderr, "lockstepd: %s\n", n.c_str());
+  auto runner = chardev::ColoRunner::create(co.runner, error);
+  if (!runner) {
+    std::fprintf(stderr, "lockstepd: %s\n", error.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "lockstepd: colo-compare %s ready: primary_in=%s secondary_in=%s outdev=%s%s%s\n",
+               co.runner.id.c_str(), runner->bound("primary_in").c_str(),
+               runner->bound("secondary_in").c_str(), runner->bound("outdev").c_str(),
+               co.runner.has_notify ? " notify_dev=" : "",
+               co.runner.has_notify ? runner->bound("notify_dev").c_str() : "");
+  ctrl::sd_notify_ready("colo-compare sockets up");
+  const int rc = runner->run();
+  ctrl::sd_notify_stopping();
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Options opt;
   if (int rc = parse_args(argc, argv, opt); rc >= 0) return rc;
+  if (opt.colo) return run_colo_compare(opt);
 
   Config cfg;
   std::string error;

@@ -147,9 +147,17 @@ bool start_qemu(Instance& inst, const std::string& qemu, const QemuOptions& o, s
   return spawn(inst, a, error);
 }
 
-bool start_lockstep(Instance& inst, const std::string& bin, const std::vector<std::string>& props,
+std::vector<std::string> command_words(const std::string& cmd) {
+  std::vector<std::string> w;
+  std::stringstream ss(cmd);
+  std::string one;
+  while (ss >> one) w.push_back(one);
+  return w;
+}
+
+bool start_lockstep(Instance& inst, const std::string& cmd, const std::vector<std::string>& props,
                     std::string& error) {
-  std::vector<std::string> a{bin};
+  std::vector<std::string> a = command_words(cmd);
   a.push_back("primary_in=unix:" + inst.path("pri") + ",server");
   a.push_back("secondary_in=unix:" + inst.path("sec") + ",server");
   a.push_back("outdev=unix:" + inst.path("out") + ",server");

@@ -44,9 +44,13 @@ struct QemuOptions {
 // Starts qemu-system-x86_64 -machine none with one colo-compare object (colo-anchors.md
 // Appendix A) on unix sockets.
 bool start_qemu(Instance& inst, const std::string& qemu, const QemuOptions& o, std::string& error);
-// Starts lockstep-colo with server sockets and the given extra properties.
-bool start_lockstep(Instance& inst, const std::string& bin, const std::vector<std::string>& props,
+// Starts lockstep with server sockets and the given extra properties. `cmd` is the
+// binary, optionally followed by words separated by spaces that come before the
+// properties: "lockstep-colo" or "lockstepd --colo-compare".
+bool start_lockstep(Instance& inst, const std::string& cmd, const std::vector<std::string>& props,
                     std::string& error);
+// `cmd` split at spaces.
+std::vector<std::string> command_words(const std::string& cmd);
 // SIGTERM (SIGKILL after 3 s). Returns the process's output (lockstep-colo prints its
 // statistics line last).
 std::string stop(Instance& inst);

@@ -1,5 +1,7 @@
 // The chardev port: framing, pool, SYN/ACK alignment (pure), and lockstep-colo as a
-// process over real unix sockets. argv[1] is the lockstep-colo binary.
+// process over real unix sockets. The arguments are the command that starts it:
+// the lockstep-colo binary, or the lockstepd binary and --colo-compare (then
+// --gtest_filter=LockstepColo.* runs only the process tests).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -429,8 +431,10 @@ TEST(LockstepColo, ClientOutdevReconnectsAndGetsWhatWasQueued) {
     // start_lockstep adds its own outdev; build the command by hand here.
     pid_t pid = fork();
     if (pid == 0) {
-      std::vector<char*> a{const_cast<char*>(g_bin.c_str())};
-      for (auto& s : argv) a.push_back(s.data());
+      std::vector<std::string> words = qtest::command_words(g_bin);
+      words.insert(words.end(), argv.begin(), argv.end());
+      std::vector<char*> a;
+      for (auto& s : words) a.push_back(s.data());
       a.push_back(nullptr);
       int devnull = open("/dev/null", O_WRONLY);
       dup2(devnull, 1);
@@ -513,10 +517,12 @@ TEST(LockstepColo, RejectsBadCommandLines) {
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   if (argc < 2) {
-    std::fprintf(stderr, "usage: test_chardev LOCKSTEP_COLO_BINARY\n");
+    std::fprintf(stderr, "usage: test_chardev LOCKSTEP_COLO_BINARY | LOCKSTEPD --colo-compare\n");
     return 2;
   }
-  lockstep::g_bin = argv[1];
+  // The command: the binary and any words before the properties
+  // (lockstep-colo, or lockstepd --colo-compare).
+  for (int i = 1; i < argc; ++i) lockstep::g_bin += (i > 1 ? " " : "") + std::string(argv[i]);
   signal(SIGPIPE, SIG_IGN);
   return RUN_ALL_TESTS();
 }

@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "dataplane/chardev/colo_runner.h"
-#include "tools/lockstep-colo/options.h"
+#include "dataplane/chardev/colo_options.h"
 
 #ifndef LOCKSTEP_VERSION
 #define LOCKSTEP_VERSION "unknown"

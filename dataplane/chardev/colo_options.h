@@ -1,5 +1,6 @@
-// lockstep-colo's command line: colo-compare's properties as KEY=VALUE words, plus
-// lockstep's own (docs/qemu-colo-compare.md maps one onto the other).
+// The command line of lockstep-colo and `lockstepd --colo-compare`: colo-compare's
+// properties as KEY=VALUE words, plus lockstep's own (docs/qemu-colo-compare.md maps one
+// onto the other).
 #pragma once
 
 #include <string>
@@ -19,6 +20,8 @@ struct Options {
 // Parses argv[1..]. Returns false with `error` (one line) on a bad command line.
 bool parse_options(int argc, char** argv, Options& out, std::string& error);
 
-std::string usage();
+// The usage text; `command` is how the properties are introduced ("lockstep-colo",
+// "lockstepd --colo-compare").
+std::string usage(const std::string& command = "lockstep-colo");
 
 }  // namespace lockstep::colo

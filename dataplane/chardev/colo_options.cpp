@@ -1,4 +1,4 @@
-#include "tools/lockstep-colo/options.h"
+#include "dataplane/chardev/colo_options.h"
 
 #include <charconv>
 #include <map>
@@ -32,8 +32,8 @@ constexpr const char* kRunnerMaxHeld = "16384";
 
 }  // namespace
 
-std::string usage() {
-  return R"(usage: lockstep-colo primary_in=SPEC secondary_in=SPEC outdev=SPEC [notify_dev=SPEC]
+std::string usage(const std::string& command) {
+  return "usage: " + command + R"( primary_in=SPEC secondary_in=SPEC outdev=SPEC [notify_dev=SPEC]
                      [compare_timeout=MS] [expired_scan_cycle=MS] [max_queue_size=N]
                      [vnet_hdr_support=on|off] [iothread=ID] [id=NAME]
                      [filter_rewriter=on|off] [checkpoint_timeout=MS] [checkpoint_period=MS]
@@ -65,7 +65,8 @@ sockets (docs/qemu-colo-compare.md).
   poll_us              after the last socket event, poll this many microseconds before
                        sleeping in epoll (default 50, 0 = always sleep; 0..1000000)
   --set KEY=VALUE      any engine setting (compare/settings.h; lockstep-replay
-                       --list-settings prints them)
+                       --list-settings prints them); KEY may carry lockstepd's
+                       "engine." prefix
 
 SIGUSR1 prints a JSON statistics line on stdout; SIGINT/SIGTERM release held PVM output,
 print it and exit.
@@ -103,7 +104,9 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
         error = "--set wants KEY=VALUE, got '" + std::string(a) + "'";
         return false;
       }
-      set[std::string(a.substr(0, eq))] = std::string(a.substr(eq + 1));
+      std::string_view k = a.substr(0, eq);
+      if (k.starts_with("engine.")) k.remove_prefix(7);  // as lockstepd's --set names it
+      set[std::string(k)] = std::string(a.substr(eq + 1));
       continue;
     }
     const size_t eq = a.find('=');
