@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Writes the fuzz seed corpus: tests/fuzz/corpus/parse/*.bin (single frames) and
-tests/fuzz/corpus/engine/*.bin (scripts in fuzz_engine's record format).
+"""Writes the fuzz seed corpus: tests/fuzz/corpus/parse/*.bin (single frames),
+tests/fuzz/corpus/engine/*.bin (scripts in fuzz_engine's record format) and
+tests/fuzz/corpus/chardev/*.bin (chardev byte streams: a flag byte, then frames).
 
 Byte-for-byte reproducible: every field scapy would pick by itself (MAC addresses, IP
 IDs, ports) is given explicitly. Needs Debian's python3-scapy. Usage:
@@ -237,6 +238,36 @@ def engine_seeds():
     return s
 
 
+def chardev_stream(frames, vnet=False, vnet_len=0):
+    """fuzz_chardev's input: flag byte (bit 0: vnet_hdr_support), then framed frames."""
+    out = bytes([1 if vnet else 0])
+    for f in frames:
+        body = bytes(vnet_len) + f if vnet else f
+        out += struct.pack(">I", len(body))
+        if vnet:
+            out += struct.pack(">I", vnet_len)
+        out += body
+    return out
+
+
+def chardev_seeds():
+    # A connection the client opened: the PVM's SYN/ACK, then the SVM's with its own ISN
+    # (the aligner's case), then data from both; the fuzzer alternates PVM and SVM.
+    pvm_sa = tcp4(80, 40000, 700000, 1001, "SA", options=SYN_OPTS)
+    svm_sa = tcp4(80, 40000, 900000, 1001, "SA", options=SYN_OPTS)
+    data = tcp4(80, 40000, 700001, 1001, "PA", b"HTTP/1.1 200 OK\r\n\r\n")
+    s = {}
+    s["synack-pair"] = chardev_stream([pvm_sa, svm_sa, data, data])
+    s["synack-pair-vnet"] = chardev_stream([pvm_sa, svm_sa, data, data], vnet=True, vnet_len=10)
+    s["svm-first"] = chardev_stream([tcp4(1, 2, 3, 4, "A"), svm_sa, pvm_sa, svm_sa])
+    s["v6"] = chardev_stream([tcp6(80, 40000, 5, 1001, "SA"), tcp6(80, 40000, 9, 1001, "SA")])
+    s["empty-frames"] = bytes([0]) + bytes(8) + chardev_stream([data])[1:]
+    s["oversize"] = bytes([0]) + struct.pack(">I", 4096 + 65536 + 1) + b"x" * 16
+    s["bad-vnet-len"] = bytes([1]) + struct.pack(">II", 10, 11) + bytes(10)
+    s["truncated"] = chardev_stream([data])[:-7]
+    return s
+
+
 def write(dirname, seeds):
     path = os.path.join(HERE, "corpus", dirname)
     os.makedirs(path, exist_ok=True)
@@ -252,7 +283,8 @@ def write(dirname, seeds):
 def main():
     n = write("parse", parse_seeds())
     m = write("engine", engine_seeds())
-    print("wrote %d parse seeds, %d engine seeds" % (n, m))
+    k = write("chardev", chardev_seeds())
+    print("wrote %d parse seeds, %d engine seeds, %d chardev seeds" % (n, m, k))
     return 0
 
 
