@@ -28,8 +28,10 @@
 //   mode=passthrough as two);
 //   --pairs: pairs of the throughput run (default 150000, 60000 with 1448 B payloads);
 //   --throughput-only: no latency runs (to profile an instance under a long throughput run).
-// On a machine that also runs other work, `chrt -f 10 bench_qemu ...` (root) keeps it
-// off the driver's and the instance's cores; the figures are otherwise that work's too.
+// Run it on an otherwise idle machine: the figures are any other work's too. Do not run it
+// under a real-time policy (chrt -f): the floor and lockstep-colo poll without sleeping,
+// and on two CPUs real-time pollers starve the rest until the kernel's RT throttling cuts
+// in (one mix took minutes instead of seconds).
 #include <dirent.h>
 #include <sched.h>
 #include <sys/stat.h>
