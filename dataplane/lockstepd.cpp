@@ -30,7 +30,6 @@
 #include "ctrl/telemetry_dpdk.h"
 #include "dataplane/capture.h"
 #include "dataplane/chardev/colo_options.h"
-#include "dataplane/chardev/colo_runner.h"
 #include "dataplane/config.h"
 #include "dataplane/daemon_control.h"
 #include "dataplane/dataplane.h"
@@ -421,47 +420,14 @@ int parse_args(int argc, char** argv, Options& o) {
 // --colo-compare: one engine on QEMU's chardev sockets, until SIGINT/SIGTERM. The
 // DPDK-side options (--config, --set, the ctrl socket, EAL arguments) do not apply.
 int run_colo_compare(const Options& o) {
-  using namespace lockstep;
   if (!o.config_file.empty() || !o.sets.empty() || !o.eal_extra.empty() || o.display ||
       o.duration_s > 0 || o.check_only || !o.stats_json.empty()) {
     std::fprintf(stderr, "lockstepd: --colo-compare takes colo-compare properties only "
                          "(engine settings as --set KEY=VALUE after it)\n");
     return 2;
   }
-  std::vector<std::string> words{"lockstepd"};
-  words.insert(words.end(), o.colo_args.begin(), o.colo_args.end());
-  std::vector<char*> av;
-  for (auto& w : words) av.push_back(w.data());
-  colo::Options co;
-  std::string error;
-  if (!colo::parse_options(static_cast<int>(av.size()), av.data(), co, error)) {
-    std::fprintf(stderr, "lockstepd: --colo-compare: %s\n", error.c_str());
-    return 2;
-  }
-  if (co.help) {
-    std::fputs(colo::usage("lockstepd --colo-compare").c_str(), stdout);
-    return 0;
-  }
-  if (co.version) {
-    std::printf("lockstepd %s\n", LOCKSTEP_VERSION);
-    return 0;
-  }
-  std::signal(SIGPIPE, SIG_IGN);
-  for (const auto& n : co.notes) std::fprintf(stderr, "lockstepd: %s\n", n.c_str());
-  auto runner = chardev::ColoRunner::create(co.runner, error);
-  if (!runner) {
-    std::fprintf(stderr, "lockstepd: %s\n", error.c_str());
-    return 1;
-  }
-  std::fprintf(stderr, "lockstepd: colo-compare %s ready: primary_in=%s secondary_in=%s outdev=%s%s%s\n",
-               co.runner.id.c_str(), runner->bound("primary_in").c_str(),
-               runner->bound("secondary_in").c_str(), runner->bound("outdev").c_str(),
-               co.runner.has_notify ? " notify_dev=" : "",
-               co.runner.has_notify ? runner->bound("notify_dev").c_str() : "");
-  ctrl::sd_notify_ready("colo-compare sockets up");
-  const int rc = runner->run();
-  ctrl::sd_notify_stopping();
-  return rc;
+  return lockstep::colo::run_main(o.colo_args, "lockstepd", "lockstepd --colo-compare",
+                                  LOCKSTEP_VERSION);
 }
 
 }  // namespace

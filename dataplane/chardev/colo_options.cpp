@@ -1,8 +1,13 @@
 #include "dataplane/chardev/colo_options.h"
 
+#include <signal.h>
+
 #include <charconv>
+#include <cstdio>
 #include <map>
 #include <string_view>
+
+#include "ctrl/sd_notify.h"
 
 namespace lockstep::colo {
 
@@ -177,6 +182,45 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
   }
   if (!Settings::defaults().with_all(set, rc.settings, error)) return false;
   return true;
+}
+
+int run_main(const std::vector<std::string>& words, const std::string& prog,
+             const std::string& command, const std::string& version) {
+  std::vector<std::string> argv{prog};
+  argv.insert(argv.end(), words.begin(), words.end());
+  std::vector<char*> av;
+  for (auto& w : argv) av.push_back(w.data());
+  Options opt;
+  std::string error;
+  if (!parse_options(static_cast<int>(av.size()), av.data(), opt, error)) {
+    std::fprintf(stderr, "%s: %s\n", prog.c_str(), error.c_str());
+    return 2;
+  }
+  if (opt.help) {
+    std::fputs(usage(command).c_str(), stdout);
+    return 0;
+  }
+  if (opt.version) {
+    std::printf("%s %s\n", prog.c_str(), version.c_str());
+    return 0;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  for (const auto& n : opt.notes) std::fprintf(stderr, "%s: %s\n", prog.c_str(), n.c_str());
+  auto runner = chardev::ColoRunner::create(opt.runner, error);
+  if (!runner) {
+    std::fprintf(stderr, "%s: %s\n", prog.c_str(), error.c_str());
+    return 1;
+  }
+  const auto& rc = opt.runner;
+  std::fprintf(stderr, "%s: %s ready: primary_in=%s secondary_in=%s outdev=%s%s%s\n", prog.c_str(),
+               rc.id.c_str(), runner->bound("primary_in").c_str(),
+               runner->bound("secondary_in").c_str(), runner->bound("outdev").c_str(),
+               rc.has_notify ? " notify_dev=" : "",
+               rc.has_notify ? runner->bound("notify_dev").c_str() : "");
+  ctrl::sd_notify_ready("colo-compare sockets up");
+  const int status = runner->run();
+  ctrl::sd_notify_stopping();
+  return status;
 }
 
 }  // namespace lockstep::colo

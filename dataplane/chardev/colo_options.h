@@ -24,4 +24,12 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error);
 // "lockstepd --colo-compare").
 std::string usage(const std::string& command = "lockstep-colo");
 
+// The whole program of lockstep-colo and `lockstepd --colo-compare`: parses `words`
+// (the properties), answers --help and --version, builds the runner and runs it until
+// SIGINT/SIGTERM (READY to systemd once the sockets are up). `prog` prefixes messages,
+// `command` introduces the properties in the usage. Returns the exit status: 2 for a
+// bad command line, 1 when the runner cannot start.
+int run_main(const std::vector<std::string>& words, const std::string& prog,
+             const std::string& command, const std::string& version);
+
 }  // namespace lockstep::colo
