@@ -155,6 +155,13 @@ std::vector<std::string> command_words(const std::string& cmd) {
   return w;
 }
 
+bool spawn_lockstep(Instance& inst, const std::string& cmd, const std::vector<std::string>& props,
+                    std::string& error) {
+  std::vector<std::string> a = command_words(cmd);
+  a.insert(a.end(), props.begin(), props.end());
+  return spawn(inst, a, error);
+}
+
 bool start_lockstep(Instance& inst, const std::string& cmd, const std::vector<std::string>& props,
                     std::string& error) {
   std::vector<std::string> a = command_words(cmd);

@@ -51,6 +51,10 @@ bool start_lockstep(Instance& inst, const std::string& cmd, const std::vector<st
                     std::string& error);
 // `cmd` split at spaces.
 std::vector<std::string> command_words(const std::string& cmd);
+// Starts lockstep with exactly these properties (no sockets of its own); its output goes
+// to dir/NAME.log.
+bool spawn_lockstep(Instance& inst, const std::string& cmd, const std::vector<std::string>& props,
+                    std::string& error);
 // SIGTERM (SIGKILL after 3 s). Returns the process's output (lockstep-colo prints its
 // statistics line last).
 std::string stop(Instance& inst);

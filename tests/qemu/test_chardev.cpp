@@ -1,9 +1,11 @@
 // The chardev port: framing, pool, SYN/ACK alignment (pure), and lockstep-colo as a
-// process over real unix sockets. The arguments are the command that starts it:
+// process over real unix and TCP sockets. The arguments are the command that starts it:
 // the lockstep-colo binary, or the lockstepd binary and --colo-compare (then
 // --gtest_filter=LockstepColo.* runs only the process tests).
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,8 +13,9 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
@@ -427,23 +430,7 @@ TEST(LockstepColo, ClientOutdevReconnectsAndGetsWhatWasQueued) {
   std::vector<std::string> argv{"primary_in=unix:" + inst.path("pri") + ",server",
                                 "secondary_in=unix:" + inst.path("sec") + ",server",
                                 "outdev=unix:" + outp + ",reconnect=1"};
-  {
-    // start_lockstep adds its own outdev; build the command by hand here.
-    pid_t pid = fork();
-    if (pid == 0) {
-      std::vector<std::string> words = qtest::command_words(g_bin);
-      words.insert(words.end(), argv.begin(), argv.end());
-      std::vector<char*> a;
-      for (auto& s : words) a.push_back(s.data());
-      a.push_back(nullptr);
-      int devnull = open("/dev/null", O_WRONLY);
-      dup2(devnull, 1);
-      dup2(devnull, 2);
-      execv(a[0], a.data());
-      _exit(127);
-    }
-    inst.pid = pid;
-  }
+  ASSERT_TRUE(qtest::spawn_lockstep(inst, g_bin, argv, err)) << err;
   auto conn = [&](const std::string& path) {
     for (int i = 0; i < 500; ++i) {
       int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -498,6 +485,128 @@ TEST(LockstepColo, ClientOutdevReconnectsAndGetsWhatWasQueued) {
   close(pri);
   close(sec);
   close(lfd);
+  qtest::stop(inst);
+  std::filesystem::remove_all(dir);
+}
+
+// QEMU's documented setup over TCP: the filters' chardevs are servers that lockstep
+// connects to (primary_in, outdev), the SVM's stream and the checkpointer connect to
+// lockstep (secondary_in, notify_dev on ports the kernel picks). Matched output is
+// released, a divergence asks once and is released on COLO_CHECKPOINT, and a primary_in
+// peer that goes away is reconnected to.
+TEST(LockstepColo, TcpClientAndServerSockets) {
+  auto listen_tcp = [](uint16_t& port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 4) != 0) return -1;
+    socklen_t n = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+    port = ntohs(a.sin_port);
+    return fd;
+  };
+  auto connect_tcp = [](uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      close(fd);
+      return -1;
+    }
+    return fd;
+  };
+  auto read_exact = [](int fd, uint8_t* p, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = read(fd, p + got, n - got);
+      if (r <= 0) return false;
+      got += size_t(r);
+    }
+    return true;
+  };
+  auto read_framed = [&](int fd) {
+    uint8_t h[4];
+    if (!read_exact(fd, h, 4)) return Bytes{};
+    const uint32_t len = uint32_t{h[0]} << 24 | uint32_t{h[1]} << 16 | uint32_t{h[2]} << 8 | h[3];
+    Bytes f(len);
+    if (!read_exact(fd, f.data(), f.size())) return Bytes{};
+    return f;
+  };
+  auto write_all = [](int fd, const Bytes& b) {
+    return write(fd, b.data(), b.size()) == ssize_t(b.size());
+  };
+  // No read or accept may hang the test: every socket it waits on gets a 5 s timeout.
+  auto with_timeout = [](int fd) {
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+  };
+
+  char tmpl[] = "/tmp/lockstep-chardev-XXXXXX";
+  std::filesystem::path dir = mkdtemp(tmpl);
+  uint16_t pri_port = 0, out_port = 0;
+  int pri_l = listen_tcp(pri_port), out_l = listen_tcp(out_port);
+  ASSERT_GE(pri_l, 0);
+  ASSERT_GE(out_l, 0);
+  with_timeout(pri_l);  // accept() gives up after 5 s too
+  with_timeout(out_l);
+  qtest::Instance inst{"ls", dir.string()};
+  std::string err;
+  ASSERT_TRUE(qtest::spawn_lockstep(
+      inst, g_bin,
+      {"primary_in=tcp:127.0.0.1:" + std::to_string(pri_port) + ",reconnect=1",
+       "secondary_in=tcp:127.0.0.1:0,server",
+       "outdev=tcp:127.0.0.1:" + std::to_string(out_port) + ",reconnect=1",
+       "notify_dev=tcp:127.0.0.1:0,server", "compare_timeout=5000", "--set",
+       "datagram_reorder_slack=0"},
+      err))
+      << err;
+  // The server ports the kernel picked, from the ready line.
+  uint16_t sec_port = 0, ntf_port = 0;
+  ASSERT_TRUE(wait_for([&] {
+    std::ifstream f(dir / "ls.log");
+    std::string log((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto port_of = [&](const std::string& key) -> uint16_t {
+      const size_t k = log.find(key + "=tcp:127.0.0.1:");
+      return k == std::string::npos ? 0 : uint16_t(std::atoi(log.c_str() + k + key.size() + 15));
+    };
+    sec_port = port_of("secondary_in");
+    ntf_port = port_of("notify_dev");
+    return sec_port != 0 && ntf_port != 0;
+  }));
+  int pri = with_timeout(accept(pri_l, nullptr, nullptr));
+  int out = with_timeout(accept(out_l, nullptr, nullptr));
+  int sec = connect_tcp(sec_port), ntf = with_timeout(connect_tcp(ntf_port));
+  ASSERT_GE(pri, 0);
+  ASSERT_GE(out, 0);
+  ASSERT_GE(sec, 0);
+  ASSERT_GE(ntf, 0);
+
+  // A matched pair is released.
+  ASSERT_TRUE(write_all(pri, framed(udp_frame("same"), false)));
+  ASSERT_TRUE(write_all(sec, framed(udp_frame("same", 77), false)));
+  EXPECT_EQ(read_framed(out), udp_frame("same"));
+  // A divergent pair: DO_CHECKPOINT, then the PVM's frame on COLO_CHECKPOINT.
+  ASSERT_TRUE(write_all(pri, framed(udp_frame("pvm"), false)));
+  ASSERT_TRUE(write_all(sec, framed(udp_frame("svm"), false)));
+  Bytes msg = read_framed(ntf);
+  EXPECT_EQ(std::string(msg.begin(), msg.end()), "DO_CHECKPOINT");
+  const std::string done = "COLO_CHECKPOINT";
+  Bytes answer = framed(Bytes(done.begin(), done.end()), false);
+  ASSERT_TRUE(write_all(ntf, answer));
+  EXPECT_EQ(read_framed(out), udp_frame("pvm"));
+  // primary_in's peer goes away (QEMU restarted): lockstep connects again.
+  close(pri);
+  pri = with_timeout(accept(pri_l, nullptr, nullptr));  // within reconnect=1 s
+  ASSERT_GE(pri, 0);
+  ASSERT_TRUE(write_all(pri, framed(udp_frame("again"), false)));
+  ASSERT_TRUE(write_all(sec, framed(udp_frame("again", 78), false)));
+  EXPECT_EQ(read_framed(out), udp_frame("again"));
+
+  for (int fd : {pri, sec, out, ntf, pri_l, out_l}) close(fd);
   qtest::stop(inst);
   std::filesystem::remove_all(dir);
 }
