@@ -95,7 +95,8 @@ inline uint64_t fmix64(uint64_t h) {
 
 inline FlowKey flow_key_of(const ParsedFrame& f, bool* from_lo) {
   FlowKey k{};
-  k.vlan = f.vlan_count != 0 ? static_cast<uint16_t>(f.vlan_tci[0] & 0x0fffu) : 0;
+  const uint16_t vlan = f.vlan_count != 0 ? static_cast<uint16_t>(f.vlan_tci[0] & 0x0fffu) : 0;
+  k.vlan = vlan;
   if (!f.is_ip()) {
     if (from_lo != nullptr) *from_lo = true;
     return k;
@@ -109,7 +110,7 @@ inline FlowKey flow_key_of(const ParsedFrame& f, bool* from_lo) {
     // after, by 64-bit loads, and a load that spans several smaller stores still in
     // flight cannot take its bytes from them (a stall of a dozen cycles per frame).
     const uint64_t tail = uint64_t{port_lo} | (uint64_t{port_hi} << 16) |
-                          (uint64_t{k.vlan} << 32) | (uint64_t{f.l4_proto} << 48);
+                          (uint64_t{vlan} << 32) | (uint64_t{f.l4_proto} << 48);
     std::memcpy(&k.port_lo, &tail, sizeof tail);
   } else {
     k.port_lo = port_lo;

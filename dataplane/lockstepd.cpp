@@ -36,6 +36,10 @@
 #include "dataplane/eal.h"
 #include "dataplane/qos_ctrl.h"
 
+#ifndef LOCKSTEP_VERSION
+#define LOCKSTEP_VERSION "unknown"
+#endif
+
 namespace {
 
 using lockstep::dp::Config;

@@ -164,13 +164,12 @@ bool spawn_lockstep(Instance& inst, const std::string& cmd, const std::vector<st
 
 bool start_lockstep(Instance& inst, const std::string& cmd, const std::vector<std::string>& props,
                     std::string& error) {
-  std::vector<std::string> a = command_words(cmd);
-  a.push_back("primary_in=unix:" + inst.path("pri") + ",server");
-  a.push_back("secondary_in=unix:" + inst.path("sec") + ",server");
-  a.push_back("outdev=unix:" + inst.path("out") + ",server");
-  a.push_back("notify_dev=unix:" + inst.path("ntf") + ",server");
+  std::vector<std::string> a{"primary_in=unix:" + inst.path("pri") + ",server",
+                             "secondary_in=unix:" + inst.path("sec") + ",server",
+                             "outdev=unix:" + inst.path("out") + ",server",
+                             "notify_dev=unix:" + inst.path("ntf") + ",server"};
   a.insert(a.end(), props.begin(), props.end());
-  return spawn(inst, a, error);
+  return spawn_lockstep(inst, cmd, a, error);
 }
 
 std::string stop(Instance& inst) {

@@ -66,9 +66,7 @@ struct Ev {
   size_t idx;
 };
 
-std::string flow_of(const std::vector<uint8_t>& f) {
-  lockstep::ParsedFrame p;
-  lockstep::parse_frame(f.data(), static_cast<uint32_t>(f.size()), p);
+std::string flow_of(const lockstep::ParsedFrame& p) {
   if (!p.is_ip()) return "l2/" + std::to_string(p.ethertype);
   if (p.is_fragment && !p.has_l4) return "frag/" + std::to_string(p.frag_id);
   return lockstep::to_string(lockstep::flow_key_of(p));
@@ -127,27 +125,20 @@ void rewrite_like_filter_rewriter(const std::vector<std::vector<uint8_t>>& pvm,
   }
 }
 
-// A TCP segment with no payload and no SYN, FIN or RST: released uncompared.
-bool is_pure_ack(const std::vector<uint8_t>& f) {
-  using namespace lockstep;
-  ParsedFrame p;
-  if (parse_frame(f.data(), uint32_t(f.size()), p) != ParseStatus::ok || !p.is_tcp()) return false;
-  return p.payload_len == 0 && (p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst)) == 0;
-}
-
-bool is_syn(const std::vector<uint8_t>& f) {
-  using namespace lockstep;
-  ParsedFrame p;
-  return parse_frame(f.data(), uint32_t(f.size()), p) == ParseStatus::ok && p.is_tcp() &&
-         (p.tcp_flags & kTcpSyn) != 0;
-}
-
 // What the order checks need to know of each PVM frame.
 struct FrameInfo {
   std::string flow;
-  bool pure_ack = false;
+  bool pure_ack = false;  // TCP, no payload, no SYN/FIN/RST: released uncompared
   bool syn = false;
 };
+
+FrameInfo frame_info(const std::vector<uint8_t>& f) {
+  using namespace lockstep;
+  ParsedFrame p;
+  const bool tcp = parse_frame(f.data(), uint32_t(f.size()), p) == ParseStatus::ok && p.is_tcp();
+  return {flow_of(p), tcp && p.payload_len == 0 && (p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst)) == 0,
+          tcp && (p.tcp_flags & kTcpSyn) != 0};
+}
 
 struct Outcome {
   std::vector<size_t> released;  // PVM indices in release order
@@ -296,7 +287,7 @@ CaseResult run_case(const fs::path& dir, const std::string& qemu, const std::str
   auto svm_rw = svm_raw;
   rewrite_like_filter_rewriter(pvm, svm_rw);
   std::vector<FrameInfo> flow;
-  for (const auto& f : pvm) flow.push_back({flow_of(f), is_pure_ack(f), is_syn(f)});
+  for (const auto& f : pvm) flow.push_back(frame_info(f));
 
   // Expectations (lockstep's intended behaviour, from the fixture).
   std::vector<bool> want(pvm.size(), true);

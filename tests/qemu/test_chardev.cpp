@@ -257,6 +257,24 @@ struct Colo {
   }
 };
 
+// Reads one frame in chardev framing (no vnet header) from a blocking socket; empty on
+// end of stream, error or timeout.
+Bytes read_framed(int fd) {
+  auto read_exact = [fd](uint8_t* p, size_t n) {
+    for (size_t got = 0; got < n;) {
+      const ssize_t r = read(fd, p + got, n - got);
+      if (r <= 0) return false;
+      got += size_t(r);
+    }
+    return true;
+  };
+  uint8_t h[4];
+  if (!read_exact(h, 4)) return {};
+  Bytes f(uint32_t{h[0]} << 24 | uint32_t{h[1]} << 16 | uint32_t{h[2]} << 8 | h[3]);
+  if (!read_exact(f.data(), f.size())) return {};
+  return f;
+}
+
 bool wait_for(const std::function<bool()>& f, int ms = 5000) {
   for (int i = 0; i < ms / 5; ++i) {
     if (f()) return true;
@@ -451,36 +469,18 @@ TEST(LockstepColo, ClientOutdevReconnectsAndGetsWhatWasQueued) {
     ASSERT_EQ(write(pri, p.data(), p.size()), ssize_t(p.size()));
     ASSERT_EQ(write(sec, s.data(), s.size()), ssize_t(s.size()));
   };
-  auto read_frame = [&](int fd) {
-    uint8_t h[4];
-    size_t got = 0;
-    while (got < 4) {
-      ssize_t n = read(fd, h + got, 4 - got);
-      if (n <= 0) return Bytes{};
-      got += size_t(n);
-    }
-    uint32_t len = uint32_t(h[0]) << 24 | uint32_t(h[1]) << 16 | uint32_t(h[2]) << 8 | h[3];
-    Bytes f(len);
-    got = 0;
-    while (got < len) {
-      ssize_t n = read(fd, f.data() + got, len - got);
-      if (n <= 0) return Bytes{};
-      got += size_t(n);
-    }
-    return f;
-  };
   int c1 = accept(lfd, nullptr, nullptr);
   ASSERT_GE(c1, 0);
   pair("first");
-  EXPECT_EQ(read_frame(c1), udp_frame("first"));
+  EXPECT_EQ(read_framed(c1), udp_frame("first"));
   close(c1);  // the collector goes away; lockstep-colo queues and reconnects
   usleep(100000);
   pair("second");
   pair("third");
   int c2 = accept(lfd, nullptr, nullptr);  // within reconnect=1 s
   ASSERT_GE(c2, 0);
-  EXPECT_EQ(read_frame(c2), udp_frame("second"));
-  EXPECT_EQ(read_frame(c2), udp_frame("third"));
+  EXPECT_EQ(read_framed(c2), udp_frame("second"));
+  EXPECT_EQ(read_framed(c2), udp_frame("third"));
   close(c2);
   close(pri);
   close(sec);
@@ -517,23 +517,6 @@ TEST(LockstepColo, TcpClientAndServerSockets) {
       return -1;
     }
     return fd;
-  };
-  auto read_exact = [](int fd, uint8_t* p, size_t n) {
-    size_t got = 0;
-    while (got < n) {
-      ssize_t r = read(fd, p + got, n - got);
-      if (r <= 0) return false;
-      got += size_t(r);
-    }
-    return true;
-  };
-  auto read_framed = [&](int fd) {
-    uint8_t h[4];
-    if (!read_exact(fd, h, 4)) return Bytes{};
-    const uint32_t len = uint32_t{h[0]} << 24 | uint32_t{h[1]} << 16 | uint32_t{h[2]} << 8 | h[3];
-    Bytes f(len);
-    if (!read_exact(fd, f.data(), f.size())) return Bytes{};
-    return f;
   };
   auto write_all = [](int fd, const Bytes& b) {
     return write(fd, b.data(), b.size()) == ssize_t(b.size());
