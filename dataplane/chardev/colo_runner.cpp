@@ -185,6 +185,7 @@ struct ColoRunner::Impl {
   void pump(InPort& ip, uint64_t now) {
     size_t budget = kPumpBudget;
     uint32_t since_drain = 0;
+    bool drained = false;
     for (;;) {
       if (!ip.port.connected() || blocked(ip)) break;
       bool stop_pumping = false;
@@ -242,13 +243,16 @@ struct ColoRunner::Impl {
             return;
         }
       }
-      if (budget == 0) break;
+      // A read shorter than the stage emptied the socket: epoll (level-triggered) says
+      // when more comes, so the read that would only find EAGAIN is skipped.
+      if (budget == 0 || drained) break;
       ip.head = ip.tail = 0;
       const ssize_t n = recv(ip.port.fd(), ip.stage.get(), kStageBytes, 0);
       if (n > 0) {
         ip.tail = static_cast<size_t>(n);
         ip.port.c.bytes_in += static_cast<uint64_t>(n);
         budget -= std::min(budget, static_cast<size_t>(n));
+        drained = static_cast<size_t>(n) < kStageBytes;
         continue;
       }
       if (n == 0) {
