@@ -7,8 +7,8 @@ namespace lockstep::chardev {
 FramePool::FramePool(uint32_t small_count, uint32_t jumbo_count)
     : small_count_(small_count),
       jumbo_count_(jumbo_count),
-      small_(std::make_unique_for_overwrite<uint8_t[]>(size_t{small_count} * kSmallSize)),
-      jumbo_(std::make_unique_for_overwrite<uint8_t[]>(size_t{jumbo_count} * kJumboSize)),
+      small_(std::make_unique_for_overwrite<uint8_t[]>(size_t{small_count} * kSmallStride)),
+      jumbo_(std::make_unique_for_overwrite<uint8_t[]>(size_t{jumbo_count} * kJumboStride)),
       len_(small_count + jumbo_count, 0),
       vnet_len_(small_count + jumbo_count, 0) {
   free_small_.reserve(small_count);
