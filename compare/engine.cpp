@@ -379,7 +379,7 @@ void EngineImpl::expire_idle(uint64_t now) {
 
 bool EngineImpl::push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now) {
   last_now_ = now;
-  ParsedFrame f;
+  ParsedFrame f = kFreshFrame;  // vector moves, not a `rep stos` (parse.h)
   ParseStatus st = parse_fresh_frame(data, len, f);
   unsigned si = static_cast<unsigned>(st);
   switch (side) {

@@ -320,6 +320,8 @@ ParseStatus parse_frame(const uint8_t* data, uint32_t len, ParsedFrame& out) {
   return parse_fresh_frame(data, len, out);
 }
 
+const ParsedFrame kFreshFrame{};
+
 ParseStatus parse_fresh_frame(const uint8_t* data, uint32_t len, ParsedFrame& out) {
   if (len < kEthHeaderLen) return done(out, ParseStatus::truncated_l2);
 
