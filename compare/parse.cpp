@@ -316,11 +316,9 @@ std::string_view to_string(ParseStatus s) {
 }
 
 ParseStatus parse_frame(const uint8_t* data, uint32_t len, ParsedFrame& out) {
-  out = ParsedFrame{};
+  out = kFreshFrame;
   return parse_fresh_frame(data, len, out);
 }
-
-const ParsedFrame kFreshFrame{};
 
 ParseStatus parse_fresh_frame(const uint8_t* data, uint32_t len, ParsedFrame& out) {
   if (len < kEthHeaderLen) return done(out, ParseStatus::truncated_l2);

@@ -374,8 +374,8 @@ void EngineImpl::tcp_flush_ingress(uint32_t ci, bool translated) {
   while (c.ingress.head != kNil) {
     uint32_t idx = list_pop(c.ingress);
     if (translated) {
-      ParsedFrame f;
-      if (parse_frame(held_[idx].data, held_[idx].len, f) == ParseStatus::ok && f.is_tcp()) {
+      ParsedFrame f = kFreshFrame;
+      if (parse_fresh_frame(held_[idx].data, held_[idx].len, f) == ParseStatus::ok && f.is_tcp()) {
         tcp_translate_ingress(c, held_[idx].data, f);
       }
     }
@@ -410,8 +410,8 @@ void EngineImpl::tcp_translate_ingress(const Conn& c, uint8_t* data, const Parse
 }
 
 void EngineImpl::tcp_translate_svm_output(const Conn& c, uint8_t* data, uint32_t len) {
-  ParsedFrame f;
-  if (parse_frame(data, len, f) != ParseStatus::ok || !f.is_tcp() || f.l4_checksum_off == 0) {
+  ParsedFrame f = kFreshFrame;
+  if (parse_fresh_frame(data, len, f) != ParseStatus::ok || !f.is_tcp() || f.l4_checksum_off == 0) {
     return;
   }
   uint8_t* csum = data + f.l4_checksum_off;
