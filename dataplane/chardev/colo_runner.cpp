@@ -345,12 +345,11 @@ struct ColoRunner::Impl {
         }
         used += n;
       };
-      uint32_t i = 0;
-      for (; i < nf && cnt + 2 <= iov.size(); ++i) {
+      for (uint32_t i = 0; i < nf && cnt + 2 <= iov.size(); ++i) {
         const uint32_t h = outq.at(i);
         const uint32_t len = pool.len(h);
-        if (len > kInlineFrame && used + kMaxHeaderLen > kWriteBytes) break;
-        if (len <= kInlineFrame && used + kMaxHeaderLen + len > kWriteBytes) break;
+        const bool inline_frame = len <= kInlineFrame;
+        if (used + kMaxHeaderLen + (inline_frame ? len : 0) > kWriteBytes) break;
         uint8_t hdr[kMaxHeaderLen];
         encode_header(hdr, len, cfg.vnet_hdr, pool.vnet_len(h));
         size_t skip = i == 0 ? out_off : 0;
@@ -360,7 +359,7 @@ struct ColoRunner::Impl {
         } else {
           skip -= hl;
         }
-        if (len <= kInlineFrame) {
+        if (inline_frame) {
           append(pool.data(h) + skip, len - skip);
         } else {
           iov[cnt++] = {pool.data(h) + skip, len - skip};

@@ -399,6 +399,25 @@ TEST(LockstepColo, OneDoCheckpointPerEpochThenRelease) {
   EXPECT_EQ(j["engine"]["checkpoints_done"], 1);
 }
 
+// Writes every frame as a PVM/SVM pair from a thread while outdev is not read for half a
+// second, then reads outdev until all are released (and stops the reader).
+::testing::AssertionResult send_pairs_with_outdev_stalled(qtest::Peer& peer,
+                                                          const std::vector<Bytes>& pvm) {
+  std::thread tx([&] {
+    for (const auto& f : pvm) {
+      peer.send_pvm(f.data(), uint32_t(f.size()));
+      peer.send_svm(f.data(), uint32_t(f.size()));
+    }
+  });
+  usleep(500000);
+  peer.start(1'000'000, true);
+  tx.join();
+  const bool all = wait_for([&] { return peer.released() >= pvm.size(); }, 20000);
+  peer.stop_reader();
+  if (!all) return ::testing::AssertionFailure() << "released " << peer.released() << " of " << pvm.size();
+  return ::testing::AssertionSuccess();
+}
+
 TEST(LockstepColo, FullOutputQueueStopsPrimaryInNothingIsDropped) {
   Colo colo({"out_queue_frames=8", "compare_timeout=10000"});
   qtest::Peer peer;
@@ -412,17 +431,7 @@ TEST(LockstepColo, FullOutputQueueStopsPrimaryInNothingIsDropped) {
   }
   // The filters write pair by pair while outdev is not read: lockstep-colo must stop
   // reading its inputs (the writes then block in the kernel) and lose nothing.
-  std::thread tx([&] {
-    for (auto& f : pvm) {
-      peer.send_pvm(f.data(), uint32_t(f.size()));
-      peer.send_svm(f.data(), uint32_t(f.size()));
-    }
-  });
-  usleep(500000);
-  peer.start(1'000'000, true);
-  tx.join();
-  ASSERT_TRUE(wait_for([&] { return peer.released() >= pvm.size(); }, 20000));
-  peer.stop_reader();
+  ASSERT_TRUE(send_pairs_with_outdev_stalled(peer, pvm));
   EXPECT_EQ(peer.frames.size(), pvm.size());
   EXPECT_TRUE(peer.frames == pvm);
   auto j = colo.stop();
@@ -447,17 +456,7 @@ TEST(LockstepColo, MixedSizesThroughAStalledOutdevArriveByteExact) {
     text += std::to_string(i);
     pvm.push_back(udp_frame(text, uint16_t(i), uint16_t(5000 + i % 16)));
   }
-  std::thread tx([&] {
-    for (auto& f : pvm) {
-      peer.send_pvm(f.data(), uint32_t(f.size()));
-      peer.send_svm(f.data(), uint32_t(f.size()));
-    }
-  });
-  usleep(500000);
-  peer.start(1'000'000, true);
-  tx.join();
-  ASSERT_TRUE(wait_for([&] { return peer.released() >= pvm.size(); }, 20000));
-  peer.stop_reader();
+  ASSERT_TRUE(send_pairs_with_outdev_stalled(peer, pvm));
   ASSERT_EQ(peer.frames.size(), pvm.size());
   EXPECT_TRUE(peer.frames == pvm);
   auto j = colo.stop();
