@@ -44,6 +44,9 @@ namespace lockstep {
   X(ingress_untranslated, "SVM-bound client frames sent without a learned offset")    \
   X(svm_retransmits, "SVM segments at or below the compare point")                    \
   X(pvm_retransmits, "PVM segments at or below the compare point")                    \
+  X(pvm_ack_waits, "PVM frames that waited for the SVM's ACK to reach theirs")        \
+  X(pvm_ack_wait_ns, "total time PVM frames waited for the SVM's ACK (ns)")           \
+  X(client_offsets, "connections whose SVM SYN/ACK acked another client ISN than the PVM's") \
   X(frags_in, "IP fragments received")                                                \
   X(frag_datagrams, "datagrams reassembled")                                          \
   X(mode_switches, "mode changes (manual or hybrid)")                                 \
@@ -64,6 +67,20 @@ struct NormRuleCounters {
   uint64_t offsets = 0;  // spans whose lengths differed: sequence offset adjusted
 };
 
+// Hold added by the ACK rule (a PVM frame waiting for the SVM's ACK), log2 buckets of
+// microseconds: bucket i counts waits below 2^i us (i = 0: below 1 us), the last one
+// every longer wait.
+inline constexpr unsigned kAckWaitBuckets = 24;
+inline unsigned ack_wait_bucket(uint64_t ns) {
+  uint64_t us = ns / 1000;
+  unsigned b = 0;
+  while (us != 0 && b + 1 < kAckWaitBuckets) {
+    us >>= 1;
+    ++b;
+  }
+  return b;
+}
+
 struct Counters {
 #define LOCKSTEP_X(name, help) uint64_t name = 0;
   LOCKSTEP_SCALAR_COUNTERS(LOCKSTEP_X)
@@ -74,6 +91,7 @@ struct Counters {
   std::array<uint64_t, kDropReasonCount> ingress_dropped{};  // SVM copies not sent
   std::array<uint64_t, kCheckpointReasonCount> checkpoint_reason{};
   std::array<uint64_t, kParseStatusCount> parse_pvm{}, parse_svm{}, parse_ingress{};
+  std::array<uint64_t, kAckWaitBuckets> ack_wait_hist{};  // "ack_wait_us.lt_<2^i>"
   // Per normalization rule, indexed by rule id; the names of the rules in force (null
   // without rules) give flatten() "normalize.<rule>.spans|bytes|offsets".
   std::array<NormRuleCounters, kMaxNormRules> normalize{};

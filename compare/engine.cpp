@@ -108,6 +108,7 @@ EngineImpl::EngineImpl(const Settings& s, PolicyTable policy)
 
 void EngineImpl::derive() {
   timeout_ns_ = settings_.compare_timeout_us * 1000;
+  ack_ns_ = settings_.ack_timeout_us * 1000;
   idle_ns_ = settings_.idle_timeout_ms * 1000000;
   linger_ns_ = settings_.closed_linger_ms * 1000000;
   frag_timeout_ns_ = settings_.frag_timeout_ms * 1000000;
@@ -502,7 +503,10 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
     return;
   }
 
-  if (kind == ConnKind::tcp && tcp_match_on_arrival(ci, side, handle, data, f)) return;
+  if (kind == ConnKind::tcp) {
+    tcp_note_ack(c, side, data, f);
+    if (tcp_match_on_arrival(ci, side, handle, data, f)) return;
+  }
   uint32_t idx = alloc_held(side, handle, data, len, now);
   if (idx == kNil) {
     drop_direct(side, handle, DropReason::held_overflow);
@@ -578,6 +582,9 @@ void EngineImpl::advance(uint64_t now) {
     if (!h.live) continue;
     if (h.side == Side::ingress) {
       if (h.conn != kNil) tcp_flush_ingress(h.conn, false);
+      continue;
+    }
+    if (h.side == Side::pvm && h.conn != kNil && mode_ == Mode::colo && tcp_deadline(id, now)) {
       continue;
     }
     h.deadline_fired = true;
@@ -697,6 +704,13 @@ void EngineImpl::checkpoint_done(uint64_t epoch, uint64_t now) {
       c.cmp_valid = true;
     }
     c.rebase_seq = c.cmp;
+    // The SVM has received what the PVM has: its ACK is the PVM's.
+    if (c.pvm_ack_seen) {
+      c.svm_ack = c.svm_ack_seen ? seq_max(c.svm_ack, c.pvm_ack) : c.pvm_ack;
+      c.svm_ack_seen = true;
+    }
+    c.svm_sack_count = 0;
+    c.client_offset = 0;
     norm_rebase(c);
     c.svm_syn = c.pvm_syn;
     c.svm_isn = c.pvm_isn;

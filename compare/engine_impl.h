@@ -7,6 +7,7 @@
 // the timer wheel and the fragment table never grow on the per-frame path.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,6 +36,7 @@ struct Held {
   uint32_t conn = kNil;       // owning connection, kNil for frames held without one
   uint32_t frag_next = kNil;  // further fragments of the same datagram (datagram groups)
   SeqNum seq;                 // TCP: start of the stream extent in PVM space
+  SeqNum ack;                 // TCP, PVM: the client byte it acknowledges up to (has_ack)
   uint32_t ext = 0;           // TCP: SYN + payload + FIN + RST positions it occupies
   uint32_t payload_off = 0;   // offset of compared bytes in `data` (or in the reasm buffer)
   uint32_t payload_len = 0;
@@ -45,6 +47,10 @@ struct Held {
   bool matched = false;       // datagram matched, waiting for earlier ones to go
   bool deadline_fired = false;
   bool untranslated = false;  // SVM segment stored with its raw sequence number
+  bool has_ack = false;       // TCP, PVM: ACK flag set, `ack` meaningful
+  bool sack_wait = false;     // TCP, PVM: SACK blocks the SVM has not acknowledged yet
+  bool ack_waited = false;    // TCP, PVM: the SVM had not acknowledged its ACK on arrival
+  bool retransmit = false;    // TCP, PVM: every position already matched on arrival
   bool live = false;
 };
 
@@ -54,6 +60,8 @@ struct HeldList {
 };
 
 enum class ConnKind : uint8_t { tcp, datagram, non_ip };
+
+inline constexpr unsigned kSvmSackRanges = 4;
 
 // TCP states as seen by the engine (VM output direction drives compare; the client's
 // FIN/RST come from ingress):
@@ -84,6 +92,17 @@ struct Conn {
   SeqNum rebase_seq;           // compare point set by the last rebase
   uint32_t ts_offset = 0;      // svm TSval = pvm TSval + ts_offset
   uint32_t pvm_tsval_syn = 0, svm_tsval_syn = 0;
+  // ACK progress (DESIGN.md §5.2): the highest cumulative ACK each VM has sent, in the
+  // client's sequence space (the same for both VMs). Read on every frame: kept here, with
+  // the compare state; the SVM's SACK ranges and the SYN/ACK bookkeeping are at the end.
+  SeqNum pvm_ack, svm_ack;
+  // SVM ACK = client byte + client_offset. Zero whenever lockstep mirrors the client (the
+  // SVM then sees the client's very segments); learned from the two SYN/ACKs, it is not
+  // zero only where the SVM's client was another host (captures of two test worlds).
+  uint32_t client_offset = 0;
+  uint8_t svm_sack_count = 0;  // ranges in svm_sack
+  bool pvm_ack_seen = false, svm_ack_seen = false;
+  bool svm_sack_seen = false;  // the SVM uses SACK on this connection
   uint32_t policy_gen = 0;
   uint32_t norm = kNil;        // normalization slot (normalize.h), kNil: none applies
   uint32_t norm_gen = 0;       // rule generation `norm` was chosen under
@@ -101,6 +120,11 @@ struct Conn {
   bool fin_vm = false, fin_client = false;
   bool closing_listed = false;
   bool in_use = false;
+  // Cold ACK state: the client ranges the SVM selectively acknowledged above its
+  // cumulative ACK (at most kSvmSackRanges, merged), the SYN/ACKs' ACKs.
+  std::array<SeqNum, 2 * kSvmSackRanges> svm_sack{};  // [left, right) pairs
+  uint32_t pvm_synack_ack = 0, svm_synack_ack = 0;
+  bool pvm_synack = false, svm_synack = false;
 };
 
 // Fixed-capacity index: open addressing with linear probing and backward-shift
@@ -214,7 +238,7 @@ class EngineImpl {
   friend class TcpCompare;
 
   // Derived from settings_.
-  uint64_t timeout_ns_ = 0, idle_ns_ = 0, linger_ns_ = 0, frag_timeout_ns_ = 0;
+  uint64_t timeout_ns_ = 0, ack_ns_ = 0, idle_ns_ = 0, linger_ns_ = 0, frag_timeout_ns_ = 0;
   uint64_t buffer_epoch_ns_ = 0;
   PolicyAction non_ip_policy_ = PolicyAction::pass, nd_policy_ = PolicyAction::pass;
   bool malformed_pass_ = false;
@@ -281,6 +305,12 @@ class EngineImpl {
                             const ParsedFrame& f);
   void tcp_compare(uint32_t ci, uint64_t now);
   void tcp_release_matched(Conn& c);
+  void tcp_note_ack(Conn& c, Side side, const uint8_t* data, const ParsedFrame& f);
+  void tcp_note_ack_slow(Conn& c, Side side, const uint8_t* data, const ParsedFrame& f);
+  bool tcp_ack_ready(const Conn& c, Held& h);
+  bool tcp_sack_recheck(const Conn& c, Held& h);
+  bool tcp_sack_covered(const Conn& c, const uint8_t* data, const ParsedFrame& f) const;
+  bool tcp_deadline(uint32_t idx, uint64_t now);
   void tcp_learn_offset(uint32_t ci);
   void tcp_ingress(uint32_t ci, uint64_t handle, uint8_t* data, uint32_t len,
                    const ParsedFrame& f, uint64_t now);
@@ -440,5 +470,35 @@ inline PolicyAction EngineImpl::policy_of(Conn& c) {
 }
 
 inline void EngineImpl::arm_deadline(uint32_t idx, uint64_t when) { timers_.schedule(idx, when); }
+
+// Whether the SVM has acknowledged every client byte PVM frame h acknowledges: its
+// cumulative ACK, and its SACK blocks where they were not covered on arrival (the frame
+// is parsed again for those, rarely).
+inline bool EngineImpl::tcp_ack_ready(const Conn& c, Held& h) {
+  if (h.has_ack && (!c.svm_ack_seen || before(c.svm_ack, h.ack))) return false;
+  return !h.sack_wait || tcp_sack_recheck(c, h);
+}
+
+// Notes the ACK of a VM frame (tcp_stream.cpp has the rule). Inline for the common frame:
+// an ACK without SYN or SACK, and no SVM SACK range to prune.
+inline void EngineImpl::tcp_note_ack(Conn& c, Side side, const uint8_t* data,
+                                     const ParsedFrame& f) {
+  const bool svm = side == Side::svm;
+  if ((f.tcp_flags & kTcpSyn) || f.sack_count != 0 || f.sack_permitted ||
+      (svm && c.svm_sack_count != 0)) {
+    tcp_note_ack_slow(c, side, data, f);
+    return;
+  }
+  if (!(f.tcp_flags & kTcpAck)) return;
+  if (svm) {
+    const SeqNum a = SeqNum(f.ack) - c.client_offset;
+    if (!c.svm_ack_seen || after(a, c.svm_ack)) c.svm_ack = a;
+    c.svm_ack_seen = true;
+  } else {
+    const SeqNum a(f.ack);
+    if (!c.pvm_ack_seen || after(a, c.pvm_ack)) c.pvm_ack = a;
+    c.pvm_ack_seen = true;
+  }
+}
 
 }  // namespace lockstep

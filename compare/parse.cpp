@@ -89,6 +89,7 @@ ParseStatus parse_tcp_options(const uint8_t* frame, uint32_t begin, uint32_t end
       }
       case kOptSackPerm:
         if (olen != 2) return ParseStatus::bad_tcp_option;
+        out.sack_permitted = true;
         break;
       case kOptSack: {
         const uint32_t blocks = (olen - 2u) / 8u;

@@ -107,6 +107,7 @@ struct ParsedFrame {
   uint8_t sack_count = 0;
   std::array<uint16_t, kMaxSackBlocks> sack_off{};  // offset of each 8-byte SACK block
   bool has_timestamp = false;
+  bool sack_permitted = false;  // SACK-permitted option (SYN, SYN/ACK)
   uint16_t ts_off = 0;  // offset of TSval (TSecr follows at +4)
   uint32_t tsval = 0, tsecr = 0;
 

@@ -24,6 +24,10 @@ namespace lockstep {
   X(compare_timeout_us, u64, 100, 60000000, "100000", "",                                       \
     "longest a held PVM frame waits for its SVM match before a checkpoint is requested; "      \
     "100 ms covers SVM lag under load while bounding the client's stall")                     \
+  X(ack_timeout_us, u64, 1000, 60000000, "300000", "",                                          \
+    "longest a PVM frame waits for the SVM's ACK to reach its own before the SVM is taken to "  \
+    "have lost client data (ack_divergence); 300 ms is Linux's 200 ms delayed-ACK maximum "   \
+    "plus the SVM's lag allowance, so two kernels' ACK timers never look like divergence")    \
   X(max_connections, u64, 16, 16777216, "65536", "",                                            \
     "connection table capacity (fixed at start); a full table requests a checkpoint")          \
   X(max_held_frames, u64, 64, 16777216, "262144", "",                                           \

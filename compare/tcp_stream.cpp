@@ -21,6 +21,18 @@
 //   fresh ──PVM SYN──► pvm_syn ──SVM SYN──► offset known
 //     └────SVM SYN──► svm_syn (SVM segments raw) ──PVM SYN──► offset known, translate
 //
+// ACK progress (DESIGN.md §5.2): both VMs acknowledge the client's sequence space, so
+// their cumulative ACKs (and SACK blocks) are comparable as they are. Per connection the
+// engine keeps the highest ACK each VM has sent and the ranges the SVM selectively
+// acknowledged. A PVM frame leaves only once the SVM has acknowledged every client byte
+// it acknowledges: releasing it earlier would let the client forget bytes the SVM may
+// never have received. ACK numbers are not compared frame by frame; the SVM only has to
+// catch up, within ack_timeout_us, or the connection diverges (ack_divergence). Per
+// connection PVM frames leave in arrival order: a held frame blocks the later ones.
+//
+//   PVM  data ack=300  ack=500  ack=700         held until the SVM's ACK reaches theirs
+//   SVM  data ack=300 ─────────────── ack=700   releases all three, in order
+//
 // Client segments bound for the SVM get ack += seq_offset, SACK edges += seq_offset and
 // TSecr += ts_offset, with the TCP checksum patched incrementally. A client segment
 // that needs the offset before the SVM's SYN/ACK has arrived waits (hold_svm_ingress)
@@ -98,10 +110,13 @@ void EngineImpl::tcp_track_uncompared(Side side, const ParsedFrame& f, uint64_t 
   const uint8_t fl = f.tcp_flags;
   const uint32_t ext = ((fl & kTcpSyn) ? 1 : 0) + f.payload_len + ((fl & kTcpFin) ? 1 : 0);
   const bool syn = fl & kTcpSyn;
-  if (!syn && (side != Side::pvm || ext == 0)) return;
-  uint32_t ci = lookup_or_create(flow_key_of(f), ConnKind::tcp, now, true);
+  const bool create = syn || (side == Side::pvm && ext > 0);
+  // ACKs too, so that the checkpoint ending this mode knows how far the PVM acknowledged.
+  if (!create && !(fl & kTcpAck)) return;
+  uint32_t ci = lookup_or_create(flow_key_of(f), ConnKind::tcp, now, create);
   if (ci == kNil) return;
   Conn& c = conns_[ci];
+  tcp_note_ack(c, side, nullptr, f);
   if (syn) {
     if (c.state == TcpState::closed && !conn_holds(c)) tcp_reset_for_reuse(c);
     const bool pvm = side == Side::pvm;
@@ -166,9 +181,15 @@ void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uin
     h.seq = SeqNum(f.seq);
     h.untranslated = c.svm_syn && !c.pvm_syn;
   }
-  if (pvm && h.ext > 0) {
-    c.pvm_next = c.pvm_seen ? seq_max(c.pvm_next, h.seq + h.ext) : h.seq + h.ext;
-    c.pvm_seen = true;
+  if (pvm) {
+    h.has_ack = (fl & kTcpAck) != 0;
+    h.ack = SeqNum(f.ack);
+    h.sack_wait = f.sack_count > 0 && !tcp_sack_covered(c, h.data, f);
+    h.ack_waited = (h.has_ack && (!c.svm_ack_seen || before(c.svm_ack, h.ack))) || h.sack_wait;
+    if (h.ext > 0) {
+      c.pvm_next = c.pvm_seen ? seq_max(c.pvm_next, h.seq + h.ext) : h.seq + h.ext;
+      c.pvm_seen = true;
+    }
   }
   if (!c.cmp_valid && !h.untranslated && h.ext > 0) {
     c.cmp = h.seq;
@@ -181,16 +202,20 @@ void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uin
   }
 
   if (h.ext == 0) {
-    // Pure ACK or window update: nothing to compare, nothing to wait for, unless the
-    // PVM's SYN is still held: an ACK must not reach the client before the SYN it
-    // follows, so it queues behind it and goes as soon as the SYN does.
-    if (pvm && c.pvm.head != kNil && (held_[c.pvm.head].tcp_flags & kTcpSyn)) {
-      list_push(c.pvm, idx);
-      if (!c.diverged) tcp_release_matched(c);
+    // Pure ACK or window update: nothing to compare. The SVM's may have moved its ACK
+    // on (waiting PVM frames may go); the PVM's leaves at once when nothing of its flow
+    // is held and the SVM has acknowledged what it acknowledges, else it queues.
+    if (!pvm) {
+      free_svm_frame(idx);
+      if (c.pvm.head != kNil && !c.diverged) tcp_release_matched(c);
       return;
     }
-    if (pvm) release_frame(idx, ReleaseReason::no_payload);
-    else free_svm_frame(idx);
+    if (c.pvm.head == kNil && tcp_ack_ready(c, h)) {
+      release_frame(idx, ReleaseReason::no_payload);
+      return;
+    }
+    list_push(c.pvm, idx);
+    if (!c.diverged) arm_deadline(idx, now + ack_ns_);
     return;
   }
   if (!pvm && !syn && svm_late_after_rebase(c, SeqNum(f.seq), h.seq, h.ext)) {
@@ -204,13 +229,20 @@ void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uin
     return;
   }
   if (!h.untranslated && before_eq(h.seq + h.ext, c.cmp)) {
-    if (pvm) {
-      ++c_.pvm_retransmits;
-      release_frame(idx, ReleaseReason::retransmit);
-    } else {
+    if (!pvm) {
       ++c_.svm_retransmits;
       free_svm_frame(idx);
+      if (c.pvm.head != kNil) tcp_release_matched(c);
+      return;
     }
+    ++c_.pvm_retransmits;
+    h.retransmit = true;
+    if (c.pvm.head == kNil && tcp_ack_ready(c, h)) {
+      release_frame(idx, ReleaseReason::retransmit);
+      return;
+    }
+    list_push(c.pvm, idx);
+    arm_deadline(idx, now + ack_ns_);
     return;
   }
   HeldList& list = pvm ? c.pvm : c.svm;
@@ -265,6 +297,13 @@ bool EngineImpl::tcp_match_on_arrival(uint32_t ci, Side side, uint64_t handle, u
   const Held& o = held_[other.head];
   if (o.untranslated || o.seq != seq || o.ext != len || o.payload_len != len) return false;
   if (!pvm && svm_late_after_rebase(c, SeqNum(f.seq), seq, len)) return false;
+  // The PVM's copy (this frame or the held one) must also have its ACK covered.
+  if (pvm ? ((f.tcp_flags & kTcpAck) &&
+             (!c.svm_ack_seen || before(c.svm_ack, SeqNum(f.ack)) ||
+              (f.sack_count > 0 && !tcp_sack_covered(c, data, f))))
+          : !tcp_ack_ready(c, held_[other.head])) {
+    return false;
+  }
   if (std::memcmp(o.data + o.payload_off, data + f.payload_off, len) != 0) return false;
 
   if (pvm) c.pvm_next = c.pvm_seen ? seq_max(c.pvm_next, seq + len) : seq + len;
@@ -320,16 +359,168 @@ void EngineImpl::tcp_compare(uint32_t ci, uint64_t now) {
 
 void EngineImpl::tcp_release_matched(Conn& c) {
   while (c.pvm.head != kNil) {
-    const Held& h = held_[c.pvm.head];
-    if (h.untranslated || !before_eq(h.seq + h.ext, c.cmp)) break;
-    release_frame(list_pop(c.pvm),
-                  h.ext == 0 ? ReleaseReason::no_payload : ReleaseReason::matched);
+    Held& h = held_[c.pvm.head];
+    if (h.ext != 0 && (h.untranslated || !before_eq(h.seq + h.ext, c.cmp))) break;
+    if (!tcp_ack_ready(c, h)) break;
+    if (h.ack_waited) {
+      const uint64_t waited = last_now_ > h.arrival_ns ? last_now_ - h.arrival_ns : 0;
+      ++c_.pvm_ack_waits;
+      c_.pvm_ack_wait_ns += waited;
+      ++c_.ack_wait_hist[ack_wait_bucket(waited)];
+    }
+    release_frame(list_pop(c.pvm), h.ext == 0     ? ReleaseReason::no_payload
+                                   : h.retransmit ? ReleaseReason::retransmit
+                                                  : ReleaseReason::matched);
   }
   while (c.svm.head != kNil) {
     const Held& h = held_[c.svm.head];
     if (h.untranslated || !before_eq(h.seq + h.ext, c.cmp)) break;
     free_svm_frame(list_pop(c.svm));
   }
+}
+
+// ---------------------------------------------------------------------------- ACK progress
+
+namespace {
+
+// Adds [l, r) to the SVM's selectively acknowledged ranges, merging what overlaps or
+// touches; when every slot is taken the range with the lowest right edge gives way (the
+// SVM's cumulative ACK reaches it first).
+void sack_add(Conn& c, SeqNum l, SeqNum r) {
+  if (!before(l, r)) return;
+  for (unsigned i = 0; i < c.svm_sack_count;) {
+    const SeqNum rl = c.svm_sack[2 * i], rr = c.svm_sack[2 * i + 1];
+    if (before_eq(rl, r) && before_eq(l, rr)) {
+      l = seq_min(l, rl);
+      r = seq_max(r, rr);
+      --c.svm_sack_count;
+      c.svm_sack[2 * i] = c.svm_sack[2 * c.svm_sack_count];
+      c.svm_sack[2 * i + 1] = c.svm_sack[2 * c.svm_sack_count + 1];
+      continue;
+    }
+    ++i;
+  }
+  unsigned slot = c.svm_sack_count;
+  if (slot == kSvmSackRanges) {
+    slot = 0;
+    for (unsigned i = 1; i < kSvmSackRanges; ++i) {
+      if (before(c.svm_sack[2 * i + 1], c.svm_sack[2 * slot + 1])) slot = i;
+    }
+  } else {
+    ++c.svm_sack_count;
+  }
+  c.svm_sack[2 * slot] = l;
+  c.svm_sack[2 * slot + 1] = r;
+}
+
+// Drops the ranges the SVM's cumulative ACK has reached.
+void sack_prune(Conn& c) {
+  for (unsigned i = 0; i < c.svm_sack_count;) {
+    if (before_eq(c.svm_sack[2 * i + 1], c.svm_ack)) {
+      --c.svm_sack_count;
+      c.svm_sack[2 * i] = c.svm_sack[2 * c.svm_sack_count];
+      c.svm_sack[2 * i + 1] = c.svm_sack[2 * c.svm_sack_count + 1];
+      continue;
+    }
+    ++i;
+  }
+}
+
+}  // namespace
+
+void EngineImpl::tcp_note_ack_slow(Conn& c, Side side, const uint8_t* data,
+                                   const ParsedFrame& f) {
+  const bool acks = (f.tcp_flags & kTcpAck) != 0;
+  if (acks && (f.tcp_flags & kTcpSyn) && side != Side::ingress) {
+    // A SYN/ACK acknowledges the client's ISN + 1: both VMs' must agree, or the SVM's
+    // client numbered its bytes otherwise.
+    const bool pvm = side == Side::pvm;
+    (pvm ? c.pvm_synack_ack : c.svm_synack_ack) = f.ack;
+    (pvm ? c.pvm_synack : c.svm_synack) = true;
+    if (c.pvm_synack && c.svm_synack && c.svm_synack_ack != c.pvm_synack_ack &&
+        c.client_offset == 0) {
+      c.client_offset = c.svm_synack_ack - c.pvm_synack_ack;
+      ++c_.client_offsets;
+      if (c.svm_ack_seen) c.svm_ack = c.svm_ack - c.client_offset;  // noted before it
+    }
+  }
+  if (side == Side::pvm) {
+    if (acks) {
+      c.pvm_ack = c.pvm_ack_seen ? seq_max(c.pvm_ack, SeqNum(f.ack)) : SeqNum(f.ack);
+      c.pvm_ack_seen = true;
+    }
+    return;
+  }
+  if (side != Side::svm) return;
+  if (f.sack_permitted) c.svm_sack_seen = true;
+  if (!acks) return;
+  const SeqNum ack = SeqNum(f.ack) - c.client_offset;
+  const bool moved = !c.svm_ack_seen || after(ack, c.svm_ack);
+  if (moved) {
+    c.svm_ack = ack;
+    c.svm_ack_seen = true;
+  }
+  if (f.sack_count != 0 && data != nullptr) {
+    c.svm_sack_seen = true;
+    for (unsigned i = 0; i < f.sack_count; ++i) {
+      const uint8_t* block = data + f.sack_off[i];
+      sack_add(c, SeqNum(load_be32(block)) - c.client_offset,
+               SeqNum(load_be32(block + 4)) - c.client_offset);
+    }
+  }
+  if (moved && c.svm_sack_count != 0) sack_prune(c);
+}
+
+bool EngineImpl::tcp_sack_covered(const Conn& c, const uint8_t* data,
+                                  const ParsedFrame& f) const {
+  if (f.sack_count == 0 || !c.svm_sack_seen) return true;  // compared where both use SACK
+  if (!c.svm_ack_seen) return false;
+  for (unsigned i = 0; i < f.sack_count; ++i) {
+    const uint8_t* block = data + f.sack_off[i];
+    const SeqNum l(load_be32(block)), r(load_be32(block + 4));
+    if (before_eq(r, c.svm_ack)) continue;  // D-SACK or below the cumulative ACK
+    const SeqNum from = seq_max(l, c.svm_ack);
+    bool covered = false;
+    for (unsigned j = 0; j < c.svm_sack_count && !covered; ++j) {
+      covered = before_eq(c.svm_sack[2 * j], from) && before_eq(r, c.svm_sack[2 * j + 1]);
+    }
+    if (!covered) return false;
+  }
+  return true;
+}
+
+bool EngineImpl::tcp_sack_recheck(const Conn& c, Held& h) {
+  ParsedFrame f = kFreshFrame;
+  if (parse_fresh_frame(h.data, h.len, f) == ParseStatus::ok && f.is_tcp() &&
+      !tcp_sack_covered(c, h.data, f)) {
+    return false;
+  }
+  h.sack_wait = false;
+  return true;
+}
+
+// A held PVM frame's timer fired. Returns false when it is a divergence for the caller
+// to declare as a deadline (bytes still unmatched); otherwise handles it: a frame whose
+// bytes are matched but whose ACK the SVM has not reached diverges with ack_divergence
+// once it is ack_timeout_us old (its timer is moved there before that); a frame waiting
+// only behind an earlier one of its flow leaves that one's deadline to speak.
+bool EngineImpl::tcp_deadline(uint32_t idx, uint64_t now) {
+  Held& h = held_[idx];
+  Conn& c = conns_[h.conn];
+  if (c.kind != ConnKind::tcp || h.side != Side::pvm || c.diverged) return false;
+  const bool matched =
+      h.ext == 0 || (!h.untranslated && c.cmp_valid && before_eq(h.seq + h.ext, c.cmp));
+  if (!matched) return false;
+  if (tcp_ack_ready(c, h)) {
+    tcp_release_matched(c);
+    return true;
+  }
+  if (now < h.arrival_ns + ack_ns_) {
+    arm_deadline(idx, h.arrival_ns + ack_ns_);
+    return true;
+  }
+  diverge(h.conn, CheckpointReason::ack_divergence, now);
+  return true;
 }
 
 void EngineImpl::tcp_ingress(uint32_t ci, uint64_t handle, uint8_t* data, uint32_t len,

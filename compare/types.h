@@ -89,6 +89,7 @@ std::string_view to_string(ReleaseReason r);
   X(event_mismatch, "SYN/FIN/RST differ between PVM and SVM")                  \
   X(datagram_mismatch, "datagrams differ")                                     \
   X(deadline, "a held PVM frame waited compare_timeout for its SVM match")     \
+  X(ack_divergence, "the SVM's ACK stayed behind the PVM's for ack_timeout_us")  \
   X(table_full, "connection table full")                                       \
   X(held_full, "held-frame capacity reached")                                  \
   X(window_full, "reorder window of a connection full")                        \

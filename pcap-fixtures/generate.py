@@ -23,7 +23,7 @@ import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from gen import cases_anchors, cases_dgram, cases_l2, cases_misc, cases_normalize, cases_tcp  # noqa: E402,F401,E501
+from gen import cases_ack, cases_anchors, cases_dgram, cases_l2, cases_misc, cases_normalize, cases_tcp  # noqa: E402,F401,E501
 from gen.model import REGISTRY  # noqa: E402
 from gen.pcapio import pcap_bytes  # noqa: E402
 

@@ -161,11 +161,12 @@ def t10_header_fields():
 
 @case
 def t11_pure_ack_silent_svm():
-    k = Case("t11_pure_ack_silent_svm", "T11: PVM pure ACK on a flow where the SVM says nothing",
-             "QEMU: held 5 s, 2 DO_CHECKPOINT. lockstep: a pure ACK has nothing to compare "
-             "and is released on arrival (delay 0). Two flows: one after a handshake whose "
-             "SVM is then silent, one picked up mid-stream (no SYN seen, no SVM frame at "
-             "all). No checkpoint.")
+    k = Case("t11_pure_ack_silent_svm", "T11: PVM pure ACK on a flow where the SVM sends no data",
+             "QEMU: held 5 s, 2 DO_CHECKPOINT. lockstep: a pure ACK has no bytes to compare; "
+             "it waits only until the SVM's ACK reaches its own (DESIGN.md §5.2), here the "
+             "SVM's pure ACK 2 ms later. Two flows: one after a handshake, one picked up "
+             "mid-stream (no SYN seen). No checkpoint. (A SVM that never acknowledges the "
+             "bytes is a divergence: tcp_ack_upload_svm_lost_segment.)")
     c = TcpConn(k)
     t = c.passive_open(START)
     c.cli(t + 100, F.PSH | F.ACK, b"upload-chunk-" * 20)
@@ -174,10 +175,12 @@ def t11_pure_ack_silent_svm():
     c2.syn_sent = {"p": True, "s": True, "c": True}
     c2.cli(t + 200, F.PSH | F.ACK, b"more-data-" * 30)
     a2 = c2.vm("p", t + 240, F.ACK)
+    c.vm("s", t + 2140, F.ACK)
+    c2.vm("s", t + 2240, F.ACK)
     checkpoints(k, 0)
-    all_released(k, order="set", max_delay=90)
-    frame_delay(k, a1, 0)
-    frame_delay(k, a2, 0)
+    all_released(k, order="set", max_delay=2000)
+    frame_delay(k, a1, 2000)
+    frame_delay(k, a2, 2000)
     return k
 
 
@@ -185,34 +188,37 @@ def t11_pure_ack_silent_svm():
 def t12_ack_differs_split():
     k = Case("t12_ack_differs_split", "T12: PVM 2 x 50 B acking more than the SVM's 1 x 100 B",
              "QEMU: 0 out, DO_CHECKPOINT (ack gating in the partial-overlap branch). "
-             "lockstep: acknowledgment numbers are not compared; the bytes match, both PVM "
-             "segments are released when the SVM's arrives. No checkpoint.")
+             "lockstep: acknowledgment numbers are not compared frame by frame, progress is: "
+             "the bytes match when the SVM's segment arrives (150 µs), and both PVM segments "
+             "leave when the SVM's ACK reaches theirs (its pure ACK, 300 µs). No checkpoint.")
     c, t = opened(k)
     c.cli(t - 200, F.PSH | F.ACK, b"x" * 1000)
     data = text_blob("t12", 100)
     a = c.vm("p", t, F.ACK, data[:50])
     b = c.vm("p", t + 10, F.PSH | F.ACK, data[50:])
     c.vm("s", t + 150, F.PSH | F.ACK, data, off=0, ack_off=0)
+    c.vm("s", t + 300, F.ACK)
     checkpoints(k, 0)
     all_released(k)
-    frame_delay(k, a, 150)
-    frame_delay(k, b, 140)
+    frame_delay(k, a, 300)
+    frame_delay(k, b, 290)
     return k
 
 
 @case
 def t12b_ack_differs_same_seg():
     k = Case("t12b_ack_differs_same_seg", "T12b: identical segments, PVM acks more",
-             "QEMU: released. lockstep: released when the SVM's copy arrives (150 µs). No "
-             "checkpoint.")
+             "QEMU: released. lockstep: the bytes match when the SVM's copy arrives (150 µs); "
+             "it leaves when the SVM's ACK reaches the PVM's (250 µs). No checkpoint.")
     c, t = opened(k)
     c.cli(t - 200, F.PSH | F.ACK, b"y" * 2000)
     data = text_blob("t12b", 100)
     a = c.vm("p", t, F.PSH | F.ACK, data)
     c.vm("s", t + 150, F.PSH | F.ACK, data, off=0, ack_off=0)
+    c.vm("s", t + 250, F.ACK)
     checkpoints(k, 0)
     all_released(k)
-    frame_delay(k, a, 150)
+    frame_delay(k, a, 250)
     return k
 
 

@@ -2,7 +2,7 @@
 events, pure ACKs, wrap, SACK, many flows."""
 from . import frames as F
 from .expect import (DEADLINE_SLACK_US, LATENCY_US, TIMEOUT_US, all_released, checkpoints,
-                     counters, frame_delay, request_at, settings)
+                     counters, frame_delay, release_times, request_at, settings)
 from .model import T0, Case, blob, case, rng, text_blob
 from .tcpconn import MSS, TcpConn
 
@@ -509,35 +509,40 @@ def tcp_fin_early_svm():
 
 @case
 def tcp_pure_acks():
-    k = Case("tcp_pure_acks", "upload: PVM pure ACKs released at once",
+    k = Case("tcp_pure_acks", "upload: PVM pure ACKs wait only for the SVM's ACK",
              "The client uploads 60 kB; the PVM answers with 21 pure ACKs and a window "
-             "update, the SVM with a different number of ACKs at other moments (its own "
-             "delayed-ACK timing) and finally stops. Pure ACKs carry nothing to compare: "
-             "every one is released on arrival (delay 0), no checkpoint. The final 201 "
-             "response is compared as usual.")
+             "update, the SVM with a third as many ACKs 275 µs later (its own delayed-ACK "
+             "timing) and then only with its response. Pure ACKs carry nothing to compare; "
+             "each waits until the SVM has acknowledged what it acknowledges (DESIGN.md "
+             "§5.2) and leaves, in order, with the SVM ACK that reaches it: the last ones "
+             "with the SVM's copy of the 201 response. No checkpoint.")
     c = TcpConn(k)
     t = c.passive_open(START)
     body = blob("upload", 60 * 1024)
     c.request(t + 10, b"PUT /upload HTTP/1.1\r\nHost: vm\r\nContent-Length: 61440\r\n\r\n")
     pos, ti, n = 0, t + 40, 0
-    acks = []
+    acks, pvm, svm = [], [], []
     while pos < len(body):
         c.cli(ti, F.ACK, body[pos:pos + MSS])
         pos += MSS
         n += 1
         if n % 2 == 0:
             acks.append(c.vm("p", ti + 25, F.ACK))
+            pvm.append((ti + 25, c.nxt["c"]))
             if n % 6 == 0:
                 c.vm("s", ti + 300, F.ACK)
+                svm.append((ti + 300, c.nxt["c"]))
         ti += 60
     acks.append(c.vm("p", ti + 25, F.ACK, win=1024))
+    pvm.append((ti + 25, c.nxt["c"]))
     resp = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
     c.respond(ti + 500, resp, svm_lag_us=110)
+    svm.append((ti + 610, c.nxt["c"]))
     c.cli(ti + 900, F.ACK)
     checkpoints(k, 0)
-    all_released(k, max_delay=110)
-    for a in acks:
-        frame_delay(k, a, 0)
+    all_released(k)
+    for a, (tp, _), r in zip(acks, pvm, release_times(pvm, svm)):
+        frame_delay(k, a, r - tp)
     counters(k, released__no_payload={"min": len(acks)})
     return k
 
@@ -626,7 +631,7 @@ def tcp_ingress_waits_isn():
     c.vm("p", t + 40, F.SYN | F.ACK)
     c.cli(t + 340, F.ACK)
     c.request(t + 360, HTTP_GET)
-    c.vm("s", t + 3040, F.SYN | F.ACK)
+    c.vm("s", t + 3040, F.SYN | F.ACK, ack_off=0)  # a SYN/ACK acknowledges the SYN only
     resp = http_response("waitisn", 3000)
     c.send("p", t + 600, resp)
     c.send("s", t + 3400, resp)

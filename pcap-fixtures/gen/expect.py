@@ -47,3 +47,15 @@ def settings(case, **kv):
 DEADLINE_SLACK_US = 1000
 TIMEOUT_US = 100_000
 LATENCY_US = 1000
+
+
+def release_times(pvm, svm_acks):
+    """The ACK rule (DESIGN.md §5.2) as a model: PVM frame (time, acked client offset)
+    leaves once the SVM has sent an ACK reaching that offset, and not before the PVM frame
+    before it. Returns the release time of each PVM frame."""
+    out, last = [], 0
+    for t, ack in pvm:
+        ready = min(ts for ts, a in svm_acks if a >= ack)
+        last = max(t, ready, last)
+        out.append(last)
+    return out

@@ -8,6 +8,7 @@
 #                                  TCP transfer goes on with the SVM's output, its sequence
 #                                  numbers translated into the PVM's space, byte-exact.
 #                                  The checkpointer, on the PVM's host, dies with it.
+# In both, an upload runs across the fault and the survivor receives it whole.
 # exit 0 pass, 77 skip, 1 fail
 source "$(dirname "$0")/rig.sh" "$1"
 WHO=${2:?svm or pvm}
@@ -25,8 +26,15 @@ wait_for 5 sh -c "$CTL_BIN -s $WORK/ctl -j status | grep -q '\"state\": *\"up\"'
 fetch f102400.bin && same f102400.bin || fail "transfer before the fault"
 ip netns exec "$P-client" curl -sS -m 60 --limit-rate 2M -o "$WORK/got.f8388608.bin" \
   http://10.9.0.2:8080/f8388608.bin & CURL=$!
+# An upload across the fault as well: the server answers with the length and SHA-256 of
+# what it received. The client only ever saw ACKs the SVM had matched (DESIGN.md §5.2),
+# so whichever VM survives has every byte the client was told arrived.
+UP_WANT="8388608 $(sha256sum "$WORK/pvm/f8388608.bin" | cut -d' ' -f1)"
+ip netns exec "$P-client" curl -sS -m 60 --limit-rate 2M -T "$WORK/pvm/f8388608.bin" \
+  -o "$WORK/up.answer" http://10.9.0.2:8080/upload/f8388608.bin & UP=$!
 sleep 1.5
 kill -0 $CURL 2>/dev/null || { wait $CURL; fail "the transfer ended before the fault (curl $?)"; }
+kill -0 $UP 2>/dev/null || { wait $UP; fail "the upload ended before the fault (curl $?)"; }
 echo "silencing the $WHO: heartbeats stop, its link goes down"
 kill $HB_PID
 ip netns exec "$P-$WHO" ip link set "$P-$WHO-v" down
@@ -42,6 +50,10 @@ echo "failed over: $SURVIVOR survives"
 wait $CURL || fail "the client's transfer did not complete after failover"
 same f8388608.bin || fail "the client's transfer is not byte-exact after failover"
 echo "transfer across failover byte-exact"
+wait $UP || fail "the client's upload did not complete after failover"
+[ "$(cat "$WORK/up.answer")" = "$UP_WANT" ] ||
+  fail "the surviving server did not receive the upload whole: '$(head -c 200 "$WORK/up.answer")'"
+echo "upload across failover received whole by the survivor"
 if [ "$WHO" = pvm ]; then
   # New connections are served by the survivor alone.
   fetch f102400.bin && same f102400.bin || fail "new connection after failover to the secondary"

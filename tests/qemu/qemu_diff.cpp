@@ -14,13 +14,11 @@
 //   ls-raw  releases exactly the frames expect.json names, each once, in arrival order
 //           per flow; no DO_CHECKPOINT where expect.json says none, at least one where
 //           it says some; the engine's conservation law holds.
-// Per-flow order is the order of the frames that take sequence space or are datagrams.
-// A PVM pure TCP ACK (no payload, no SYN/FIN/RST) is released the moment it arrives
-// (the engine's contract: nothing to compare), so when the PVM's data ahead of it is
-// still waiting for the SVM's copy it may legitimately leave first; whether that happens
-// depends on how the two sockets' reads interleave, not on the captures. Such ACKs must
-// still be released exactly once, and never before their flow's SYN (that one the engine
-// holds them behind); the row counts them ("acks ahead").
+// Per-flow order is the PVM's arrival order of every frame of the flow, pure TCP ACKs
+// included (DESIGN.md §5.2): lockstep holds a pure ACK behind an earlier held frame of
+// its flow and until the SVM's ACK reaches its own, so none may leave ahead of an
+// earlier frame of its flow ("acks ahead" must be 0 for lockstep). QEMU releases pure
+// ACKs on its own rules; for it the row only counts them.
 //   ls-rw   releases every expected frame exactly once, per-flow order kept,
 //           conservation holds; where QEMU is right (it released every expected frame
 //           once, in per-flow order, and asked for a checkpoint exactly when lockstep's
@@ -128,16 +126,14 @@ void rewrite_like_filter_rewriter(const std::vector<std::vector<uint8_t>>& pvm,
 // What the order checks need to know of each PVM frame.
 struct FrameInfo {
   std::string flow;
-  bool pure_ack = false;  // TCP, no payload, no SYN/FIN/RST: released uncompared
-  bool syn = false;
+  bool pure_ack = false;  // TCP, no payload, no SYN/FIN/RST
 };
 
 FrameInfo frame_info(const std::vector<uint8_t>& f) {
   using namespace lockstep;
   ParsedFrame p;
   const bool tcp = parse_frame(f.data(), uint32_t(f.size()), p) == ParseStatus::ok && p.is_tcp();
-  return {flow_of(p), tcp && p.payload_len == 0 && (p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst)) == 0,
-          tcp && (p.tcp_flags & kTcpSyn) != 0};
+  return {flow_of(p), tcp && p.payload_len == 0 && (p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst)) == 0};
 }
 
 struct Outcome {
@@ -148,7 +144,6 @@ struct Outcome {
   bool order_ok = true;
   size_t flows_reordered = 0;
   size_t acks_ahead = 0;         // pure ACKs released before an earlier frame of their flow
-  size_t acks_before_syn = 0;    // ... of which before their flow's SYN (never allowed)
   std::string conservation = "-";
   bool hello_ok = false;
 };
@@ -185,18 +180,13 @@ Outcome analyse(const std::vector<std::vector<uint8_t>>& pvm, const std::vector<
     if (it != last.end() && it->second > i) bad.insert(info[i].flow);
     last[info[i].flow] = i;
   }
-  // Pure ACKs: ahead of an earlier frame of their flow is allowed, ahead of its SYN not.
+  // Pure ACKs released ahead of an earlier frame of their flow.
   std::vector<bool> out(pvm.size(), false);
   for (size_t i : o.released) {
     if (info[i].pure_ack) {
-      bool ahead = false, before_syn = false;
-      for (size_t j = 0; j < i; ++j) {
-        if (out[j] || info[j].flow != info[i].flow) continue;
-        ahead = true;
-        before_syn |= info[j].syn;
-      }
+      bool ahead = false;
+      for (size_t j = 0; j < i && !ahead; ++j) ahead = !out[j] && info[j].flow == info[i].flow;
       o.acks_ahead += ahead;
-      o.acks_before_syn += before_syn;
     }
     out[i] = true;
   }
@@ -409,7 +399,7 @@ CaseResult run_case(const fs::path& dir, const std::string& qemu, const std::str
     if (extra) fail(who, std::to_string(extra) + " frames released that the fixture drops");
     if (o.unknown || o.dup) fail(who, std::to_string(o.unknown + o.dup) + " unknown or duplicate frames on outdev");
     if (!o.order_ok) fail(who, std::to_string(o.flows_reordered) + " flows released out of arrival order");
-    if (o.acks_before_syn) fail(who, std::to_string(o.acks_before_syn) + " pure ACKs released before their flow's SYN");
+    if (o.acks_ahead) fail(who, std::to_string(o.acks_ahead) + " pure ACKs released ahead of an earlier frame of their flow");
     if (o.conservation != "ok") fail(who, "conservation: " + o.conservation);
     if (!o.hello_ok) fail(who, "no COLO_COMPARE_GET_XEN_INIT reply to the hello");
   };

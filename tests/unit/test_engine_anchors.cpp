@@ -254,31 +254,51 @@ void t10_header_fields_ignored() {
   finish(h);
 }
 
-void t11_pure_ack_at_once() {
+// Position of a handle's action among the actions drained so far (SIZE_MAX: none).
+size_t action_index(const EngineHarness& h, uint64_t handle) {
+  const auto& acts = h.actions();
+  for (size_t i = 0; i < acts.size(); ++i) {
+    if (acts[i].handle == handle) return i;
+  }
+  return SIZE_MAX;
+}
+
+void t11_pure_ack_waits_only_for_the_svm_ack() {
   EngineHarness h;
   h.set_auto_checkpoint(false);
   Conversation c({});
   open_passive(h, c);
+  // It acknowledges nothing the SVM's SYN/ACK did not: released at once.
   uint64_t a = h.push(Side::pvm, c.vm_pure_ack(Vm::pvm, 0));
   EXPECT_EQ(describe(h, a), release(ReleaseReason::no_payload));
-  // A window update while PVM data is held is released at once too.
+  // It acknowledges 300 client bytes the SVM has not acknowledged yet: it waits for the
+  // SVM's ACK, not for a deadline, and causes no checkpoint.
+  uint64_t a2 = h.push(Side::pvm, build_frame(c.vm_spec(Vm::pvm, kTcpAck, 0, 300)));
+  EXPECT_EQ(describe(h, a2), "none");
+  h.advance_by(kTimeout / 2);
+  EXPECT_EQ(h.checkpoints().size(), 0u) << "a pure ACK must not cause a checkpoint";
+  h.push(Side::svm, build_frame(c.vm_spec(Vm::svm, kTcpAck, 0, 200)));
+  EXPECT_EQ(describe(h, a2), "none") << "the SVM's ACK has not reached the PVM's";
+  h.push(Side::svm, build_frame(c.vm_spec(Vm::svm, kTcpAck, 0, 300)));
+  EXPECT_EQ(describe(h, a2), release(ReleaseReason::no_payload));
+  // A window update while PVM data is held leaves after that data (PVM order).
   uint64_t d = h.push(Side::pvm, c.vm_stream(Vm::pvm, 0, 100));
-  FrameSpec wu = c.vm_spec(Vm::pvm, kTcpAck, 100, 0);
+  FrameSpec wu = c.vm_spec(Vm::pvm, kTcpAck, 100, 300);
   wu.window = 123;
   uint64_t w = h.push(Side::pvm, build_frame(wu));
-  EXPECT_EQ(describe(h, w), release(ReleaseReason::no_payload));
+  EXPECT_EQ(describe(h, w), "none");
   EXPECT_EQ(describe(h, d), "none");
-  h.advance_by(kTimeout / 2);
-  EXPECT_EQ(h.checkpoints().size(), 0u) << "pure ACK must not cause a checkpoint";
-  h.push(Side::svm, c.vm_stream(Vm::svm, 0, 100));
+  h.push(Side::svm, build_frame(c.vm_spec(Vm::svm, kTcpAck, 0, 300, stream_bytes(1, 0, 100))));
   EXPECT_EQ(describe(h, d), release(ReleaseReason::matched));
+  EXPECT_EQ(describe(h, w), release(ReleaseReason::no_payload));
+  EXPECT_LT(action_index(h, d), action_index(h, w));
   h.advance_by(3 * kTimeout);
   EXPECT_EQ(h.checkpoints().size(), 0u);
   finish(h);
 }
 
-void t12_no_ack_gating() {
-  {  // T12: same bytes, PVM 2x50 B acking 6000 vs SVM 1x100 B acking 5000
+void t12_ack_progress_not_ack_numbers() {
+  {  // T12: same bytes, PVM 2x50 B acking 6000 vs SVM 1x100 B acking 5000, then 6000
     EngineHarness h;
     Conversation c({});
     open_passive(h, c);
@@ -288,20 +308,44 @@ void t12_no_ack_gating() {
     uint64_t p2 = h.push(Side::pvm, build_frame(c.vm_spec(Vm::pvm, kTcpAck, 50, 6000,
                                                           std::span(b).subspan(50, 50))));
     h.push(Side::svm, build_frame(c.vm_spec(Vm::svm, kTcpAck, 0, 5000, b)));
+    EXPECT_EQ(describe(h, p1), "none") << "bytes matched, the SVM's ACK behind";
+    EXPECT_EQ(describe(h, p2), "none");
+    h.advance_by(kTimeout / 2);
+    h.push(Side::svm, build_frame(c.vm_spec(Vm::svm, kTcpAck, 100, 6000)));
     EXPECT_EQ(describe(h, p1), release(ReleaseReason::matched));
     EXPECT_EQ(describe(h, p2), release(ReleaseReason::matched));
     EXPECT_EQ(requests(h), 0u);
     finish(h);
   }
-  {  // T12b: identical segmentation, PVM acks 7000, SVM acks 5000
+  {  // T12b: identical segmentation, PVM acks 7000, SVM acks 5000 then 7000
     EngineHarness h;
     Conversation c({});
     open_passive(h, c);
     Bytes b = stream_bytes(1, 0, 100);
     uint64_t p = h.push(Side::pvm, build_frame(c.vm_spec(Vm::pvm, kTcpAck, 0, 7000, b)));
     h.push(Side::svm, build_frame(c.vm_spec(Vm::svm, kTcpAck, 0, 5000, b)));
+    EXPECT_EQ(describe(h, p), "none");
+    h.push(Side::svm, build_frame(c.vm_spec(Vm::svm, kTcpAck, 100, 7000)));
     EXPECT_EQ(describe(h, p), release(ReleaseReason::matched));
     EXPECT_EQ(requests(h), 0u);
+    finish(h);
+  }
+  {  // The SVM's ACK never reaches the PVM's: ack_divergence after ack_timeout_us.
+    EngineHarness h;
+    h.set_auto_checkpoint(false);
+    Conversation c({});
+    open_passive(h, c);
+    Bytes b = stream_bytes(1, 0, 100);
+    uint64_t p = h.push(Side::pvm, build_frame(c.vm_spec(Vm::pvm, kTcpAck, 0, 7000, b)));
+    h.push(Side::svm, build_frame(c.vm_spec(Vm::svm, kTcpAck, 0, 5000, b)));
+    const uint64_t ack_timeout = h.engine().settings().ack_timeout_us * 1000;
+    h.advance_by(ack_timeout - kTimeout / 10);
+    EXPECT_EQ(h.checkpoints().size(), 0u) << "before ack_timeout_us";
+    EXPECT_EQ(describe(h, p), "none");
+    h.advance_by(kTimeout / 5);
+    ASSERT_EQ(h.checkpoints().size(), 1u);
+    EXPECT_EQ(h.checkpoints()[0].req.reason, CheckpointReason::ack_divergence);
+    EXPECT_EQ(describe(h, p), "none") << "held until the checkpoint completes";
     finish(h);
   }
 }
@@ -466,10 +510,11 @@ const AnchorCase kAnchors[] = {
     {"T9", "ARP and IPv6 released uncompared", "ARP passed by policy; IPv6 compared",
      t9_non_ip_and_ipv6},
     {"T10", "header fields ignored", "header fields ignored", t10_header_fields_ignored},
-    {"T11", "pure ACK held 5 s, 2 checkpoints", "pure ACK released at once",
-     t11_pure_ack_at_once},
-    {"T12", "ack gating: checkpoint (T12), release (T12b)", "no ack gating: both released",
-     t12_no_ack_gating},
+    {"T11", "pure ACK held 5 s, 2 checkpoints", "pure ACK held only until the SVM's ACK",
+     t11_pure_ack_waits_only_for_the_svm_ack},
+    {"T12", "ack gating: checkpoint (T12), release (T12b)",
+     "ACK progress, not numbers: released when the SVM's ACK catches up",
+     t12_ack_progress_not_ack_numbers},
     {"T13", "retransmission held 5 s, 2 checkpoints", "retransmission released at once",
      t13_retransmit_released_at_once},
     {"T14", "1025 of 1100 out, 75 lost", "all 1100 released in order after checkpoint",

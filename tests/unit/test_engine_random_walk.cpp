@@ -18,6 +18,11 @@
 //     (or any unmatched byte) goes out before checkpoint done; after it, the SVM is a
 //     copy of the PVM (its later output is the PVM's, numbered like the PVM's) and the
 //     walk completes with everything released;
+//   - uploads (the client sends data, each VM acknowledges it with its own delayed-ACK
+//     pattern, the SVM lagging): no PVM frame is released, other than by a checkpoint,
+//     before the SVM has acknowledged every client byte the frame acknowledges; an SVM
+//     that stops acknowledging mid-upload is an ack_divergence checkpoint;
+//   - per connection, PVM frames are released in the order the PVM sent them;
 //   - the SVM-bound client copies carry acks and SACK blocks in the SVM's space (the
 //     PVM's after a checkpoint), with valid checksums;
 //   - every handle gets one action; conservation holds throughout and at the end.
@@ -52,6 +57,8 @@ struct WalkConfig {
   double p_close = 0.7;
   double p_early_client_ack = 0.2;  // client ACK before the SVM's SYN/ACK arrives
   bool diverge = false;             // one connection has one differing SVM byte
+  bool uploads = false;             // the client sends data, the VMs acknowledge it
+  bool svm_stops_acking = false;    // one connection's SVM acks stop mid-upload
 };
 
 enum class Kind : uint8_t { syn, data, fin, pure_ack, client };
@@ -64,6 +71,7 @@ struct Ev {
   Kind kind = Kind::data;
   uint64_t a = 0, b = 0;  // data: stream range; client: ack offset in a
   bool has_ack = false;
+  int64_t vm_ack = -1;    // VM frames: client offset acknowledged (-1: no ACK flag)
   std::vector<std::pair<uint64_t, uint64_t>> sack;  // client: PVM stream offsets
   Bytes frame;
 };
@@ -74,6 +82,8 @@ struct ConnPlan {
   uint64_t len = 0;
   std::optional<uint64_t> diff_at;  // SVM byte differing from the PVM's
   uint64_t lag = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> up;  // client segments: (time, end offset)
+  std::optional<uint64_t> svm_ack_cap;  // the SVM never acknowledges past this
 };
 
 struct Meta {
@@ -82,6 +92,7 @@ struct Meta {
   Kind kind = Kind::data;
   uint64_t a = 0, b = 0;
   bool has_ack = false;
+  int64_t vm_ack = -1;
   std::vector<std::pair<uint64_t, uint64_t>> sack;
 };
 
@@ -144,6 +155,14 @@ class Walk {
     expect_everything_out();
   }
 
+  void expect_ack_divergent_outcome() {
+    ASSERT_GE(h_.checkpoints().size(), 1u) << "an SVM that stopped acknowledging went unnoticed";
+    EXPECT_EQ(h_.checkpoints()[0].req.reason, CheckpointReason::ack_divergence)
+        << to_string(h_.checkpoints()[0].req.reason);
+    EXPECT_EQ(h_.checkpoints().size(), 1u);
+    expect_everything_out();
+  }
+
   void expect_divergent_outcome() {
     ASSERT_GE(h_.checkpoints().size(), 1u) << "a differing byte went unnoticed";
     const CheckpointRecord& c = h_.checkpoints()[0];
@@ -173,6 +192,7 @@ class Walk {
   void plan() {
     std::uniform_real_distribution<double> u01(0.0, 1.0);
     uint32_t bad = cfg_.diverge ? static_cast<uint32_t>(rng_() % cfg_.conns) : UINT32_MAX;
+    uint32_t deaf = cfg_.svm_stops_acking ? static_cast<uint32_t>(rng_() % cfg_.conns) : UINT32_MAX;
     plans_.reserve(cfg_.conns);
     for (uint32_t k = 0; k < cfg_.conns; ++k) {
       Conversation::Params cp;
@@ -191,6 +211,7 @@ class Walk {
         p.diff_at = rng_() % p.len;
       }
       p.lag = rng_() % (cfg_.max_lag_ns + 1);
+      if (k == deaf) p.svm_ack_cap = 0;  // set to a point of the upload in plan_conn
       plans_.push_back(std::move(p));
       plan_conn(k, u01);
     }
@@ -207,39 +228,58 @@ class Walk {
     bool passive = rng_() & 1;
     uint64_t hs_end;
     if (passive) {
-      add({start, 0, Side::ingress, k, Kind::client, 0, 0, false, {}, c.client_syn()});
-      add({start + 10 * kUs, 0, Side::pvm, k, Kind::syn, 0, 0, false, {}, c.vm_synack(Vm::pvm)});
-      add({start + 10 * kUs + lag, 0, Side::svm, k, Kind::syn, 0, 0, false, {},
+      add({start, 0, Side::ingress, k, Kind::client, 0, 0, false, -1, {}, c.client_syn()});
+      add({start + 10 * kUs, 0, Side::pvm, k, Kind::syn, 0, 0, false, 0, {}, c.vm_synack(Vm::pvm)});
+      add({start + 10 * kUs + lag, 0, Side::svm, k, Kind::syn, 0, 0, false, 0, {},
            c.vm_synack(Vm::svm)});
       uint64_t ack_t = u01(rng_) < cfg_.p_early_client_ack ? start + 20 * kUs
                                                              : start + 30 * kUs + lag;
-      add({ack_t, 0, Side::ingress, k, Kind::client, 0, 0, true, {}, c.client_handshake_ack()});
+      add({ack_t, 0, Side::ingress, k, Kind::client, 0, 0, true, -1, {}, c.client_handshake_ack()});
       hs_end = std::max(ack_t, start + 10 * kUs + lag);
     } else {
-      add({start, 0, Side::pvm, k, Kind::syn, 0, 0, false, {}, c.vm_syn(Vm::pvm)});
-      add({start + lag, 0, Side::svm, k, Kind::syn, 0, 0, false, {}, c.vm_syn(Vm::svm)});
+      add({start, 0, Side::pvm, k, Kind::syn, 0, 0, false, -1, {}, c.vm_syn(Vm::pvm)});
+      add({start + lag, 0, Side::svm, k, Kind::syn, 0, 0, false, -1, {}, c.vm_syn(Vm::svm)});
       uint64_t sa = start + lag + 20 * kUs;
-      add({sa, 0, Side::ingress, k, Kind::client, 0, 0, true, {}, c.client_synack()});
-      add({sa + 20 * kUs, 0, Side::pvm, k, Kind::pure_ack, 0, 0, false, {},
+      add({sa, 0, Side::ingress, k, Kind::client, 0, 0, true, -1, {}, c.client_synack()});
+      add({sa + 20 * kUs, 0, Side::pvm, k, Kind::pure_ack, 0, 0, false, 0, {},
            c.vm_handshake_ack(Vm::pvm)});
-      add({sa + 20 * kUs + lag, 0, Side::svm, k, Kind::pure_ack, 0, 0, false, {},
+      add({sa + 20 * kUs + lag, 0, Side::svm, k, Kind::pure_ack, 0, 0, false, 0, {},
            c.vm_handshake_ack(Vm::svm)});
       hs_end = sa + 20 * kUs + lag;
     }
     uint64_t t0 = hs_end + cfg_.jitter_ns + 1 * kMs;
     uint64_t rate = 200 + rng_() % 1800;  // ns per byte
+    uint64_t up_len = 0;
+    if (cfg_.uploads) plan_upload(k, hs_end + 100 * kUs, up_len);
+    // The client offset a VM has acknowledged by time t (the SVM's view lags by `lag`).
+    auto acked = [&p](Vm vm, uint64_t t) -> int64_t {
+      uint64_t seen = vm == Vm::svm ? (t > p.lag ? t - p.lag : 0) : t;
+      uint64_t off = 0;
+      for (auto [ts, end] : p.up) {
+        if (ts + 10 * kUs > seen) break;
+        off = end;
+      }
+      if (vm == Vm::svm && p.svm_ack_cap) off = std::min(off, *p.svm_ack_cap);
+      return static_cast<int64_t>(off);
+    };
+    auto vm_frame = [&c](Vm vm, uint8_t flags, uint64_t off, int64_t ack, const Bytes& pl) {
+      return build_frame(c.vm_spec(vm, flags, off, static_cast<uint64_t>(ack), pl));
+    };
     for (Vm vm : {Vm::pvm, Vm::svm}) {
       Side side = vm == Vm::pvm ? Side::pvm : Side::svm;
       uint64_t base = t0 + (vm == Vm::svm ? lag : 0);
       for (auto [a, b] : segment(rng_, p.len)) {
         uint64_t t = base + b * rate + rng_() % (cfg_.jitter_ns + 1);
-        add({t, 0, side, k, Kind::data, a, b, false, {}, c.vm_data(vm, a, content(p, vm, a, b))});
+        int64_t ack = acked(vm, t);
+        add({t, 0, side, k, Kind::data, a, b, false, ack, {},
+             vm_frame(vm, kTcpAck | kTcpPsh, a, ack, content(p, vm, a, b))});
         if (u01(rng_) < cfg_.p_retransmit) {
           // whole, or overlapping up to one more segment of earlier bytes
           uint64_t ra = (rng_() & 1) ? a : a - rng_() % (std::min<uint64_t>(a, 1448) + 1);
           uint64_t rt = t + 1 * kMs + rng_() % (20 * kMs);
-          add({rt, 0, side, k, Kind::data, ra, b, false, {},
-               c.vm_data(vm, ra, content(p, vm, ra, b))});
+          int64_t rack = acked(vm, rt);
+          add({rt, 0, side, k, Kind::data, ra, b, false, rack, {},
+               vm_frame(vm, kTcpAck | kTcpPsh, ra, rack, content(p, vm, ra, b))});
         }
       }
     }
@@ -255,16 +295,54 @@ class Walk {
         sack.emplace_back(l, r);
       }
       uint64_t t = t0 + o * rate + lag + 2 * kMs;
-      add({t, 0, Side::ingress, k, Kind::client, o, 0, true, sack, c.client_ack(0, o, sack)});
+      add({t, 0, Side::ingress, k, Kind::client, o, 0, true, -1, sack,
+           c.client_ack(up_len, o, sack)});
     }
     if (u01(rng_) < cfg_.p_close) {
       uint64_t tf = t0 + p.len * rate + rng_() % (cfg_.jitter_ns + 1) + 1 * kMs;
-      add({tf, 0, Side::pvm, k, Kind::fin, p.len, p.len + 1, false, {}, c.vm_fin(Vm::pvm, p.len)});
-      add({tf + lag, 0, Side::svm, k, Kind::fin, p.len, p.len + 1, false, {},
-           c.vm_fin(Vm::svm, p.len)});
+      int64_t pa = acked(Vm::pvm, tf), sa = acked(Vm::svm, tf + lag);
+      add({tf, 0, Side::pvm, k, Kind::fin, p.len, p.len + 1, false, pa, {},
+           vm_frame(Vm::pvm, kTcpFin | kTcpAck, p.len, pa, {})});
+      add({tf + lag, 0, Side::svm, k, Kind::fin, p.len, p.len + 1, false, sa, {},
+           vm_frame(Vm::svm, kTcpFin | kTcpAck, p.len, sa, {})});
       uint64_t tc = tf + lag + 2 * kMs;
-      add({tc, 0, Side::ingress, k, Kind::client, p.len + 1, 0, true, {},
-           c.client_fin(0, p.len + 1)});
+      add({tc, 0, Side::ingress, k, Kind::client, p.len + 1, 0, true, -1, {},
+           c.client_fin(up_len, p.len + 1)});
+    }
+  }
+
+  // The client uploads up to 30 kB in segments 20 us apart; the PVM acknowledges every
+  // second segment 30 us after it, the SVM every third, `lag` later (two delayed-ACK
+  // patterns), both the last one. With svm_ack_cap set, that SVM stops acknowledging at
+  // a segment boundary part-way through.
+  void plan_upload(uint32_t k, uint64_t t_up, uint64_t& up_len) {
+    ConnPlan& p = plans_[k];
+    Conversation& c = p.conv;
+    up_len = 1 + rng_() % 30000;
+    if (p.svm_ack_cap) up_len = std::max<uint64_t>(up_len, 3 * 1448);
+    uint64_t i = 0;
+    for (uint64_t o = 0; o < up_len; ++i) {
+      uint64_t n = std::min<uint64_t>(1448, up_len - o);
+      uint64_t t = t_up + i * 20 * kUs;
+      add({t, 0, Side::ingress, k, Kind::client, 0, 0, true, -1, {},
+           c.client_data(o, stream_bytes(p.seed ^ 0xc11e47, o, n), 0)});
+      o += n;
+      p.up.emplace_back(t, o);
+    }
+    if (p.svm_ack_cap) p.svm_ack_cap = p.up[rng_() % (p.up.size() - 1)].second;
+    for (size_t j = 0; j < p.up.size(); ++j) {
+      auto [t, end] = p.up[j];
+      const bool last = j + 1 == p.up.size();
+      if (j % 2 == 1 || last) {
+        add({t + 30 * kUs, 0, Side::pvm, k, Kind::pure_ack, 0, 0, false,
+             static_cast<int64_t>(end), {},
+             build_frame(c.vm_spec(Vm::pvm, kTcpAck, 0, end))});
+      }
+      if (j % 3 == 2 || last) {
+        uint64_t a = p.svm_ack_cap ? std::min(end, *p.svm_ack_cap) : end;
+        add({t + 30 * kUs + p.lag, 0, Side::svm, k, Kind::pure_ack, 0, 0, false,
+             static_cast<int64_t>(a), {}, build_frame(c.vm_spec(Vm::svm, kTcpAck, 0, a))});
+      }
     }
   }
 
@@ -276,7 +354,10 @@ class Walk {
     m.a = e.a;
     m.b = e.b;
     m.has_ack = e.has_ack;
+    m.vm_ack = e.vm_ack;
     m.sack = e.sack;
+    if (e.side == Side::svm) svm_acked_[e.conn] = std::max(svm_acked(e.conn), e.vm_ack);
+    if (e.side == Side::pvm) pvm_acked_[e.conn] = std::max(pvm_acked_[e.conn], e.vm_ack);
     if (e.kind == Kind::data) {
       Vm vm = e.side == Side::pvm ? Vm::pvm : Vm::svm;
       Bytes x = e.side == Side::svm && rebased_ ? stream_bytes(plans_[e.conn].seed, e.a, e.b - e.a)
@@ -296,6 +377,11 @@ class Walk {
     meta_.push_back(std::move(m));
     uint64_t hd = h_.push(e.side, e.frame);
     ASSERT_EQ(hd, meta_.size()) << "handles are expected to be 1, 2, 3, ...";
+  }
+
+  int64_t svm_acked(uint32_t k) const {
+    auto it = svm_acked_.find(k);
+    return it == svm_acked_.end() ? -1 : it->second;
   }
 
   StreamOracle& oracle(uint32_t k) { return oracles_[k]; }
@@ -318,6 +404,8 @@ class Walk {
         }
     }
     rebase_point_ = pvm_extent_;  // PVM stream position per connection at done
+    // The SVM, now a copy of the PVM, has received what the PVM acknowledged.
+    for (auto [k, a] : pvm_acked_) svm_acked_[k] = std::max(svm_acked(k), a);
     oracles_after_.clear();
     std::vector<Ev> tail;
     for (size_t j = next; j < evs_.size(); ++j) {
@@ -360,11 +448,22 @@ class Walk {
         << "PVM frame not released: handle " << r.handle << " kind " << int(r.kind)
         << " reason " << int(r.reason);
     auto reason = static_cast<ReleaseReason>(r.reason);
+    auto [last, fresh] = last_released_.try_emplace(m.conn, r.handle);
+    EXPECT_TRUE(fresh || last->second < r.handle)
+        << "conn " << m.conn << ": PVM frame " << r.handle << " released after frame "
+        << last->second << " that the PVM sent later";
+    last->second = r.handle;
     if (reason == ReleaseReason::checkpoint) {
       EXPECT_TRUE(rebased_ || !h_.checkpoints().empty())
           << "released by checkpoint with no checkpoint";
-      EXPECT_TRUE(cfg_.diverge) << "checkpoint release in an identical walk";
+      EXPECT_TRUE(cfg_.diverge || cfg_.svm_stops_acking) << "checkpoint release in an identical walk";
       return;
+    }
+    if (!after_done) {
+      EXPECT_LE(m.vm_ack, svm_acked(m.conn))
+          << "conn " << m.conn << ": PVM frame " << r.handle << " (" << to_string(reason)
+          << ") acknowledges client offset " << m.vm_ack << ", the SVM only "
+          << svm_acked(m.conn);
     }
     if (m.kind == Kind::pure_ack) return;
     if (m.kind == Kind::syn) {
@@ -434,6 +533,8 @@ class Walk {
   std::vector<Meta> meta_;
   std::map<uint32_t, StreamOracle> oracles_, oracles_after_;
   std::map<uint32_t, uint64_t> pvm_extent_, rebase_point_;
+  std::map<uint32_t, int64_t> svm_acked_, pvm_acked_;  // highest client offset acked
+  std::map<uint32_t, uint64_t> last_released_;          // last PVM handle released
   std::set<uint32_t> svm_syn_, svm_fin_;
   size_t checked_ = 0;
   bool rebased_ = false;
@@ -446,6 +547,13 @@ void run_identical(const WalkConfig& cfg) {
   w.run();
   if (::testing::Test::HasFatalFailure()) return;
   w.expect_identical_outcome();
+}
+
+void run_ack_divergent(const WalkConfig& cfg) {
+  Walk w(cfg);
+  w.run();
+  if (::testing::Test::HasFatalFailure()) return;
+  w.expect_ack_divergent_outcome();
 }
 
 void run_divergent(const WalkConfig& cfg) {
@@ -463,6 +571,33 @@ TEST(EngineRandomWalk, IdenticalStreamsFewLongConnections) {
     cfg.conns = 8;
     cfg.max_len = 200000;
     run_identical(cfg);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(EngineRandomWalk, UploadsAckedWithDifferentPatterns) {
+  for (uint64_t seed : {21ull, 22ull, 23ull, 24ull}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    WalkConfig cfg;
+    cfg.seed = seed;
+    cfg.conns = 40;
+    cfg.max_len = 20000;
+    cfg.uploads = true;
+    run_identical(cfg);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(EngineRandomWalk, SvmStopsAcknowledgingAnUpload) {
+  for (uint64_t seed : {31ull, 32ull, 33ull, 34ull}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    WalkConfig cfg;
+    cfg.seed = seed;
+    cfg.conns = 30;
+    cfg.max_len = 20000;
+    cfg.uploads = true;
+    cfg.svm_stops_acking = true;
+    run_ack_divergent(cfg);
     if (HasFatalFailure()) return;
   }
 }

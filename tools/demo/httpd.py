@@ -5,10 +5,15 @@ Two replicas serving the same directory must send the same bytes, so this server
 no Date header and a fixed Server header (python's http.server stamps the time, which
 differs between replicas at second boundaries). HTTP/1.0, one request per connection.
 
+Uploads: PUT or POST of any path reads the body (Content-Length, at most 64 MiB) and
+answers 200 with "<bytes> <sha256 hex>\n", stored nowhere; the same on both replicas for
+the same body, so an upload is compared like any other exchange.
+
   httpd.py --dir DIR [--port 8080] [--bind 0.0.0.0]
 """
 import argparse
 import functools
+import hashlib
 import http.server
 import socketserver
 
@@ -31,6 +36,31 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         pass
+
+    def do_PUT(self):
+        try:
+            left = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            left = -1
+        if left < 0 or left > 64 << 20:
+            self.send_error(411 if left < 0 else 413)
+            return
+        h, n = hashlib.sha256(), 0
+        while left > 0:
+            chunk = self.rfile.read(min(left, 65536))
+            if not chunk:
+                return
+            h.update(chunk)
+            n += len(chunk)
+            left -= len(chunk)
+        body = f"{n} {h.hexdigest()}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_PUT
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

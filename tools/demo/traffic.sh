@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo's client: fetches the demo's files from 10.9.0.2 over and over, a few at a
-# time, checks every body against the original and logs one line per transfer
-# ("ok NAME BYTES" or "FAIL NAME why"). Runs until killed.
+# time, checks every body against the original, and every third round uploads one of them
+# (PUT; the server answers with its length and SHA-256, checked too). Logs one line per
+# transfer ("ok NAME BYTES", "ok up:NAME BYTES" or "FAIL NAME why"). Runs until killed.
 #   traffic.sh CONTENT_DIR LOG [PARALLEL]
 set -u
 dir=$1 log=$2 par=${3:-2}
@@ -17,11 +18,24 @@ one() {
     echo "FAIL $name curl $?"
   fi
 }
-i=0
+up() {
+  local name=$1 out="$tmp/up$2" want
+  want="$(stat -c %s "$dir/$name") $(sha256sum "$dir/$name" | cut -d' ' -f1)"
+  if curl -s -m 30 -T "$dir/$name" -o "$out" "http://10.9.0.2:8080/upload/$name"; then
+    if [ "$(cat "$out")" = "$want" ]; then echo "ok up:$name $(stat -c %s "$dir/$name")"; else echo "FAIL up:$name answer differs"; fi
+  else
+    echo "FAIL up:$name curl $?"
+  fi
+}
+i=0 round=0
 while true; do
   for ((k = 0; k < par; k++)); do
     one "${files[$(( (i + k) % ${#files[@]} ))]}" "$k" >>"$log" &
   done
+  if [ $((round % 3)) = 2 ]; then
+    up "${files[$(( i % ${#files[@]} ))]}" "$round" >>"$log" &
+  fi
+  round=$((round + 1))
   wait
   i=$((i + par))
   sleep 0.2
