@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -133,6 +134,20 @@ class ConnIndex {
  public:
   explicit ConnIndex(uint32_t max_conns);
   uint32_t find(const FlowKey& k, uint64_t hash, const std::vector<Conn>& conns) const;
+  // Burst helpers: the home bucket of a hash into the cache; the connection the first
+  // bucket with the hash's tag names (kNil when none before an empty bucket), unverified.
+  void prefetch(uint64_t hash) const {
+    __builtin_prefetch(&buckets_[static_cast<uint32_t>(hash) & mask_]);
+  }
+  uint32_t peek(uint64_t hash) const {
+    const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+    for (uint32_t i = static_cast<uint32_t>(hash) & mask_, n = 0; n < 4; i = (i + 1) & mask_, ++n) {
+      const Bucket& b = buckets_[i];
+      if (b.conn == kNil) return kNil;
+      if (b.tag == tag) return b.conn;
+    }
+    return kNil;
+  }
   void insert(uint64_t hash, uint32_t conn);
   void erase(uint64_t hash, uint32_t conn, const std::vector<Conn>& conns);
   size_t bytes_per_conn() const { return sizeof(Bucket) * 2; }
@@ -209,6 +224,7 @@ class EngineImpl {
 
   // engine.cpp
   bool push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now);
+  void push_burst(std::span<const Engine::Input> in, uint64_t now, std::span<bool> to_pvm);
   void advance(uint64_t now);
   uint64_t next_deadline() const;
   bool due(uint64_t now) const;
@@ -278,7 +294,11 @@ class EngineImpl {
   uint32_t lru_head_ = kNil, lru_tail_ = kNil;
   std::vector<uint32_t> closing_;  // FIFO ring of closed connections
   size_t closing_head_ = 0;
-  uint32_t lookup_or_create(const FlowKey& k, ConnKind kind, uint64_t now, bool create);
+  uint32_t lookup_or_create(const FlowKey& k, ConnKind kind, uint64_t now, bool create) {
+    return lookup_or_create(k, flow_hash(k), kind, now, create);
+  }
+  uint32_t lookup_or_create(const FlowKey& k, uint64_t hash, ConnKind kind, uint64_t now,
+                            bool create);
   void touch(uint32_t ci, uint64_t now);
   void lru_unlink(uint32_t ci);
   void lru_append(uint32_t ci);
@@ -291,11 +311,18 @@ class EngineImpl {
   void expire_idle(uint64_t now);
   PolicyAction policy_of(Conn& c);
 
-  // Per-frame dispatch.
+  // Per-frame dispatch. `keyed`: the frame's flow key and hash computed beforehand (a
+  // burst), or null.
+  struct Keyed {
+    FlowKey key;
+    uint64_t hash = 0;
+  };
+  bool dispatch(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
+                const ParsedFrame& f, const Keyed* keyed);
   void on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
-                  const ParsedFrame& f);
+                  const ParsedFrame& f, const Keyed* keyed);
   bool on_ingress(uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
-                  const ParsedFrame& f);
+                  const ParsedFrame& f, const Keyed* keyed);
   void hold_without_conn(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now);
   HeldList unowned_;  // PVM frames held without a connection (table full, buffer mode)
 

@@ -91,6 +91,49 @@ void Worker::from_vm(Side side, rte_mbuf* m, uint64_t now_ns) {
                 now_ns);
 }
 
+// One RX burst of ext, pvm or svm frames this worker owns (no steering) into the engine
+// at once (Engine::push_burst: parsed, hashed and prefetched together), with the same
+// outcome as ingress()/from_vm() per frame. The PVM copies of client frames go out after
+// the burst, in order, before the poll's TX flush as before.
+void Worker::engine_burst(Role r, rte_mbuf** bufs, unsigned n, uint64_t now_ns) {
+  std::array<Engine::Input, kMaxBurst> in;
+  std::array<rte_mbuf*, kMaxBurst> orig;
+  std::array<bool, kMaxBurst> to_pvm;
+  const Side side = r == Role::ext ? Side::ingress : r == Role::pvm ? Side::pvm : Side::svm;
+  unsigned k = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    rte_mbuf* m = bufs[i];
+    ++st_.frames;
+    rte_mbuf* c;
+    if (side == Side::ingress) {
+      c = private_copy(m);  // see ingress()
+      if (c == nullptr) {
+        bool too_long = m->pkt_len > s_.cfg->mbuf_data_room &&
+                        (s_.jumbo_pool == nullptr || m->pkt_len > 65535u - RTE_PKTMBUF_HEADROOM);
+        drop(m, too_long ? DpDrop::too_long : DpDrop::mirror_nomem);
+        continue;
+      }
+      orig[k] = m;
+    } else {
+      c = contiguous(m);
+      if (c == nullptr) {
+        ++st_.drops[static_cast<unsigned>(DpDrop::too_long)];
+        continue;
+      }
+    }
+    in[k++] = {side, reinterpret_cast<uint64_t>(c), rte_pktmbuf_mtod(c, uint8_t*), c->pkt_len};
+  }
+  engine_->push_burst(std::span<const Engine::Input>(in.data(), k), now_ns,
+                      std::span<bool>(to_pvm.data(), k));
+  if (side != Side::ingress) return;
+  for (unsigned j = 0; j < k; ++j) {
+    if (to_pvm[j])
+      out(Role::pvm, orig[j], sched::Role::proxy, now_ns);
+    else
+      drop(orig[j], DpDrop::pvm_not_mirrored);
+  }
+}
+
 void Worker::handle(Role r, rte_mbuf* m, uint64_t now_ns) {
   ++st_.frames;
   switch (r) {
@@ -233,7 +276,13 @@ unsigned Worker::poll_once(uint64_t now_ns) {
         for (uint16_t i = 0; i < n; ++i) {
           pc.rx_bytes += bufs[i]->pkt_len;
           bufs[i]->port = static_cast<uint16_t>(s_.port[r]);
-          dispatch_rx(static_cast<Role>(r), bufs[i], now_ns);
+        }
+        const Role role = static_cast<Role>(r);
+        const bool steering = s_.count > 1 && !s_.steer_to.empty();
+        if (!steering && (role == Role::ext || role == Role::pvm || role == Role::svm)) {
+          engine_burst(role, bufs.data(), n, now_ns);
+        } else {
+          for (uint16_t i = 0; i < n; ++i) dispatch_rx(role, bufs[i], now_ns);
         }
         handled += n;
         apply_actions(now_ns);

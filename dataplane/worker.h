@@ -94,6 +94,7 @@ class Worker {
   void handle(Role r, rte_mbuf* m, uint64_t now_ns);
   void ingress(rte_mbuf* m, uint64_t now_ns);
   void from_vm(Side side, rte_mbuf* m, uint64_t now_ns);
+  void engine_burst(Role r, rte_mbuf** bufs, unsigned n, uint64_t now_ns);
   rte_mbuf* private_copy(const rte_mbuf* m);
   rte_mbuf* contiguous(rte_mbuf* m);
   void drop(rte_mbuf* m, DpDrop why);

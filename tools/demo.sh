@@ -57,6 +57,7 @@ cleanup() {
     bytes=$(awk '/^ok/ {s += $3} END {print s + 0}' "$WORK/traffic.done")
     echo "== client: $ok transfers byte-exact ($bytes bytes), $bad failed"
     # A bounded run (--duration) is a check: some transfers, none failed.
+    [ "$bad" = 0 ] || grep '^FAIL' "$WORK/traffic.done" | head -5 | sed 's/^/   /'
     if [ "$duration" != 0 ] && { [ "$ok" = 0 ] || [ "$bad" != 0 ]; }; then
       echo "== demo check failed" >&2
       status=1

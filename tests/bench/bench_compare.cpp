@@ -33,6 +33,7 @@
 
 #include <chrono>
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -155,6 +156,37 @@ class Rig {
     return engine_->drain(actions_);
   }
 
+  // One RX burst of n PVM frames (flows first, first+1, ...), then one of their n SVM
+  // copies, through push_burst (burst) or push() one by one in the same order. Returns
+  // the actions drained (2 n when all went well).
+  uint32_t bursts(uint32_t first, uint32_t n, bool burst) {
+    const uint32_t nflows = static_cast<uint32_t>(flows_.size());
+    now_ += 100;
+    for (Side side : {Side::pvm, Side::svm}) {
+      for (uint32_t j = 0; j < n; ++j) {
+        FlowFrames& f = flows_[(first + j) % nflows];
+        Bytes& b = side == Side::pvm ? f.pvm : f.svm;
+        if (tcp_) {
+          uint32_t off = f.round * static_cast<uint32_t>(payload_);
+          if (side == Side::svm) ++f.round;
+          patch32(b.data() + kTcpSeqOff, b.data() + kTcpCsumOff,
+                  (side == Side::pvm ? f.pvm_seq0 : f.svm_seq0) + off);
+        }
+        in_[j] = {side, handle_++, b.data(), static_cast<uint32_t>(b.size())};
+      }
+      if (burst) {
+        engine_->push_burst(std::span<const Engine::Input>(in_.data(), n), now_);
+      } else {
+        for (uint32_t j = 0; j < n; ++j) engine_->push(in_[j].side, in_[j].handle, in_[j].data, in_[j].len, now_);
+      }
+    }
+    pairs_ += n;
+    engine_->advance(now_);
+    uint32_t got = 0;
+    for (uint32_t k; (k = engine_->drain(actions_)) > 0;) got += k;
+    return got;
+  }
+
   void patch_only(uint32_t flow) {
     FlowFrames& f = flows_[flow];
     uint32_t off = f.round * static_cast<uint32_t>(payload_);
@@ -225,6 +257,7 @@ class Rig {
   uint64_t now_ = 1'000'000'000;
   uint64_t handle_ = 1;
   uint64_t pairs_ = 0;
+  std::array<Engine::Input, 64> in_{};
 };
 
 void run_pairs(benchmark::State& state, bool tcp, size_t payload) {
@@ -262,6 +295,30 @@ void run_pairs(benchmark::State& state, bool tcp, size_t payload) {
   state.SetBytesProcessed(static_cast<int64_t>(pairs * payload));
 }
 
+// 64 B TCP pairs in RX bursts of 32 (32 PVM frames of 32 flows, then their 32 SVM
+// copies), through push_burst (`burst`) or push() per frame in the same order (`single`):
+// the same work, side by side, per pair.
+void run_bursts(benchmark::State& state, bool burst) {
+  const uint32_t flows = static_cast<uint32_t>(state.range(0));
+  constexpr uint32_t kN = 32;
+  Rig rig(true, flows, 64);
+  uint32_t flow = 0;
+  uint64_t bad = 0, pairs = 0;
+  double cpu0 = thread_cpu_ns();
+  for (auto _ : state) {
+    bad += rig.bursts(flow, kN, burst) != 2 * kN;
+    flow = (flow + kN) % flows;
+    pairs += kN;
+  }
+  double cpu1 = thread_cpu_ns();
+  if (bad) state.SkipWithError("pairs not matched (actions != 2 per pair)");
+  if (rig.engine().counters().checkpoint_requests != 0) state.SkipWithError("checkpoint requested");
+  state.counters["cpu_ns_per_pair"] = pairs ? (cpu1 - cpu0) / static_cast<double>(pairs) : 0;
+  state.SetItemsProcessed(static_cast<int64_t>(pairs));
+}
+void BM_TcpBurst64(benchmark::State& state) { run_bursts(state, true); }
+void BM_TcpSingle64(benchmark::State& state) { run_bursts(state, false); }
+
 void BM_TcpPair64(benchmark::State& state) { run_pairs(state, true, 64); }
 void BM_TcpPair1448(benchmark::State& state) { run_pairs(state, true, 1448); }
 void BM_UdpPair64(benchmark::State& state) { run_pairs(state, false, 64); }
@@ -281,6 +338,8 @@ BENCHMARK(BM_TcpPair64)->Arg(1)->Arg(1024)->Arg(65536)->MinTime(1.0);
 BENCHMARK(BM_TcpPair1448)->Arg(1)->Arg(1024)->MinTime(1.0);
 BENCHMARK(BM_UdpPair64)->Arg(1)->Arg(1024)->MinTime(1.0);
 BENCHMARK(BM_PatchOnly)->Arg(1024)->Arg(65536);
+BENCHMARK(BM_TcpSingle64)->Arg(1024)->Arg(65536)->MinTime(1.0);
+BENCHMARK(BM_TcpBurst64)->Arg(1024)->Arg(65536)->MinTime(1.0);
 
 // Exactly n pairs, round robin from flow 0. Returns how many did not give two actions.
 uint64_t round_robin_pairs(Rig& rig, uint64_t n) {

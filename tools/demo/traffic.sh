@@ -27,6 +27,11 @@ up() {
     echo "FAIL up:$name curl $?"
   fi
 }
+# lockstepd may still be starting (EAL, ports): wait until the VM answers, bounded.
+for _ in $(seq 120); do
+  curl -s -m 2 -o /dev/null "http://10.9.0.2:8080/${files[0]}" && break
+  sleep 0.5
+done
 i=0 round=0
 while true; do
   for ((k = 0; k < par; k++)); do
