@@ -51,10 +51,10 @@ round() {
   rounds=$((rounds + 1))
   kill -0 $LSD 2>/dev/null || fail "lockstepd died"
 }
-wait_ctl() {  # waits for the background lockstepctl runs (not the rig's servers)
+wait_ctl() {  # waits for the background lockstepctl runs (not lockstepd, not the servers)
   local p ok=0
   for p in $(jobs -p); do
-    case " ${PIDS[*]} " in *" $p "*) continue ;; esac
+    case " ${PIDS[*]} $LSD " in *" $p "*) continue ;; esac
     wait "$p" || ok=1
   done
   return $ok
