@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -534,5 +535,8 @@ TEST_F(DataplaneCapture, FilesOnlyByNameInTheCaptureDirNeverOverwrittenMode0640)
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   ::testing::AddGlobalTestEnvironment(new lockstep::dptest::EalEnv("dpcap"));
-  return RUN_ALL_TESTS();
+  const int rc = RUN_ALL_TESTS();
+  std::error_code ec;
+  std::filesystem::remove_all(lockstep::cap_dir(), ec);  // the files each test left
+  return rc;
 }
