@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace lockstep::ctrl {
@@ -12,6 +13,7 @@ namespace lockstep::ctrl {
 struct CtrlServer::Client {
   Fd fd;
   bool read_only = false;
+  bool spoke = false;  // has sent a byte
   PeerCred cred;
   std::string in, out;
   size_t out_pos = 0;
@@ -22,6 +24,12 @@ struct CtrlServer::Client {
 
 namespace {
 constexpr uint64_t kWakeTag = 1, kListenTag = 2, kListenRoTag = 3;
+
+std::string path_of(const std::string& spec) {
+  Endpoint ep;
+  std::string error;
+  return parse_endpoint(spec, ep, error) && ep.kind == Endpoint::Kind::unix_path ? ep.path : "";
+}
 }
 
 CtrlServer::CtrlServer(CommandRegistry& registry, CtrlServerConfig cfg)
@@ -78,9 +86,15 @@ void CtrlServer::stop() {
     thread_.join();
   }
   clients_.clear();
+  per_uid_.clear();
+  n_admin_ = n_ro_ = 0;
   nclients_ = 0;
   if (wake_ >= 0) close(wake_);
   wake_ = -1;
+  // The socket files go with the sockets (a later start would remove them as stale, but
+  // an operator should not find a socket that answers nothing).
+  if (listen_.valid()) unlink(path_of(cfg_.socket_path).c_str());
+  if (listen_ro_.valid()) unlink(path_of(cfg_.ro_socket_path).c_str());
   listen_.reset();
   listen_ro_.reset();
   epoll_.reset();
@@ -93,7 +107,10 @@ void CtrlServer::log(const std::string& line) {
 void CtrlServer::run() {
   epoll_event events[64];
   for (;;) {
-    int n = epoll_wait(epoll_.get(), events, 64, 1000);
+    const int tick_ms = static_cast<int>(
+        std::clamp<uint64_t>(std::min(cfg_.first_request_timeout_ns, cfg_.idle_timeout_ns) / 4000000,
+                             10, 1000));
+    int n = epoll_wait(epoll_.get(), events, 64, tick_ms);
     if (n < 0 && errno != EINTR) return;
     for (int i = 0; i < n; ++i) {
       uint64_t tag = events[i].data.u64;
@@ -116,12 +133,17 @@ void CtrlServer::run() {
       }
     }
     uint64_t now = monotonic_ns();
-    std::vector<int> idle;
+    std::vector<int> idle, silent;
     for (auto& [fd, c] : clients_) {
-      if (now - c->last_active > cfg_.idle_timeout_ns) idle.push_back(fd);
+      if (!c->spoke && now - c->last_active > cfg_.first_request_timeout_ns) silent.push_back(fd);
+      else if (now - c->last_active > cfg_.idle_timeout_ns) idle.push_back(fd);
     }
     for (int fd : idle) {
       ++c_.idle_clients_closed;
+      close_client(fd);
+    }
+    for (int fd : silent) {
+      ++c_.silent_clients_closed;
       close_client(fd);
     }
   }
@@ -131,30 +153,44 @@ void CtrlServer::accept_on(int lfd, bool read_only) {
   for (;;) {
     int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
-    if (clients_.size() >= cfg_.max_clients) {
-      ++c_.clients_rejected;
-      std::string msg = Json{{"ok", false},
-                             {"error", "too many clients (limit " +
-                                           std::to_string(cfg_.max_clients) + ")"}}
-                            .dump() + "\n";
+    ucred uc{};
+    socklen_t len = sizeof uc;
+    const bool have_cred = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0;
+    const uint64_t uid_key = (uint64_t{read_only} << 32) | (have_cred ? uc.uid : 0xffffffffu);
+    const bool capped = !have_cred || cfg_.cap_exempt_uid < 0 ||
+                        uc.uid != static_cast<uid_t>(cfg_.cap_exempt_uid);
+    auto refuse = [&](const std::string& why) {
+      std::string msg = Json{{"ok", false}, {"error", why}}.dump() + "\n";
       write_some(fd, msg.data(), msg.size());
       close(fd);
+    };
+    const size_t limit = read_only ? cfg_.max_ro_clients : cfg_.max_clients;
+    if ((read_only ? n_ro_ : n_admin_) >= limit) {
+      ++c_.clients_rejected;
+      refuse(std::string("too many clients on the ") + (read_only ? "read-only" : "admin") +
+             " ctrl socket (limit " + std::to_string(limit) + "); try again later");
+      continue;
+    }
+    auto it = per_uid_.find(uid_key);
+    if (capped && it != per_uid_.end() && it->second >= cfg_.max_clients_per_uid) {
+      ++c_.clients_rejected_uid;
+      refuse("too many clients of uid " + std::to_string(have_cred ? uc.uid : 0) +
+             " on this ctrl socket (limit " + std::to_string(cfg_.max_clients_per_uid) +
+             " per uid); close some first");
       continue;
     }
     auto c = std::make_unique<Client>();
     c->fd.reset(fd);
     c->read_only = read_only;
     c->last_active = monotonic_ns();
-    ucred uc{};
-    socklen_t len = sizeof uc;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0) {
-      c->cred = PeerCred{uc.pid, uc.uid, uc.gid};
-    }
+    if (have_cred) c->cred = PeerCred{uc.pid, uc.uid, uc.gid};
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<uint64_t>(fd) << 8;
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) continue;  // c closes fd
     ++c_.clients_accepted;
+    ++per_uid_[uid_key];
+    ++(read_only ? n_ro_ : n_admin_);
     clients_.emplace(fd, std::move(c));
     nclients_ = clients_.size();
   }
@@ -162,7 +198,13 @@ void CtrlServer::accept_on(int lfd, bool read_only) {
 
 void CtrlServer::close_client(int fd) {
   epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-  clients_.erase(fd);
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  const Client& c = *it->second;
+  const uint64_t uid_key = (uint64_t{c.read_only} << 32) | c.cred.uid;
+  if (auto u = per_uid_.find(uid_key); u != per_uid_.end() && --u->second == 0) per_uid_.erase(u);
+  --(c.read_only ? n_ro_ : n_admin_);
+  clients_.erase(it);
   nclients_ = clients_.size();
 }
 
@@ -183,6 +225,7 @@ void CtrlServer::on_readable(Client& c) {
       break;
     }
     c.last_active = monotonic_ns();
+    c.spoke = true;
     c.in.append(buf, static_cast<size_t>(n));
     size_t start = 0;
     for (;;) {

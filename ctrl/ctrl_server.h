@@ -5,8 +5,11 @@
 //            {"ok": false, "error": "...", "id": 7}
 // Socket mode 0660 with a configurable group; an optional read-only socket where state-
 // changing commands are refused; SO_PEERCRED logged for every state-changing command.
-// Bounded line length, JSON depth, clients, output backlog per client and idle time; its
-// own thread with epoll, non-blocking I/O: a slow or junk client never stalls anything.
+// Bounded line length, JSON depth, output backlog per client and idle time; clients per
+// socket (the world-usable read-only socket has a limit of its own, so filling it cannot
+// lock the admin socket out) and per uid (root exempt); a client that sends nothing is
+// closed after a few seconds. A refused client is told why in one reply line. Its own
+// thread with epoll, non-blocking I/O: a slow or junk client never stalls anything.
 #pragma once
 
 #include <atomic>
@@ -33,14 +36,20 @@ struct CtrlServerConfig {
   size_t max_message = 64 * 1024;     // one request line
   size_t max_depth = 32;              // JSON nesting
   size_t max_args = 256;
-  size_t max_clients = 64;            // both sockets together
+  size_t max_clients = 64;            // admin socket
+  size_t max_ro_clients = 64;         // read-only socket (its own: it cannot fill the admin's)
+  size_t max_clients_per_uid = 8;     // per socket and uid, but for `cap_exempt_uid`
+  long cap_exempt_uid = 0;            // root is never held to the per-uid cap; -1: nobody
   size_t max_backlog = 4 << 20;       // reply bytes queued to one client
-  uint64_t idle_timeout_ns = 300'000'000'000;
+  uint64_t idle_timeout_ns = 300'000'000'000;      // after the last request
+  uint64_t first_request_timeout_ns = 5'000'000'000;  // a client that has sent nothing yet
 };
 
 #define LOCKSTEP_CTRL_SERVER_COUNTERS(X)                                           \
   X(clients_accepted, "clients accepted")                                          \
   X(clients_rejected, "clients refused because the client limit was reached")     \
+  X(clients_rejected_uid, "clients refused because their uid had too many connections") \
+  X(silent_clients_closed, "clients closed because they sent no request in time") \
   X(requests, "requests handled")                                                  \
   X(replies_error, "requests answered with an error")                             \
   X(malformed, "requests that were not valid JSON or not a request object")      \
@@ -96,6 +105,8 @@ class CtrlServer {
   CtrlServerCounters c_;
   std::atomic<size_t> nclients_{0};
   std::unordered_map<int, std::unique_ptr<Client>> clients_;  // owned by the thread
+  size_t n_admin_ = 0, n_ro_ = 0;                             // owned by the thread
+  std::unordered_map<uint64_t, size_t> per_uid_;  // (read_only << 32 | uid) -> clients
 };
 
 }  // namespace lockstep::ctrl

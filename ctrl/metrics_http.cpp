@@ -13,14 +13,18 @@ namespace lockstep::ctrl {
 namespace {
 
 constexpr size_t kMaxRequest = 8192;
-constexpr size_t kMaxClients = 16;
+constexpr size_t kMaxClients = 64;
+constexpr size_t kAcceptsPerWake = 64;
+// A request's head must arrive within this (a scraper sends it at once); the whole
+// exchange, reply included, within kClientDeadlineNs.
+constexpr uint64_t kHeadDeadlineNs = 2'000'000'000;
 constexpr uint64_t kClientDeadlineNs = 5'000'000'000;
 
 struct Client {
   Fd fd;
   std::string in, out;
   size_t out_pos = 0;
-  uint64_t deadline = 0;
+  uint64_t accepted = 0, deadline = 0;
   bool responded = false;
 };
 
@@ -77,7 +81,9 @@ void MetricsHttpServer::run() {
   for (;;) {
     pfds.clear();
     pfds.push_back({wake_[0], POLLIN, 0});
-    pfds.push_back({listen_.get(), static_cast<short>(clients.size() < kMaxClients ? POLLIN : 0), 0});
+    // Always listening: a full house makes room (below), so a scrape is never queued
+    // behind clients that trickle their request (slowloris) or never send one.
+    pfds.push_back({listen_.get(), POLLIN, 0});
     for (auto& c : clients) {
       pfds.push_back({c.fd.get(), static_cast<short>(c.responded ? POLLOUT : POLLIN), 0});
     }
@@ -85,13 +91,16 @@ void MetricsHttpServer::run() {
     if (rc < 0 && errno != EINTR) return;
     if (pfds[0].revents & POLLIN) return;
     uint64_t now = monotonic_ns();
+    std::vector<Client> fresh;
     if (pfds[1].revents & POLLIN) {
-      int fd = accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd >= 0) {
+      for (size_t k = 0; k < kAcceptsPerWake; ++k) {
+        int fd = accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) break;
         Client c;
         c.fd.reset(fd);
+        c.accepted = now;
         c.deadline = now + kClientDeadlineNs;
-        clients.push_back(std::move(c));
+        fresh.push_back(std::move(c));
       }
     }
     for (size_t i = 0; i < clients.size() && i + 2 < pfds.size(); ++i) {
@@ -146,9 +155,25 @@ void MetricsHttpServer::run() {
         c.out_pos += static_cast<size_t>(n);
         if (c.out_pos == c.out.size()) c.fd.reset();
       }
-      if (c.fd.valid() && now > c.deadline) c.fd.reset();
+      if (c.fd.valid() && (now > c.deadline || (!c.responded && now - c.accepted > kHeadDeadlineNs))) {
+        ++timed_out_;
+        c.fd.reset();
+      }
     }
     std::erase_if(clients, [](const Client& c) { return !c.fd.valid(); });
+    // Room for the newcomers: the oldest clients still sending their request go first
+    // (an answered one is only being written to and leaves by itself).
+    for (auto& c : fresh) {
+      if (clients.size() >= kMaxClients) {
+        auto victim = clients.end();
+        for (auto it = clients.begin(); it != clients.end(); ++it)
+          if (!it->responded && (victim == clients.end() || it->accepted < victim->accepted)) victim = it;
+        if (victim == clients.end()) continue;  // every one is being answered: c is closed
+        ++evicted_;
+        clients.erase(victim);
+      }
+      clients.push_back(std::move(c));
+    }
   }
 }
 

@@ -1,6 +1,8 @@
 // A minimal HTTP/1.1 responder for Prometheus scrapes: GET /metrics answers the text
 // exposition format, anything else 404/405. Its own thread, poll(), bounded requests
-// (8 KiB), bounded clients, a per-connection deadline; loopback by default.
+// (8 KiB), bounded clients, a per-connection deadline (2 s for the request, 5 s in all);
+// loopback by default. It always accepts: at the client bound the oldest client still
+// sending its request is closed, so slow or silent clients cannot delay a scrape.
 #pragma once
 
 #include <atomic>
@@ -29,6 +31,9 @@ class MetricsHttpServer {
   uint16_t port() const { return port_; }
   uint64_t scrapes() const { return scrapes_.load(); }
   uint64_t bad_requests() const { return bad_.load(); }
+  // Clients closed for a request not sent in time, and to make room for a new client.
+  uint64_t timed_out() const { return timed_out_.load(); }
+  uint64_t evicted() const { return evicted_.load(); }
 
  private:
   void run();
@@ -38,7 +43,7 @@ class MetricsHttpServer {
   int wake_[2] = {-1, -1};
   std::thread thread_;
   uint16_t port_ = 0;
-  std::atomic<uint64_t> scrapes_{0}, bad_{0};
+  std::atomic<uint64_t> scrapes_{0}, bad_{0}, timed_out_{0}, evicted_{0};
 };
 
 }  // namespace lockstep::ctrl

@@ -113,6 +113,8 @@ addrinfo* resolve(const Endpoint& ep, bool passive, std::string& error) {
   return res;
 }
 
+}  // namespace
+
 bool resolve_group(const std::string& name, gid_t& gid, std::string& error) {
   unsigned n = 0;
   auto [ptr, ec] = std::from_chars(name.data(), name.data() + name.size(), n);
@@ -130,8 +132,6 @@ bool resolve_group(const std::string& name, gid_t& gid, std::string& error) {
   gid = found->gr_gid;
   return true;
 }
-
-}  // namespace
 
 Fd listen_endpoint(const Endpoint& ep, std::string& error, unsigned mode,
                    const std::string& group, int backlog) {

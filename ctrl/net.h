@@ -2,6 +2,8 @@
 // non-blocking mode, an owning fd. Thin I/O only; no protocol here.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -56,6 +58,9 @@ bool set_nonblocking(int fd);
 // empty = keep) becomes its group.
 Fd listen_endpoint(const Endpoint& ep, std::string& error, unsigned mode = 0660,
                    const std::string& group = {}, int backlog = 16);
+
+// A group name or number as a gid; false with `error` naming it when unknown.
+bool resolve_group(const std::string& name, gid_t& gid, std::string& error);
 
 // Blocking connect (then the fd is switched to non-blocking when `nonblocking`).
 Fd connect_endpoint(const Endpoint& ep, std::string& error, bool nonblocking = true);

@@ -1,8 +1,11 @@
 #include "dataplane/capture.h"
 
+#include <fcntl.h>
 #include <rte_cycles.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -97,7 +100,77 @@ uint64_t unix_ns_now() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// "PORT-YYYYMMDD-HHMMSS.pcapng" in UTC: the name of a capture started without one.
+std::string default_name(const std::string& port) {
+  const time_t t = time(nullptr);
+  tm utc{};
+  gmtime_r(&t, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &utc);
+  return port + "-" + buf + ".pcapng";
+}
+
+// The capture directory (made 0750 if missing, group `gid`) as an fd, never through a
+// symlink; -1 with `error` set.
+int open_capture_dir(const std::string& dir, long gid, std::string& error) {
+  if (dir.empty() || dir[0] != '/') {
+    error = "capture: ctrl.capture_dir must be an absolute path";
+    return -1;
+  }
+  const size_t slash = dir.find_last_of('/', dir.size() > 1 ? dir.size() - 2 : 0);
+  if (slash != std::string::npos && slash > 0 && access(dir.c_str(), F_OK) != 0)
+    mkdir(dir.substr(0, slash).c_str(), 0755);  // /var/lib/lockstep on a first capture
+  if (mkdir(dir.c_str(), 0750) == 0 && gid >= 0) {
+    if (chown(dir.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(gid)) != 0) {
+      error = "capture: chown " + dir + ": " + std::strerror(errno);
+      return -1;
+    }
+  }
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) error = "capture: directory " + dir + ": " + std::strerror(errno);
+  return fd;
+}
+
+// Creates `name` in the directory: new, not through a symlink, 0640, group `gid`.
+std::FILE* create_capture_file(int dirfd, const std::string& name, long gid, std::string& error) {
+  const int fd = openat(dirfd, name.c_str(),
+                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    error = errno == EEXIST ? "capture: " + name + " exists (capture files are never overwritten)"
+                            : "capture: cannot create " + name + ": " + std::strerror(errno);
+    return nullptr;
+  }
+  bool ok = fchmod(fd, 0640) == 0;  // whatever the umask
+  if (ok && gid >= 0) ok = fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(gid)) == 0;
+  std::FILE* f = ok ? fdopen(fd, "wb") : nullptr;
+  if (f == nullptr) {
+    error = "capture: cannot set up " + name + ": " + std::strerror(errno);
+    unlinkat(dirfd, name.c_str(), 0);
+    close(fd);
+  }
+  return f;
+}
+
 }  // namespace
+
+bool Capture::valid_name(const std::string& name, std::string& error) {
+  if (name.empty() || name.size() > 200) {
+    error = "capture: a file name of 1 to 200 characters";
+    return false;
+  }
+  for (char ch : name) {
+    if (ch == '/' || static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
+      error = "capture: '" + name +
+              "' is not a file name (no '/' or control characters: files go into ctrl.capture_dir)";
+      return false;
+    }
+  }
+  if (name[0] == '.') {
+    error = "capture: '" + name + "' may not start with '.'";
+    return false;
+  }
+  return true;
+}
 
 Capture::~Capture() {
   stop_.store(true);
@@ -139,6 +212,8 @@ bool Capture::start(const ctrl::CaptureRequest& req, ctrl::Json& result, std::st
     error = "capture: ring size not a power of two of at least 4096";
     return false;
   }
+  const std::string name = req.path.empty() ? default_name(req.port) : req.path;
+  if (!valid_name(name, error)) return false;
   std::lock_guard lock(mu_);
   if (act_[r].on) {
     error = "capture: already capturing " + req.port + " into " + act_[r].path;
@@ -154,10 +229,16 @@ bool Capture::start(const ctrl::CaptureRequest& req, ctrl::Json& result, std::st
   }
   if (rings_[r] == nullptr) rings_[r] = std::make_unique<CaptureRing>(opt_.ring_bytes);
   Active a;
-  a.path = req.path.empty() ? "lockstep-" + req.port + ".pcapng" : req.path;
-  a.f = std::fopen(a.path.c_str(), "wb");
-  bool ok = a.f != nullptr;
-  if (ok) {
+  a.path = opt_.dir + (opt_.dir.ends_with('/') ? "" : "/") + name;
+  const int dirfd = open_capture_dir(opt_.dir, opt_.gid, error);
+  if (dirfd < 0) return false;
+  a.f = create_capture_file(dirfd, name, opt_.gid, error);
+  if (a.f == nullptr) {
+    close(dirfd);
+    return false;
+  }
+  bool ok = true;
+  {
     Block shb(kShb);
     shb.u32(kByteOrderMagic).u16(1).u16(0).u64(UINT64_MAX);  // section length unknown
     shb.option(kShbUserAppl, std::string("lockstepd"));
@@ -183,15 +264,20 @@ bool Capture::start(const ctrl::CaptureRequest& req, ctrl::Json& result, std::st
   if (ok) ok = std::fflush(a.f) == 0;
   if (!ok) {
     error = "capture: cannot write " + a.path + ": " + std::strerror(errno);
-    if (a.f) std::fclose(a.f);
+    std::fclose(a.f);
+    unlinkat(dirfd, name.c_str(), 0);
+    close(dirfd);
     return false;
   }
   if (a.bytes > req.max_bytes) {
     std::fclose(a.f);
+    unlinkat(dirfd, name.c_str(), 0);
+    close(dirfd);
     error = "capture: max_bytes " + std::to_string(req.max_bytes) +
             " is smaller than the file's headers (" + std::to_string(a.bytes) + " bytes)";
     return false;
   }
+  close(dirfd);
   a.on = true;
   a.max_bytes = req.max_bytes;
   CaptureRing& ring = *rings_[r];

@@ -11,6 +11,12 @@
 // wall-clock time. The capture ends by itself at max_bytes (stopped_at_max_bytes); a
 // frame that found the ring full is counted (copies_dropped), the frame itself never
 // affected.
+//
+// Files go only into one directory (`ctrl.capture_dir`, default /var/lib/lockstep/capture):
+// the request names a file, never a path (no '/', no leading '.'), and the file is created
+// new (O_CREAT|O_EXCL|O_NOFOLLOW, opened relative to the directory), mode 0640, group the
+// ctrl group, so a member of that group can neither overwrite a file of root's nor plant
+// a symlink, and other local users cannot read the captured traffic.
 #pragma once
 
 #include <array>
@@ -32,7 +38,12 @@ class Capture final : public DaemonCtl::CaptureHooks {
   struct Options {
     size_t ring_bytes = 4u << 20;  // per captured port; a power of two
     bool writer_thread = true;     // false (tests): the rings are drained only by stop()
+    std::string dir = kDefaultCaptureDir;  // every capture file goes here
+    long gid = -1;                 // group of the files (the ctrl group); -1: ours
   };
+  static constexpr const char* kDefaultCaptureDir = "/var/lib/lockstep/capture";
+  // A capture file name as a request may give it: false with `error` saying why not.
+  static bool valid_name(const std::string& name, std::string& error);
   explicit Capture(const Dataplane& dp) : Capture(dp, Options{}) {}
   Capture(const Dataplane& dp, Options o) : dp_(dp), opt_(o) {}
   ~Capture() override;

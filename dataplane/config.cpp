@@ -10,7 +10,11 @@
 #include <charconv>
 #include <fstream>
 #include <initializer_list>
+#include <set>
 #include <sstream>
+
+#include "compare/normalize.h"
+#include "compare/policy.h"
 
 namespace lockstep::dp {
 namespace {
@@ -120,6 +124,10 @@ bool set_ctrl_key(std::string_view key, std::string_view value, Config& cfg, std
   }
   if (key == "ctrl.group") return c.group = std::string(value), true;
   if (key == "ctrl.ro_socket") return c.ro_socket = std::string(value), true;
+  if (key == "ctrl.capture_dir") {
+    if (value.empty() || value[0] != '/') return bad("an absolute directory path");
+    return c.capture_dir = std::string(value), true;
+  }
   if (key == "ctrl.metrics") {
     if (value.empty()) return bad("tcp:HOST:PORT or off");
     c.metrics_given = true;
@@ -241,8 +249,15 @@ bool set_key(std::string_view key, std::string_view value, Config& cfg, std::str
 bool flatten(const YAML::Node& n, const std::string& prefix,
              std::vector<std::pair<std::string, std::string>>& out, std::string& error) {
   if (n.IsMap()) {
+    std::set<std::string> seen;  // YAML parsers keep the last of two equal keys: refused
     for (const auto& kv : n) {
       std::string k = kv.first.as<std::string>();
+      const std::string full = prefix.empty() ? k : prefix + "." + k;
+      if (!seen.insert(k).second) {
+        error = "config key '" + full + "': given twice (line " +
+                std::to_string(kv.first.Mark().line + 1) + ")";
+        return false;
+      }
       if (!flatten(kv.second, prefix.empty() ? k : prefix + "." + k, out, error)) return false;
     }
     return true;
@@ -252,7 +267,7 @@ bool flatten(const YAML::Node& n, const std::string& prefix,
     return true;
   }
   if (n.IsNull()) {
-    out.emplace_back(prefix, "");
+    if (!prefix.empty()) out.emplace_back(prefix, "");  // an empty document: no keys
     return true;
   }
   if (n.IsSequence() && prefix.starts_with("qos.")) {  // scheduler commands, one a line
@@ -331,19 +346,56 @@ bool parse_config(std::string_view yaml_text, Config& out, std::string& error) {
   return true;
 }
 
-bool load_config_file(const std::string& path, Config& out, std::string& error) {
-  std::ifstream in(path);
+bool read_config_text(const std::string& path, std::string& text, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = "config: cannot read '" + path + "'";
     return false;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (!parse_config(ss.str(), out, error)) {
+  // Bounded: a config is a few KiB; /dev/zero or a wrong file must not grow us forever.
+  text.assign(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) {
+    error = "config: cannot read '" + path + "'";
+    return false;
+  }
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes) {
+    error = path + ": config: larger than " + std::to_string(kMaxConfigBytes >> 10) +
+            " KiB; not a configuration file?";
+    return false;
+  }
+  if (text.find('\0') != std::string::npos) {
+    error = path + ": config: holds a NUL byte; not a configuration file?";
+    return false;
+  }
+  return true;
+}
+
+bool load_config_file(const std::string& path, Config& out, std::string& error) {
+  std::string text;
+  if (!read_config_text(path, text, error)) return false;
+  if (!parse_config(text, out, error)) {
     error = path + ": " + error;
     return false;
   }
   return true;
+}
+
+bool config_pairs(std::string_view yaml_text, std::vector<std::pair<std::string, std::string>>& out,
+                  std::string& error) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+    if (!root.IsMap() && !root.IsNull()) {
+      error = "config: the top level must be a map of keys";
+      return false;
+    }
+    return flatten(root, "", out, error);
+  } catch (const YAML::Exception& e) {
+    error = "config: YAML error at line " + std::to_string(e.mark.line + 1) + ": " + e.msg;
+    return false;
+  }
 }
 
 bool apply_override(std::string_view assignment, Config& cfg, std::string& error) {
@@ -391,6 +443,23 @@ bool validate(const Config& cfg, std::string& error) {
   }
   if (cfg.pool_cache > cfg.pool_mbufs / 2) {
     error = "config key 'pool.cache': at most half of pool.mbufs";
+    return false;
+  }
+  return true;
+}
+
+bool check_engine_settings(const Settings& s, std::string& error) {
+  PolicyAction def = PolicyAction::compare;
+  policy_action_from_string(s.default_policy, def);
+  PolicyTable policy;
+  if (!policy.parse(s.policy_rules, def, error)) {
+    error = "config key 'engine.policy_rules': " + error;
+    return false;
+  }
+  auto norm = Normalizer::create(s.normalize_rules, static_cast<uint32_t>(s.normalize_max_span),
+                                 1, error);
+  if (!norm && !error.empty()) {
+    error = "config key 'engine.normalize_rules': " + error;
     return false;
   }
   return true;

@@ -61,6 +61,7 @@ struct CtrlConfig {
   std::string group;           // group owning the socket (mode 0660); empty: ours
   std::string ro_socket;       // read-only socket (mode 0666); empty: none
   std::string metrics = "tcp:127.0.0.1:9469";  // Prometheus listener; "off": none
+  std::string capture_dir = "/var/lib/lockstep/capture";  // `capture start` files, only here
   // Whether the key was given (file or --set): a default that cannot be bound (another
   // lockstepd holds it) only warns; an explicit one is an error at start.
   bool socket_given = false, metrics_given = false;
@@ -137,6 +138,12 @@ std::string_view default_config_yaml();
 // the key on any unknown key, bad type, or out-of-range value.
 bool parse_config(std::string_view yaml_text, Config& out, std::string& error);
 bool load_config_file(const std::string& path, Config& out, std::string& error);
+// The text of a config file, at most kMaxConfigBytes and without NUL bytes.
+bool read_config_text(const std::string& path, std::string& text, std::string& error);
+// The dotted keys and values of YAML text, in file order (as parse_config sees them);
+// duplicate keys refused.
+bool config_pairs(std::string_view yaml_text, std::vector<std::pair<std::string, std::string>>& out,
+                  std::string& error);
 
 // Applies one `--set key=value` override: "workers=2", "ports.ext=net_ring0",
 // "engine.compare_timeout_us=2000", "checkpointer.latency_us=500", ...
@@ -144,6 +151,13 @@ bool apply_override(std::string_view assignment, Config& cfg, std::string& error
 
 // Cross-field checks (required roles, host/link pairs, clock=replay needs one worker, ...).
 bool validate(const Config& cfg, std::string& error);
+
+// The engine's rule texts, parsed and compiled as the engine will: policy rules that do
+// not parse or normalization rules that do not compile are refused naming their key.
+bool check_engine_settings(const Settings& s, std::string& error);
+
+// A config file larger than this is refused (load_config_file).
+inline constexpr size_t kMaxConfigBytes = 1 << 20;
 
 // The device name of a DPDK device string: the part before the first comma.
 std::string device_name(std::string_view spec);

@@ -29,10 +29,26 @@ struct CtrlMsg {
   uint32_t kind = checkpoint_done;
   uint32_t arg = 0;           // Mode or Survivor as an integer
   uint64_t epoch = 0;         // checkpoint_done: the checkpointer's epoch
-  // apply_settings: a Settings snapshot the control side keeps alive;
+  // apply_settings: a SettingsSnapshot the control side keeps alive;
   // snapshot_conns: an array of ConnSnapshot, one per worker (indexed by worker id),
   // that the control side keeps alive.
   const void* settings = nullptr;
+};
+
+// A live settings change (`config set`, `rules add|del`) on its way to the workers: each
+// worker applies `settings` from its control-message handler and answers in its slot
+// (indexed by worker id): applied, or refused with the engine's message.
+struct SettingsSnapshot {
+  enum State : int { pending = 0, applied = 1, refused = 2 };
+  struct Answer {
+    std::atomic<int> state{pending};
+    std::string error;  // written by the worker before state (release)
+  };
+  SettingsSnapshot(const Settings& s, unsigned workers)
+      : settings(s), answers(std::make_unique<Answer[]>(workers)), count(workers) {}
+  Settings settings;
+  std::unique_ptr<Answer[]> answers;
+  unsigned count;
 };
 
 // A worker's connection list, asked for by an operator (`conns`): the control side

@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "compare/flow_key.h"
+#include "compare/normalize.h"
+#include "compare/policy.h"
 #include "ctrl/net.h"
 #include "dataplane/qos_ctrl.h"
 
@@ -18,7 +20,13 @@ namespace {
 constexpr uint64_t kPublishNs = 100'000'000;     // counters published 10 times a second
 constexpr uint64_t kConnsWaitNs = 1'000'000'000;  // `conns` waits this long for the workers
 constexpr size_t kMaxOps = 256;
-constexpr size_t kKeptSettings = 64;
+constexpr uint64_t kSettingsWaitNs = 2'000'000'000;  // a live change waits this long
+
+bool answered(const SettingsSnapshot& s) {
+  for (unsigned i = 0; i < s.count; ++i)
+    if (s.answers[i].state.load(std::memory_order_acquire) == SettingsSnapshot::pending) return false;
+  return true;
+}
 
 bool is_gauge(std::string_view name) {
   return name.starts_with("held_") || name == "conns_active";
@@ -94,12 +102,15 @@ void DaemonCtl::service(uint64_t now_ns) {
       continue;
     }
     if (op.snaps) inflight_.push_back(op.snaps);
+    if (op.settings) settings_inflight_.push_back(op.settings);
     if (!dp_.control().broadcast(op.msg) && op.snaps) {
       // A full control ring: mark every slot answered so the waiting command returns.
       for (unsigned i = 0; i < op.snaps->count; ++i) op.snaps->slot[i].done.store(true);
     }
   }
   while (!inflight_.empty() && inflight_.front()->all_done()) inflight_.pop_front();
+  while (!settings_inflight_.empty() && answered(*settings_inflight_.front()))
+    settings_inflight_.pop_front();
   if (now_ns >= next_publish_ns_ || !ops.empty()) {
     next_publish_ns_ = now_ns + kPublishNs;
     publish(now_ns);
@@ -174,6 +185,9 @@ ctrl::Json DaemonCtl::status() {
   j["ports"] = ports;
   j["pool"] = {{"size", report_.pool_size}, {"avail", report_.pool_avail}};
   j["ops_dropped"] = ops_dropped_;
+  j["settings"] = {{"refused", settings_refused_},
+                   {"refused_by_workers", report_.total.settings_refused}};
+  if (!last_settings_error_.empty()) j["settings"]["last_error"] = last_settings_error_;
   return j;
 }
 
@@ -199,6 +213,9 @@ ctrl::Json DaemonCtl::stats(bool reset) {
   j["frames"] = t.frames - b.frames;
   j["held_frames"] = t.held_frames;
   j["checkpoints_applied"] = t.checkpoints_applied - b.checkpoints_applied;
+  j["settings"] = {{"applied_by_workers", t.settings_applied},
+                   {"refused_by_workers", t.settings_refused},
+                   {"refused", settings_refused_}};
   j["workers"] = report_.workers.size();
   j["since_s"] = (ctrl::monotonic_ns() - baseline_ns_) / 1000000000;
   if (reset) {  // a baseline: worker memory is never written from here
@@ -253,34 +270,109 @@ Settings DaemonCtl::settings() {
   return settings_;
 }
 
-bool DaemonCtl::apply_settings(const Settings& s, std::string& error) {
-  std::lock_guard lock(mu_);
-  if (s.max_connections != settings_.max_connections || s.max_held_frames != settings_.max_held_frames ||
-      s.frag_max_datagrams != settings_.frag_max_datagrams) {
+bool DaemonCtl::check_live(const Settings& s, std::string& error) {
+  Settings cur;
+  {
+    std::lock_guard lock(mu_);
+    cur = settings_;
+  }
+  if (s.max_connections != cur.max_connections || s.max_held_frames != cur.max_held_frames ||
+      s.frag_max_datagrams != cur.frag_max_datagrams) {
     error = "max_connections, max_held_frames and frag_max_datagrams are fixed at start "
             "(set them in the config and restart)";
     return false;
   }
-  if (ops_.size() >= kMaxOps) {
-    error = "too many operations queued to the workers; try again";
+  Mode m;
+  if (!mode_from_string(s.mode, m)) {
+    error = "setting 'mode': unknown mode '" + s.mode + "'";
     return false;
   }
-  kept_settings_.push_back(std::make_unique<Settings>(s));
-  while (kept_settings_.size() > kKeptSettings) kept_settings_.pop_front();
+  PolicyAction def = PolicyAction::compare;
+  policy_action_from_string(s.default_policy, def);
+  PolicyTable policy;
+  if (!policy.parse(s.policy_rules, def, error)) {
+    error = "setting 'policy_rules': " + error;
+    return false;
+  }
+  if (s.normalize_rules != cur.normalize_rules || s.normalize_max_span != cur.normalize_max_span) {
+    // Compiled here as the engines will compile it (one slot: only the patterns matter).
+    auto norm = Normalizer::create(s.normalize_rules, static_cast<uint32_t>(s.normalize_max_span),
+                                   1, error);
+    if (!norm && !error.empty()) {
+      error = "setting 'normalize_rules': " + error;
+      return false;
+    }
+  }
+  return true;
+}
+
+bool DaemonCtl::apply_settings(const Settings& s, std::string& error) {
+  if (!check_live(s, error)) {
+    std::lock_guard lock(mu_);
+    ++settings_refused_;
+    last_settings_error_ = error;
+    return false;
+  }
+  auto snap = std::make_shared<SettingsSnapshot>(s, dp_.worker_count());
+  Settings before;
+  {
+    std::lock_guard lock(mu_);
+    if (ops_.size() + 2 > kMaxOps) {
+      error = "too many operations queued to the workers; try again";
+      return false;
+    }
+    before = settings_;
+    Op op;
+    op.msg.kind = CtrlMsg::apply_settings;
+    op.msg.settings = snap.get();
+    op.settings = snap;
+    ops_.push_back(op);
+    Mode m;
+    if (s.mode != settings_.mode && mode_from_string(s.mode, m)) {
+      Op mo;
+      mo.msg.kind = CtrlMsg::set_mode;
+      mo.msg.arg = static_cast<uint32_t>(m);
+      ops_.push_back(mo);
+      mode_ = m;
+    }
+    // What the workers run from now on (they apply control messages in order).
+    settings_ = s;
+  }
+  // The reply says applied only once every worker has said so.
+  const uint64_t deadline = ctrl::monotonic_ns() + kSettingsWaitNs;
+  while (!answered(*snap)) {
+    if (ctrl::monotonic_ns() >= deadline || dp_.stopping()) {
+      error = "the workers did not confirm the change within 2 s (it is queued to them)";
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::string refused;
+  for (unsigned i = 0; i < snap->count; ++i) {
+    const auto& a = snap->answers[i];
+    if (a.state.load(std::memory_order_acquire) != SettingsSnapshot::refused) continue;
+    refused += (refused.empty() ? "" : "; ") + ("worker " + std::to_string(i) + ": " + a.error);
+  }
+  if (refused.empty()) return true;
+  // A worker kept its old settings: put every worker back on the settings from before.
+  error = "not applied (" + refused + "); the previous settings are restored";
+  auto back = std::make_shared<SettingsSnapshot>(before, dp_.worker_count());
+  std::lock_guard lock(mu_);
+  ++settings_refused_;
+  last_settings_error_ = error;
   Op op;
   op.msg.kind = CtrlMsg::apply_settings;
-  op.msg.settings = kept_settings_.back().get();
+  op.msg.settings = back.get();
+  op.settings = back;
   ops_.push_back(op);
-  Mode m;
-  if (s.mode != settings_.mode && mode_from_string(s.mode, m)) {
+  if (before.mode != s.mode && mode_from_string(before.mode, mode_)) {
     Op mo;
     mo.msg.kind = CtrlMsg::set_mode;
-    mo.msg.arg = static_cast<uint32_t>(m);
+    mo.msg.arg = static_cast<uint32_t>(mode_);
     ops_.push_back(mo);
-    mode_ = m;
   }
-  settings_ = s;
-  return true;
+  settings_ = before;
+  return false;
 }
 
 bool DaemonCtl::request_checkpoint(std::string&) {
@@ -348,6 +440,12 @@ void DaemonCtl::metrics(std::vector<ctrl::MetricSample>& out) {
     ctrl::add_sample(out, "lockstep_dataplane_drops_total", "frames the dataplane dropped, by reason",
                      ctrl::MetricType::counter, static_cast<double>(t.drops[d]),
                      {{"reason", std::string(to_string(static_cast<DpDrop>(d)))}});
+  ctrl::add_sample(out, "lockstep_settings_refused_total",
+                   "live settings changes refused (did not compile, or a worker could not apply)",
+                   ctrl::MetricType::counter, static_cast<double>(settings_refused_));
+  ctrl::add_sample(out, "lockstep_worker_settings_refused_total",
+                   "settings snapshots a worker's engine could not apply",
+                   ctrl::MetricType::counter, static_cast<double>(t.settings_refused));
   ctrl::add_sample(out, "lockstep_dataplane_checkpoint_requests_total",
                    "checkpoint requests sent to the checkpointer (coalesced across workers)",
                    ctrl::MetricType::counter, static_cast<double>(report_.checkpoint_requests));

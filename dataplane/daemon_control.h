@@ -84,7 +84,11 @@ class DaemonCtl final : public ctrl::DaemonControl {
     enum Kind : uint8_t { broadcast, manual_checkpoint } kind = broadcast;
     CtrlMsg msg{};
     std::shared_ptr<Snapshots> snaps;  // keeps a conns snapshot alive
+    std::shared_ptr<SettingsSnapshot> settings;  // keeps a settings change alive
   };
+  // What the workers would refuse, found here first: policy rules that do not parse,
+  // normalization rules that do not compile, an unknown mode.
+  bool check_live(const Settings& s, std::string& error);
   void publish(uint64_t now_ns);
   void post(Op op);
 
@@ -105,11 +109,13 @@ class DaemonCtl final : public ctrl::DaemonControl {
   std::optional<Survivor> failed_over_;  // applied to the workers
   uint64_t failover_ns_ = 0;
   uint64_t ops_dropped_ = 0, events_seen_ = 0;
+  uint64_t settings_refused_ = 0;  // live changes refused (before or by the workers)
+  std::string last_settings_error_;
 
   // Control loop only.
   uint64_t next_publish_ns_ = 0;
-  std::deque<std::unique_ptr<Settings>> kept_settings_;  // snapshots workers may read
   std::deque<std::shared_ptr<Snapshots>> inflight_;
+  std::deque<std::shared_ptr<SettingsSnapshot>> settings_inflight_;  // until every worker answered
 };
 
 }  // namespace lockstep::dp

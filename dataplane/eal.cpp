@@ -1,11 +1,63 @@
 #include "dataplane/eal.h"
 
+#include <dirent.h>
+#include <rte_build_config.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <sched.h>
 #include <unistd.h>
 
 namespace lockstep::dp {
+
+namespace {
+
+// The virtual-device driver names the PMD libraries in `dir` provide ("net_ring" for
+// librte_net_ring.so); empty when there is no such directory.
+std::vector<std::string> vdev_drivers(const char* dir) {
+  std::vector<std::string> out;
+  DIR* d = opendir(dir);
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    std::string_view n(e->d_name);
+    if (!n.starts_with("librte_net_")) continue;
+    n.remove_prefix(11);
+    std::string lib(n.substr(0, n.find(".so")));
+    // Libraries whose vdev drivers are named otherwise.
+    if (lib == "bond") out.push_back("net_bonding");
+    else if (lib == "virtio") out.push_back("net_virtio_user");
+    else if (lib == "tap") out.push_back("net_tun");
+    out.push_back("net_" + lib);
+  }
+  closedir(d);
+  return out;
+}
+
+}  // namespace
+
+bool check_port_drivers(const Config& cfg, std::string& error) {
+#ifdef RTE_EAL_PMD_PATH
+  const auto drivers = vdev_drivers(RTE_EAL_PMD_PATH);
+#else
+  const std::vector<std::string> drivers;
+#endif
+  if (drivers.empty()) return true;
+  for (unsigned r = 0; r < kRoleCount; ++r) {
+    if (cfg.ports[r].empty()) continue;
+    std::string name = device_name(cfg.ports[r]);
+    if (is_pci_address(name)) continue;
+    if (name.starts_with("eth_")) name = "net_" + name.substr(4);
+    bool known = false;
+    for (const auto& d : drivers) known = known || name.starts_with(d);
+    if (!known) {
+      error = "config key 'ports." + std::string(to_string(static_cast<Role>(r))) +
+              "': no DPDK driver for device '" + device_name(cfg.ports[r]) +
+              "' (a PCI address, or a virtual device such as net_ring0, net_pcap0, "
+              "net_af_packet0, net_vhost0, net_tap0)";
+      return false;
+    }
+  }
+  return true;
+}
 
 std::vector<std::string> eal_arguments(const Config& cfg, const std::vector<std::string>& extra,
                                        const std::string& program) {

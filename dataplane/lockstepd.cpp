@@ -16,8 +16,10 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "compare/engine.h"
@@ -46,8 +48,10 @@ using lockstep::dp::Config;
 using lockstep::dp::Dataplane;
 
 std::atomic<bool> g_signalled{false};
+std::atomic<bool> g_reload{false};
 
 void on_signal(int) { g_signalled.store(true); }
+void on_hangup(int) { g_reload.store(true); }
 
 constexpr const char* kUsage = R"(usage: lockstepd [options] [-- EAL arguments]
        lockstepd --colo-compare primary_in=SPEC secondary_in=SPEC outdev=SPEC [PROPERTY=VALUE]...
@@ -61,6 +65,8 @@ constexpr const char* kUsage = R"(usage: lockstepd [options] [-- EAL arguments]
   --ctrl-socket PATH   the ctrl socket (ctrl.socket; default /run/lockstep/lockstep.ctl, off: none)
   --ctrl-group GROUP   group owning the ctrl socket, mode 0660 (ctrl.group)
   --ctrl-ro-socket P   a read-only ctrl socket, mode 0666 (ctrl.ro_socket)
+  --capture-dir DIR    where `capture start` writes its files (ctrl.capture_dir;
+                       default /var/lib/lockstep/capture)
   --metrics ADDR       Prometheus listener (ctrl.metrics; default tcp:127.0.0.1:9469, off: none)
   --colo-compare ...   run in place of QEMU's colo-compare object: the ports are its
                        chardev sockets (primary_in, secondary_in, outdev, notify_dev),
@@ -68,7 +74,10 @@ constexpr const char* kUsage = R"(usage: lockstepd [options] [-- EAL arguments]
                        no DPDK device is used (--colo-compare --help lists them)
   -h, --help           this help
 Every engine setting is a key under engine. (see compare/settings.h); a wrong key or
-value is refused at start with a message naming the key.
+value is refused at start with a message naming the key (exit 2).
+SIGINT, SIGTERM, SIGQUIT: stop (held output released, counters printed). SIGHUP: read the
+configuration again; live engine settings are applied, other changed keys are logged and
+need a restart.
 )";
 
 struct Options {
@@ -271,7 +280,17 @@ bool start_link(const Config& cfg, CtrlStack& cs, std::unique_ptr<lockstep::dp::
 // be bound (another lockstepd holds it) is a warning; one given explicitly is an error.
 bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& error) {
   cs.daemon = std::make_unique<DaemonCtl>(dp, cs.sink, cfg.checkpointer);
-  cs.capture = std::make_unique<lockstep::dp::Capture>(dp);
+  lockstep::dp::Capture::Options capture_opt;
+  capture_opt.dir = cfg.ctrl.capture_dir;
+  if (!cfg.ctrl.group.empty()) {
+    gid_t gid;
+    if (!ctrl::resolve_group(cfg.ctrl.group, gid, error)) {
+      error = "config key 'ctrl.group': " + error;
+      return false;
+    }
+    capture_opt.gid = static_cast<long>(gid);
+  }
+  cs.capture = std::make_unique<lockstep::dp::Capture>(dp, capture_opt);
   cs.daemon->set_capture(cs.capture.get());
   cs.cp.daemon = cs.daemon.get();
   cs.cp.failover = &cs.failover;
@@ -343,10 +362,14 @@ void ctrl_tick(Dataplane& dp, CtrlStack& cs) {
   }
 }
 
+struct Reload;
+void start_reload(Reload& rl, CtrlStack& cs);
+
 struct TickState {
   StopState* stop;
   CtrlStack* cs;
   std::chrono::steady_clock::time_point next_slow;
+  Reload* reload;
 };
 
 void control_tick(Dataplane& dp, void* arg) {
@@ -357,10 +380,135 @@ void control_tick(Dataplane& dp, void* arg) {
   ts->next_slow = now + std::chrono::milliseconds(50);
   auto* st = ts->stop;
   if (g_signalled.load() || (st->bounded && now >= st->deadline)) dp.request_stop();
+  if (g_reload.exchange(false) && ts->reload != nullptr) start_reload(*ts->reload, *ts->cs);
   if (st->display && now >= st->next_display) {
     st->next_display += std::chrono::seconds(1);
     display_tick(dp, st->display);
   }
+}
+
+// ---- SIGHUP: the configuration file read again ----
+//
+// The file (or the embedded default) and the --set overrides are loaded and checked as at
+// start. Engine settings that may change live and differ from what was loaded before are
+// applied through the same path as `config set` (compiled first, confirmed by every
+// worker); any other key that differs (ports, workers, pools, ctrl, checkpointer, and the
+// engine's capacities) is left as it is, with a log line saying it needs a restart. A
+// file that does not load changes nothing. Runs on a thread of its own: applying waits
+// for the workers, whose control messages the control loop delivers.
+
+using Pairs = std::map<std::string, std::string>;
+
+bool load_for(const Options& o, Config& cfg, Pairs& pairs, std::string& error) {
+  std::string text;
+  if (o.config_file.empty()) {
+    text = std::string(lockstep::dp::default_config_yaml());
+  } else if (!lockstep::dp::read_config_text(o.config_file, text, error)) {
+    return false;
+  }
+  std::vector<std::pair<std::string, std::string>> kv;
+  if (!lockstep::dp::config_pairs(text, kv, error) ||
+      !lockstep::dp::parse_config(text, cfg, error)) {
+    if (!o.config_file.empty()) error = o.config_file + ": " + error;
+    return false;
+  }
+  for (const auto& set : o.sets) {
+    if (!lockstep::dp::apply_override(set, cfg, error)) return false;
+    kv.emplace_back(set.substr(0, set.find('=')), set.substr(set.find('=') + 1));
+  }
+  pairs.clear();
+  for (auto& [k, v] : kv) pairs[k] = v;
+  return lockstep::dp::validate(cfg, error) && check_ctrl_config(cfg, error) &&
+         lockstep::dp::check_engine_settings(cfg.engine, error) &&
+         lockstep::dp::check_port_drivers(cfg, error);
+}
+
+struct Reload {
+  Options opt;
+  Pairs pairs;  // the keys in force, as loaded (at start, then by each reload)
+  std::thread thread;
+  std::atomic<bool> busy{false};
+  ~Reload() {
+    if (thread.joinable()) thread.join();
+  }
+};
+
+bool live_engine_key(const std::string& key) {
+  if (!key.starts_with("engine.")) return false;
+  const std::string n = key.substr(7);
+  return n != "max_connections" && n != "max_held_frames" && n != "frag_max_datagrams";
+}
+
+void reload(Reload& rl, lockstep::dp::DaemonCtl& daemon, ctrl::ControlPlane& cp) {
+  const std::string what = rl.opt.config_file.empty() ? "the embedded configuration"
+                                                      : rl.opt.config_file;
+  Config next;
+  Pairs np;
+  std::string error;
+  if (!load_for(rl.opt, next, np, error)) {
+    std::fprintf(stderr, "lockstepd: SIGHUP: %s refused, nothing changed: %s\n", what.c_str(),
+                 error.c_str());
+    return;
+  }
+  lockstep::Settings s = daemon.settings();
+  std::vector<std::string> engine_keys;
+  bool refused_any = false;
+  Pairs keys = rl.pairs;
+  keys.insert(np.begin(), np.end());
+  for (const auto& [k, unused] : keys) {
+    auto o = rl.pairs.find(k), n = np.find(k);
+    const bool same = (o == rl.pairs.end()) == (n == np.end()) &&
+                      (o == rl.pairs.end() || o->second == n->second);
+    if (same) continue;
+    if (!live_engine_key(k)) {
+      std::fprintf(stderr,
+                   "lockstepd: SIGHUP: key '%s' changed: not changeable while running, "
+                   "not applied (restart to apply it)\n",
+                   k.c_str());
+      refused_any = true;
+      continue;
+    }
+    const std::string name = k.substr(7);
+    const std::string value = n != np.end() ? n->second : next.engine.get(name);
+    lockstep::Settings t;
+    if (!s.with(name, value, t, error)) {
+      std::fprintf(stderr, "lockstepd: SIGHUP: key '%s': %s; nothing changed\n", k.c_str(),
+                   error.c_str());
+      return;
+    }
+    s = t;
+    engine_keys.push_back(k);
+  }
+  if (engine_keys.empty()) {
+    std::fprintf(stderr, "lockstepd: SIGHUP: %s reloaded: no live-changeable key changed%s\n",
+                 what.c_str(), refused_any ? " (see above)" : "");
+    return;
+  }
+  if (!daemon.apply_settings(s, error)) {
+    std::fprintf(stderr, "lockstepd: SIGHUP: engine settings refused, nothing changed: %s\n",
+                 error.c_str());
+    return;
+  }
+  ++cp.config_generation;
+  std::string list;
+  for (const auto& k : engine_keys) {
+    list += (list.empty() ? "" : ", ") + k;
+    if (np.count(k)) rl.pairs[k] = np[k];
+    else rl.pairs.erase(k);
+  }
+  std::fprintf(stderr, "lockstepd: SIGHUP: %s reloaded: applied %s\n", what.c_str(), list.c_str());
+}
+
+void start_reload(Reload& rl, CtrlStack& cs) {
+  if (rl.busy.exchange(true)) {
+    std::fprintf(stderr, "lockstepd: SIGHUP: a reload is under way; this one is skipped\n");
+    return;
+  }
+  if (rl.thread.joinable()) rl.thread.join();
+  rl.thread = std::thread([&rl, &cs] {
+    reload(rl, *cs.daemon, cs.cp);
+    rl.busy.store(false);
+  });
 }
 
 int parse_args(int argc, char** argv, Options& o) {
@@ -386,12 +534,13 @@ int parse_args(int argc, char** argv, Options& o) {
       if (!value(v)) return 2;
       o.sets.push_back(v);
     } else if (a == "--ctrl-socket" || a == "--ctrl-group" || a == "--ctrl-ro-socket" ||
-               a == "--metrics") {
+               a == "--metrics" || a == "--capture-dir") {
       if (!value(v)) return 2;
-      const char* key = a == "--ctrl-socket"  ? "ctrl.socket="
-                        : a == "--ctrl-group" ? "ctrl.group="
-                        : a == "--metrics"    ? "ctrl.metrics="
-                                              : "ctrl.ro_socket=";
+      const char* key = a == "--ctrl-socket"   ? "ctrl.socket="
+                        : a == "--ctrl-group"  ? "ctrl.group="
+                        : a == "--metrics"     ? "ctrl.metrics="
+                        : a == "--capture-dir" ? "ctrl.capture_dir="
+                                               : "ctrl.ro_socket=";
       o.sets.push_back(key + v);
     } else if (a == "--stats-json") {
       if (!value(o.stats_json)) return 2;
@@ -443,17 +592,11 @@ int main(int argc, char** argv) {
 
   Config cfg;
   std::string error;
-  bool ok = opt.config_file.empty()
-                ? lockstep::dp::parse_config(lockstep::dp::default_config_yaml(), cfg, error)
-                : lockstep::dp::load_config_file(opt.config_file, cfg, error);
-  for (const auto& s : opt.sets) {
-    if (!ok) break;
-    ok = lockstep::dp::apply_override(s, cfg, error);
-  }
-  if (ok) ok = lockstep::dp::validate(cfg, error);
-  if (ok) ok = check_ctrl_config(cfg, error);
-  if (ok && !lockstep::Engine::create(cfg.engine, error)) {  // e.g. policy rules that do not parse
-    error = "config key 'engine.policy_rules' (or another engine key): " + error;
+  Reload rl;
+  rl.opt = opt;
+  bool ok = load_for(opt, cfg, rl.pairs, error);
+  if (ok && !lockstep::Engine::create(cfg.engine, error)) {
+    error = "config key 'engine': " + error;
     ok = false;
   }
   if (!ok) {
@@ -465,12 +608,14 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  std::signal(SIGHUP, on_hangup);  // from here on a SIGHUP never ends lockstepd
   if (!lockstep::dp::eal_start(cfg, opt.eal_extra, "lockstepd", error)) {
     std::fprintf(stderr, "lockstepd: %s\n", error.c_str());
     return 1;
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGQUIT, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
 
   int exit_code = 0;
@@ -512,10 +657,11 @@ int main(int argc, char** argv) {
                      std::chrono::milliseconds(static_cast<int64_t>(opt.duration_s * 1000)),
                  opt.duration_s > 0, opt.display ? &ds : nullptr,
                  std::chrono::steady_clock::now() + std::chrono::seconds(1)};
-    TickState ts{&st, &cs, std::chrono::steady_clock::now()};
+    TickState ts{&st, &cs, std::chrono::steady_clock::now(), &rl};
     ctrl::sd_notify_ready("ports up, ctrl listening");
     dp->run_control(control_tick, &ts, 1);
     ctrl::sd_notify_stopping();
+    if (rl.thread.joinable()) rl.thread.join();  // a reload's wait ends as the dataplane stops
     stop_ctrl(cs);
     dp->join_and_finish();
     dp->stop_ports(true);

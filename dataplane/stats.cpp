@@ -38,6 +38,8 @@ WorkerStats& WorkerStats::operator+=(const WorkerStats& o) {
   polls += o.polls;
   checkpoint_requests_posted += o.checkpoint_requests_posted;
   checkpoints_applied += o.checkpoints_applied;
+  settings_applied += o.settings_applied;
+  settings_refused += o.settings_refused;
   engine += o.engine;
   held_frames += o.held_frames;
   return *this;

@@ -49,6 +49,8 @@ struct WorkerStats {
   uint64_t polls = 0;
   uint64_t checkpoint_requests_posted = 0;
   uint64_t checkpoints_applied = 0;
+  uint64_t settings_applied = 0;   // live settings snapshots in force on this worker
+  uint64_t settings_refused = 0;   // snapshots its engine could not apply (kept the old)
   Counters engine;
   uint64_t held_frames = 0;
 

@@ -232,9 +232,19 @@ void Worker::control_messages(uint64_t now_ns) {
         break;
       case CtrlMsg::set_mode: engine_->set_mode(static_cast<Mode>(m.arg), now_ns); break;
       case CtrlMsg::failover: engine_->failover(static_cast<Survivor>(m.arg), now_ns); break;
-      case CtrlMsg::apply_settings: {
+      case CtrlMsg::apply_settings: {  // answered: the control side waits for every worker
+        auto* snap = static_cast<SettingsSnapshot*>(const_cast<void*>(m.settings));
+        auto& answer = snap->answers[s_.id];
         std::string err;
-        engine_->apply_settings(*static_cast<const Settings*>(m.settings), err);
+        if (engine_->apply_settings(snap->settings, err)) {
+          ++st_.settings_applied;
+          answer.state.store(SettingsSnapshot::applied, std::memory_order_release);
+        } else {
+          ++st_.settings_refused;
+          answer.error = err;
+          answer.state.store(SettingsSnapshot::refused, std::memory_order_release);
+        }
+        publish_stats();
         break;
       }
       case CtrlMsg::snapshot_conns: {  // an operator's `conns`: bounded, off the packet path

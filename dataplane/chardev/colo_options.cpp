@@ -42,13 +42,16 @@ std::string usage(const std::string& command) {
                      [compare_timeout=MS] [expired_scan_cycle=MS] [max_queue_size=N]
                      [vnet_hdr_support=on|off] [iothread=ID] [id=NAME]
                      [filter_rewriter=on|off] [checkpoint_timeout=MS] [checkpoint_period=MS]
-                     [jumbo_frames=N] [out_queue_frames=N] [poll_us=US] [--set KEY=VALUE]...
+                     [jumbo_frames=N] [out_queue_frames=N] [poll_us=US] [replace_peer=on|off]
+                     [--set KEY=VALUE]...
 
 lockstep's compare engine in place of QEMU's colo-compare object, on the same chardev
 sockets (docs/qemu-colo-compare.md).
 
-  SPEC                 tcp:HOST:PORT[,server][,reconnect=SECONDS] | unix:PATH[,server]
-                       (server: listen, as QEMU's server=on; else connect and reconnect)
+  SPEC                 unix:PATH[,server] | tcp:HOST:PORT[,server][,reconnect=SECONDS]
+                       (server: listen, as QEMU's server=on; else connect and reconnect).
+                       Prefer unix sockets: a server's socket file is mode 0660, while a
+                       TCP server port can be reached by every local user
   primary_in           frames the PVM sent (from filter-redirector); released to outdev
   secondary_in         frames the SVM sent; compared, never released
   outdev               released PVM frames, same framing
@@ -69,12 +72,16 @@ sockets (docs/qemu-colo-compare.md).
                        being read (default 4096)
   poll_us              after the last socket event, poll this many microseconds before
                        sleeping in epoll (default 50, 0 = always sleep; 0..1000000)
+  replace_peer         a server socket with a connected peer: off (default) refuses a
+                       new peer, on lets it replace the connected one (QEMU's behaviour);
+                       either is logged with the new peer's pid/uid/gid or address
   --set KEY=VALUE      any engine setting (compare/settings.h; lockstep-replay
                        --list-settings prints them); KEY may carry lockstepd's
                        "engine." prefix
 
-SIGUSR1 prints a JSON statistics line on stdout; SIGINT/SIGTERM release held PVM output,
-print it and exit.
+SIGUSR1 prints a JSON statistics line on stdout; SIGHUP is logged and changes nothing
+(there is no configuration file: the settings are this command line; held output is
+kept); SIGINT, SIGTERM and SIGQUIT release held PVM output, print the statistics and exit.
 )";
 }
 
@@ -83,6 +90,7 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
   std::map<std::string, std::string> set;
   set["max_held_frames"] = kRunnerMaxHeld;
   bool have_pri = false, have_sec = false, have_out = false;
+  bool replace_peer = false;
   auto& rc = out.runner;
   rc.policy.max_epoch_ns = 0;  // colo-compare asks only on divergence
   rc.policy.on_timeout = ctrl::TimeoutPolicy::retry;
@@ -168,6 +176,9 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
     } else if (key == "poll_us") {
       if (!to_u64(val, n) || n > 1000000) return bad("microseconds in 0..1000000");
       rc.poll_us = static_cast<uint32_t>(n);
+    } else if (key == "replace_peer") {
+      if (!on_off(val, b)) return bad("on or off");
+      replace_peer = b;
     } else if (key == "out_queue_frames") {
       if (!to_u64(val, n) || n == 0 || n > (1u << 22)) return bad("a count in 1..4194304");
       rc.out_queue_frames = static_cast<uint32_t>(n);
@@ -181,6 +192,8 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
     return false;
   }
   if (!Settings::defaults().with_all(set, rc.settings, error)) return false;
+  for (chardev::PortSpec* p : {&rc.primary_in, &rc.secondary_in, &rc.outdev, &rc.notify_dev})
+    p->replace_peer = replace_peer;
   return true;
 }
 

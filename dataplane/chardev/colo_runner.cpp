@@ -600,6 +600,12 @@ void ColoRunner::Impl::dispatch(uint64_t tag, uint32_t events, uint64_t now) {
       if (si.ssi_signo == SIGUSR1) {
         std::printf("%s\n", stats().dump().c_str());
         std::fflush(stdout);
+      } else if (si.ssi_signo == SIGHUP) {
+        // No configuration file to read again: the settings are the command line. The
+        // signal must not end the process (held PVM output would be lost with it).
+        std::fprintf(stderr, "lockstep-colo: SIGHUP: nothing to reload (settings are the "
+                             "command line; restart to change them); %llu frames held\n",
+                     static_cast<unsigned long long>(engine->held_frames()));
       } else {
         stop = true;
       }
@@ -609,6 +615,7 @@ void ColoRunner::Impl::dispatch(uint64_t tag, uint32_t events, uint64_t now) {
   if (which == kPri || which == kSec) {
     InPort& ip = which == kPri ? *pri : *sec;
     if (listen) {
+      if (!ip.port.accept_pending()) return;
       if (ip.port.connected()) drop_input(ip, now, "replaced by a new peer");
       if (ip.port.on_accept(now)) on_connected(ip);
     } else if (ip.port.connecting()) {
@@ -620,6 +627,7 @@ void ColoRunner::Impl::dispatch(uint64_t tag, uint32_t events, uint64_t now) {
   }
   if (which == kOut) {
     if (listen) {
+      if (!out->accept_pending()) return;
       if (out->connected()) lose_outdev(now, "replaced by a new peer");
       if (out->on_accept(now)) out_off = 0;
     } else if (out->connecting()) {
@@ -633,6 +641,7 @@ void ColoRunner::Impl::dispatch(uint64_t tag, uint32_t events, uint64_t now) {
   }
   if (which == kNotify && ntf) {
     if (listen) {
+      if (!ntf->accept_pending()) return;
       if (ntf->connected()) lose_notify(now, "replaced by a new peer");
       if (ntf->on_accept(now)) on_notify_connected(now);
     } else if (ntf->connecting()) {
@@ -721,6 +730,8 @@ int ColoRunner::run() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGQUIT);
   sigprocmask(SIG_BLOCK, &set, nullptr);
   m.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   epoll_event se{};

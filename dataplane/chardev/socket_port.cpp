@@ -1,5 +1,7 @@
 #include "dataplane/chardev/socket_port.h"
 
+#include <arpa/inet.h>
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -179,14 +181,63 @@ bool SocketPort::on_connect_ready(uint64_t now) {
   return true;
 }
 
-bool SocketPort::on_accept(uint64_t now) {
+namespace {
+
+// Who is on the other end of an accepted socket: the process's credentials for a unix
+// socket (SO_PEERCRED), the address for TCP.
+std::string peer_text(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 && ss.ss_family != AF_UNIX) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    uint16_t port = 0;
+    if (ss.ss_family == AF_INET) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+      inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+      port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+      inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+      port = ntohs(a->sin6_port);
+    }
+    return std::string("address ") + host + " port " + std::to_string(port);
+  }
+  ucred uc{};
+  socklen_t n = sizeof uc;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &n) != 0) return "unknown peer";
+  return "pid " + std::to_string(uc.pid) + " uid " + std::to_string(uc.uid) + " gid " +
+         std::to_string(uc.gid);
+}
+
+}  // namespace
+
+bool SocketPort::accept_pending() {
   int fd = accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) return false;
+  ctrl::Fd f(fd);
+  std::string who = peer_text(fd);
+  if (connected() && !spec_.replace_peer) {
+    ++c.refused_peers;
+    std::fprintf(stderr,
+                 "lockstep-colo: %s: refused a new peer (%s): a peer is connected "
+                 "(replace_peer=off)\n",
+                 name_.c_str(), who.c_str());
+    return false;  // f closes it
+  }
+  pending_ = std::move(f);
+  pending_who_ = std::move(who);
+  return true;
+}
+
+bool SocketPort::on_accept(uint64_t now) {
+  if (!pending_.valid()) return false;
   if (conn_.valid()) {
     ++c.replaced;
+    std::fprintf(stderr, "lockstep-colo: %s: the connected peer is replaced by %s (replace_peer=on)\n",
+                 name_.c_str(), pending_who_.c_str());
     disconnect(now, "replaced by a new peer");
   }
-  up(ctrl::Fd(fd), now);
+  up(std::move(pending_), now);
   return true;
 }
 

@@ -1,5 +1,7 @@
 // One chardev socket as QEMU's `-chardev socket` would be: TCP or unix, server (listen,
-// one peer at a time; a newer peer replaces the older one) or client (connect, and
+// one peer at a time; while one is connected a newer peer is refused, or replaces it
+// when the runner's replace_peer=on says so; either is logged with the newcomer's
+// credentials) or client (connect, and
 // reconnect after `reconnect` when the peer goes away). Only the connection's life is
 // here; framing is chardev_codec.h, what flows is the runner's business. The port keeps
 // its epoll registration in step with its sockets.
@@ -20,6 +22,7 @@ struct PortSpec {
   ctrl::Endpoint endpoint;
   bool server = false;
   uint64_t reconnect_ns = 1'000'000'000;
+  bool replace_peer = false;  // server: a new peer replaces a connected one (else refused)
   std::string text;  // as given, for logs
 };
 
@@ -28,7 +31,8 @@ bool parse_port_spec(std::string_view text, PortSpec& out, std::string& error);
 #define LOCKSTEP_PORT_COUNTERS(X)                                                       \
   X(connects, "connections established")                                               \
   X(disconnects, "connections lost or closed")                                         \
-  X(replaced, "connections replaced by a newer peer (server)")                         \
+  X(replaced, "connections replaced by a newer peer (server, replace_peer=on)")         \
+  X(refused_peers, "peers refused because one was connected (server, replace_peer=off)") \
   X(connect_failures, "connect attempts that failed (client)")                         \
   X(frames_in, "frames read")                                                           \
   X(bytes_in, "bytes read")                                                             \
@@ -64,8 +68,12 @@ class SocketPort {
 
   // Client: starts a connect when due. Returns true when a connection came up now.
   bool poll(uint64_t now);
-  // The listening socket is readable: accept (replacing any current peer). True when a
-  // new connection came up.
+  // The listening socket is readable: accepts the new peer. False when there was none,
+  // or when it was refused (a peer is connected and replace_peer is off: closed, logged
+  // with its credentials, counted). True: on_accept() installs it.
+  bool accept_pending();
+  // Installs the peer accept_pending() took, replacing (logged) any current one. True
+  // when a new connection came up.
   bool on_accept(uint64_t now);
   // The connecting socket became writable: true when the connection came up.
   bool on_connect_ready(uint64_t now);
@@ -96,7 +104,8 @@ class SocketPort {
   PortSpec spec_;
   int epfd_;
   uint64_t tag_;
-  ctrl::Fd listen_, conn_;
+  ctrl::Fd listen_, conn_, pending_;
+  std::string pending_who_;
   bool connecting_ = false;
   bool want_in_ = true, want_out_ = false;
   uint32_t registered_ = 0;  // events registered for conn_ while reg_

@@ -386,6 +386,64 @@ TEST_F(CtrlServerTest, ClientLimitRefusesPolitely) {
   EXPECT_EQ(call("version")["ok"], true);
 }
 
+// Issue 18, 3: the world-usable read-only socket had the admin socket's client limit: any
+// local user could fill it and lock root out.
+TEST_F(CtrlServerTest, AFullReadOnlySocketLeavesTheAdminSocketFree) {
+  CtrlServerConfig cfg;
+  cfg.ro_socket_path = "ro";
+  cfg.max_clients = 4;
+  cfg.max_ro_clients = 4;
+  cfg.max_clients_per_uid = 100;
+  start(cfg);
+  std::vector<LineClient> held(4);
+  for (auto& c : held) ASSERT_TRUE(c.open(ro_path_));
+  ASSERT_TRUE(wait_for([&] { return server_->clients() == 4; }));
+  LineClient extra;
+  ASSERT_TRUE(extra.open(ro_path_));
+  Json r = extra.reply();
+  ASSERT_TRUE(r.is_object());
+  EXPECT_NE(std::string(r["error"]).find("read-only"), std::string::npos) << r;
+  EXPECT_EQ(call("version")["ok"], true) << "the admin socket is locked out";
+  EXPECT_EQ(call("checkpoint")["ok"], true);
+}
+
+TEST_F(CtrlServerTest, PerUidCapRefusesWithTheReason) {
+  CtrlServerConfig cfg;
+  cfg.ro_socket_path = "ro";
+  cfg.max_clients_per_uid = 3;
+  cfg.cap_exempt_uid = -1;  // the test runs as root: hold root to the cap too
+  start(cfg);
+  std::vector<LineClient> held(3);
+  for (auto& c : held) ASSERT_TRUE(c.open(ro_path_));
+  ASSERT_TRUE(wait_for([&] { return server_->clients() == 3; }));
+  LineClient extra;
+  ASSERT_TRUE(extra.open(ro_path_));
+  Json r = extra.reply();
+  ASSERT_TRUE(r.is_object());
+  EXPECT_EQ(r["ok"], false);
+  EXPECT_NE(std::string(r["error"]).find("per uid"), std::string::npos) << r;
+  EXPECT_TRUE(wait_for([&] { return server_->counters().clients_rejected_uid.load() == 1; }));
+  EXPECT_EQ(call("version")["ok"], true) << "the cap is per socket";
+  held.pop_back();
+  ASSERT_TRUE(wait_for([&] { return server_->clients() == 2; }));
+  LineClient again;
+  ASSERT_TRUE(again.open(ro_path_));
+  EXPECT_EQ(again.call({{"command", "version"}})["ok"], true);
+}
+
+TEST_F(CtrlServerTest, ClientsThatSendNothingAreClosedSoon) {
+  CtrlServerConfig cfg;
+  cfg.first_request_timeout_ns = 200'000'000;
+  start(cfg);
+  LineClient silent, talking;
+  ASSERT_TRUE(silent.open(path_));
+  ASSERT_TRUE(talking.open(path_));
+  EXPECT_EQ(talking.call({{"command", "version"}})["ok"], true);
+  ASSERT_TRUE(wait_for([&] { return server_->counters().silent_clients_closed.load() == 1; }));
+  EXPECT_EQ(server_->clients(), 1u);
+  EXPECT_EQ(talking.call({{"command", "version"}})["ok"], true) << "a client that spoke stays";
+}
+
 TEST_F(CtrlServerTest, JunkAndSilentClientsDoNotStallOthers) {
   start();
   LineClient silent, partial;

@@ -4,8 +4,12 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "ctrl/metrics.h"
 #include "ctrl/metrics_http.h"
@@ -101,6 +105,55 @@ TEST(MetricsHttp, ServesMetricsOnLoopback) {
   EXPECT_EQ(head.find("lockstep_up"), std::string::npos);
   EXPECT_EQ(http.scrapes(), 2u);
   EXPECT_EQ(http.bad_requests(), 3u);
+  http.stop();
+}
+
+// Issue 18, 7: 40 clients that trickle their request (slowloris) kept every scrape
+// waiting 5-9 s behind them. Each scrape must be answered promptly (well under a
+// second here; Prometheus gives up at 10 s) while they keep at it.
+TEST(MetricsHttp, ScrapesArePromptWhileFortyClientsTrickle) {
+  MetricsHttpServer http([] { return std::string("lockstep_up 1\n"); });
+  Endpoint ep;
+  std::string error;
+  ASSERT_TRUE(parse_endpoint("tcp:127.0.0.1:0", ep, error));
+  ASSERT_TRUE(http.start(ep, error)) << error;
+  ASSERT_TRUE(parse_endpoint("tcp:127.0.0.1:" + std::to_string(http.port()), ep, error));
+  std::atomic<bool> done{false};
+  std::thread slow([&] {
+    // 40 connections at all times, each sending one byte of its request every 100 ms;
+    // one closed by the server is replaced at once.
+    std::vector<Fd> fds(40);
+    const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+    std::vector<size_t> pos(40, 0);
+    while (!done.load()) {
+      for (size_t i = 0; i < fds.size(); ++i) {
+        if (!fds[i].valid()) {
+          fds[i] = connect_endpoint(ep, error, true);
+          pos[i] = 0;
+        }
+        if (!fds[i].valid()) continue;
+        char ch = req[pos[i] % req.size()];
+        if (::send(fds[i].get(), &ch, 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
+          fds[i].reset();
+        }
+        ++pos[i];
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // they are all in
+  for (int i = 0; i < 10; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string r = http_get(http.port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << "scrape " << i << ": " << r;
+    EXPECT_LT(ms, 1000) << "scrape " << i << " took " << ms << " ms";
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  done.store(true);
+  slow.join();
+  EXPECT_EQ(http.scrapes(), 10u);
   http.stop();
 }
 

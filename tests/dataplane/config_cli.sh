@@ -23,4 +23,36 @@ expect_refused policy_rules --set 'engine.policy_rules=tcp:99999=pass'
 tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
 printf 'ports:\n  ext: net_ring0\nqueues:\n  burst: 1000\n' >"$tmp"
 expect_refused queues.burst --config "$tmp"
+
+# Issue 18, 8: duplicate keys are refused naming the key (YAML parsers keep the last one).
+printf 'ports:\n  ext: net_ring0\nworkers: 1\nengine:\n  mode: colo\n  mode: buffer\n' >"$tmp"
+expect_refused "engine.mode': given twice" --config "$tmp"
+printf 'workers: 1\nworkers: 2\n' >"$tmp"
+expect_refused "workers': given twice" --config "$tmp"
+# A file that never ends is refused at a bound, quickly (not read until memory runs out).
+out=$(timeout 20 "$LSD" --config /dev/zero --check-config 2>&1); rc=$?
+[ $rc = 2 ] || fail "--config /dev/zero: exit $rc, want 2: $out"
+grep -q "larger than" <<<"$out" || fail "--config /dev/zero: $out"
+head -c 2000000 /dev/urandom | base64 >"$tmp"
+out=$("$LSD" --config "$tmp" --check-config 2>&1); rc=$?
+[ $rc = 2 ] && grep -q "larger than" <<<"$out" || fail "a 2.7 MB config: exit $rc: $out"
+# An empty file names the first key it lacks, not ''.
+: >"$tmp"
+out=$("$LSD" --config "$tmp" --check-config 2>&1); rc=$?
+[ $rc = 2 ] || fail "empty config: exit $rc, want 2"
+grep -q "''" <<<"$out" && fail "empty config blames key '': $out"
+grep -q "ports.ext" <<<"$out" || fail "empty config: $out"
+# Normalization rules that do not compile are blamed on engine.normalize_rules.
+expect_refused engine.normalize_rules --set 'engine.normalize_rules=bad tcp:80 ('
+out=$("$LSD" --set 'engine.normalize_rules=bad tcp:80 (' --check-config 2>&1)
+grep -q "policy_rules" <<<"$out" && fail "normalize_rules blamed on policy_rules: $out"
+# A virtual device this DPDK has no driver for: refused by --check-config (and at start,
+# before the EAL) with exit 2 naming the key.
+expect_refused ports.svm --set ports.svm=net_nosuchdriver0
+out=$("$LSD" --set ports.pvm=net_nosuchdriver0 -- --no-huge -m 256 --no-pci \
+      --file-prefix=lscfg$$ --no-telemetry 2>&1); rc=$?
+[ $rc = 2 ] || fail "start with a device without a driver: exit $rc, want 2: $out"
+grep -q "ports.pvm" <<<"$out" || fail "start with a device without a driver: $out"
+"$LSD" --set ports.ext=net_ring0 --set ports.pvm=eth_ring1 --set ports.svm=net_pcap0,rx_pcap=x \
+  --check-config >/dev/null || fail "vdevs with drivers (and the eth_ alias) refused"
 echo PASS

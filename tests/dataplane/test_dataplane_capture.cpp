@@ -2,12 +2,16 @@
 // file holds the frames a port received and those lockstepd sent on it, in order, with
 // the right direction flags, lengths and bytes (checked by a pcapng reader written here,
 // and by tshark when it is installed); --direction, --snaplen, max_bytes, a full capture
-// ring (counted), frames the device refused (not in the file).
+// ring (counted), frames the device refused (not in the file); files only by name, only
+// in the capture directory, never overwritten, never through a symlink, mode 0640.
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -160,9 +164,21 @@ std::string tshark_lines(const std::string& path) {
   return out;
 }
 
-std::string temp_path(const std::string& tag) {
-  return (testing::TempDir().empty() ? std::string("/tmp/") : testing::TempDir()) + "lscap_" + tag +
-         "_" + std::to_string(getpid()) + ".pcapng";
+// The capture directory of this test process (made by the first capture).
+std::string cap_dir() {
+  return (testing::TempDir().empty() ? std::string("/tmp/") : testing::TempDir()) + "lscap_" +
+         std::to_string(getpid());
+}
+
+// Where a capture named lscap_TAG.pcapng lands.
+std::string temp_path(const std::string& tag) { return cap_dir() + "/lscap_" + tag + ".pcapng"; }
+
+Capture::Options cap_opts(size_t ring_bytes) {
+  Capture::Options o;
+  o.ring_bytes = ring_bytes;
+  o.writer_thread = false;
+  o.dir = cap_dir();
+  return o;
 }
 
 // ---- the rig ----
@@ -197,10 +213,11 @@ struct Fixture {
   std::unique_ptr<Dataplane> dp;
 };
 
+// A request for the file at `path` (in cap_dir()): it names the file only.
 ctrl::CaptureRequest request(const std::string& port, const std::string& path) {
   ctrl::CaptureRequest r;
   r.port = port;
-  r.path = path;
+  r.path = path.substr(path.rfind('/') + 1);
   return r;
 }
 
@@ -222,7 +239,7 @@ class DataplaneCapture : public ::testing::Test {
 TEST_F(DataplaneCapture, BothDirectionsInOrderWithFlagsAndBytes) {
   Fixture f("capboth");
   ASSERT_TRUE(f.dp) << f.error;
-  Capture cap(*f.dp, Capture::Options{1u << 20, false});
+  Capture cap(*f.dp, cap_opts(1u << 20));
   const std::string path = temp_path("both");
   ctrl::Json res;
   std::string err;
@@ -298,7 +315,7 @@ TEST_F(DataplaneCapture, BothDirectionsInOrderWithFlagsAndBytes) {
 TEST_F(DataplaneCapture, OneDirectionAndSnaplen) {
   Fixture f("capdir");
   ASSERT_TRUE(f.dp) << f.error;
-  Capture cap(*f.dp, Capture::Options{1u << 20, false});
+  Capture cap(*f.dp, cap_opts(1u << 20));
   const std::string path = temp_path("dir");
   auto req = request("ext", path);
   req.tx = false;
@@ -340,9 +357,15 @@ TEST_F(DataplaneCapture, OneDirectionAndSnaplen) {
   req = request("host", path);
   EXPECT_FALSE(cap.start(req, res, err)) << "no host port in this rig";
   EXPECT_NE(err.find("no host port"), std::string::npos) << err;
-  req = request("ext", "/nonexistent-dir/x.pcapng");
+  req = request("ext", path);
+  req.path = "/nonexistent-dir/x.pcapng";  // a path, not a name
   EXPECT_FALSE(cap.start(req, res, err));
-  EXPECT_NE(err.find("cannot write"), std::string::npos) << err;
+  EXPECT_NE(err.find("not a file name"), std::string::npos) << err;
+  Capture::Options nowhere = cap_opts(1u << 20);
+  nowhere.dir = "/dev/null/sub";  // cannot be made
+  Capture cap2(*f.dp, nowhere);
+  EXPECT_FALSE(cap2.start(request("ext", path), res, err));
+  EXPECT_NE(err.find("directory /dev/null/sub"), std::string::npos) << err;
   EXPECT_FALSE(cap.stop("ext", res, err)) << "nothing under way";
   std::remove(path.c_str());
 }
@@ -351,7 +374,7 @@ TEST_F(DataplaneCapture, FullRingIsCountedAndMaxBytesEndsTheFileWhole) {
   Fixture f("capfull");
   ASSERT_TRUE(f.dp) << f.error;
   // 4 KiB of ring, not drained until stop: a burst of 30 frames of 300+ bytes cannot fit.
-  Capture cap(*f.dp, Capture::Options{4096, false});
+  Capture cap(*f.dp, cap_opts(4096));
   const std::string path = temp_path("full");
   auto req = request("ext", path);
   req.tx = false;
@@ -373,6 +396,7 @@ TEST_F(DataplaneCapture, FullRingIsCountedAndMaxBytesEndsTheFileWhole) {
   EXPECT_EQ(p.packets.size(), frames);
 
   // max_bytes: room for the headers and three of these frames' blocks.
+  std::remove(path.c_str());  // a capture never overwrites a file
   auto small = request("ext", path);
   small.max_bytes = 28 + 100 + 100 + 3 * 400;
   ASSERT_TRUE(cap.start(small, res, err)) << err;
@@ -403,7 +427,7 @@ TEST_F(DataplaneCapture, FramesTheDeviceRefusedAreNotInTheFile) {
   // 64-slot rings: the PVM's tx ring takes 63 frames, then refuses.
   Fixture f("caprefuse", 64);
   ASSERT_TRUE(f.dp) << f.error;
-  Capture cap(*f.dp, Capture::Options{1u << 20, false});
+  Capture cap(*f.dp, cap_opts(1u << 20));
   const std::string path = temp_path("refuse");
   auto req = request("pvm", path);
   req.rx = false;
@@ -433,11 +457,86 @@ TEST_F(DataplaneCapture, FramesTheDeviceRefusedAreNotInTheFile) {
   std::remove(path.c_str());
 }
 
+// Issue 18, 1: a member of the ctrl group made the root daemon overwrite any file.
+TEST_F(DataplaneCapture, FilesOnlyByNameInTheCaptureDirNeverOverwrittenMode0640) {
+  Fixture f("capsafe");
+  ASSERT_TRUE(f.dp) << f.error;
+  const std::string dir = cap_dir() + "_safe";
+  const std::string victim = cap_dir() + "_victim";
+  {
+    std::ofstream(victim) << "precious\n";
+  }
+  gid_t gid = getgid() == 0 ? 4 : getgid();  // a group other than root's when we are root
+  if (group* g = getgrnam("adm")) gid = g->gr_gid;
+  Capture::Options o = cap_opts(1u << 20);
+  o.dir = dir;
+  o.gid = static_cast<long>(gid);
+  Capture cap(*f.dp, o);
+  ctrl::Json res;
+  std::string err;
+  for (const std::string& bad : {victim, "../" + victim.substr(victim.rfind('/') + 1), std::string("a/b"),
+                                std::string(".."), std::string("."), std::string(".hidden"),
+                                std::string("x\ny")}) {
+    ctrl::CaptureRequest r;
+    r.port = "pvm";
+    r.path = bad;
+    EXPECT_FALSE(cap.start(r, res, err)) << "accepted '" << bad << "'";
+  }
+  std::ifstream v(victim);
+  std::string line;
+  std::getline(v, line);
+  EXPECT_EQ(line, "precious") << "the file outside the capture directory was written";
+
+  // A symlink planted in the directory, and a file already there: neither is followed
+  // nor overwritten.
+  ASSERT_EQ(mkdir(dir.c_str(), 0750) == 0 || errno == EEXIST, true);
+  ASSERT_EQ(symlink(victim.c_str(), (dir + "/planted.pcapng").c_str()), 0);
+  {
+    std::ofstream(dir + "/old.pcapng") << "old\n";
+  }
+  ctrl::CaptureRequest r;
+  r.port = "pvm";
+  r.path = "planted.pcapng";
+  EXPECT_FALSE(cap.start(r, res, err)) << "followed a symlink";
+  r.path = "old.pcapng";
+  EXPECT_FALSE(cap.start(r, res, err)) << "overwrote a file";
+  EXPECT_NE(err.find("exists"), std::string::npos) << err;
+  std::ifstream v2(victim);
+  std::getline(v2, line);
+  EXPECT_EQ(line, "precious");
+
+  // A name: created in the directory, 0640, the ctrl group's; no name: PORT-TIME.pcapng.
+  r.path = "good.pcapng";
+  ASSERT_TRUE(cap.start(r, res, err)) << err;
+  EXPECT_EQ(res["path"], dir + "/good.pcapng");
+  ASSERT_TRUE(cap.stop("pvm", res, err)) << err;
+  struct stat st {};
+  ASSERT_EQ(stat((dir + "/good.pcapng").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  if (getuid() == 0) {
+    EXPECT_EQ(st.st_gid, gid);
+  }
+  r.path.clear();
+  ASSERT_TRUE(cap.start(r, res, err)) << err;
+  const std::string auto_path = res["path"].get<std::string>();
+  EXPECT_EQ(auto_path.rfind(dir + "/pvm-", 0), 0u) << auto_path;
+  ASSERT_TRUE(cap.stop("pvm", res, err)) << err;
+  for (const char* n : {"/good.pcapng", "/old.pcapng", "/planted.pcapng"}) {
+    std::remove((dir + n).c_str());
+  }
+  std::remove(auto_path.c_str());
+  rmdir(dir.c_str());
+  std::remove(victim.c_str());
+}
+
 }  // namespace
 }  // namespace lockstep
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   ::testing::AddGlobalTestEnvironment(new lockstep::dptest::EalEnv("dpcap"));
-  return RUN_ALL_TESTS();
+  const int rc = RUN_ALL_TESTS();
+  std::error_code ec;
+  std::filesystem::remove_all(lockstep::cap_dir(), ec);  // the files each test left
+  return rc;
 }

@@ -15,7 +15,7 @@ with open(sys.argv[2], "a", buffering=1) as log:
         log.write(s.recv(4096).decode(errors="replace").replace("\n", " ") + "\n")
 PYEOF
 wait_for 5 test -S "$WORK/notify.sock" || fail "notify listener"
-NOTIFY_SOCKET=$WORK/notify.sock WATCHDOG_USEC=400000 start_lockstepd --ctrl-ro-socket "$WORK/ro.ctl"
+NOTIFY_SOCKET=$WORK/notify.sock WATCHDOG_USEC=400000 start_lockstepd --ctrl-ro-socket "$WORK/ro.ctl" --capture-dir "$WORK"
 
 fetch f102400.bin && same f102400.bin || fail "first transfer"
 # A transfer that lasts ~3 s while the commands run.
@@ -34,10 +34,10 @@ ctl config set compare_timeout_us=50000 >/dev/null || fail "config set"
 [ "$(ctlq "r['value']" config get compare_timeout_us)" = 50000 ] || fail "config get after set"
 ctl config set max_connections=7 >/dev/null 2>&1 && fail "a capacity fixed at start was accepted"
 ctl config set no_such_key=1 >/dev/null 2>&1 && fail "an unknown key was accepted"
-ctl capture start ext "$WORK/ext.pcapng" --snaplen 128 >/dev/null || fail "capture start ext"
-ctl capture start pvm "$WORK/pvm.pcapng" --max-bytes 400000 >/dev/null || fail "capture start pvm"
-ctl capture start svm "$WORK/svm.pcapng" --direction tx >/dev/null || fail "capture start svm tx"
-ctl capture start pvm "$WORK/pvm2.pcapng" >/dev/null 2>&1 && fail "a second capture of one port was accepted"
+ctl capture start ext ext.pcapng --snaplen 128 >/dev/null || fail "capture start ext"
+ctl capture start pvm pvm.pcapng --max-bytes 400000 >/dev/null || fail "capture start pvm"
+ctl capture start svm svm.pcapng --direction tx >/dev/null || fail "capture start svm tx"
+ctl capture start pvm pvm2.pcapng >/dev/null 2>&1 && fail "a second capture of one port was accepted"
 ctl capture start nowhere >/dev/null 2>&1 && fail "a capture of an unknown port was accepted"
 ctl capture start link --direction sideways >/dev/null 2>&1 && fail "a bad capture direction was accepted"
 ctl checkpoint >/dev/null || fail "checkpoint"

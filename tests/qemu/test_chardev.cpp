@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -348,7 +349,7 @@ TEST(LockstepColo, VnetHeaderIsCarriedThrough) {
 }
 
 TEST(LockstepColo, OversizeClosesOnlyThatConnectionAndItReconnects) {
-  Colo colo({});
+  Colo colo({"replace_peer=on"});  // QEMU's behaviour: the new peers replace the old
   qtest::Peer peer;
   std::string err;
   ASSERT_TRUE(peer.connect(colo.inst, false, err)) << err;
@@ -628,9 +629,71 @@ TEST(LockstepColo, TcpClientAndServerSockets) {
   std::filesystem::remove_all(dir);
 }
 
+// Issue 18, 6: a server socket with a connected peer refuses a newcomer (logged with its
+// credentials, counted) unless replace_peer=on; the connected peer carries on.
+TEST(LockstepColo, ANewPeerIsRefusedWhileOneIsConnected) {
+  Colo colo({"compare_timeout=5000"});
+  qtest::Peer peer;
+  std::string err;
+  ASSERT_TRUE(peer.connect(colo.inst, false, err)) << err;
+  ASSERT_TRUE(peer.hello(err)) << err;
+  peer.start(1'000'000, true);
+  // A second peer on primary_in, as another local user would: it is closed at once.
+  int intruder = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, colo.inst.path("pri").c_str(), sizeof sa.sun_path - 1);
+  ASSERT_EQ(connect(intruder, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  timeval tv{3, 0};
+  setsockopt(intruder, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char c;
+  EXPECT_EQ(read(intruder, &c, 1), 0) << "the newcomer was not closed";
+  close(intruder);
+  // The connected peer still works.
+  Bytes p = udp_frame("still here"), q = udp_frame("still here", 77);
+  ASSERT_TRUE(peer.send_pvm(p.data(), uint32_t(p.size())));
+  ASSERT_TRUE(peer.send_svm(q.data(), uint32_t(q.size())));
+  ASSERT_TRUE(wait_for([&] { return peer.released() >= 1; }));
+  peer.stop_reader();
+  auto j = colo.stop();
+  EXPECT_EQ(j["ports"]["primary_in"]["refused_peers"], 1) << j;
+  EXPECT_EQ(j["ports"]["primary_in"]["replaced"], 0) << j;
+  EXPECT_EQ(j["ports"]["primary_in"]["connects"], 1) << j;
+  std::ifstream f(colo.dir / "ls.log");
+  std::string log((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log.find("primary_in: refused a new peer (pid "), std::string::npos) << log;
+  EXPECT_NE(log.find(" uid " + std::to_string(getuid())), std::string::npos) << log;
+}
+
+// Issue 18, 4: SIGHUP does not end lockstep-colo (held PVM output would go with it); the
+// output held at SIGHUP is released at SIGTERM.
+TEST(LockstepColo, SighupKeepsRunningAndHeldOutputIsReleasedAtExit) {
+  Colo colo({"compare_timeout=60000"});
+  qtest::Peer peer;
+  std::string err;
+  ASSERT_TRUE(peer.connect(colo.inst, false, err)) << err;
+  ASSERT_TRUE(peer.hello(err)) << err;
+  peer.start(1'000'000, true);
+  Bytes p = udp_frame("held over a SIGHUP");
+  ASSERT_TRUE(peer.send_pvm(p.data(), uint32_t(p.size())));  // no SVM counterpart: held
+  usleep(100000);
+  ASSERT_EQ(kill(colo.inst.pid, SIGHUP), 0);
+  usleep(200000);
+  int status = 0;
+  ASSERT_EQ(waitpid(colo.inst.pid, &status, WNOHANG), 0) << "SIGHUP ended lockstep-colo";
+  EXPECT_EQ(peer.released(), 0u) << "released before its match or a checkpoint";
+  kill(colo.inst.pid, SIGTERM);
+  EXPECT_TRUE(wait_for([&] { return peer.released() >= 1; }));
+  peer.stop_reader();
+  auto j = colo.stop();
+  EXPECT_EQ(j["conservation"], "ok") << j;
+  ASSERT_EQ(peer.frames.size(), 1u);
+  EXPECT_EQ(peer.frames[0], p);
+}
+
 TEST(LockstepColo, RejectsBadCommandLines) {
   for (const char* bad : {"primary_in=tcp:127.0.0.1", "compare_timeout=0", "vnet_hdr_support=maybe",
-                          "no_such=1"}) {
+                          "no_such=1", "replace_peer=sometimes"}) {
     std::string cmd = g_bin + " " + bad + " secondary_in=unix:/tmp/x,server outdev=unix:/tmp/y,server >/dev/null 2>&1";
     int rc = std::system(cmd.c_str());
     EXPECT_EQ(WEXITSTATUS(rc), 2) << bad;

@@ -121,30 +121,40 @@ int main(int argc, char** argv) {
   std::string line = req.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
   uint64_t deadline = lockstep::ctrl::monotonic_ns() + static_cast<uint64_t>(timeout_s * 1e9);
   size_t sent = 0;
+  bool send_failed = false;  // the daemon may have closed after telling us why: read it
   std::string reply;
   while (true) {
     uint64_t now = lockstep::ctrl::monotonic_ns();
     if (now >= deadline) return fail("no reply within " + std::to_string(timeout_s) + " s");
-    pollfd p{fd.get(), static_cast<short>(sent < line.size() ? POLLOUT | POLLIN : POLLIN), 0};
+    const bool sending = sent < line.size() && !send_failed;
+    pollfd p{fd.get(), static_cast<short>(sending ? POLLOUT | POLLIN : POLLIN), 0};
     int rc = poll(&p, 1, static_cast<int>((deadline - now) / 1000000 + 1));
     if (rc < 0 && errno != EINTR) return fail(std::string("poll: ") + std::strerror(errno));
     if (rc <= 0) continue;
-    if ((p.revents & POLLOUT) && sent < line.size()) {
-      long n = lockstep::ctrl::write_some(fd.get(), line.data() + sent, line.size() - sent);
-      if (n < 0) return fail("connection lost while sending");
-      sent += static_cast<size_t>(n);
-    }
+    // Read first: a daemon that refuses us (too many clients) writes its reason and closes.
     if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
       char buf[65536];
       ssize_t n = recv(fd.get(), buf, sizeof buf, 0);
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (n <= 0) {
-        if (reply.empty()) return fail("the daemon closed the connection without a reply");
+        if (reply.empty()) {
+          return fail(send_failed ? "connection lost while sending"
+                                  : "the daemon closed the connection without a reply");
+        }
         break;
       }
       reply.append(buf, static_cast<size_t>(n));
       if (reply.find('\n') != std::string::npos) break;
       if (reply.size() > kMaxReply) return fail("reply larger than 64 MiB");
+      continue;
+    }
+    if ((p.revents & POLLOUT) && sending) {
+      long n = lockstep::ctrl::write_some(fd.get(), line.data() + sent, line.size() - sent);
+      if (n < 0) {
+        send_failed = true;
+        continue;
+      }
+      sent += static_cast<size_t>(n);
     }
   }
   reply = reply.substr(0, reply.find('\n'));
