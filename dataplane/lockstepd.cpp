@@ -73,6 +73,7 @@ constexpr const char* kUsage = R"(usage: lockstepd [options] [-- EAL arguments]
                        every later word is a colo-compare property or --set KEY=VALUE;
                        no DPDK device is used (--colo-compare --help lists them)
   -h, --help           this help
+  -V, --version        the version
 Every engine setting is a key under engine. (see compare/settings.h); a wrong key or
 value is refused at start with a message naming the key (exit 2).
 SIGINT, SIGTERM, SIGQUIT: stop (held output released, counters printed). SIGHUP: read the
@@ -561,6 +562,9 @@ int parse_args(int argc, char** argv, Options& o) {
       o.check_only = true;
     } else if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "-V" || a == "--version") {
+      std::printf("lockstepd %s\n", LOCKSTEP_VERSION);
       return 0;
     } else {
       std::fprintf(stderr, "lockstepd: unknown option %s\n%s", a.c_str(), kUsage);

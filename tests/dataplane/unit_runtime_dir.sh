@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The shipped unit's runtime directory lets the ctrl group in (issue 18, 5): the
-# directory is made as systemd makes RuntimeDirectory= (root:root, RuntimeDirectoryMode),
+# directory is made as systemd makes RuntimeDirectory= (root:Group=, RuntimeDirectoryMode),
 # the unit's ExecStartPre= lines run on it, lockstepd puts its sockets there as the
 # unit's ExecStart= says, and lockstepctl runs as a user that is a member of the ctrl
 # group only (not root): it must reach the admin socket. A user outside the group must
@@ -40,12 +40,16 @@ groupadd "$GROUP" || fail "groupadd"
 useradd -M -N -g nogroup -G "$GROUP" -s /usr/sbin/nologin "$MEMBER" || fail "useradd member"
 useradd -M -N -g nogroup -s /usr/sbin/nologin "$OUTSIDER" || fail "useradd outsider"
 
-# /run/RDIR as systemd makes it for a unit without User=/Group=: root:root, the mode.
+# /run/RDIR as systemd makes it: owned by the unit's User= (root without one) and Group=
+# (the test group in place of the unit's; root without one), the mode.
+UNIT_DIR_GROUP=root
+[ -n "$(key Group)" ] && UNIT_DIR_GROUP=$GROUP
 RUN=$WORK/run
 mkdir -p "$RUN"
 chmod 0755 "$RUN"
 DIR=$RUN/$RDIR
-mkdir "$DIR" && chown root:root "$DIR" && chmod "$RMODE" "$DIR" || fail "runtime directory"
+mkdir "$DIR" && chown "root:$UNIT_DIR_GROUP" "$DIR" && chmod "$RMODE" "$DIR" ||
+  fail "runtime directory"
 # The unit's ExecStartPre= lines, on this directory, with the test group.
 while IFS= read -r pre; do
   pre=${pre#[-+@!]}
