@@ -56,10 +56,11 @@ MANPAGER=cat MANWIDTH=80 man lockstepd 2>/dev/null | grep -q 'lockstepd - COLO o
   fail "man lockstepd"
 echo "man lockstepd: opens"
 getent group lockstep || fail "no lockstep group"
-for d in /run/lockstep /var/lib/lockstep /var/lib/lockstep/capture; do
-  [ "$(stat -c '%a %U %G' "$d")" = "750 root lockstep" ] || fail "$d: $(stat -c '%a %U %G' "$d")"
+for d in /run/lockstep:751 /var/lib/lockstep:750 /var/lib/lockstep/capture:750; do
+  [ "$(stat -c '%a %U %G' "${d%:*}")" = "${d#*:} root lockstep" ] ||
+    fail "${d%:*}: $(stat -c '%a %U %G' "${d%:*}"), want ${d#*:} root lockstep"
 done
-echo "directories: root:lockstep 0750"
+echo "directories: root:lockstep, /run/lockstep 0751, /var/lib/lockstep 0750"
 dpkg-query --control-show lockstep conffiles | cat
 
 echo "== systemd-analyze verify"

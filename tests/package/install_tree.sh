@@ -61,9 +61,9 @@ if command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/n
   grep -q '^lockstep:' "$dest/etc/group" || fail "sysusers: no lockstep group"
   systemd-tmpfiles --root="$dest" --create "$tmpfiles" || fail "systemd-tmpfiles"
   gid=$(sed -n 's/^lockstep:[^:]*:\([0-9]*\):.*/\1/p' "$dest/etc/group")
-  for d in /run/lockstep /var/lib/lockstep /var/lib/lockstep/capture; do
-    [ "$(stat -c '%a %u %g' "$dest$d")" = "750 0 $gid" ] ||
-      fail "$d: $(stat -c '%a %u %g' "$dest$d"), want 750 0 $gid"
+  for d in /run/lockstep:751 /var/lib/lockstep:750 /var/lib/lockstep/capture:750; do
+    [ "$(stat -c '%a %u %g' "$dest${d%:*}")" = "${d#*:} 0 $gid" ] ||
+      fail "${d%:*}: $(stat -c '%a %u %g' "$dest${d%:*}"), want ${d#*:} 0 $gid"
   done
   echo "group lockstep ($gid) and its directories"
 fi
