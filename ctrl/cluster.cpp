@@ -85,6 +85,7 @@ void ClusterCore::disconnected(uint64_t now_ns, Output& out) {
   quorate_ = false;
   members_.clear();
   peers_.clear();
+  seen_.clear();
   peer_yellow_ = false;
   // Our messages were for that membership; a new one starts with a new HELLO. A FAILOVER
   // we asked for and never saw delivered is void: the race is run again if asked again.
@@ -121,9 +122,11 @@ void ClusterCore::config_change(std::span<const ClusterMember> members,
   peers_.clear();
   for (auto m : members)
     if (!is_self(m)) peers_.push_back(m);
+  bool peer_joined = false;
   for (auto m : joined)
     if (!is_self(m)) {
       out.notes.push_back("member joined: " + member_name(m));
+      peer_joined = true;
       peer_shutdown_ = false;
       peer_yellow_ = false;
       if (state_ == ClusterState::survivor)
@@ -131,11 +134,19 @@ void ClusterCore::config_change(std::span<const ClusterMember> members,
     }
   bool peer_left = false;
   for (auto m : left)
+    std::erase_if(seen_, [&](const SeqSeen& x) { return x.from == m; });
+  for (auto m : left)
     if (!is_self(m)) {
       out.notes.push_back("member left: " + member_name(m));
       peer_left = true;
     }
   if (!in_group()) return;
+  if (peer_joined) {
+    // The newcomer missed what we said before it came: say it again.
+    queue(ClusterMsg::hello);
+    if (yellow_) queue(ClusterMsg::yellow);
+    if (state_ == ClusterState::failed) queue(ClusterMsg::failed);
+  }
   settle(now_ns, out);
   if (peer_left && had_peer) {
     if (peer_shutdown_) {
@@ -222,9 +233,22 @@ void ClusterCore::deliver(ClusterMember from, std::span<const uint8_t> bytes, ui
   if (mine) {
     auto it = std::find_if(outbox_.begin(), outbox_.end(),
                            [&](const Pending& p) { return p.seq == seq && p.msg == msg; });
-    if (it == outbox_.end()) return;  // a resend's duplicate: acted on already
+    if (it == outbox_.end()) {  // a resend's duplicate: acted on already
+      ++c_.duplicates;
+      return;
+    }
     outbox_.erase(it);
     ++c_.own_copies;
+  } else {
+    // The group keeps each sender's order: a sequence not above the last one delivered
+    // from that member is a resend of a message already acted on.
+    auto it = std::find_if(seen_.begin(), seen_.end(), [&](const SeqSeen& x) { return x.from == from; });
+    if (it != seen_.end() && seq <= it->seq) {
+      ++c_.duplicates;
+      return;
+    }
+    if (it != seen_.end()) it->seq = seq;
+    else seen_.push_back({from, seq});
   }
   switch (msg) {
     case ClusterMsg::hello:
@@ -391,6 +415,7 @@ Json ClusterCore::to_json(uint64_t now_ns) const {
   j["counters"] = {{"sent", c_.sent},           {"resent", c_.resent},
                    {"delivered", c_.delivered}, {"own_copies", c_.own_copies},
                    {"junk_length", c_.junk_length}, {"junk_code", c_.junk_code},
+                   {"duplicates", c_.duplicates},
                    {"late_failover", c_.late_failover},
                    {"config_changes", c_.config_changes},
                    {"peer_failures", c_.peer_failures}};

@@ -116,7 +116,8 @@ class ClusterCore {
 
   struct Counters {
     uint64_t sent = 0, resent = 0, delivered = 0, own_copies = 0, junk_length = 0,
-             junk_code = 0, late_failover = 0, config_changes = 0, peer_failures = 0;
+             junk_code = 0, duplicates = 0, late_failover = 0, config_changes = 0,
+             peer_failures = 0;
   };
   const Counters& counters() const { return c_; }
 
@@ -143,6 +144,11 @@ class ClusterCore {
   bool joined_ = false;
   bool quorate_ = false;
   std::vector<ClusterMember> members_, peers_;
+  struct SeqSeen {
+    ClusterMember from;
+    uint32_t seq;
+  };
+  std::vector<SeqSeen> seen_;  // the highest sequence delivered per other member
   std::vector<Pending> outbox_;
   uint32_t next_seq_ = 1;
   bool failover_delivered_ = false;  // a FAILOVER was delivered (the race is over)
@@ -160,6 +166,16 @@ class ClusterCore {
   std::string decision_;             // what was decided and why
   uint64_t decided_ns_ = 0;
   Counters c_;
+};
+
+// What the ctrl commands see of a cluster adapter (`status`, `cluster failover`).
+class ClusterControl {
+ public:
+  virtual ~ClusterControl() = default;
+  virtual Json status(uint64_t now_ns) = 0;
+  // Asks the group to let this side take over (first FAILOVER delivered wins). True when
+  // sent; the decision itself is an event (`failover`, or `cluster` saying who won).
+  virtual bool request_failover(const std::string& cause, std::string& error) = 0;
 };
 
 }  // namespace lockstep::ctrl

@@ -127,18 +127,39 @@ TEST(ClusterCore, JoinsAndPairsAndSeesItsOwnHello) {
   g.join_both();
   EXPECT_EQ(g.a.core.state(), ClusterState::paired);
   EXPECT_EQ(g.b.core.state(), ClusterState::paired);
-  EXPECT_EQ(g.a.core.outbox_size(), 1u);  // HELLO until its own copy comes back
+  EXPECT_EQ(g.a.core.outbox_size(), 2u);  // HELLOs (joining, the peer joining) until seen
   g.advance(100 * kMs);
   EXPECT_EQ(g.a.core.outbox_size(), 0u);
-  EXPECT_EQ(g.a.core.counters().own_copies, 1u);
+  EXPECT_EQ(g.a.core.counters().own_copies, 2u);
   auto j = g.b.core.to_json(g.now);
   EXPECT_TRUE(j["peer_hello"].get<bool>());
   EXPECT_EQ(j["members"].size(), 2u);
 }
 
+TEST(ClusterCore, ALaterJoinerGetsTheHelloItMissed) {
+  Group g;
+  ClusterCore::Output o;
+  g.a.core.joined(g.a.me, g.now, o);
+  g.a.core.quorum(true, std::array<uint32_t, 1>{1}, g.now, o);
+  std::array<ClusterMember, 1> only_a{g.a.me};
+  g.a.core.config_change(only_a, {}, only_a, g.now, o);
+  g.advance(200 * kMs);  // a's first HELLO reaches a alone
+  EXPECT_EQ(g.a.core.outbox_size(), 0u);
+  g.b.core.joined(g.b.me, g.now, o);
+  g.b.core.quorum(true, std::array<uint32_t, 2>{1, 2}, g.now, o);
+  std::array<ClusterMember, 2> both{g.a.me, g.b.me};
+  std::array<ClusterMember, 1> j{g.b.me};
+  g.a.core.config_change(both, {}, j, g.now, o);
+  g.b.core.config_change(both, {}, j, g.now, o);
+  g.advance(200 * kMs);
+  EXPECT_TRUE(g.b.core.to_json(g.now)["peer_hello"].get<bool>());
+  EXPECT_TRUE(g.a.core.to_json(g.now)["peer_hello"].get<bool>());
+}
+
 TEST(ClusterCore, ResendsEvery100msUntilItsOwnCopyArrives) {
   Group g;
-  g.join_both();
+  ClusterCore::Output o0;
+  g.a.core.joined(g.a.me, g.now, o0);
   std::vector<ClusterCore::Send> s;
   g.a.core.due(g.now, s);
   ASSERT_EQ(s.size(), 1u);
@@ -265,12 +286,36 @@ TEST(ClusterCore, BothSendFailoverTheFirstDeliveredWins) {
     EXPECT_EQ(win.core.state(), ClusterState::survivor);
     EXPECT_EQ(lose.core.state(), ClusterState::failed);
     EXPECT_EQ(win.core.counters().late_failover, 1u);
+    EXPECT_EQ(lose.core.counters().late_failover, 1u);
     // The loser's FAILED reaches the winner, who has decided already: still one decision.
     g.advance(1000 * kMs);
     EXPECT_EQ(win.decisions, 1);
     EXPECT_EQ(lose.decisions, 0);
     EXPECT_FALSE(lose.core.request_failover("again", g.now, oa, err));
   }
+}
+
+TEST(ClusterCore, APeersResendsAreDuplicatesNotNewMessages) {
+  // Both FAILOVERs resent three times before any is delivered (corosync was slow): the
+  // race has one first FAILOVER and one late one on each side, the rest are duplicates.
+  Group g;
+  g.join_both();
+  g.advance(200 * kMs);
+  std::string err;
+  ClusterCore::Output o;
+  ASSERT_TRUE(g.a.core.request_failover("x", g.now, o, err));
+  ASSERT_TRUE(g.b.core.request_failover("x", g.now, o, err));
+  for (int i = 0; i < 3; ++i) {
+    g.send(true);
+    g.now += 100 * kMs;
+  }
+  g.deliver();
+  EXPECT_EQ(g.b.decisions, 1);
+  EXPECT_EQ(g.a.core.state(), ClusterState::failed);
+  EXPECT_EQ(g.a.core.counters().late_failover, 1u);
+  EXPECT_EQ(g.b.core.counters().late_failover, 1u);
+  EXPECT_EQ(g.a.core.counters().duplicates, 4u);  // 2 of b's, 2 of its own
+  EXPECT_EQ(g.b.core.counters().duplicates, 4u);
 }
 
 TEST(ClusterCore, FailoverRequestNeedsQuorumAndTheGroup) {
