@@ -69,6 +69,7 @@ void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
                j["checkpointer"] = nullptr;
                j["peers"] = Json::array();
              }
+             j["cluster"] = cp.cluster != nullptr ? cp.cluster->status(ctx.now_ns) : Json(nullptr);
              j["config_generation"] = cp.config_generation.load();
              j["events"] = cp.events->history_json();
              return CommandResult::success(j);
@@ -155,6 +156,23 @@ void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
              Json j{{"requested", true}};
              if (cp.coordinator != nullptr) j["epoch"] = cp.coordinator->epoch();
              return CommandResult::success(j);
+           }});
+
+  reg.add({"cluster status", "", "corosync membership, quorum, link watching, the cluster's decision",
+           0, 0, false, [&cp](const CommandContext& ctx, const Args&) {
+             if (cp.cluster == nullptr) return CommandResult::failure("no cluster configured");
+             return CommandResult::success(cp.cluster->status(ctx.now_ns));
+           }});
+
+  reg.add({"cluster failover", "",
+           "ask the corosync group to let this side take over (first FAILOVER delivered wins; "
+           "needs quorum); pacemaker's promote",
+           0, 0, true, [&cp](const CommandContext& ctx, const Args&) {
+             if (cp.cluster == nullptr) return CommandResult::failure("no cluster configured");
+             std::string error;
+             if (!cp.cluster->request_failover("requested (" + who(ctx) + ")", error))
+               return CommandResult::failure(error);
+             return CommandResult::success({{"sent", "FAILOVER"}});
            }});
 
   reg.add({"failover", "primary|secondary",

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ctrl/cluster.h"
 #include "ctrl/command_registry.h"
 #include "ctrl/daemon_control.h"
 #include "ctrl/events.h"
@@ -26,6 +27,7 @@ struct ControlPlane {
   EventQueue* events = nullptr;                  // required
   CheckpointCoordinator* coordinator = nullptr;  // optional (no checkpointer link)
   CtrlServer* server = nullptr;                  // optional (its counters in status/metrics)
+  ClusterControl* cluster = nullptr;             // optional (cluster: kind corosync)
   uint64_t start_ns = 0;                         // monotonic, for uptime
   std::atomic<uint64_t> config_generation{0};    // bumped by each applied `config set`
   // Extra metric sources (e.g. the metrics HTTP server's own counters).

@@ -25,7 +25,8 @@ namespace lockstep::ctrl {
   X(checkpoint_timeout, "a checkpoint was not done within checkpoint_timeout")       \
   X(alarm, "a condition an operator must look at")                                   \
   X(checkpointer_up, "the checkpointer link is connected and said hello")           \
-  X(checkpointer_down, "the checkpointer link is gone")
+  X(checkpointer_down, "the checkpointer link is gone")                             \
+  X(cluster, "corosync cluster: membership, quorum, a decision (docs/cluster.md)")
 
 enum class EventKind : uint8_t {
 #define LOCKSTEP_X(name, help) name,

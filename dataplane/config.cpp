@@ -141,6 +141,22 @@ bool set_ctrl_key(std::string_view key, std::string_view value, Config& cfg, std
   if (key == "heartbeat.bind") return h.bind = std::string(value), true;
   if (key == "heartbeat.send_to") return h.send_to = std::string(value), true;
   if (key == "heartbeat.interval_ms") return ms(h.interval_ms, 1, 60000);
+  auto& cl = cfg.cluster;
+  if (key == "cluster.kind") {
+    if (!one_of(value, {"none", "corosync"})) return bad("none or corosync");
+    return cl.kind = std::string(value), true;
+  }
+  if (key == "cluster.group") {
+    if (value.empty() || value.size() > 127) return bad("a CPG group name of 1 to 127 bytes");
+    return cl.group = std::string(value), true;
+  }
+  if (key == "cluster.role") {
+    if (!one_of(value, {"primary", "secondary"})) return bad("primary or secondary");
+    return cl.role = std::string(value), true;
+  }
+  if (key == "cluster.watch") return cl.watch = std::string(value), true;
+  if (key == "cluster.yellow_ms") return ms(cl.yellow_ms, 100, kHour);
+  if (key == "cluster.settle_ms") return ms(cl.settle_ms, 0, 60000);
   if (key.starts_with("peers.")) {
     auto rest = key.substr(6);
     auto dot = rest.rfind('.');
@@ -234,7 +250,7 @@ bool set_key(std::string_view key, std::string_view value, Config& cfg, std::str
     return true;
   }
   if ((key.starts_with("checkpointer.") && key != "checkpointer.latency_us") || key.starts_with("ctrl.") ||
-      key.starts_with("heartbeat.") || key.starts_with("peers."))
+      key.starts_with("heartbeat.") || key.starts_with("peers.") || key.starts_with("cluster."))
     return set_ctrl_key(key, value, cfg, error);
   if (key == "checkpointer.latency_us") {
     uint64_t v = 0;
@@ -428,6 +444,10 @@ bool validate(const Config& cfg, std::string& error) {
         return false;
       }
     }
+  }
+  if (cfg.cluster.kind == "corosync" && cfg.cluster.group.empty()) {
+    error = "config key 'cluster.group': required with cluster.kind corosync";
+    return false;
   }
   if (cfg.clock == ClockKind::replay && cfg.workers != 1) {
     error = "config key 'workers': clock=replay needs exactly 1 worker (deterministic merge)";

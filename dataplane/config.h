@@ -80,6 +80,16 @@ struct PeerSettings {
   std::string action = "alarm";    // failover-primary | failover-secondary | alarm
 };
 
+// Cluster membership and failover from corosync (ctrl/cluster*.h, docs/cluster.md).
+struct ClusterSettings {
+  std::string kind = "none";       // none | corosync
+  std::string group;               // CPG group, one per guest (the pacemaker resource's name)
+  std::string role = "primary";    // the VM this host runs: primary | secondary
+  std::string watch;               // interface watched for "yellow"; empty: none
+  uint64_t yellow_ms = 10000;      // watched link down this long, peer's up: this side fails
+  uint64_t settle_ms = 500;        // a peer failure is acted on this late, with that quorum
+};
+
 struct Config {
   // DPDK device string per role ("net_ring0", "net_pcap0,rx_pcap=a.pcap", "0000:03:00.0").
   // ext, pvm and svm are required; host and link go together.
@@ -117,6 +127,7 @@ struct Config {
   CtrlConfig ctrl;
   HeartbeatConfig heartbeat;
   std::map<std::string, PeerSettings> peers;  // heartbeat peers by name (peers.NAME.*)
+  ClusterSettings cluster;
 
   Settings engine = Settings::defaults();
 

@@ -27,6 +27,9 @@
 #include "ctrl/commands.h"
 #include "ctrl/ctrl_server.h"
 #include "ctrl/heartbeat_udp.h"
+#ifdef LOCKSTEP_HAVE_COROSYNC
+#include "ctrl/cluster_cpg.h"
+#endif
 #include "ctrl/metrics_http.h"
 #include "ctrl/sd_notify.h"
 #include "ctrl/telemetry_dpdk.h"
@@ -150,6 +153,9 @@ struct CtrlStack {
   std::unique_ptr<ctrl::CheckpointCoordinator> coord;
   lockstep::dp::CoordinatorSink* sink = nullptr;  // owned by the dataplane's control
   std::unique_ptr<ctrl::HeartbeatUdp> heartbeat;
+#ifdef LOCKSTEP_HAVE_COROSYNC
+  std::unique_ptr<ctrl::ClusterCpg> cluster;  // cluster.kind corosync
+#endif
   std::unique_ptr<DaemonCtl> daemon;
   std::unique_ptr<lockstep::dp::Capture> capture;  // `capture start|stop`
   std::unique_ptr<lockstep::dp::DataplaneQosControl> qos;  // `qos ...` commands
@@ -231,6 +237,12 @@ bool check_ctrl_config(const Config& cfg, std::string& error) {
     ctrl::HeartbeatUdpConfig h;
     if (!heartbeat_config(cfg, h, error)) return false;
   }
+#ifndef LOCKSTEP_HAVE_COROSYNC
+  if (cfg.cluster.kind == "corosync") {
+    error = "config key 'cluster.kind': this lockstepd was built without corosync (libcpg, libquorum)";
+    return false;
+  }
+#endif
   if (cfg.ctrl.metrics != "off") {
     ctrl::Endpoint ep;
     if (!ctrl::parse_endpoint(cfg.ctrl.metrics, ep, error) || ep.kind != ctrl::Endpoint::Kind::tcp) {
@@ -298,6 +310,24 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
   cs.cp.events = &cs.events;
   cs.cp.coordinator = cs.coord.get();
   cs.cp.start_ns = ctrl::monotonic_ns();
+#ifdef LOCKSTEP_HAVE_COROSYNC
+  if (cfg.cluster.kind == "corosync") {
+    ctrl::ClusterCpgConfig cc;
+    cc.group = cfg.cluster.group;
+    ctrl::cluster_role_from_string(cfg.cluster.role, cc.core.role);
+    cc.core.yellow_ns = cfg.cluster.yellow_ms * 1000000;
+    cc.core.settle_ns = cfg.cluster.settle_ms * 1000000;
+    cc.watch = cfg.cluster.watch;
+    cs.cluster = std::make_unique<ctrl::ClusterCpg>(cc, cs.events, cs.failover);
+    if (!cs.cluster->start(error)) {
+      error = "config key 'cluster.group': " + error;
+      return false;
+    }
+    cs.cp.cluster = cs.cluster.get();
+    std::fprintf(stderr, "lockstepd: cluster: corosync group %s, role %s\n", cc.group.c_str(),
+                 cfg.cluster.role.c_str());
+  }
+#endif
   ctrl::register_standard_commands(cs.registry, cs.cp);
   cs.qos = std::make_unique<lockstep::dp::DataplaneQosControl>(dp.qos());
   ctrl::register_qos_commands(cs.registry, *cs.qos);
@@ -343,6 +373,9 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
 }
 
 void stop_ctrl(CtrlStack& cs) {
+#ifdef LOCKSTEP_HAVE_COROSYNC
+  if (cs.cluster) cs.cluster->stop();
+#endif
   if (cs.server) cs.server->stop();
   if (cs.http) cs.http->stop();
 }

@@ -10,6 +10,7 @@ packages=(
   libsystemd-dev
   python3 python3-scapy tshark tcpdump iproute2 ethtool nginx-light curl
   qemu-system-x86
+  corosync libcpg-dev libquorum-dev libcorosync-common-dev resource-agents
 )
 
 missing=()
@@ -28,3 +29,13 @@ $sudo apt-get update -q
 # tshark asks whether non-root users may capture; the default (no) is fine.
 echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+# corosync is for the cluster tests, which start their own instances: the system-wide
+# service a fresh install starts (with Debian's one-node example config) is stopped.
+if printf '%s\n' "${missing[@]}" | grep -qx corosync; then
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now corosync >/dev/null 2>&1 || true
+  else
+    $sudo service corosync stop >/dev/null 2>&1 || true
+    $sudo update-rc.d corosync disable >/dev/null 2>&1 || true
+  fi
+fi

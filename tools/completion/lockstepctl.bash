@@ -28,7 +28,7 @@ _lockstepctl() {
   fi
   local list
   list=$(lockstepctl ${sock:+-s "$sock"} -t 1 list-commands 2>/dev/null)
-  [[ -z $list ]] && list=$'help\nlist-commands\nstatus\nstats\nconns\nconfig get\nconfig set\ncheckpoint\ncheckpoint-policy\nfailover\nmode\ncapture start\ncapture stop\nrules list\nrules add\nrules del\nqos show\nqos qdisc\nqos class\nqos filter\nqos role\nqos roles\nversion\nmetrics'
+  [[ -z $list ]] && list=$'help\nlist-commands\nstatus\nstats\nconns\nconfig get\nconfig set\ncheckpoint\ncheckpoint-policy\nfailover\ncluster status\ncluster failover\nmode\ncapture start\ncapture stop\nrules list\nrules add\nrules del\nqos show\nqos qdisc\nqos class\nqos filter\nqos role\nqos roles\nversion\nmetrics'
   local first=${cmd[0]} 
   if [[ ${#cmd[@]} -eq 0 ]]; then
     COMPREPLY=($(compgen -W "$(cut -d' ' -f1 <<<"$list" | sort -u)" -- "$cur")); return
