@@ -510,6 +510,7 @@ void CheckpointCoordinator::Impl::disconnect(uint64_t now, const std::string& wh
   hello_done = false;
   up = false;
   fsm.link_down();
+  if (cfg.dialect == Dialect::qmp) qmp.reset(now);  // nothing pending survives the connection
   out.clear();
   out_pos = 0;
   next_reconnect = now + retry_in();

@@ -4,6 +4,11 @@
 
 namespace lockstep::ctrl {
 
+namespace {
+// For messages: never throws, whatever bytes QEMU's strings held.
+std::string safe_dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+}  // namespace
+
 Json QmpCounters::to_json() const {
   Json j;
 #define LOCKSTEP_X(name, help) j[#name] = name;
@@ -50,7 +55,7 @@ void QmpSession::on_message(const QmpMessage& m, uint64_t now_ns, std::vector<Ou
       auto it = pending_.find(id);
       if (it == pending_.end()) {
         ++c_.unknown_replies;
-        out.push_back({OutKind::note, "QMP reply with an unknown id " + m.id.dump()});
+        out.push_back({OutKind::note, "QMP reply with an unknown id " + safe_dump(m.id)});
         return;
       }
       Purpose p = it->second.purpose;
@@ -160,7 +165,7 @@ void QmpSession::on_event(const QmpMessage& m, uint64_t now_ns, std::vector<Outp
     last_exit_ = "mode " + mode + ", reason " + reason;
     colo_mode_ = "none";
     if (mode != "primary" && mode != "secondary") {
-      out.push_back({OutKind::note, "COLO_EXIT without a known mode: " + m.value.dump()});
+      out.push_back({OutKind::note, "COLO_EXIT without a known mode: " + safe_dump(m.value)});
       return;
     }
     out.push_back({OutKind::colo_exit, "QEMU COLO_EXIT (" + last_exit_ + ")",
