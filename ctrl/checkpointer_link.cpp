@@ -10,10 +10,20 @@
 
 #include "ctrl/native_codec.h"
 #include "ctrl/notify_codec.h"
+#include "ctrl/qmp_client.h"
+#include "ctrl/qmp_codec.h"
+#include "ctrl/qmp_session.h"
 
 namespace lockstep::ctrl {
 
-std::string_view to_string(Dialect d) { return d == Dialect::native ? "native" : "qemu"; }
+std::string_view to_string(Dialect d) {
+  switch (d) {
+    case Dialect::native: return "native";
+    case Dialect::qemu: return "qemu";
+    case Dialect::qmp: return "qmp";
+  }
+  return "?";
+}
 
 bool dialect_from_string(std::string_view s, Dialect& out) {
   if (s == "native") {
@@ -22,6 +32,10 @@ bool dialect_from_string(std::string_view s, Dialect& out) {
   }
   if (s == "qemu" || s == "xen" || s == "notify") {
     out = Dialect::qemu;
+    return true;
+  }
+  if (s == "qmp") {
+    out = Dialect::qmp;
     return true;
   }
   return false;
@@ -43,7 +57,10 @@ struct CheckpointCoordinator::Impl {
         up(up_flag),
         fsm(cfg.policy, monotonic_ns(), cfg.first_epoch),
         ndec(cfg.max_message),
-        qdec(cfg.vnet_hdr, std::min(cfg.max_message, kNotifyMaxPayload)) {}
+        qdec(cfg.vnet_hdr, std::min(cfg.max_message, kNotifyMaxPayload)),
+        qmpdec(cfg.max_message),
+        qmp(cfg.qmp_answer_timeout_ns, cfg.qmp_poll_ns),
+        backoff_ns(cfg.reconnect_ns) {}
 
   LinkConfig cfg;
   EventQueue& events;
@@ -64,6 +81,12 @@ struct CheckpointCoordinator::Impl {
   bool failover_sent = false;
   NativeDecoder ndec;
   NotifyDecoder qdec;
+  QmpDecoder qmpdec;
+  QmpSession qmp;
+  uint64_t backoff_ns;              // qmp: the current reconnect interval
+  bool failover_from_qemu = false;  // qmp: QEMU left COLO by itself; tell it nothing
+  std::thread secondary;            // qmp: x-colo-lost-heartbeat to the SVM's QEMU
+  std::string secondary_result;
   std::string out;
   size_t out_pos = 0;
   uint64_t next_reconnect = 0, next_heartbeat = 0, hb_seq = 0, connected_since = 0;
@@ -86,6 +109,14 @@ struct CheckpointCoordinator::Impl {
   void on_readable(uint64_t now);
   void on_native(const NativeMessage& m, uint64_t now);
   void on_notify(NotifyMessage m, uint64_t now);
+  void on_qmp(std::vector<QmpSession::Output>& outs, uint64_t now);
+  void qmp_failover(Survivor s, uint64_t now);
+  uint64_t retry_in() {
+    if (cfg.dialect != Dialect::qmp) return cfg.reconnect_ns;
+    uint64_t d = backoff_ns;
+    backoff_ns = std::min(backoff_ns * 2, std::max(cfg.reconnect_max_ns, cfg.reconnect_ns));
+    return d;
+  }
   void event(EventKind k, uint64_t now, std::string detail, uint64_t epoch = 0) {
     Event e;
     e.kind = k;
@@ -149,6 +180,7 @@ void CheckpointCoordinator::stop() {
     }
     m.thread.join();
   }
+  if (m.secondary.joinable()) m.secondary.join();
   if (m.wake >= 0) close(m.wake);
   m.wake = -1;
   m.conn.reset();
@@ -215,6 +247,11 @@ Json CheckpointCoordinator::status() const {
       j["peer"] = {{"name", m.peer_name}, {"version", m.peer_version}, {"capabilities", m.peer_caps}};
     }
   }
+  if (m.cfg.dialect == Dialect::qmp) {
+    j["qemu"] = m.qmp.status_json();
+    if (m.cfg.secondary_qmp) j["qemu"]["secondary_qmp"] = m.cfg.secondary_qmp->to_string();
+    if (!m.secondary_result.empty()) j["qemu"]["secondary_lost_heartbeat"] = m.secondary_result;
+  }
   if (!m.last_error.empty()) j["last_error"] = m.last_error;
   j["checkpoint"] = m.fsm.status_json(now);
   j["link"] = m.c.to_json();
@@ -277,7 +314,7 @@ void CheckpointCoordinator::Impl::run() {
         if (!fd.valid()) {
           ++c.connect_failures;
           last_error = error;
-          next_reconnect = now + cfg.reconnect_ns;
+          next_reconnect = now + retry_in();
         } else if (in_progress) {
           conn = std::move(fd);
           connecting = true;
@@ -294,6 +331,9 @@ void CheckpointCoordinator::Impl::run() {
       }
       deadline = std::min({fsm.next_deadline(), monitor.next_deadline(),
                            uint64_t{now + 1'000'000'000}});
+      if (cfg.dialect == Dialect::qmp && conn.valid() && !connecting) {
+        deadline = std::min(deadline, qmp.next_deadline());
+      }
       if (hello_done && cfg.dialect == Dialect::native && cfg.heartbeat_interval_ns != 0) {
         deadline = std::min(deadline, next_heartbeat);
       }
@@ -337,7 +377,7 @@ void CheckpointCoordinator::Impl::run() {
           ++c.connect_failures;
           last_error = error;
           conn.reset();
-          next_reconnect = now + cfg.reconnect_ns;
+          next_reconnect = now + retry_in();
         }
       } else if (!connecting) {
         if (ev & (POLLIN | POLLHUP | POLLERR)) on_readable(now);
@@ -365,6 +405,14 @@ void CheckpointCoordinator::Impl::work(uint64_t now) {
   monitor.tick(now, ds);
   handle(outs, now);
   handle(ds);
+  if (cfg.dialect == Dialect::qmp && conn.valid() && !connecting) {
+    std::vector<QmpSession::Output> qo;
+    qmp.tick(now, qo);
+    on_qmp(qo, now);
+  }
+  if (cfg.dialect == Dialect::qmp && failover.survivor() && !failover_sent) {
+    qmp_failover(*failover.survivor(), now);
+  }
   if (failover.survivor() && !failover_sent && hello_done && cfg.dialect == Dialect::native) {
     failover_sent = true;
     send_bytes(encode_native(NativeMessage::failover(*failover.survivor(), "decided by lockstepd")), now);
@@ -383,6 +431,10 @@ void CheckpointCoordinator::Impl::handle(std::vector<CheckpointFsm::Output>& out
       case CheckpointFsm::OutKind::send_request:
         if (cfg.dialect == Dialect::native) {
           send_bytes(encode_native(NativeMessage::request(o.request, o.attempt)), now);
+        } else if (cfg.dialect == Dialect::qmp) {
+          std::vector<QmpSession::Output> qo;
+          qmp.request_checkpoint(now, qo);
+          on_qmp(qo, now);
         } else {
           send_bytes(encode_notify(NotifyMessage::do_checkpoint), now);
         }
@@ -435,6 +487,8 @@ void CheckpointCoordinator::Impl::on_connected(Fd fd, uint64_t now) {
   failover_sent = false;
   ndec = NativeDecoder(cfg.max_message);
   qdec = NotifyDecoder(cfg.vnet_hdr, std::min(cfg.max_message, kNotifyMaxPayload));
+  qmpdec = QmpDecoder(cfg.max_message);
+  qmp.reset(now);
   out.clear();
   out_pos = 0;
   peer_name.clear();
@@ -456,9 +510,10 @@ void CheckpointCoordinator::Impl::disconnect(uint64_t now, const std::string& wh
   hello_done = false;
   up = false;
   fsm.link_down();
+  if (cfg.dialect == Dialect::qmp) qmp.reset(now);  // nothing pending survives the connection
   out.clear();
   out_pos = 0;
-  next_reconnect = now + cfg.reconnect_ns;
+  next_reconnect = now + retry_in();
 }
 
 void CheckpointCoordinator::Impl::send_bytes(const std::string& bytes, uint64_t now) {
@@ -519,6 +574,28 @@ void CheckpointCoordinator::Impl::on_readable(uint64_t now) {
         }
         ++c.messages_in;
         on_native(msg, now);
+        if (!conn.valid()) return;
+      }
+    } else if (cfg.dialect == Dialect::qmp) {
+      qmpdec.push(buf, static_cast<size_t>(n));
+      QmpMessage msg;
+      for (;;) {
+        QmpStatus st = qmpdec.next(msg);
+        if (st == QmpStatus::need_more) break;
+        if (st == QmpStatus::oversize) {
+          ++c.oversize;
+          disconnect(now, "QMP: " + qmpdec.last_error());
+          return;
+        }
+        if (st == QmpStatus::invalid) {
+          ++c.protocol_errors;
+          last_error = "invalid QMP message: " + qmpdec.last_error();
+          continue;
+        }
+        ++c.messages_in;
+        std::vector<QmpSession::Output> qo;
+        qmp.on_message(msg, now, qo);
+        on_qmp(qo, now);
         if (!conn.valid()) return;
       }
     } else {
@@ -629,6 +706,80 @@ void CheckpointCoordinator::Impl::on_notify(NotifyMessage m, uint64_t now) {
       break;
   }
   handle(outs, now);
+}
+
+void CheckpointCoordinator::Impl::on_qmp(std::vector<QmpSession::Output>& outs, uint64_t now) {
+  std::vector<CheckpointFsm::Output> fo;
+  for (auto& o : outs) {
+    switch (o.kind) {
+      case QmpSession::OutKind::send: send_bytes(o.text, now); break;
+      case QmpSession::OutKind::up:
+        hello_done = true;
+        up = true;
+        backoff_ns = cfg.reconnect_ns;
+        peer_name = "qemu";
+        event(EventKind::checkpointer_up, now, "qmp, QEMU " + o.text);
+        fsm.link_up(now, fo);
+        break;
+      case QmpSession::OutKind::begin: fsm.begin(fsm.epoch(), now); break;
+      case QmpSession::OutKind::done: fsm.done(std::nullopt, now, fo); break;
+      case QmpSession::OutKind::colo_exit: {
+        event(EventKind::alarm, now, o.text);
+        std::string error;
+        if (!failover.survivor() && !qmp.lost_heartbeat_asked()) {
+          ++c.failovers_from_qemu;
+          failover_from_qemu = true;
+          failover.decide(o.survivor, o.text, now, error);
+        }
+        break;
+      }
+      case QmpSession::OutKind::note: last_error = o.text; break;
+      case QmpSession::OutKind::fail:
+        ++c.protocol_errors;
+        disconnect(now, o.text);
+        break;
+    }
+  }
+  outs.clear();
+  handle(fo, now);
+}
+
+// A failover decided (by anyone): the survivor's QEMU must leave COLO and run alone.
+// Unless QEMU itself left COLO (COLO_EXIT), which needs no telling.
+void CheckpointCoordinator::Impl::qmp_failover(Survivor s, uint64_t now) {
+  if (failover_from_qemu) {
+    failover_sent = true;
+    return;
+  }
+  if (s == Survivor::primary) {
+    if (!qmp.up() || !conn.valid()) return;  // told once the link is back
+    failover_sent = true;
+    std::vector<QmpSession::Output> qo;
+    qmp.lost_heartbeat(now, qo);
+    on_qmp(qo, now);
+    return;
+  }
+  failover_sent = true;
+  if (!cfg.secondary_qmp) {
+    last_error = "failover to the secondary: no checkpointer.secondary_qmp to tell";
+    event(EventKind::alarm, now, last_error);
+    return;
+  }
+  ++c.lost_heartbeat_secondary;
+  secondary_result = "sending";
+  Endpoint ep = *cfg.secondary_qmp;
+  uint64_t timeout = cfg.qmp_answer_timeout_ns;
+  secondary = std::thread([this, ep, timeout] {
+    Json reply;
+    std::string error;
+    bool ok = qmp_execute(ep, "x-colo-lost-heartbeat", Json(), timeout, reply, error);
+    uint64_t t = monotonic_ns();
+    std::lock_guard lock(mu);
+    secondary_result = ok ? "done" : "failed: " + error;
+    event(EventKind::alarm, t,
+          ok ? "SVM's QEMU took over (x-colo-lost-heartbeat)"
+             : "x-colo-lost-heartbeat to the SVM's QEMU failed: " + error);
+  });
 }
 
 }  // namespace lockstep::ctrl

@@ -1,6 +1,7 @@
 // The checkpointer link: lockstepd's side of the conversation with the checkpointer
 // (the hypervisor side of COLO). Listens or connects (unix or TCP), speaks the native
-// protocol or QEMU's notify_dev dialect, reconnects, sends and watches heartbeats, and
+// protocol, QEMU's notify_dev dialect or QMP to the PVM's QEMU (qmp_session.h),
+// reconnects, sends and watches heartbeats, and
 // drives the checkpoint state machine (checkpoint_fsm.h): coalescing, periodic
 // checkpoints, the timeout policy.
 //
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,7 +29,7 @@
 
 namespace lockstep::ctrl {
 
-enum class Dialect : uint8_t { native, qemu };
+enum class Dialect : uint8_t { native, qemu, qmp };
 std::string_view to_string(Dialect d);
 bool dialect_from_string(std::string_view s, Dialect& out);
 
@@ -45,6 +47,14 @@ struct LinkConfig {
   uint64_t first_epoch = 0;
   size_t max_message = 64 * 1024;
   size_t max_out_backlog = 1 << 20;  // bytes queued toward a stuck checkpointer
+  // qmp: the greeting and each command must be answered within this, else reconnect.
+  uint64_t qmp_answer_timeout_ns = 5'000'000'000;
+  uint64_t qmp_poll_ns = 1'000'000'000;  // query-colo-status period (for status)
+  // qmp: the reconnect interval doubles after each failed try, up to this.
+  uint64_t reconnect_max_ns = 8'000'000'000;
+  // qmp: the SVM's QEMU, told x-colo-lost-heartbeat when the secondary is to survive
+  // (the link's own QEMU, the PVM's, is told when the primary is).
+  std::optional<Endpoint> secondary_qmp;
 };
 
 #define LOCKSTEP_LINK_COUNTERS(X)                                                  \
@@ -61,7 +71,9 @@ struct LinkConfig {
   X(heartbeats_in, "heartbeats received")                                         \
   X(backlog_overflow, "connections closed because the checkpointer stopped reading") \
   X(requests_after_failover, "checkpoint requests ignored after failover")        \
-  X(failovers_from_peer, "failover messages from the checkpointer")
+  X(failovers_from_peer, "failover messages from the checkpointer")             \
+  X(failovers_from_qemu, "COLO_EXIT events lockstepd did not cause (qmp)")       \
+  X(lost_heartbeat_secondary, "x-colo-lost-heartbeat sent to the SVM's QEMU (qmp)")
 
 struct LinkCounters {
 #define LOCKSTEP_X(name, help) uint64_t name = 0;

@@ -95,6 +95,7 @@ bool set_ctrl_key(std::string_view key, std::string_view value, Config& cfg, std
   constexpr uint64_t kHour = 3600000;
   if (key == "checkpointer.endpoint") return l.endpoint = std::string(value), true;
   if (key == "checkpointer.listen") return parse_bool(value, l.listen) || bad("true or false");
+  if (key == "checkpointer.secondary_qmp") return l.secondary_qmp = std::string(value), true;
   if (key == "checkpointer.vnet_hdr") return parse_bool(value, l.vnet_hdr) || bad("true or false");
   if (key == "checkpointer.max_epoch_ms") return ms(l.max_epoch_ms, 0, kHour);
   if (key == "checkpointer.timeout_ms") return ms(l.timeout_ms, 1, kHour);
@@ -244,8 +245,8 @@ bool set_key(std::string_view key, std::string_view value, Config& cfg, std::str
     return true;
   }
   if (key == "checkpointer.kind" || key == "checkpointer") {
-    if (value != "simulated" && value != "native" && value != "qemu")
-      return bad("simulated, native or qemu");
+    if (value != "simulated" && value != "native" && value != "qemu" && value != "qmp")
+      return bad("simulated, native, qemu or qmp");
     cfg.checkpointer = std::string(value);
     return true;
   }

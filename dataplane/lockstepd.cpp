@@ -183,6 +183,22 @@ bool link_config(const Config& cfg, ctrl::LinkConfig& l, std::string& error) {
     return false;
   }
   l.listen = c.listen;
+  if (l.dialect == ctrl::Dialect::qmp && l.listen) {
+    error = "config key 'checkpointer.listen': kind qmp connects to QEMU's monitor";
+    return false;
+  }
+  if (!c.secondary_qmp.empty()) {
+    ctrl::Endpoint ep;
+    if (l.dialect != ctrl::Dialect::qmp) {
+      error = "config key 'checkpointer.secondary_qmp': only with checkpointer.kind qmp";
+      return false;
+    }
+    if (!ctrl::parse_endpoint(c.secondary_qmp, ep, error)) {
+      error = "config key 'checkpointer.secondary_qmp': " + error;
+      return false;
+    }
+    l.secondary_qmp = ep;
+  }
   l.vnet_hdr = c.vnet_hdr;
   l.reconnect_ns = c.reconnect_ms * 1000000;
   l.policy.max_epoch_ns = c.max_epoch_ms * 1000000;
@@ -230,7 +246,7 @@ bool check_ctrl_config(const Config& cfg, std::string& error) {
     if (!link_config(cfg, l, error)) return false;
   } else if (!cfg.peers.empty() || !cfg.heartbeat.bind.empty()) {
     error = "config key 'peers': heartbeat peers are watched by the checkpointer link "
-            "(checkpointer.kind native or qemu), not by the simulated checkpointer";
+            "(checkpointer.kind native, qemu or qmp), not by the simulated checkpointer";
     return false;
   }
   if (!cfg.heartbeat.bind.empty()) {

@@ -18,6 +18,8 @@ ok "${NATIVE[@]}" --set checkpointer.listen=true --set peers.b.action=failover_p
    --set peers.b.timeout_ms=300 --set heartbeat.bind=127.0.0.1:9470 \
    --set heartbeat.send_to=10.0.0.2:9470,10.0.1.2:9470
 ok --set checkpointer.kind=qemu --set checkpointer.endpoint=tcp:127.0.0.1:9009 --set checkpointer.vnet_hdr=true
+ok --set checkpointer.kind=qmp --set checkpointer.endpoint=unix:/tmp/pvm-qmp.sock \
+   --set checkpointer.secondary_qmp=unix:/tmp/svm-qmp.sock
 ok --ctrl-socket off --metrics off
 ok --ctrl-socket /tmp/a.ctl --ctrl-group 0 --ctrl-ro-socket /tmp/a.ro.ctl --metrics tcp:127.0.0.1:0
 expect_refused checkpointer.kind --set checkpointer.kind=magic
@@ -30,5 +32,10 @@ expect_refused peers.b --set peers.b=1
 expect_refused peers --set peers.b.timeout_ms=100
 expect_refused ctrl.metrics --metrics unix:/tmp/m.sock
 expect_refused heartbeat.bind "${NATIVE[@]}" --set heartbeat.bind=somewhere
+expect_refused checkpointer.listen --set checkpointer.kind=qmp --set checkpointer.endpoint=unix:/tmp/q.sock \
+   --set checkpointer.listen=true
+expect_refused checkpointer.secondary_qmp "${NATIVE[@]}" --set checkpointer.secondary_qmp=unix:/tmp/s.sock
+expect_refused checkpointer.secondary_qmp --set checkpointer.kind=qmp --set checkpointer.endpoint=unix:/tmp/q.sock \
+   --set checkpointer.secondary_qmp=tcp:nohost
 expect_refused ctrl.nonsense --set ctrl.nonsense=1
 echo PASS
