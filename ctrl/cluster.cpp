@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "compare/parse.h"  // load_be32, store_be32
+
 namespace lockstep::ctrl {
 
 std::string_view to_string(ClusterMsg m) {
@@ -22,23 +24,14 @@ bool cluster_msg_valid(uint32_t code) {
 }
 
 namespace {
-void put_be32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
-uint32_t get_be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
 std::string member_name(ClusterMember m) {
   return "node " + std::to_string(m.nodeid) + " pid " + std::to_string(m.pid);
 }
 }  // namespace
 
 void encode_cluster_msg(ClusterMsg m, uint32_t seq, uint8_t out[kClusterMsgSize]) {
-  put_be32(out, static_cast<uint32_t>(m));
-  put_be32(out + 4, seq);
+  store_be32(out, static_cast<uint32_t>(m));
+  store_be32(out + 4, seq);
 }
 
 std::string_view to_string(ClusterRole r) {
@@ -222,8 +215,8 @@ void ClusterCore::deliver(ClusterMember from, std::span<const uint8_t> bytes, ui
     ++c_.junk_length;
     return;
   }
-  uint32_t code = get_be32(bytes.data());
-  uint32_t seq = get_be32(bytes.data() + 4);
+  uint32_t code = load_be32(bytes.data());
+  uint32_t seq = load_be32(bytes.data() + 4);
   if (!cluster_msg_valid(code)) {
     ++c_.junk_code;
     return;
