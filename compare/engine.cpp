@@ -95,6 +95,7 @@ EngineImpl::EngineImpl(const Settings& s, PolicyTable policy)
   }
   held_soft_limit_ = static_cast<uint32_t>(s.max_held_frames);
   conns_.resize(s.max_connections);
+  cold_.resize(s.max_connections);
   for (uint32_t i = static_cast<uint32_t>(s.max_connections); i-- > 0;) {
     conns_[i].lru_next = free_conn_;
     free_conn_ = i;
@@ -282,6 +283,7 @@ uint32_t EngineImpl::lookup_or_create(const FlowKey& k, uint64_t hash, ConnKind 
   free_conn_ = conns_[ci].lru_next;
   Conn& c = conns_[ci];
   c = Conn{};
+  cold_[ci] = ConnCold{};
   c.key = k;
   c.hash = hash;
   c.kind = kind;
@@ -331,7 +333,7 @@ void EngineImpl::mark_closed(uint32_t ci, uint64_t now) {
   Conn& c = conns_[ci];
   if (c.state == TcpState::closed) return;
   c.state = TcpState::closed;
-  c.closed_ns = now;
+  cold_[ci].closed_ns = now;
   if (!c.closing_listed) {
     c.closing_listed = true;
     closing_.push_back(ci);
@@ -360,7 +362,7 @@ void EngineImpl::expire_idle(uint64_t now) {
       ++closing_head_;
       continue;
     }
-    if (c.closed_ns + linger_ns_ > now) break;
+    if (cold_[ci].closed_ns + linger_ns_ > now) break;
     ++closing_head_;
     c.closing_listed = false;
     if (conn_holds(c)) {
@@ -917,7 +919,7 @@ void EngineImpl::list_connections(std::vector<ConnInfo>& out, size_t limit) cons
 size_t EngineImpl::memory_bytes() const {
   size_t frag_bytes = 0;
   for (const auto& e : frags_) frag_bytes += sizeof(FragEntry) + e.buf.capacity();
-  return held_.size() * sizeof(Held) + conns_.size() * sizeof(Conn) +
+  return held_.size() * sizeof(Held) + conns_.size() * (sizeof(Conn) + sizeof(ConnCold)) +
          conns_.size() * index_.bytes_per_conn() * 2 + frag_bytes +
          held_.size() * 24 /* timer nodes */ + (norm_ ? norm_->memory_bytes() : 0);
 }
@@ -966,8 +968,8 @@ void Engine::list_connections(std::vector<ConnInfo>& out, size_t limit) const {
   impl_->list_connections(out, limit);
 }
 size_t Engine::bytes_per_connection() {
-  // Connection state plus its share of the index (at most 4 buckets of 8 bytes).
-  return sizeof(Conn) + 4 * 8;
+  // Connection state (hot and cold) plus its share of the index (at most 4 buckets of 8 bytes).
+  return sizeof(Conn) + sizeof(ConnCold) + 4 * 8;
 }
 size_t Engine::memory_bytes() const { return impl_->memory_bytes(); }
 

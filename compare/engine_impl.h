@@ -79,7 +79,6 @@ struct Conn {
   FlowKey key;
   uint64_t hash = 0;
   uint64_t last_seen_ns = 0;
-  uint64_t closed_ns = 0;
   uint64_t bytes_matched = 0;
   HeldList pvm, svm, ingress;   // arrival order
   uint32_t lru_prev = kNil, lru_next = kNil;
@@ -92,18 +91,14 @@ struct Conn {
   uint32_t stale_offset = 0;   // seq_offset before the last rebase (late SVM frames)
   SeqNum rebase_seq;           // compare point set by the last rebase
   uint32_t ts_offset = 0;      // svm TSval = pvm TSval + ts_offset
-  uint32_t pvm_tsval_syn = 0, svm_tsval_syn = 0;
   // ACK progress (DESIGN.md §5.2): the highest cumulative ACK each VM has sent, in the
   // client's sequence space (the same for both VMs). Read on every frame: kept here, with
-  // the compare state; the SVM's SACK ranges and the SYN/ACK bookkeeping are at the end.
+  // the compare state; the SVM's SACK ranges and the SYN/ACK bookkeeping are in ConnCold.
   SeqNum pvm_ack, svm_ack;
   // SVM ACK = client byte + client_offset. Zero whenever lockstep mirrors the client (the
   // SVM then sees the client's very segments); learned from the two SYN/ACKs, it is not
   // zero only where the SVM's client was another host (captures of two test worlds).
   uint32_t client_offset = 0;
-  uint8_t svm_sack_count = 0;  // ranges in svm_sack
-  bool pvm_ack_seen = false, svm_ack_seen = false;
-  bool svm_sack_seen = false;  // the SVM uses SACK on this connection
   uint32_t policy_gen = 0;
   uint32_t norm = kNil;        // normalization slot (normalize.h), kNil: none applies
   uint32_t norm_gen = 0;       // rule generation `norm` was chosen under
@@ -121,10 +116,21 @@ struct Conn {
   bool fin_vm = false, fin_client = false;
   bool closing_listed = false;
   bool in_use = false;
-  // Cold ACK state: the client ranges the SVM selectively acknowledged above its
-  // cumulative ACK (at most kSvmSackRanges, merged), the SYN/ACKs' ACKs.
-  std::array<SeqNum, 2 * kSvmSackRanges> svm_sack{};  // [left, right) pairs
-  uint32_t pvm_synack_ack = 0, svm_synack_ack = 0;
+  bool pvm_ack_seen = false, svm_ack_seen = false;
+  bool svm_sack_seen = false;  // the SVM uses SACK on this connection
+  uint8_t svm_sack_count = 0;  // ranges in ConnCold::svm_sack
+};
+
+// What a connection needs only on SYNs, SYN/ACKs and SACK blocks, in a table beside the
+// connection table (same index) so that the state every frame reads stays in fewer
+// cache lines. Reset with its connection.
+struct ConnCold {
+  uint64_t closed_ns = 0;  // when the connection closed (its linger starts)
+  // The client ranges the SVM selectively acknowledged above its cumulative ACK
+  // (Conn::svm_sack_count of them, merged), [left, right) pairs.
+  std::array<SeqNum, 2 * kSvmSackRanges> svm_sack{};
+  uint32_t pvm_synack_ack = 0, svm_synack_ack = 0;  // the SYN/ACKs' ACKs
+  uint32_t pvm_tsval_syn = 0, svm_tsval_syn = 0;    // the SYNs' TSvals
   bool pvm_synack = false, svm_synack = false;
 };
 
@@ -289,6 +295,11 @@ class EngineImpl {
 
   // Connections.
   std::vector<Conn> conns_;
+  std::vector<ConnCold> cold_;  // same index as conns_
+  ConnCold& cold_of(const Conn& c) { return cold_[static_cast<size_t>(&c - conns_.data())]; }
+  const ConnCold& cold_of(const Conn& c) const {
+    return cold_[static_cast<size_t>(&c - conns_.data())];
+  }
   ConnIndex index_;
   uint32_t free_conn_ = kNil;  // linked through lru_next
   uint32_t lru_head_ = kNil, lru_tail_ = kNil;

@@ -84,6 +84,7 @@ void EngineImpl::tcp_reset_for_reuse(Conn& c) {
   fresh.in_use = true;
   fresh.closing_listed = c.closing_listed;
   c = fresh;
+  cold_of(c) = ConnCold{};
 }
 
 void EngineImpl::tcp_learn_offset(uint32_t ci) {
@@ -93,7 +94,7 @@ void EngineImpl::tcp_learn_offset(uint32_t ci) {
   c.offset_known = true;
   ++c_.isn_learned;
   if (c.pvm_ts_syn && c.svm_ts_syn) {
-    c.ts_offset = c.svm_tsval_syn - c.pvm_tsval_syn;
+    c.ts_offset = cold_of(c).svm_tsval_syn - cold_of(c).pvm_tsval_syn;
     c.ts_known = true;
   }
   for (uint32_t idx = c.svm.head; idx != kNil; idx = held_[idx].next) {
@@ -123,7 +124,7 @@ void EngineImpl::tcp_track_uncompared(Side side, const ParsedFrame& f, uint64_t 
     (pvm ? c.pvm_isn : c.svm_isn) = SeqNum(f.seq);
     (pvm ? c.pvm_syn : c.svm_syn) = true;
     (pvm ? c.pvm_ts_syn : c.svm_ts_syn) = f.has_timestamp;
-    (pvm ? c.pvm_tsval_syn : c.svm_tsval_syn) = f.tsval;
+    (pvm ? cold_of(c).pvm_tsval_syn : cold_of(c).svm_tsval_syn) = f.tsval;
     tcp_learn_offset(ci);
   }
   if (side == Side::pvm && ext > 0) {
@@ -157,7 +158,7 @@ void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uin
       c.pvm_isn = SeqNum(f.seq);
       c.pvm_syn = true;
       c.pvm_ts_syn = f.has_timestamp;
-      c.pvm_tsval_syn = f.tsval;
+      cold_of(c).pvm_tsval_syn = f.tsval;
       if (!c.cmp_valid) {
         c.cmp = SeqNum(f.seq);
         c.cmp_valid = true;
@@ -166,7 +167,7 @@ void EngineImpl::tcp_output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uin
       c.svm_isn = SeqNum(f.seq);
       c.svm_syn = true;
       c.svm_ts_syn = f.has_timestamp;
-      c.svm_tsval_syn = f.tsval;
+      cold_of(c).svm_tsval_syn = f.tsval;
     }
     if (c.state == TcpState::fresh) c.state = TcpState::syn;
     tcp_learn_offset(ci);
@@ -386,16 +387,16 @@ namespace {
 // Adds [l, r) to the SVM's selectively acknowledged ranges, merging what overlaps or
 // touches; when every slot is taken the range with the lowest right edge gives way (the
 // SVM's cumulative ACK reaches it first).
-void sack_add(Conn& c, SeqNum l, SeqNum r) {
+void sack_add(Conn& c, ConnCold& k, SeqNum l, SeqNum r) {
   if (!before(l, r)) return;
   for (unsigned i = 0; i < c.svm_sack_count;) {
-    const SeqNum rl = c.svm_sack[2 * i], rr = c.svm_sack[2 * i + 1];
+    const SeqNum rl = k.svm_sack[2 * i], rr = k.svm_sack[2 * i + 1];
     if (before_eq(rl, r) && before_eq(l, rr)) {
       l = seq_min(l, rl);
       r = seq_max(r, rr);
       --c.svm_sack_count;
-      c.svm_sack[2 * i] = c.svm_sack[2 * c.svm_sack_count];
-      c.svm_sack[2 * i + 1] = c.svm_sack[2 * c.svm_sack_count + 1];
+      k.svm_sack[2 * i] = k.svm_sack[2 * c.svm_sack_count];
+      k.svm_sack[2 * i + 1] = k.svm_sack[2 * c.svm_sack_count + 1];
       continue;
     }
     ++i;
@@ -404,22 +405,22 @@ void sack_add(Conn& c, SeqNum l, SeqNum r) {
   if (slot == kSvmSackRanges) {
     slot = 0;
     for (unsigned i = 1; i < kSvmSackRanges; ++i) {
-      if (before(c.svm_sack[2 * i + 1], c.svm_sack[2 * slot + 1])) slot = i;
+      if (before(k.svm_sack[2 * i + 1], k.svm_sack[2 * slot + 1])) slot = i;
     }
   } else {
     ++c.svm_sack_count;
   }
-  c.svm_sack[2 * slot] = l;
-  c.svm_sack[2 * slot + 1] = r;
+  k.svm_sack[2 * slot] = l;
+  k.svm_sack[2 * slot + 1] = r;
 }
 
 // Drops the ranges the SVM's cumulative ACK has reached.
-void sack_prune(Conn& c) {
+void sack_prune(Conn& c, ConnCold& k) {
   for (unsigned i = 0; i < c.svm_sack_count;) {
-    if (before_eq(c.svm_sack[2 * i + 1], c.svm_ack)) {
+    if (before_eq(k.svm_sack[2 * i + 1], c.svm_ack)) {
       --c.svm_sack_count;
-      c.svm_sack[2 * i] = c.svm_sack[2 * c.svm_sack_count];
-      c.svm_sack[2 * i + 1] = c.svm_sack[2 * c.svm_sack_count + 1];
+      k.svm_sack[2 * i] = k.svm_sack[2 * c.svm_sack_count];
+      k.svm_sack[2 * i + 1] = k.svm_sack[2 * c.svm_sack_count + 1];
       continue;
     }
     ++i;
@@ -435,11 +436,12 @@ void EngineImpl::tcp_note_ack_slow(Conn& c, Side side, const uint8_t* data,
     // A SYN/ACK acknowledges the client's ISN + 1: both VMs' must agree, or the SVM's
     // client numbered its bytes otherwise.
     const bool pvm = side == Side::pvm;
-    (pvm ? c.pvm_synack_ack : c.svm_synack_ack) = f.ack;
-    (pvm ? c.pvm_synack : c.svm_synack) = true;
-    if (c.pvm_synack && c.svm_synack && c.svm_synack_ack != c.pvm_synack_ack &&
+    ConnCold& k = cold_of(c);
+    (pvm ? k.pvm_synack_ack : k.svm_synack_ack) = f.ack;
+    (pvm ? k.pvm_synack : k.svm_synack) = true;
+    if (k.pvm_synack && k.svm_synack && k.svm_synack_ack != k.pvm_synack_ack &&
         c.client_offset == 0) {
-      c.client_offset = c.svm_synack_ack - c.pvm_synack_ack;
+      c.client_offset = k.svm_synack_ack - k.pvm_synack_ack;
       ++c_.client_offsets;
       if (c.svm_ack_seen) c.svm_ack = c.svm_ack - c.client_offset;  // noted before it
     }
@@ -464,11 +466,11 @@ void EngineImpl::tcp_note_ack_slow(Conn& c, Side side, const uint8_t* data,
     c.svm_sack_seen = true;
     for (unsigned i = 0; i < f.sack_count; ++i) {
       const uint8_t* block = data + f.sack_off[i];
-      sack_add(c, SeqNum(load_be32(block)) - c.client_offset,
+      sack_add(c, cold_of(c), SeqNum(load_be32(block)) - c.client_offset,
                SeqNum(load_be32(block + 4)) - c.client_offset);
     }
   }
-  if (moved && c.svm_sack_count != 0) sack_prune(c);
+  if (moved && c.svm_sack_count != 0) sack_prune(c, cold_of(c));
 }
 
 bool EngineImpl::tcp_sack_covered(const Conn& c, const uint8_t* data,
@@ -481,8 +483,9 @@ bool EngineImpl::tcp_sack_covered(const Conn& c, const uint8_t* data,
     if (before_eq(r, c.svm_ack)) continue;  // D-SACK or below the cumulative ACK
     const SeqNum from = seq_max(l, c.svm_ack);
     bool covered = false;
+    const ConnCold& k = cold_of(c);
     for (unsigned j = 0; j < c.svm_sack_count && !covered; ++j) {
-      covered = before_eq(c.svm_sack[2 * j], from) && before_eq(r, c.svm_sack[2 * j + 1]);
+      covered = before_eq(k.svm_sack[2 * j], from) && before_eq(r, k.svm_sack[2 * j + 1]);
     }
     if (!covered) return false;
   }
