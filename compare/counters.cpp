@@ -56,7 +56,11 @@ Counters& Counters::operator+=(const Counters& o) {
     parse_svm[i] += o.parse_svm[i];
     parse_ingress[i] += o.parse_ingress[i];
   }
-  for (unsigned i = 0; i < kAckWaitBuckets; ++i) ack_wait_hist[i] += o.ack_wait_hist[i];
+  for (unsigned i = 0; i < kLatencyBuckets; ++i) {
+    ack_wait_hist[i] += o.ack_wait_hist[i];
+    hold_hist[i] += o.hold_hist[i];
+    svm_lag_hist[i] += o.svm_lag_hist[i];
+  }
   for (unsigned i = 0; i < kMaxNormRules; ++i) {
     normalize[i].spans += o.normalize[i].spans;
     normalize[i].bytes += o.normalize[i].bytes;
@@ -100,12 +104,17 @@ std::vector<std::pair<std::string, uint64_t>> Counters::flatten() const {
   parses("parse_pvm", parse_pvm);
   parses("parse_svm", parse_svm);
   parses("parse_ingress", parse_ingress);
-  for (unsigned i = 0; i < kAckWaitBuckets; ++i) {
-    const bool last = i + 1 == kAckWaitBuckets;
-    out.emplace_back("ack_wait_us." + std::string(last ? "ge_" : "lt_") +
-                         std::to_string(uint64_t{1} << (last ? i - 1 : i)),
-                     ack_wait_hist[i]);
-  }
+  auto hist = [&out](const char* prefix, const LatencyHist& h) {
+    for (unsigned i = 0; i < kLatencyBuckets; ++i) {
+      const bool last = i + 1 == kLatencyBuckets;
+      out.emplace_back(std::string(prefix) + (last ? ".ge_" : ".lt_") +
+                           std::to_string(uint64_t{1} << (last ? i - 1 : i)),
+                       h[i]);
+    }
+  };
+  hist("ack_wait_us", ack_wait_hist);
+  hist("hold_us", hold_hist);
+  hist("svm_lag_us", svm_lag_hist);
   if (normalize_names) {
     for (unsigned i = 0; i < normalize_names->size() && i < kMaxNormRules; ++i) {
       const std::string p = "normalize." + (*normalize_names)[i] + ".";

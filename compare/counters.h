@@ -46,6 +46,10 @@ namespace lockstep {
   X(pvm_retransmits, "PVM segments at or below the compare point")                    \
   X(pvm_ack_waits, "PVM frames that waited for the SVM's ACK to reach theirs")        \
   X(pvm_ack_wait_ns, "total time PVM frames waited for the SVM's ACK (ns)")           \
+  X(held_released, "held PVM frames released (any reason): samples of hold_us")       \
+  X(held_release_ns, "total time released PVM frames were held (ns)")                  \
+  X(svm_lag_samples, "PVM frames released as matched after a hold: samples of svm_lag_us") \
+  X(svm_lag_ns, "total time held PVM frames waited for the SVM's equal output (ns)") \
   X(client_offsets, "connections whose SVM SYN/ACK acked another client ISN than the PVM's") \
   X(frags_in, "IP fragments received")                                                \
   X(frag_datagrams, "datagrams reassembled")                                          \
@@ -67,19 +71,22 @@ struct NormRuleCounters {
   uint64_t offsets = 0;  // spans whose lengths differed: sequence offset adjusted
 };
 
-// Hold added by the ACK rule (a PVM frame waiting for the SVM's ACK), log2 buckets of
-// microseconds: bucket i counts waits below 2^i us (i = 0: below 1 us), the last one
-// every longer wait.
-inline constexpr unsigned kAckWaitBuckets = 24;
-inline unsigned ack_wait_bucket(uint64_t ns) {
+// Latency histograms, log2 buckets of microseconds: bucket i counts values below 2^i us
+// (i = 0: below 1 us), the last one every longer value.
+//   ack_wait_us  hold added by the ACK rule (a PVM frame waiting for the SVM's ACK)
+//   hold_us      arrival to release of every held PVM frame (checkpoint holds included)
+//   svm_lag_us   arrival to release of held PVM frames released as matched: how far the
+//                SVM's equal output came behind the PVM's
+inline constexpr unsigned kLatencyBuckets = 24;
+inline constexpr unsigned kAckWaitBuckets = kLatencyBuckets;
+inline unsigned latency_bucket(uint64_t ns) {
   uint64_t us = ns / 1000;
-  unsigned b = 0;
-  while (us != 0 && b + 1 < kAckWaitBuckets) {
-    us >>= 1;
-    ++b;
-  }
-  return b;
+  if (us == 0) return 0;
+  const unsigned b = 64 - static_cast<unsigned>(__builtin_clzll(us));
+  return b < kLatencyBuckets ? b : kLatencyBuckets - 1;
 }
+inline unsigned ack_wait_bucket(uint64_t ns) { return latency_bucket(ns); }
+using LatencyHist = std::array<uint64_t, kLatencyBuckets>;
 
 struct Counters {
 #define LOCKSTEP_X(name, help) uint64_t name = 0;
@@ -91,7 +98,9 @@ struct Counters {
   std::array<uint64_t, kDropReasonCount> ingress_dropped{};  // SVM copies not sent
   std::array<uint64_t, kCheckpointReasonCount> checkpoint_reason{};
   std::array<uint64_t, kParseStatusCount> parse_pvm{}, parse_svm{}, parse_ingress{};
-  std::array<uint64_t, kAckWaitBuckets> ack_wait_hist{};  // "ack_wait_us.lt_<2^i>"
+  LatencyHist ack_wait_hist{};  // "ack_wait_us.lt_<2^i>"
+  LatencyHist hold_hist{};      // "hold_us.lt_<2^i>"
+  LatencyHist svm_lag_hist{};   // "svm_lag_us.lt_<2^i>"
   // Per normalization rule, indexed by rule id; the names of the rules in force (null
   // without rules) give flatten() "normalize.<rule>.spans|bytes|offsets".
   std::array<NormRuleCounters, kMaxNormRules> normalize{};

@@ -197,6 +197,18 @@ void EngineImpl::list_remove(HeldList& l, uint32_t idx, uint32_t prev) {
 // ---------------------------------------------------------------------------- outcomes
 
 void EngineImpl::release_frame(uint32_t idx, ReleaseReason why) {
+  if (held_[idx].side == Side::pvm) {
+    const uint64_t held = last_now_ > held_[idx].arrival_ns ? last_now_ - held_[idx].arrival_ns : 0;
+    const unsigned b = latency_bucket(held);
+    ++c_.held_released;
+    c_.held_release_ns += held;
+    ++c_.hold_hist[b];
+    if (why == ReleaseReason::matched) {
+      ++c_.svm_lag_samples;
+      c_.svm_lag_ns += held;
+      ++c_.svm_lag_hist[b];
+    }
+  }
   for (uint32_t j = idx; j != kNil;) {
     Held& h = held_[j];
     uint32_t next = h.frag_next;
@@ -655,7 +667,7 @@ void EngineImpl::advance(uint64_t now) {
                                                : CheckpointReason::deadline,
                          nullptr, now);
     } else {
-      diverge(h.conn, CheckpointReason::deadline, now);
+      diverge(h.conn, CheckpointReason::deadline, now, id);
     }
   }
   frag_expire(now);
@@ -687,10 +699,13 @@ uint64_t EngineImpl::other_deadline() const {
 
 // ---------------------------------------------------------------------------- checkpoints
 
-void EngineImpl::diverge(uint32_t ci, CheckpointReason reason, uint64_t now) {
+void EngineImpl::diverge(uint32_t ci, CheckpointReason reason, uint64_t now, uint32_t frame) {
   Conn& c = conns_[ci];
   c.diverged = true;
+  ++cold_[ci].divergences;
+  const bool first = !outstanding_;
   request_checkpoint(reason, &c.key, now);
+  if (first && pending_request_) explain(ci, reason, frame, *pending_request_);
 }
 
 void EngineImpl::request_checkpoint(CheckpointReason reason, const FlowKey* flow, uint64_t now) {
@@ -912,6 +927,7 @@ void EngineImpl::list_connections(std::vector<ConnInfo>& out, size_t limit) cons
     info.bytes_matched = c.bytes_matched;
     info.last_seen_ns = c.last_seen_ns;
     info.svm_seq_offset = static_cast<int32_t>(c.seq_offset);
+    info.divergences = cold_[ci].divergences;
     out.push_back(info);
   }
 }

@@ -37,6 +37,7 @@ struct ConnInfo {
   uint64_t bytes_matched = 0;
   uint64_t last_seen_ns = 0;
   int64_t svm_seq_offset = 0;  // SVM ISN - PVM ISN (TCP), as a signed 32-bit value
+  uint32_t divergences = 0;    // checkpoints its divergences asked for
 };
 
 class Engine {

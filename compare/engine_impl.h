@@ -126,6 +126,7 @@ struct Conn {
 // cache lines. Reset with its connection.
 struct ConnCold {
   uint64_t closed_ns = 0;  // when the connection closed (its linger starts)
+  uint32_t divergences = 0;  // checkpoints this connection's divergences asked for
   // The client ranges the SVM selectively acknowledged above its cumulative ACK
   // (Conn::svm_sack_count of them, merged), [left, right) pairs.
   std::array<SeqNum, 2 * kSvmSackRanges> svm_sack{};
@@ -391,7 +392,10 @@ class EngineImpl {
   void frag_expire(uint64_t now);
 
   // Checkpoints and modes.
-  void diverge(uint32_t ci, CheckpointReason reason, uint64_t now);
+  // `frame`: the held frame whose deadline fired (deadline, ack_divergence), else kNil.
+  void diverge(uint32_t ci, CheckpointReason reason, uint64_t now, uint32_t frame = kNil);
+  // explain.cpp: what the request of a divergence on connection ci can say.
+  void explain(uint32_t ci, CheckpointReason reason, uint32_t frame, CheckpointRequest& r) const;
   void release_all_held(ReleaseReason why);
   std::vector<uint64_t> checkpoint_times_;  // ring for the hybrid policy
   size_t checkpoint_times_head_ = 0;

@@ -522,7 +522,7 @@ bool EngineImpl::tcp_deadline(uint32_t idx, uint64_t now) {
     arm_deadline(idx, h.arrival_ns + ack_ns_);
     return true;
   }
-  diverge(h.conn, CheckpointReason::ack_divergence, now);
+  diverge(h.conn, CheckpointReason::ack_divergence, now, idx);
   return true;
 }
 

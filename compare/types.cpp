@@ -65,4 +65,15 @@ std::string_view to_string(CheckpointReason r) {
   return name_at(names, static_cast<unsigned>(r));
 }
 
+std::string to_hex(const uint8_t* p, size_t n) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(digits[p[i] >> 4]);
+    out.push_back(digits[p[i] & 15]);
+  }
+  return out;
+}
+
 }  // namespace lockstep

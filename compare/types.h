@@ -3,6 +3,7 @@
 // and gives the enum, its names for ctrl/metrics/docs, and its help text.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -114,12 +115,44 @@ struct Action {
   Side side = Side::pvm;
 };
 
+// Bytes of each VM's output an explanation carries, and how many of them come before
+// the first differing byte.
+inline constexpr unsigned kExplainBytes = 32;
+inline constexpr unsigned kExplainBefore = 8;
+// Bytes of the PVM's line (text protocols) up to the first differing byte: names the
+// field that differs ("Date: ...").
+inline constexpr unsigned kExplainLine = 48;
+
+// Where the engine saw a divergence, as far as it knows (explain.cpp): filled for payload,
+// event and datagram mismatches, deadlines and ACK divergence of a flow.
+struct DivergenceDetail {
+  // TCP: position in the PVM's output stream, counted in bytes after its SYN (has_offset
+  // only when lockstep saw the SYN); datagrams: offset into the compared payload.
+  uint64_t stream_offset = 0;
+  uint32_t pvm_seq = 0;      // TCP: the PVM's sequence number there (has_seq)
+  uint32_t ack_lag = 0;      // ack_divergence: client bytes the PVM acknowledged, the SVM not
+  uint8_t shown_before = 0;  // bytes in pvm/svm before the position
+  uint8_t pvm_len = 0, svm_len = 0;
+  bool has_offset = false, has_seq = false;
+  Side waiting = Side::pvm;  // deadline: the side whose frame waited for its match
+  uint8_t line_len = 0;      // bytes in line
+  std::array<uint8_t, kExplainBytes> pvm{}, svm{};
+  // The PVM's bytes from the start of the line holding the difference (after the last
+  // '\n' in the segment before it) up to the difference, the first kExplainLine.
+  std::array<uint8_t, kExplainLine> line{};
+};
+
+// Lower-case hex digits of n bytes (explanations: pvm_hex, svm_hex).
+std::string to_hex(const uint8_t* p, size_t n);
+
 struct CheckpointRequest {
   uint64_t epoch = 0;  // the epoch in which divergence was seen
   CheckpointReason reason = CheckpointReason::manual;
   FlowKey flow;        // zero key when the reason has no flow
   bool has_flow = false;
   uint64_t t_ns = 0;
+  uint64_t frame_ns = 0;  // arrival of the frame that showed the divergence (0: none)
+  DivergenceDetail detail;
 };
 
 enum class Survivor : uint8_t { primary, secondary };

@@ -55,6 +55,7 @@ std::string who(const CommandContext& ctx) {
 
 void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
   register_rules_commands(reg, cp);
+  if (cp.log != nullptr) register_event_commands(reg, cp);
   reg.add({"status", "", "mode, epoch, checkpoint state, failover, peers, uptime, recent events",
            0, 0, false, [&cp](const CommandContext& ctx, const Args&) {
              Json j;
@@ -142,11 +143,22 @@ void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
              Settings next;
              std::string error;
              if (!cur.with_all(kv, next, error)) return CommandResult::failure(error);
+             Json changed = Json::object(), unchanged = Json::array();
+             for (const auto& [k, v] : kv) {
+               if (next.get(k) == cur.get(k)) unchanged.push_back(k);
+               else changed[k] = next.get(k);
+             }
+             // The same values again: nothing to apply, no new generation, no event.
+             if (changed.empty()) {
+               return CommandResult::success({{"changed", changed},
+                                              {"unchanged", unchanged},
+                                              {"generation", cp.config_generation.load()}});
+             }
              if (!cp.daemon->apply_settings(next, error)) return CommandResult::failure(error);
              uint64_t gen = ++cp.config_generation;
-             Json changed = Json::object();
-             for (const auto& [k, v] : kv) changed[k] = next.get(k);
-             return CommandResult::success({{"changed", changed}, {"generation", gen}});
+             Json out{{"changed", changed}, {"generation", gen}};
+             if (!unchanged.empty()) out["unchanged"] = unchanged;
+             return CommandResult::success(out);
            }});
 
   reg.add({"checkpoint", "", "ask for a checkpoint now (reason manual)", 0, 0, true,

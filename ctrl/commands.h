@@ -12,6 +12,7 @@
 #include "ctrl/cluster.h"
 #include "ctrl/command_registry.h"
 #include "ctrl/daemon_control.h"
+#include "ctrl/event_log.h"
 #include "ctrl/events.h"
 #include "ctrl/heartbeat.h"
 #include "ctrl/metrics.h"
@@ -28,6 +29,7 @@ struct ControlPlane {
   CheckpointCoordinator* coordinator = nullptr;  // optional (no checkpointer link)
   CtrlServer* server = nullptr;                  // optional (its counters in status/metrics)
   ClusterControl* cluster = nullptr;             // optional (cluster: kind corosync)
+  EventLog* log = nullptr;                       // optional: `events`, `explain`
   uint64_t start_ns = 0;                         // monotonic, for uptime
   std::atomic<uint64_t> config_generation{0};    // bumped by each applied `config set`
   // Extra metric sources (e.g. the metrics HTTP server's own counters).
@@ -41,6 +43,11 @@ void register_standard_commands(CommandRegistry& reg, ControlPlane& cp);
 
 // `rules list|add|del` over the normalization rules (registered by the standard set).
 void register_rules_commands(CommandRegistry& reg, ControlPlane& cp);
+
+// `events` and `explain` over cp.log (registered by the standard set when it is set).
+void register_event_commands(CommandRegistry& reg, ControlPlane& cp);
+// explain's answer for the last `n` checkpoint requests of the log (pure, for tests).
+Json explain_json(const EventLog& log, size_t n);
 
 // Every metric: the daemon's and the control plane's.
 std::vector<MetricSample> collect_metrics(ControlPlane& cp);

@@ -69,7 +69,7 @@ std::string prometheus_text(const std::vector<MetricSample>& samples) {
   std::vector<std::string> order;
   std::unordered_map<std::string, std::vector<const MetricSample*>> by_name;
   for (const auto& s : samples) {
-    std::string n = sanitize_metric_name(s.name);
+    std::string n = sanitize_metric_name(s.family.empty() ? s.name : s.family);
     auto [it, fresh] = by_name.try_emplace(n);
     if (fresh) order.push_back(n);
     it->second.push_back(&s);
@@ -78,9 +78,13 @@ std::string prometheus_text(const std::vector<MetricSample>& samples) {
   for (const auto& n : order) {
     const auto& group = by_name[n];
     out += "# HELP " + n + " " + escape_help(group.front()->help) + "\n";
-    out += "# TYPE " + n + (group.front()->type == MetricType::counter ? " counter\n" : " gauge\n");
+    const MetricType type = group.front()->type;
+    out += "# TYPE " + n +
+           (type == MetricType::counter ? " counter\n"
+            : type == MetricType::gauge ? " gauge\n"
+                                        : " histogram\n");
     for (const MetricSample* s : group) {
-      out += n;
+      out += s->family.empty() ? n : sanitize_metric_name(s->name);
       if (!s->labels.empty()) {
         out += '{';
         bool first = true;
@@ -99,7 +103,30 @@ std::string prometheus_text(const std::vector<MetricSample>& samples) {
 
 void add_sample(std::vector<MetricSample>& out, std::string name, std::string help,
                 MetricType type, double value, Labels labels) {
-  out.push_back(MetricSample{std::move(name), std::move(help), type, std::move(labels), value});
+  out.push_back(MetricSample{std::move(name), std::move(help), type, std::move(labels), value, {}});
+}
+
+void append_latency_histogram(std::vector<MetricSample>& out, const std::string& family,
+                              const std::string& help, const LatencyHist& h, uint64_t sum_ns,
+                              const Labels& base) {
+  auto row = [&](std::string suffix, double value, Labels l) {
+    out.push_back(MetricSample{family + suffix, help, MetricType::histogram, std::move(l), value,
+                               family});
+  };
+  uint64_t cumulative = 0;
+  for (unsigned i = 0; i < kLatencyBuckets; ++i) {
+    cumulative += h[i];
+    Labels l = base;
+    if (i + 1 == kLatencyBuckets) {
+      l.emplace_back("le", "+Inf");
+    } else {
+      // Bucket i holds values below 2^i us.
+      l.emplace_back("le", format_value(static_cast<double>(uint64_t{1} << i) * 1e-6));
+    }
+    row("_bucket", static_cast<double>(cumulative), std::move(l));
+  }
+  row("_sum", static_cast<double>(sum_ns) * 1e-9, base);
+  row("_count", static_cast<double>(cumulative), base);
 }
 
 namespace {
@@ -166,6 +193,16 @@ void append_engine_counters(const Counters& c, const Labels& base, std::vector<M
                "SVM frames by parse outcome", base, out);
   append_array(c.parse_ingress, kParseNames, "lockstep_parse_ingress_total",
                "client frames by parse outcome", base, out);
+  append_latency_histogram(out, "lockstep_hold_seconds",
+                           "arrival to release of held PVM frames (any release reason)",
+                           c.hold_hist, c.held_release_ns, base);
+  append_latency_histogram(out, "lockstep_svm_lag_seconds",
+                           "how far the SVM's equal output came behind the PVM's (matched "
+                           "releases)",
+                           c.svm_lag_hist, c.svm_lag_ns, base);
+  append_latency_histogram(out, "lockstep_ack_wait_seconds",
+                           "hold added by the ACK rule (PVM frames waiting for the SVM's ACK)",
+                           c.ack_wait_hist, c.pvm_ack_wait_ns, base);
 }
 
 }  // namespace lockstep::ctrl

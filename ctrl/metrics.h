@@ -13,7 +13,7 @@
 
 namespace lockstep::ctrl {
 
-enum class MetricType : uint8_t { counter, gauge };
+enum class MetricType : uint8_t { counter, gauge, histogram };
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
@@ -23,6 +23,9 @@ struct MetricSample {
   MetricType type = MetricType::counter;
   Labels labels;
   double value = 0;
+  // Histogram rows (name_bucket, name_sum, name_count): the metric they belong to, which
+  // carries the HELP and TYPE lines. Empty for counters and gauges.
+  std::string family;
 };
 
 // Maps every character outside [a-zA-Z0-9_:] to '_' and a leading digit to '_'.
@@ -38,6 +41,12 @@ std::string prometheus_text(const std::vector<MetricSample>& samples);
 // for gauges; per-reason arrays as one metric with a `reason` label), with `base`
 // labels (e.g. {"worker","0"}) on each.
 void append_engine_counters(const Counters& c, const Labels& base, std::vector<MetricSample>& out);
+
+// A latency histogram of log2 microsecond buckets (compare/counters.h) as a Prometheus
+// histogram in seconds: family_bucket{le=...} (cumulative), family_sum, family_count.
+void append_latency_histogram(std::vector<MetricSample>& out, const std::string& family,
+                              const std::string& help, const LatencyHist& h, uint64_t sum_ns,
+                              const Labels& base = {});
 
 // Adds a sample (helper for callers).
 void add_sample(std::vector<MetricSample>& out, std::string name, std::string help,

@@ -58,11 +58,13 @@ bool ControlPlane::broadcast(const CtrlMsg& m) {
 }
 
 void ControlPlane::request(const CheckpointRequest& req, uint64_t now_ns) {
+  if (observer_ != nullptr) observer_->on_request(req, outstanding_, now_ns);
   if (outstanding_) {
     ++coalesced_;
     return;
   }
   outstanding_ = true;
+  requested_ns_ = now_ns;
   ++requests_sent_;
   sink_->request(req, epoch_, now_ns);
 }
@@ -83,6 +85,10 @@ bool ControlPlane::poll(uint64_t now_ns) {
   uint64_t epoch = 0;
   if (sink_->poll_done(now_ns, epoch)) {
     did = true;
+    if (observer_ != nullptr) {
+      observer_->on_done(epoch, outstanding_ && now_ns > requested_ns_ ? now_ns - requested_ns_ : 0,
+                         now_ns);
+    }
     outstanding_ = false;
     ++done_;
     ++epoch_;

@@ -104,9 +104,22 @@ struct WorkerRings {
 bool create_worker_rings(unsigned worker, unsigned size, WorkerRings& out, std::string& error);
 void free_worker_rings(WorkerRings& r);
 
+// Told of every checkpoint request and completion (the daemon's event log), on the
+// control thread.
+class ControlObserver {
+ public:
+  virtual ~ControlObserver() = default;
+  // `coalesced`: another request of this epoch is already with the checkpointer.
+  virtual void on_request(const CheckpointRequest& req, bool coalesced, uint64_t now_ns) = 0;
+  // `took_ns`: since the request that opened it; 0 when the checkpointer checkpointed
+  // by itself (no request outstanding).
+  virtual void on_done(uint64_t epoch, uint64_t took_ns, uint64_t now_ns) = 0;
+};
+
 class ControlPlane {
  public:
   ControlPlane(std::vector<WorkerRings> rings, std::unique_ptr<CheckpointSink> sink);
+  void set_observer(ControlObserver* o) { observer_ = o; }
 
   // One control iteration: collect worker requests, coalesce, ask the sink, broadcast
   // completions. Returns true when it did something.
@@ -128,8 +141,10 @@ class ControlPlane {
  private:
   std::vector<WorkerRings> rings_;
   std::unique_ptr<CheckpointSink> sink_;
+  ControlObserver* observer_ = nullptr;
   uint64_t epoch_ = 0;
   bool outstanding_ = false;
+  uint64_t requested_ns_ = 0;  // when the outstanding request was sent
   uint64_t requests_sent_ = 0, coalesced_ = 0, done_ = 0, broadcast_failures_ = 0;
 };
 

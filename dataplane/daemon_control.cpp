@@ -97,8 +97,12 @@ void DaemonCtl::service(uint64_t now_ns) {
       r.t_ns = dp_now;
       // With a real checkpointer the coordinator coalesces by itself; going to it
       // directly also unsticks a checkpoint its policy gave up on (on_timeout: alarm).
-      if (sink_ != nullptr) sink_->request(r, r.epoch, dp_now);
-      else dp_.control().request(r, dp_now);
+      if (sink_ != nullptr) {
+        on_request(r, false, dp_now);
+        sink_->request(r, r.epoch, dp_now);
+      } else {
+        dp_.control().request(r, dp_now);
+      }
       continue;
     }
     if (op.snaps) inflight_.push_back(op.snaps);
@@ -117,12 +121,81 @@ void DaemonCtl::service(uint64_t now_ns) {
   }
 }
 
-void DaemonCtl::publish(uint64_t) {
+void DaemonCtl::publish(uint64_t now_ns) {
   Report rep = dp_.report();
-  std::lock_guard lock(mu_);
-  report_ = std::move(rep);
-  epoch_ = dp_.control().epoch();
-  outstanding_ = dp_.control().outstanding();
+  {
+    std::lock_guard lock(mu_);
+    report_ = std::move(rep);
+    epoch_ = dp_.control().epoch();
+    outstanding_ = dp_.control().outstanding();
+  }
+  log_drops(now_ns);
+}
+
+void DaemonCtl::set_event_log(ctrl::EventLog* log) {
+  log_ = log;
+  dp_.control().set_observer(log != nullptr ? this : nullptr);
+}
+
+void DaemonCtl::on_request(const CheckpointRequest& req, bool coalesced, uint64_t now_ns) {
+  if (!coalesced) {
+    std::lock_guard lock(mu_);
+    last_reason_ = std::string(to_string(req.reason));
+  }
+  if (log_ == nullptr) return;
+  // req's times are on the dataplane's clock, as is now_ns.
+  ctrl::Json j = ctrl::checkpoint_request_json(req, now_ns, ctrl::wall_now_ns());
+  j["coalesced"] = coalesced;
+  log_->append("checkpoint_request", std::move(j));
+}
+
+void DaemonCtl::on_done(uint64_t epoch, uint64_t took_ns, uint64_t) {
+  ctrl::Json j{{"epoch", epoch}};
+  if (took_ns != 0) {
+    j["duration_ms"] = static_cast<double>(took_ns / 1000) / 1000.0;
+    std::lock_guard lock(mu_);
+    ++checkpoint_hist_[latency_bucket(took_ns)];
+    checkpoint_ns_ += took_ns;
+  } else {
+    j["requested"] = false;  // the checkpointer checkpointed by itself
+  }
+  if (log_ != nullptr) log_->append("checkpoint_done", std::move(j));
+}
+
+void DaemonCtl::log_settings_change(const Settings& before, const Settings& after) {
+  if (log_ == nullptr) return;
+  ctrl::Json changed = ctrl::Json::object();
+  for (const auto& info : settings_table()) {
+    const std::string a = before.get(info.name), b = after.get(info.name);
+    if (a != b) changed[std::string(info.name)] = {{"from", a}, {"to", b}};
+  }
+  if (!changed.empty()) log_->append("config", {{"changed", changed}});
+}
+
+// At most once a second: the drops since the last such event, by reason.
+void DaemonCtl::log_drops(uint64_t now_ns) {
+  if (log_ == nullptr || now_ns < next_drops_ns_) return;
+  next_drops_ns_ = now_ns + 1'000'000'000;
+  std::map<std::string, uint64_t> now;
+  {
+    std::lock_guard lock(mu_);
+    const auto& t = report_.total;
+    for (unsigned d = 0; d < kDpDropCount; ++d)
+      now["dataplane." + std::string(to_string(static_cast<DpDrop>(d)))] = t.drops[d];
+    for (unsigned d = 0; d < kDropReasonCount; ++d) {
+      const std::string r(to_string(static_cast<DropReason>(d)));
+      now["pvm." + r] = t.engine.pvm_dropped[d];
+      now["svm." + r] = t.engine.svm_dropped[d];
+      now["ingress." + r] = t.engine.ingress_dropped[d];
+    }
+  }
+  ctrl::Json delta = ctrl::Json::object();
+  for (const auto& [k, v] : now) {
+    const uint64_t before = drops_logged_.count(k) ? drops_logged_[k] : 0;
+    if (v > before) delta[k] = v - before;
+  }
+  drops_logged_ = std::move(now);
+  if (!delta.empty()) log_->append("drops", {{"by_reason", delta}});
 }
 
 uint64_t DaemonCtl::polls() const {
@@ -136,6 +209,13 @@ void DaemonCtl::on_event(const ctrl::Event& e, uint64_t now_ns) {
     ++events_seen_;
   }
   std::fprintf(stderr, "lockstepd: event %s\n", e.to_json().dump().c_str());
+  if (log_ != nullptr) {
+    ctrl::Json j = e.to_json();
+    j.erase("event");
+    j.erase("t_ns");
+    // checkpoint_done from the checkpointer is logged when the workers get it (on_done).
+    if (e.kind != ctrl::EventKind::checkpoint_done) log_->append(ctrl::to_string(e.kind), std::move(j));
+  }
   switch (e.kind) {
     case ctrl::EventKind::checkpoint_done:
       if (sink_ != nullptr) sink_->done(e.epoch);
@@ -165,7 +245,9 @@ ctrl::Json DaemonCtl::status() {
                      {"outstanding", outstanding_},
                      {"requested", report_.checkpoint_requests},
                      {"coalesced", report_.checkpoint_coalesced},
-                     {"done", report_.checkpoints_done}};
+                     {"done", report_.checkpoints_done},
+                     {"last_reason", last_reason_.empty() ? ctrl::Json(nullptr)
+                                                          : ctrl::Json(last_reason_)}};
   j["held_frames"] = t.held_frames;
   j["conns_active"] = t.engine.conns_active;
   if (failed_over_) {
@@ -243,7 +325,8 @@ ctrl::Json DaemonCtl::conns(const std::string& filter, size_t limit) {
   uint64_t deadline = ctrl::monotonic_ns() + kConnsWaitNs;
   while (!snaps->all_done()) {
     if (ctrl::monotonic_ns() >= deadline || dp_.stopping()) {
-      return {{"error", "workers did not answer within 1 s"}, {"connections", ctrl::Json::array()}};
+      return {{"error", "workers did not answer within 1 s"}, {"connections", ctrl::Json::array()},
+              {"shown", 0}, {"limit", limit}};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -259,10 +342,12 @@ ctrl::Json DaemonCtl::conns(const std::string& filter, size_t limit) {
                    {"held_pvm", c.held_pvm},
                    {"held_svm", c.held_svm},
                    {"bytes_matched", c.bytes_matched},
+                   {"divergences", c.divergences},
                    {"svm_seq_offset", c.svm_seq_offset}});
     }
   }
-  return a;
+  const size_t shown = a.size();
+  return {{"connections", std::move(a)}, {"shown", shown}, {"limit", limit}};
 }
 
 Settings DaemonCtl::settings() {
@@ -353,7 +438,10 @@ bool DaemonCtl::apply_settings(const Settings& s, std::string& error) {
     if (a.state.load(std::memory_order_acquire) != SettingsSnapshot::refused) continue;
     refused += (refused.empty() ? "" : "; ") + ("worker " + std::to_string(i) + ": " + a.error);
   }
-  if (refused.empty()) return true;
+  if (refused.empty()) {
+    log_settings_change(before, s);
+    return true;
+  }
   // A worker kept its old settings: put every worker back on the settings from before.
   error = "not applied (" + refused + "); the previous settings are restored";
   auto back = std::make_shared<SettingsSnapshot>(before, dp_.worker_count());
@@ -392,8 +480,12 @@ bool DaemonCtl::set_mode(Mode m, std::string& error) {
   op.msg.kind = CtrlMsg::set_mode;
   op.msg.arg = static_cast<uint32_t>(m);
   ops_.push_back(op);
+  const Mode from = mode_;
   mode_ = m;
   settings_.mode = std::string(to_string(m));
+  if (log_ != nullptr && from != m) {
+    log_->append("mode", {{"from", to_string(from)}, {"to", to_string(m)}});
+  }
   return true;
 }
 
@@ -458,6 +550,9 @@ void DaemonCtl::metrics(std::vector<ctrl::MetricSample>& out) {
                    ctrl::MetricType::gauge, static_cast<double>(report_.pool_avail));
   ctrl::add_sample(out, "lockstep_failed_over", "1 once a failover was applied to the workers",
                    ctrl::MetricType::gauge, failed_over_ ? 1.0 : 0.0);
+  ctrl::append_latency_histogram(out, "lockstep_checkpoint_duration_seconds",
+                                 "checkpoints from the request sent to the done received",
+                                 checkpoint_hist_, checkpoint_ns_);
 }
 
 ctrl::Json DaemonCtl::version() {

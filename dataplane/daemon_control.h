@@ -9,6 +9,8 @@
 // and acts on control-plane events. Workers are never touched from the ctrl thread.
 #pragma once
 
+#include <map>
+
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -19,6 +21,7 @@
 
 #include "ctrl/checkpointer_link.h"
 #include "ctrl/daemon_control.h"
+#include "ctrl/event_log.h"
 #include "ctrl/events.h"
 #include "dataplane/control.h"
 #include "dataplane/dataplane.h"
@@ -40,7 +43,7 @@ class CoordinatorSink final : public CheckpointSink {
   std::deque<uint64_t> done_;
 };
 
-class DaemonCtl final : public ctrl::DaemonControl {
+class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
  public:
   // `sink`: the coordinator's sink when a real checkpointer is configured, else null.
   DaemonCtl(Dataplane& dp, CoordinatorSink* sink, std::string checkpointer_kind);
@@ -72,6 +75,9 @@ class DaemonCtl final : public ctrl::DaemonControl {
     virtual bool stop(const std::string& port, ctrl::Json& result, std::string& error) = 0;
   };
   void set_capture(CaptureHooks* c) { capture_ = c; }
+  // The operator's event log (checkpoint requests and completions, failovers, mode and
+  // settings changes, drops); before the dataplane starts. Null: no log.
+  void set_event_log(ctrl::EventLog* log);
 
  private:
   struct Snapshots {  // one ConnSnapshot per worker, alive until every worker answered
@@ -91,6 +97,11 @@ class DaemonCtl final : public ctrl::DaemonControl {
   bool check_live(const Settings& s, std::string& error);
   void publish(uint64_t now_ns);
   void post(Op op);
+  // ControlObserver (control loop).
+  void on_request(const CheckpointRequest& req, bool coalesced, uint64_t now_ns) override;
+  void on_done(uint64_t epoch, uint64_t took_ns, uint64_t now_ns) override;
+  void log_settings_change(const Settings& before, const Settings& after);
+  void log_drops(uint64_t now_ns);
 
   Dataplane& dp_;
   CoordinatorSink* sink_;
@@ -111,9 +122,15 @@ class DaemonCtl final : public ctrl::DaemonControl {
   uint64_t ops_dropped_ = 0, events_seen_ = 0;
   uint64_t settings_refused_ = 0;  // live changes refused (before or by the workers)
   std::string last_settings_error_;
+  ctrl::EventLog* log_ = nullptr;
+  LatencyHist checkpoint_hist_{};  // request to done, log2 us buckets
+  uint64_t checkpoint_ns_ = 0;     // their sum
+  std::string last_reason_;        // of the last checkpoint request sent
 
   // Control loop only.
   uint64_t next_publish_ns_ = 0;
+  uint64_t next_drops_ns_ = 0;
+  std::map<std::string, uint64_t> drops_logged_;  // drop counters at the last drops event
   std::deque<std::shared_ptr<Snapshots>> inflight_;
   std::deque<std::shared_ptr<SettingsSnapshot>> settings_inflight_;  // until every worker answered
 };

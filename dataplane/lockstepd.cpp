@@ -149,6 +149,7 @@ using lockstep::dp::DaemonCtl;
 // The control plane around the dataplane (ctrl/README.md, "How the daemon plugs in").
 struct CtrlStack {
   ctrl::EventQueue events;
+  ctrl::EventLog log;  // `lockstepctl events`, `explain`
   ctrl::FailoverController failover{&events};
   std::unique_ptr<ctrl::CheckpointCoordinator> coord;
   lockstep::dp::CoordinatorSink* sink = nullptr;  // owned by the dataplane's control
@@ -324,6 +325,11 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
   cs.cp.daemon = cs.daemon.get();
   cs.cp.failover = &cs.failover;
   cs.cp.events = &cs.events;
+  cs.cp.log = &cs.log;
+  cs.daemon->set_event_log(&cs.log);
+  cs.log.append("start", {{"version", ctrl::lockstep_version()},
+                          {"checkpointer", cfg.checkpointer},
+                          {"workers", dp.worker_count()}});
   cs.cp.coordinator = cs.coord.get();
   cs.cp.start_ns = ctrl::monotonic_ns();
 #ifdef LOCKSTEP_HAVE_COROSYNC

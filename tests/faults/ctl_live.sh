@@ -26,7 +26,7 @@ sleep 0.5
 
 [ "$(ctlq "r['daemon']['mode']" status)" = colo ] || fail "status: mode"
 [ "$(ctlq "r['daemon']['workers']" status)" = 1 ] || fail "status: workers"
-n=$(ctlq "len(r)" conns) || fail "conns"
+n=$(ctlq "len(r['connections'])" conns) || fail "conns"
 [ "$n" -ge 1 ] || fail "conns: no connection listed while a transfer runs"
 ctl conns 10.9.0.2 --limit 5 >/dev/null || fail "conns with a filter"
 rx=$(ctlq "r['ports']['ext']['rx']" stats) || fail "stats"

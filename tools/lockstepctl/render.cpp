@@ -98,7 +98,9 @@ void render(const Json& v, const std::string& indent, std::string& out) {
 
 std::string render_human(const std::string& command, const Json& result) {
   // Commands whose answer carries ready-made text (Prometheus, `tc -s`-style QoS).
-  if ((command == "metrics" || command == "qos show") && result.is_object() &&
+  if ((command == "metrics" || command == "qos show" || command == "events" ||
+       command == "explain") &&
+      result.is_object() &&
       result.contains("text") && result["text"].is_string()) {
     return result["text"].get<std::string>();
   }

@@ -204,13 +204,24 @@ void Replayer::handle_action(const Action& a) {
 
 void Replayer::take_requests() {
   while (const std::optional<CheckpointRequest> req = engine_.take_checkpoint_request()) {
-    emit(JsonLine()
-             .time_us("t_us", req->t_ns)
-             .str("event", "checkpoint_request")
-             .num("epoch", req->epoch)
-             .str("reason", to_string(req->reason))
-             .str("flow", req->has_flow ? to_string(req->flow) : std::string())
-             .line());
+    JsonLine line;
+    line.time_us("t_us", req->t_ns)
+        .str("event", "checkpoint_request")
+        .num("epoch", req->epoch)
+        .str("reason", to_string(req->reason))
+        .str("flow", req->has_flow ? to_string(req->flow) : std::string());
+    const DivergenceDetail& d = req->detail;
+    if (req->frame_ns != 0) line.time_us("frame_t_us", req->frame_ns);
+    if (d.has_offset) line.num("stream_offset", d.stream_offset);
+    if (d.has_seq) line.num("pvm_seq", d.pvm_seq);
+    if (d.pvm_len != 0 || d.svm_len != 0) {
+      line.num("shown_before", d.shown_before)
+          .str("pvm_hex", to_hex(d.pvm.data(), d.pvm_len))
+          .str("svm_hex", to_hex(d.svm.data(), d.svm_len));
+    }
+    if (req->reason == CheckpointReason::deadline) line.str("waiting", to_string(d.waiting));
+    if (d.ack_lag != 0) line.num("ack_lag", d.ack_lag);
+    emit(line.line());
     pending_.push_back(PendingCheckpoint{now_ + latency_ns_, req->epoch});
   }
 }
