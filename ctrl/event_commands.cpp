@@ -2,6 +2,7 @@
 // as JSON, with a ready-made text form in "text" that lockstepctl prints as is.
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <map>
 
 #include "ctrl/commands.h"
@@ -51,8 +52,10 @@ std::string explain_text(const Json& j) {
          j.value("from", "") + " .. " + j.value("to", "") + ")";
   if (j.contains("done") && j["done"].value("count", 0u) > 0) {
     const Json& d = j["done"];
-    out += ", " + scalar(d["count"]) + " completed, duration mean " + scalar(d["mean_ms"]) +
-           " ms, max " + scalar(d["max_ms"]) + " ms";
+    char buf[96];
+    std::snprintf(buf, sizeof buf, ", duration mean %.3f ms, max %.3f ms", d["mean_ms"].get<double>(),
+                  d["max_ms"].get<double>());
+    out += ", " + scalar(d["count"]) + " completed" + buf;
   }
   out += "\n";
   for (const Json& g : j["groups"]) {

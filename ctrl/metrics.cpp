@@ -120,8 +120,10 @@ void append_latency_histogram(std::vector<MetricSample>& out, const std::string&
     if (i + 1 == kLatencyBuckets) {
       l.emplace_back("le", "+Inf");
     } else {
-      // Bucket i holds values below 2^i us.
-      l.emplace_back("le", format_value(static_cast<double>(uint64_t{1} << i) * 1e-6));
+      // Bucket i holds values below 2^i us; the bound in seconds, shortest form.
+      char le[32];
+      std::snprintf(le, sizeof le, "%.9g", static_cast<double>(uint64_t{1} << i) * 1e-6);
+      l.emplace_back("le", le);
     }
     row("_bucket", static_cast<double>(cumulative), std::move(l));
   }
