@@ -46,7 +46,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 fail() {
   echo "FAIL: $*"
-  [ -f "$VM_RUN/lsd.log" ] && tail -30 "$VM_RUN/lsd.log"
+  [ -n "$LSD" ] && ctl stats 2>/dev/null | head -40
+  [ -f "$VM_RUN/lsd.log" ] && grep -v VHOST_CONFIG "$VM_RUN/lsd.log" | tail -20
   for r in pvm svm; do [ -f "$VM_RUN/$r.console" ] && { echo "-- $r console"; tail -5 "$VM_RUN/$r.console"; }; done
   exit 1
 }
@@ -89,9 +90,10 @@ ctlq() {  # PYEXPR CMD...: a field of a command's JSON result (r)
   ctl -j "$@" | python3 -c "import json,sys; r=json.load(sys.stdin); print($expr)"
 }
 # Checkpoint requests by reason, as "reason=n ..." (only reasons with a count).
-reasons() { ctlq "' '.join(f'{k}={v}' for k, v in sorted(r['engine']['checkpoint_reason'].items()) if v) or 'none'" stats; }
+REASONS="' '.join(f'{k.split(\".\")[1]}={v}' for k, v in sorted(e.items()) if k.startswith('checkpoint_reason.') and v) or 'none'"
+reasons() { ctlq "(lambda e: $REASONS)(r['engine'])" stats; }
 requests() { ctlq "r['engine']['checkpoint_requests']" stats; }
-link_count() { ctlq "r['ports']['$1']['link_$2']" stats; }
+link_count() { ctlq "r['daemon']['ports']['$1']['link_$2_events']" status; }
 
 # client NAME OUTFILE [curl args]: one HTTP request from the client; prints seconds.
 client() {
@@ -127,7 +129,7 @@ no_new_checkpoints() {
 wait_link_up() {  # ROLE SECS: until lockstepd's port counts the vhost-user attach
   local i
   for ((i = 0; i < $2 * 10; i++)); do
-    [ "$(ctlq "r['ports']['$1']['link']" stats 2>/dev/null)" = up ] 2>/dev/null && return 0
+    [ "$(ctlq "(lambda p: p['link_up_events'] > p['link_down_events'])(r['daemon']['ports']['$1'])" status 2>/dev/null)" = True ] && return 0
     sleep 0.1
   done
   return 1
@@ -137,10 +139,28 @@ reach() {
   for _ in $(seq 10); do client index.html /dev/null >/dev/null 2>&1 && return 0; sleep 1; done
   return 1
 }
-# The ACK rule's hold (a PVM frame waiting for the SVM's ACK): how far the SVM guest lags.
+# How far the SVM guest lags, as lockstepd sees it: the ACK rule's hold (a PVM frame
+# released only once the SVM's ACK has reached its own), mean and percentiles from the
+# log2 histogram ack_wait_us.lt_<2^i> (upper bounds).
 lag() {
-  ctlq "(lambda e: f\"ACK-rule holds {e['pvm_ack_waits']}, mean {e['pvm_ack_wait_ns'] / max(e['pvm_ack_waits'], 1) / 1e6:.1f} ms, \" + \
-    (lambda h: f\"p50 < {p(h, 0.5)} ms, p99 < {p(h, 0.99)} ms\")(e['ack_wait_us']))(r['engine'])" stats
+  ctl -j stats | python3 -c '
+import json, sys
+e = json.load(sys.stdin)["engine"]
+n, ns = e["pvm_ack_waits"], e["pvm_ack_wait_ns"]
+hist = sorted((int(k.split("_")[-1]), v) for k, v in e.items() if k.startswith("ack_wait_us.lt_"))
+def pct(q):
+    acc = 0
+    for bound, v in hist:
+        acc += v
+        if acc >= q * n:
+            return f"{bound / 1000:.0f} ms" if bound >= 1000 else f"{bound} us"
+    return "more"
+if n == 0:
+    print("no PVM frame waited for the SVM")
+else:
+    print(f"{n} PVM frames held for the SVM ACK, mean {ns / n / 1e6:.1f} ms, "
+          f"p50 < {pct(0.5)}, p90 < {pct(0.9)}, p99 < {pct(0.99)}")
+'
 }
 
 python3 -c "import random, sys; sys.stdout.buffer.write(random.Random(5).randbytes(1 << 20))" >"$VM_RUN/up1m.bin"
@@ -177,7 +197,7 @@ client role.txt "$VM_RUN/role" >/dev/null || fail "role.txt"
 [ "$(cat "$VM_RUN/role")" = pvm ] || fail "the client got '$(cat "$VM_RUN/role")', want the PVM's role.txt"
 for _ in $(seq 20); do [ "$(requests)" -gt "$c0" ] && break; sleep 0.1; done
 [ "$(requests)" = $((c0 + 1)) ] || fail "want one checkpoint request, got $(( $(requests) - c0 )) ($(reasons))"
-[ "$(ctlq "r['engine']['checkpoint_reason']['payload_mismatch']" stats)" = 1 ] || fail "want payload_mismatch ($(reasons))"
+[ "$(ctlq "r['engine']['checkpoint_reason.payload_mismatch']" stats)" = 1 ] || fail "want payload_mismatch ($(reasons))"
 echo "  checkpoints by reason: $(reasons)"
 
 echo "== the SVM guest restarts (vhost-user detach and re-attach)"

@@ -27,7 +27,7 @@ vm_start() {
     -append "console=ttyS0 quiet loglevel=3 ipv6.disable=1 panic=-1 ls.ip=$VM_IP ls.role=$role" \
     -object "memory-backend-memfd,id=mem,size=${VM_MEM_MB}M,share=on" -numa node,memdev=mem \
     -chardev "socket,id=c0,path=$sock,reconnect=1" -netdev vhost-user,id=n0,chardev=c0 \
-    -device "virtio-net-pci,netdev=n0,mac=$VM_MAC,vectors=0" \
+    -device "virtio-net-pci,netdev=n0,mac=$VM_MAC,vectors=0,rx_queue_size=1024,tx_queue_size=1024" \
     -serial "file:$VM_RUN/$role.console" \
     -qmp "unix:$VM_RUN/$role.qmp,server=on,wait=off" \
     -no-reboot >"$VM_RUN/$role.qemu.log" 2>&1 &
