@@ -46,7 +46,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 fail() {
   echo "FAIL: $*"
-  [ -n "$LSD" ] && ctl stats 2>/dev/null | head -40
+  [ -n "$LSD" ] && ctl -j stats 2>/dev/null | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("ports:", json.dumps(r["ports"]))
+print("engine (non-zero):", {k: v for k, v in r["engine"].items() if v and not k.startswith(("ack_wait_us", "parse_"))})'
   [ -f "$VM_RUN/lsd.log" ] && grep -v VHOST_CONFIG "$VM_RUN/lsd.log" | tail -20
   for r in pvm svm; do [ -f "$VM_RUN/$r.console" ] && { echo "-- $r console"; tail -5 "$VM_RUN/$r.console"; }; done
   exit 1
@@ -192,13 +196,19 @@ no_new_checkpoints "$c0" "downloads and uploads"
 echo "  checkpoint requests: $(( $(requests) - c0 )); normalized spans: $(ctlq "r['engine'].get('normalize.http_date.spans', 0)" stats) Date"
 echo "  SVM lag: $(lag)"
 
-echo "== role.txt differs between the guests: one payload_mismatch"
+echo "== role.txt differs between the guests: one checkpoint, payload_mismatch"
+# The simulated checkpointer does not make the SVM a copy of the PVM: that connection
+# stays diverged until it closes, and the SVM's ACK of the client's FIN can lag the PVM's
+# (ack_divergence) within the same epoch; such follow-ups are coalesced into the request.
 client role.txt "$VM_RUN/role" >/dev/null || fail "role.txt"
 [ "$(cat "$VM_RUN/role")" = pvm ] || fail "the client got '$(cat "$VM_RUN/role")', want the PVM's role.txt"
 for _ in $(seq 20); do [ "$(requests)" -gt "$c0" ] && break; sleep 0.1; done
-[ "$(requests)" = $((c0 + 1)) ] || fail "want one checkpoint request, got $(( $(requests) - c0 )) ($(reasons))"
+sleep 0.5
+n=$(( $(requests) - c0 ))
+[ "$n" = 1 ] || fail "want one checkpoint request, got $n ($(reasons))"
 [ "$(ctlq "r['engine']['checkpoint_reason.payload_mismatch']" stats)" = 1 ] || fail "want payload_mismatch ($(reasons))"
-echo "  checkpoints by reason: $(reasons)"
+[ "$(ctlq "r['engine']['checkpoint_reason.deadline']" stats)" = 0 ] || fail "a deadline checkpoint ($(reasons))"
+echo "  checkpoints by reason: $(reasons) (requests: $n)"
 
 echo "== the SVM guest restarts (vhost-user detach and re-attach)"
 down0=$(link_count svm down) up0=$(link_count svm up)
@@ -210,6 +220,11 @@ vm_wait_ready svm 180 || fail "SVM guest did not boot again"
 wait_link_up svm 10 || fail "the SVM's port not up again"
 echo "  SVM guest back after ${VM_BOOT_S}s; svm link_down $down0 -> $(link_count svm down), link_up $up0 -> $(link_count svm up)"
 [ "$(link_count svm up)" -gt "$up0" ] || fail "the SVM's re-attach not counted"
+# The new SVM kernel knows no MAC for the client, and its own ARP requests never leave
+# lockstepd (only the PVM's output is released): it learns the client's MAC from the
+# client's next ARP request, which lockstepd hands to both guests. The client asks again
+# once its entry is gone (a COLO checkpoint would instead copy the PVM's ARP cache).
+ip netns exec "$P-c" ip neigh flush dev "$P-cl"
 c1=$(requests)
 download f1m.bin
 upload "$VM_RUN/up1m.bin"
@@ -217,7 +232,7 @@ no_new_checkpoints "$c1" "transfers after the SVM's restart"
 
 echo "== lockstepd restarts with the guests running (QEMU reconnects)"
 stop_lockstepd
-echo "  first lockstepd: checkpoints by reason $(stat_of "' '.join(f'{k}={v}' for k, v in sorted(s['checkpoints']['reasons'].items()) if v)" 2>/dev/null || echo '?'), pool full at exit"
+echo "  first lockstepd at exit: checkpoints by reason $(stat_of "(lambda e: $REASONS)(s['engine'])"), pool full"
 start_lockstepd
 wait_link_up pvm 20 && wait_link_up svm 20 || fail "QEMU did not reconnect to the new lockstepd"
 reach || fail "the guests do not answer through the new lockstepd"
@@ -228,6 +243,6 @@ no_new_checkpoints "$c2" "transfers through the new lockstepd"
 echo "  SVM lag: $(lag)"
 echo "  checkpoints by reason: $(reasons)"
 stop_lockstepd
-echo "  second lockstepd: pool full at exit"
+echo "  second lockstepd at exit: checkpoints by reason $(stat_of "(lambda e: $REASONS)(s['engine'])"), pool full"
 echo "vm suite wall time: $(( $(date +%s) - t_start )) s"
 echo PASS
