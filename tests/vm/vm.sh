@@ -69,7 +69,7 @@ start_lockstepd() {
     --set "engine.ack_timeout_us=$(( DEADLINE_MS * 1000 ))" \
     --set "engine.normalize_rules=@http" \
     --ctrl-socket "$VM_RUN/ctl" --metrics off --stats-json "$VM_RUN/stats.json" \
-    -- "--file-prefix=lsvm$$" --no-telemetry >>"$VM_RUN/lsd.log" 2>&1 &
+    -- "--file-prefix=lsvm$$" --no-telemetry "--log-level=lib.vhost.*:warning" >>"$VM_RUN/lsd.log" 2>&1 &
   LSD=$!
   for _ in $(seq 100); do
     grep -q "running" "$VM_RUN/lsd.log" && [ -S "$VM_RUN/pvm.sock" ] && [ -S "$VM_RUN/svm.sock" ] && return 0
