@@ -17,7 +17,7 @@ declare -A VM_PID=() VM_T0=()
 
 vm_start() {
   local role=$1 sock=$2 accel=tcg
-  [ -w /dev/kvm ] && [ -z "${VM_NO_KVM:-}" ] && accel=kvm
+  if [ -w /dev/kvm ] && [ -z "${VM_NO_KVM:-}" ]; then accel=kvm; fi
   : >"$VM_RUN/$role.console"
   rm -f "$VM_RUN/$role.qmp"
   VM_T0[$role]=$(date +%s.%N)
@@ -53,16 +53,17 @@ vm_wait_ready() {
 vm_stop() {
   local role=$1 pid=${VM_PID[$1]:-} i
   [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null
+  kill "$pid" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
   VM_PID[$role]=
 }
 
 vm_stop_all() {
   local r
   for r in "${!VM_PID[@]}"; do vm_stop "$r"; done
+  return 0
 }
 
 vm_qmp() {
@@ -102,16 +103,16 @@ vm_net_up() {
   ip netns exec "$p-c" ip addr add "$VM_CLIENT_IP" dev "$p-cl"
   for ns in "$p-c:$p-cl" "$p-d:$p-ext"; do
     ip netns exec "${ns%%:*}" ip link set lo up
-    ip netns exec "${ns%%:*}" ethtool -K "${ns#*:}" rx off tx off tso off gso off gro off >/dev/null 2>&1
-    ip netns exec "${ns%%:*}" sysctl -qw "net.ipv6.conf.${ns#*:}.disable_ipv6=1" >/dev/null 2>&1
+    ip netns exec "${ns%%:*}" ethtool -K "${ns#*:}" rx off tx off tso off gso off gro off >/dev/null 2>&1 || true
+    ip netns exec "${ns%%:*}" sysctl -qw "net.ipv6.conf.${ns#*:}.disable_ipv6=1" >/dev/null 2>&1 || true
     ip netns exec "${ns%%:*}" ip link set "${ns#*:}" mtu 1500 up
   done
 }
 vm_net_down() {
   local p=$1 ns
   for ns in "$p-c" "$p-d"; do
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
-    ip netns del "$ns" 2>/dev/null
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
   done
   return 0
 }
