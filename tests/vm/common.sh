@@ -27,7 +27,7 @@ P="lsvm$(( $$ % 10000 ))"
 LSD=
 CLEANUP_MORE=:
 cleanup() {
-  [ -n "$LSD" ] && kill -9 "$LSD" 2>/dev/null
+  [ -n "$LSD" ] && { kill -9 "$LSD"; wait "$LSD"; } 2>/dev/null
   vm_stop_all
   $CLEANUP_MORE
   vm_net_down "$P"
