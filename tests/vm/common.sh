@@ -53,6 +53,7 @@ EXT_PORT=${EXT_PORT:-net_af_packet0,iface=$P-ext,framecnt=4096}
 
 start_lockstepd() {
   : >"$VM_RUN/lsd.log"
+  mkdir -p "$VM_RUN/cap"
   ip netns exec "$P-d" "$LOCKSTEPD" \
     --set "ports.ext=$EXT_PORT" \
     --set "ports.pvm=net_vhost0,iface=$VM_RUN/pvm.sock,queues=1" \
@@ -61,6 +62,7 @@ start_lockstepd() {
     --set "engine.ack_timeout_us=$(( DEADLINE_MS * 1000 ))" \
     --set "engine.normalize_rules=@http" \
     --ctrl-socket "$VM_RUN/ctl" --metrics off --stats-json "$VM_RUN/stats.json" \
+    --capture-dir "$VM_RUN/cap" \
     -- "--file-prefix=lsvm$$" --no-telemetry "--log-level=lib.vhost.*:warning" >>"$VM_RUN/lsd.log" 2>&1 &
   LSD=$!
   for _ in $(seq 100); do

@@ -36,12 +36,19 @@ done
 
 echo "== transfers (guests agree: no checkpoint wanted)"
 c0=$(requests)
+# The guests' output as it reaches lockstepd, for the SVM's lag behind the PVM (lag.py).
+ctl capture start pvm lag-pvm.pcapng >/dev/null && ctl capture start svm lag-svm.pcapng >/dev/null ||
+  fail "capture start"
 download small.bin
 for _ in 1 2 3; do download f1m.bin; done
+ctl capture stop pvm >/dev/null; ctl capture stop svm >/dev/null
 for _ in 1 2; do upload "$VM_RUN/up1m.bin"; done
 no_new_checkpoints "$c0" "downloads and uploads"
 echo "  checkpoint requests: $(( $(requests) - c0 )); normalized spans: $(ctlq "r['engine'].get('normalize.http_date.spans', 0)" stats) Date"
 echo "  SVM lag: $(lag)"
+if command -v tshark >/dev/null; then
+  echo "  SVM lag in the downloads: $("$(dirname "$0")/lag.py" "$VM_RUN/cap/lag-pvm.pcapng" "$VM_RUN/cap/lag-svm.pcapng")"
+fi
 
 echo "== role.txt differs between the guests: one checkpoint, payload_mismatch"
 # The simulated checkpointer does not make the SVM a copy of the PVM: that connection
