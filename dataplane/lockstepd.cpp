@@ -98,9 +98,29 @@ struct Options {
 
 struct DisplayState {
   bool tty = false;
+  const lockstep::ctrl::EventLog* log = nullptr;  // the last checkpoint's explanation
   std::chrono::steady_clock::time_point start;
   uint64_t last_released = 0, last_bytes = 0;
 };
+
+// The last checkpoint request sent, as `lockstepctl explain` names it: time, reason,
+// flow, stream offset and the line that differs. Empty when there was none.
+std::string last_checkpoint(const lockstep::ctrl::EventLog& log) {
+  const auto recent = log.last_of("checkpoint_request", 8);
+  for (auto it = recent.rbegin(); it != recent.rend(); ++it) {
+    if (it->value("coalesced", false)) continue;
+    std::string what = it->value("time", "").substr(11, 8) + "  " + it->value("reason", "?");
+    if (it->contains("flow")) what += "  " + it->value("flow", "");
+    if (it->contains("stream_offset")) {
+      what += "  offset " + std::to_string(it->value("stream_offset", uint64_t{0}));
+    }
+    std::string line = it->value("line", "");
+    if (line.size() > 40) line = line.substr(line.size() - 40);
+    if (!line.empty()) what += "  at \"" + line + "\"";
+    return what;
+  }
+  return {};
+}
 
 void display_tick(Dataplane& dp, void* arg) {
   auto* ds = static_cast<DisplayState*>(arg);
@@ -125,6 +145,16 @@ void display_tick(Dataplane& dp, void* arg) {
   std::printf("  checkpoints   requested %llu, done %llu\n",
               static_cast<unsigned long long>(rep.checkpoint_requests),
               static_cast<unsigned long long>(rep.checkpoints_done));
+  uint64_t spans = 0;
+  for (const auto& r : t.engine.normalize) spans += r.spans;
+  if (spans != 0) {
+    std::printf("  normalized    %llu differing fields masked by the rules\n",
+                static_cast<unsigned long long>(spans));
+  }
+  if (ds->log != nullptr) {
+    const std::string last = last_checkpoint(*ds->log);
+    if (!last.empty()) std::printf("  last          %s\n", last.c_str());
+  }
   std::printf("  ports         ext rx %llu tx %llu | pvm rx %llu tx %llu | svm rx %llu tx %llu\n",
               static_cast<unsigned long long>(t.port[0].rx), static_cast<unsigned long long>(t.port[0].tx),
               static_cast<unsigned long long>(t.port[1].rx), static_cast<unsigned long long>(t.port[1].tx),
@@ -710,6 +740,7 @@ int main(int argc, char** argv) {
                  cfg.clock == lockstep::dp::ClockKind::replay ? "replay" : "tsc");
     DisplayState ds;
     ds.tty = isatty(STDOUT_FILENO);
+    ds.log = &cs.log;
     ds.start = std::chrono::steady_clock::now();
     StopState st{dp.get(),
                  std::chrono::steady_clock::now() +
@@ -720,6 +751,18 @@ int main(int argc, char** argv) {
     ctrl::sd_notify_ready("ports up, ctrl listening");
     dp->run_control(control_tick, &ts, 1);
     ctrl::sd_notify_stopping();
+    // Why it checkpointed, as `lockstepctl explain` would say (the most frequent first).
+    const ctrl::Json why = ctrl::explain_json(cs.log, 1000);
+    size_t shown = 0;
+    for (const auto& g : why["groups"]) {
+      if (++shown > 5) break;
+      std::string line = g["last"].value("line", "");
+      if (line.size() > 40) line = line.substr(line.size() - 40);
+      std::fprintf(stderr, "lockstepd: checkpoints: %llu x %s  %s%s\n",
+                   static_cast<unsigned long long>(g.value("count", uint64_t{0})),
+                   g.value("reason", "?").c_str(), g.value("flow", "").c_str(),
+                   line.empty() ? "" : ("  at \"" + line + "\"").c_str());
+    }
     if (rl.thread.joinable()) rl.thread.join();  // a reload's wait ends as the dataplane stops
     stop_ctrl(cs);
     dp->join_and_finish();

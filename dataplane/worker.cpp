@@ -13,6 +13,7 @@ namespace lockstep::dp {
 
 namespace {
 constexpr Role kSideRole[] = {Role::ext, Role::pvm, Role::svm};  // by Side
+constexpr uint64_t kHousekeepNs = 100'000'000;  // idle and linger expiry, 10 times a second
 }
 
 uint64_t Worker::tsc_to_ns(uint64_t cycles, uint64_t hz) {
@@ -300,7 +301,10 @@ unsigned Worker::poll_once(uint64_t now_ns) {
     }
   }
   handled += steer_in(now_ns);
-  if (engine_->due(now_ns)) engine_->advance(now_ns);
+  if (engine_->due(now_ns) || now_ns >= next_housekeep_ns_) {
+    engine_->advance(now_ns);
+    next_housekeep_ns_ = now_ns + kHousekeepNs;
+  }
   apply_actions(now_ns);
   post_checkpoint_requests();
   flush_tx(now_ns);

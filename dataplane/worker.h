@@ -127,6 +127,9 @@ class Worker {
   // clock=replay: the simulated checkpointer, in virtual time.
   bool replay_pending_ = false;
   uint64_t replay_due_ns_ = 0;
+  // advance() at least this often even with no deadline due: idle and closed connections
+  // expire (the engine's deadlines are its held frames', fragments' and modes').
+  uint64_t next_housekeep_ns_ = 0;
   uint64_t replay_latency_ns_ = 0;
   uint64_t replay_requested_ = 0, replay_done_ = 0;
 };

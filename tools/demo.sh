@@ -4,6 +4,11 @@
 # servers (the PVM and the SVM), each in its own network namespace, with a live display
 # of connections, bytes compared, frames released and checkpoint requests. Ctrl-C stops
 # it; the namespaces are removed on the way out.
+# COLO's point, shown: now and then the client fetches /clock, whose Date header differs
+# on the SVM (its clock runs a second ahead): lockstep releases the PVM's reply only after
+# a checkpoint, and the display shows why (the last checkpoint's reason and the line that
+# differs; `lockstepctl explain` tells more). After 20 s the demo turns on the @http
+# normalization rules, as explain suggests, and /clock stops causing checkpoints.
 #   tools/demo.sh [--duration SECONDS] [--diverge]
 #     --duration N   stop by itself after N seconds (for unattended runs)
 #     --diverge      the SVM serves one file differently: watch checkpoints being requested
@@ -32,8 +37,10 @@ tools/install-deps.sh
 build=${BUILD_DIR:-build}
 echo "== building lockstepd in $build"
 [ -f "$build/build.ninja" ] || meson setup "$build" >/dev/null
-ninja -C "$build" dataplane/lockstepd
-case "$build" in /*) LOCKSTEPD=$build/dataplane/lockstepd ;; *) LOCKSTEPD=$ROOT/$build/dataplane/lockstepd ;; esac
+ninja -C "$build" dataplane/lockstepd tools/lockstepctl
+case "$build" in /*) B=$build ;; *) B=$ROOT/$build ;; esac
+LOCKSTEPD=$B/dataplane/lockstepd
+CTL=$B/tools/lockstepctl
 
 WORK=$(mktemp -d /tmp/lockstep-demo.XXXXXX)
 PIDS=()
@@ -55,7 +62,8 @@ cleanup() {
     ok=$(grep -c '^ok' "$WORK/traffic.done" || true)
     bad=$(grep -c '^FAIL' "$WORK/traffic.done" || true)
     bytes=$(awk '/^ok/ {s += $3} END {print s + 0}' "$WORK/traffic.done")
-    echo "== client: $ok transfers byte-exact ($bytes bytes), $bad failed"
+    clocks=$(grep -c '^ok clock' "$WORK/traffic.done" || true)
+    echo "== client: $ok transfers byte-exact ($bytes bytes), $bad failed; /clock fetched $clocks times"
     # A bounded run (--duration) is a check: some transfers, none failed.
     [ "$bad" = 0 ] || grep '^FAIL' "$WORK/traffic.done" | head -5 | sed 's/^/   /'
     if [ "$duration" != 0 ] && { [ "$ok" = 0 ] || [ "$bad" != 0 ]; }; then
@@ -90,13 +98,28 @@ if [ $diverge = 1 ]; then
 fi
 
 ip netns exec ls-pvm $PY tools/demo/httpd.py --dir "$WORK/pvm" & PIDS+=($!)
-ip netns exec ls-svm $PY tools/demo/httpd.py --dir "$WORK/svm" & PIDS+=($!)
+ip netns exec ls-svm $PY tools/demo/httpd.py --dir "$WORK/svm" --clock-offset 1 & PIDS+=($!)
 sleep 0.5
 ip netns exec ls-client tools/demo/traffic.sh "$WORK/pvm" "$WORK/traffic.log" 2 & PIDS+=($!)
 
+# After 20 s: the normalization rules that cover the differing Date header.
+( sleep 20; "$CTL" -s "$WORK/ctl" config set normalize_rules=@http >"$WORK/rules.log" 2>&1 ) &
+PIDS+=($!)
+
 echo "== lockstepd (embedded default configuration; Ctrl-C to stop)"
-args=(--display --stats-json "$WORK/stats.json")
+echo "   why a checkpoint: $CTL -s $WORK/ctl explain   (events: ... events)"
+args=(--display --stats-json "$WORK/stats.json" --ctrl-socket "$WORK/ctl")
 [ "$duration" != 0 ] && args+=(--duration "$duration")
 rc=0
 ip netns exec ls-dp "$LOCKSTEPD" "${args[@]}" -- --file-prefix=lockstep-demo || rc=$?
+if [ -s "$WORK/stats.json" ]; then
+  $PY - "$WORK/stats.json" <<'PYEOF' || true
+import json, sys
+e = json.load(open(sys.argv[1]))["engine"]
+reasons = {k.split(".", 1)[1]: v for k, v in e.items() if k.startswith("checkpoint_reason.") and v}
+spans = sum(v for k, v in e.items() if k.startswith("normalize.") and k.endswith(".spans"))
+print("== checkpoints requested: %d %s; differing fields masked by the rules: %d"
+      % (e.get("checkpoint_requests", 0), reasons or "", spans))
+PYEOF
+fi
 exit $rc

@@ -9,13 +9,20 @@ Uploads: PUT or POST of any path reads the body (Content-Length, at most 64 MiB)
 answers 200 with "<bytes> <sha256 hex>\n", stored nowhere; the same on both replicas for
 the same body, so an upload is compared like any other exchange.
 
-  httpd.py --dir DIR [--port 8080] [--bind 0.0.0.0]
+The one exception, for the demo: GET /clock answers "clock\n" with a Date header of the
+server's clock moved by --clock-offset seconds. Two replicas started with different
+offsets differ in that header on every request, as real servers do at second
+boundaries: a divergence that lockstep explains and the @http normalization rules cover.
+
+  httpd.py --dir DIR [--port 8080] [--bind 0.0.0.0] [--clock-offset SECONDS]
 """
 import argparse
+import email.utils
 import functools
 import hashlib
 import http.server
 import socketserver
+import time
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -36,6 +43,19 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         pass
+
+    def do_GET(self):
+        if self.path != "/clock":
+            super().do_GET()
+            return
+        body = b"clock\n"
+        self.send_response(200)
+        self.send_header("Date", email.utils.formatdate(time.time() + self.server.clock_offset,
+                                                        usegmt=True))
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_PUT(self):
         try:
@@ -73,9 +93,11 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--bind", default="0.0.0.0")
+    ap.add_argument("--clock-offset", type=float, default=0.0)
     a = ap.parse_args()
     handler = functools.partial(Handler, directory=a.dir)
     with Server((a.bind, a.port), handler) as s:
+        s.clock_offset = a.clock_offset
         s.serve_forever()
 
 

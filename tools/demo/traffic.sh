@@ -2,7 +2,9 @@
 # The demo's client: fetches the demo's files from 10.9.0.2 over and over, a few at a
 # time, checks every body against the original, and every third round uploads one of them
 # (PUT; the server answers with its length and SHA-256, checked too). Logs one line per
-# transfer ("ok NAME BYTES", "ok up:NAME BYTES" or "FAIL NAME why"). Runs until killed.
+# transfer ("ok NAME BYTES", "ok up:NAME BYTES" or "FAIL NAME why"). Every tenth round,
+# from the third, it also fetches /clock (a reply whose Date header differs between the
+# replicas: see httpd.py), logged "ok clock BYTES". Runs until killed.
 #   traffic.sh CONTENT_DIR LOG [PARALLEL]
 set -u
 dir=$1 log=$2 par=${3:-2}
@@ -32,8 +34,17 @@ for _ in $(seq 120); do
   curl -s -m 2 -o /dev/null "http://10.9.0.2:8080/${files[0]}" && break
   sleep 0.5
 done
+clock() {
+  if curl -s -m 30 -o "$tmp/clock" "http://10.9.0.2:8080/clock" &&
+     [ "$(cat "$tmp/clock")" = clock ]; then
+    echo "ok clock 6"
+  else
+    echo "FAIL clock"
+  fi
+}
 i=0 round=0
 while true; do
+  [ $((round % 10)) = 2 ] && clock >>"$log"
   for ((k = 0; k < par; k++)); do
     one "${files[$(( (i + k) % ${#files[@]} ))]}" "$k" >>"$log" &
   done
