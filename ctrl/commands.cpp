@@ -1,7 +1,10 @@
 #include "ctrl/commands.h"
 
 #include <charconv>
+#include <chrono>
+#include <cmath>
 #include <map>
+#include <thread>
 
 #include "ctrl/checkpointer_link.h"
 #include "ctrl/ctrl_server.h"
@@ -35,8 +38,8 @@ const char* kind_name(SettingKind k) {
 
 Json setting_json(const Settings& s, const SettingInfo& info) {
   Json j{{"key", info.name},
-         {"value", s.get(info.name)},
-         {"default", info.default_value},
+         {"value", setting_value_json(info, s.get(info.name))},
+         {"default", setting_value_json(info, std::string(info.default_value))},
          {"kind", kind_name(info.kind)},
          {"help", info.help}};
   if (info.kind == SettingKind::u64) {
@@ -47,11 +50,62 @@ Json setting_json(const Settings& s, const SettingInfo& info) {
   return j;
 }
 
+// Per-second rates of the counters between two `stats` answers taken dt seconds apart;
+// gauges (held_*, *_active, *_conns, *_bytes of state) keep their latest value.
+bool is_gauge_name(const std::string& k) {
+  return k.starts_with("held_") || k.ends_with("_active") || k == "normalize_conns" ||
+         k == "normalize_state_bytes" || k == "workers" || k == "since_s";
+}
+
+Json rates_of(const Json& a, const Json& b, double dt, const std::string& key) {
+  if (b.is_object()) {
+    Json out = Json::object();
+    for (auto it = b.begin(); it != b.end(); ++it) {
+      const Json& prev = a.is_object() && a.contains(it.key()) ? a[it.key()] : Json();
+      out[it.key()] = rates_of(prev, it.value(), dt, it.key());
+    }
+    return out;
+  }
+  if (b.is_number() && a.is_number() && !is_gauge_name(key)) {
+    const double d = b.get<double>() - a.get<double>();
+    return d <= 0 ? 0.0 : std::round(d / dt * 10) / 10;
+  }
+  return b;
+}
+
+// Removes numeric zeros (and objects left empty) from a `stats` answer.
+void drop_zeros(Json& j) {
+  if (!j.is_object()) return;
+  for (auto it = j.begin(); it != j.end();) {
+    drop_zeros(it.value());
+    const bool zero = (it.value().is_number() && it.value().get<double>() == 0) ||
+                      (it.value().is_object() && it.value().empty());
+    it = zero ? j.erase(it) : std::next(it);
+  }
+}
+
 std::string who(const CommandContext& ctx) {
   return "uid " + std::to_string(ctx.cred.uid) + " pid " + std::to_string(ctx.cred.pid);
 }
 
 }  // namespace
+
+Json setting_value_json(const SettingInfo& info, const std::string& value) {
+  if (info.kind == SettingKind::u64) {
+    uint64_t v = 0;
+    if (parse_u64(value, v)) return v;
+  } else if (info.kind == SettingKind::boolean) {
+    if (value == "true") return true;
+    if (value == "false") return false;
+  }
+  return value;
+}
+
+Json stats_rates(const Json& before, const Json& after, double seconds) {
+  Json out = rates_of(before, after, seconds > 0 ? seconds : 1, "");
+  if (out.is_object()) out["rate_over_s"] = seconds;
+  return out;
+}
 
 void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
   register_rules_commands(reg, cp);
@@ -76,17 +130,78 @@ void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
              return CommandResult::success(j);
            }});
 
-  reg.add({"stats", "[--reset]", "counters summed over workers; --reset zeroes them after reading",
-           0, 1, false, [&cp](const CommandContext&, const Args& a) {
-             bool reset = false;
-             if (!a.empty()) {
-               if (a[0] != "--reset") {
-                 return CommandResult::failure("unknown argument '" + a[0] +
-                                               "' (usage: stats [--reset])");
+  reg.add({"stats", "[SECTION...] [--nonzero] [--rate [SECONDS]] [--reset]",
+           "counters summed over workers; SECTION: engine, ports, drops, ... or engine.PREFIX; "
+           "--nonzero hides zeros; --rate: per second over SECONDS (default 1, at most 10); "
+           "--reset zeroes them after reading",
+           0, 8, false, [&cp](const CommandContext&, const Args& a) {
+             std::vector<std::string> sections;
+             bool reset = false, nonzero = false;
+             uint64_t rate_s = 0;
+             for (size_t i = 0; i < a.size(); ++i) {
+               if (a[i] == "--reset") {
+                 reset = true;
+               } else if (a[i] == "--nonzero") {
+                 nonzero = true;
+               } else if (a[i] == "--rate") {
+                 rate_s = 1;
+                 if (i + 1 < a.size() && !a[i + 1].empty() && a[i + 1][0] != '-' &&
+                     parse_u64(a[i + 1], rate_s)) {
+                   ++i;
+                   if (rate_s == 0 || rate_s > 10) {
+                     return CommandResult::failure("--rate takes 1..10 seconds");
+                   }
+                 }
+               } else if (a[i].starts_with("-")) {
+                 return CommandResult::failure("unknown argument '" + a[i] +
+                                               "' (usage: stats [SECTION...] [--nonzero] "
+                                               "[--rate [SECONDS]] [--reset])");
+               } else {
+                 sections.push_back(a[i]);
                }
-               reset = true;
              }
-             return CommandResult::success(cp.daemon->stats(reset));
+             if (reset && rate_s != 0) {
+               return CommandResult::failure("--reset and --rate do not go together");
+             }
+             Json j;
+             if (rate_s != 0) {
+               const Json before = cp.daemon->stats(false);
+               const auto t0 = std::chrono::steady_clock::now();
+               std::this_thread::sleep_for(std::chrono::seconds(rate_s));
+               j = cp.daemon->stats(false);
+               const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+               j = stats_rates(before, j, dt);
+             } else {
+               j = cp.daemon->stats(reset);
+             }
+             Json out = Json::object();
+             if (sections.empty()) {
+               out = std::move(j);
+             } else {
+               for (const auto& sec : sections) {
+                 const auto dot = sec.find('.');
+                 const std::string top = sec.substr(0, dot);
+                 if (!j.contains(top)) {
+                   std::string have;
+                   for (auto it = j.begin(); it != j.end(); ++it) have += " " + it.key();
+                   return CommandResult::failure("no section '" + top + "' (sections:" + have + ")");
+                 }
+                 if (dot == std::string::npos) {
+                   out[top] = j[top];
+                   continue;
+                 }
+                 const std::string prefix = sec.substr(dot + 1);
+                 if (!j[top].is_object()) return CommandResult::failure("'" + top + "' has no fields");
+                 Json& dst = out[top];
+                 if (dst.is_null()) dst = Json::object();
+                 for (auto it = j[top].begin(); it != j[top].end(); ++it) {
+                   if (it.key().starts_with(prefix)) dst[it.key()] = it.value();
+                 }
+               }
+             }
+             if (nonzero) drop_zeros(out);
+             if (rate_s != 0) out["rate_over_s"] = j["rate_over_s"];
+             return CommandResult::success(out);
            }, true});
 
   reg.add({"conns", "[FILTER] [--limit N]",
@@ -118,7 +233,8 @@ void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
              Settings s = cp.daemon->settings();
              if (a.empty()) {
                Json j = Json::object();
-               for (const auto& info : settings_table()) j[std::string(info.name)] = s.get(info.name);
+               for (const auto& info : settings_table())
+                 j[std::string(info.name)] = setting_value_json(info, s.get(info.name));
                return CommandResult::success(j);
              }
              const SettingInfo* info = find_setting(a[0]);
@@ -146,6 +262,7 @@ void register_standard_commands(CommandRegistry& reg, ControlPlane& cp) {
              Json changed = Json::object(), unchanged = Json::array();
              for (const auto& [k, v] : kv) {
                if (next.get(k) == cur.get(k)) unchanged.push_back(k);
+               else if (const SettingInfo* info = find_setting(k)) changed[k] = setting_value_json(*info, next.get(k));
                else changed[k] = next.get(k);
              }
              // The same values again: nothing to apply, no new generation, no event.

@@ -44,6 +44,14 @@ void register_standard_commands(CommandRegistry& reg, ControlPlane& cp);
 // `rules list|add|del` over the normalization rules (registered by the standard set).
 void register_rules_commands(CommandRegistry& reg, ControlPlane& cp);
 
+// A setting's value as JSON: numbers for u64 settings, true/false for booleans, else the
+// text (`config get`, `config set`, config events).
+Json setting_value_json(const SettingInfo& info, const std::string& value);
+
+// `stats --rate`: per-second rates of the counters between two `stats` answers taken
+// `seconds` apart; gauges keep their latest value.
+Json stats_rates(const Json& before, const Json& after, double seconds);
+
 // `events` and `explain` over cp.log (registered by the standard set when it is set).
 void register_event_commands(CommandRegistry& reg, ControlPlane& cp);
 // explain's answer for the last `n` checkpoint requests of the log (pure, for tests).

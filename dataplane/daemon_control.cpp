@@ -11,6 +11,7 @@
 #include "compare/flow_key.h"
 #include "compare/normalize.h"
 #include "compare/policy.h"
+#include "ctrl/commands.h"
 #include "ctrl/net.h"
 #include "dataplane/qos_ctrl.h"
 
@@ -167,7 +168,10 @@ void DaemonCtl::log_settings_change(const Settings& before, const Settings& afte
   ctrl::Json changed = ctrl::Json::object();
   for (const auto& info : settings_table()) {
     const std::string a = before.get(info.name), b = after.get(info.name);
-    if (a != b) changed[std::string(info.name)] = {{"from", a}, {"to", b}};
+    if (a != b) {
+      changed[std::string(info.name)] = {{"from", ctrl::setting_value_json(info, a)},
+                                         {"to", ctrl::setting_value_json(info, b)}};
+    }
   }
   if (!changed.empty()) log_->append("config", {{"changed", changed}});
 }

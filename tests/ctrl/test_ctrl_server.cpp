@@ -140,7 +140,10 @@ TEST_F(CtrlServerTest, Stats) {
   Json r = call("stats", {"--reset"});
   EXPECT_EQ(r["result"]["pvm_in"], 100);  // values before the reset
   EXPECT_EQ(call("stats")["result"]["pvm_in"], 0);
-  EXPECT_EQ(call("stats", {"--reset", "--reset"})["ok"], false);
+  EXPECT_EQ(call("stats", {"--reset", "--rate"})["ok"], false);
+  EXPECT_EQ(call("stats", {"nosuchsection"})["ok"], false);
+  Json nz = call("stats", {"--nonzero"})["result"];
+  EXPECT_FALSE(nz.contains("svm_in")) << nz.dump() << ": zeros hidden";
 }
 
 TEST_F(CtrlServerTest, Conns) {
@@ -163,14 +166,14 @@ TEST_F(CtrlServerTest, ConfigGetAndSet) {
   ASSERT_EQ(all["ok"], true) << all;
   EXPECT_EQ(all["result"].size(), settings_table().size());
   Json one = call("config get", {"compare_timeout_us"});
-  EXPECT_EQ(one["result"]["value"], "100000");
+  EXPECT_EQ(one["result"]["value"], 100000) << "numbers are JSON numbers";
   EXPECT_EQ(one["result"]["min"], 100);
   EXPECT_EQ(call("config get", {"nope"})["ok"], false);
   EXPECT_EQ(call("config get", {"a", "b"})["ok"], false);
 
   Json set = call("config set", {"compare_timeout_us=5000", "mode=buffer"});
   ASSERT_EQ(set["ok"], true) << set;
-  EXPECT_EQ(set["result"]["changed"]["compare_timeout_us"], "5000");
+  EXPECT_EQ(set["result"]["changed"]["compare_timeout_us"], 5000);
   EXPECT_EQ(set["result"]["generation"], 1);
   EXPECT_EQ(daemon_.current.compare_timeout_us, 5000u);
   EXPECT_EQ(call("config get", {"mode"})["result"]["value"], "buffer");

@@ -66,11 +66,15 @@ ev = json.load(open(sys.argv[1]))["events"]
 kinds = [e["event"] for e in ev]
 configs = [e for e in ev if e["event"] == "config"]
 assert len(configs) == 1, kinds
-assert configs[0]["changed"]["compare_timeout_us"]["to"] == "90000", configs
+assert configs[0]["changed"]["compare_timeout_us"]["to"] == 90000, configs
 modes = [(e["from"], e["to"]) for e in ev if e["event"] == "mode"]
 assert modes == [("colo", "buffer"), ("buffer", "colo")], modes
 PYEOF
 ctl events --since 1h | grep -q " checkpoint_request " || fail "events text"
+[ "$(ctlq "sorted(r['engine'])[:1]" stats engine.checkpoint_reason --nonzero)" != "[]" ] || fail "stats filter"
+[ "$(ctlq "'ports' in r" stats engine --nonzero)" = False ] || fail "stats section"
+rate=$(ctlq "r['ports']['ext']['rx'] >= 0 and r['rate_over_s'] > 0.9" stats ports --rate) || fail "stats --rate"
+[ "$rate" = True ] || fail "stats --rate: $rate"
 ctl events --since yesterday > "$WORK/bad.txt" 2>&1 && fail "a bad --since is accepted"
 grep -q "since takes" "$WORK/bad.txt" || fail "a bad --since is not named"
 
