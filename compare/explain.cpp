@@ -104,14 +104,17 @@ void EngineImpl::explain(uint32_t ci, CheckpointReason reason, uint32_t frame,
     }
     return;
   }
-  if (reason != CheckpointReason::datagram_mismatch) return;
-  // The oldest unmatched datagram of each VM: FIFO matching pairs them.
+  if (reason != CheckpointReason::datagram_mismatch && reason != CheckpointReason::deadline) {
+    return;
+  }
+  // The oldest unmatched datagram of each VM: FIFO matching pairs them (none on the SVM's
+  // side: it sent nothing to compare with).
   uint32_t p = c.pvm.head, s = c.svm.head;
   while (p != kNil && held_[p].matched) p = held_[p].next;
   if (p == kNil || s == kNil) return;
   const Held& hp = held_[p];
   const Held& hs = held_[s];
-  r.frame_ns = std::max(hp.arrival_ns, hs.arrival_ns);
+  if (reason != CheckpointReason::deadline) r.frame_ns = std::max(hp.arrival_ns, hs.arrival_ns);
   const uint8_t* bp = compared_bytes(hp);
   const uint8_t* bs = compared_bytes(hs);
   const uint32_t diff = first_difference(bp, bs, std::min(hp.payload_len, hs.payload_len));

@@ -1,3 +1,4 @@
+#include <cstdio>
 #include "compare/types.h"
 
 namespace lockstep {
@@ -72,6 +73,29 @@ std::string to_hex(const uint8_t* p, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     out.push_back(digits[p[i] >> 4]);
     out.push_back(digits[p[i] & 15]);
+  }
+  return out;
+}
+
+std::string to_printable(const uint8_t* p, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t c = p[i];
+    if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
   }
   return out;
 }

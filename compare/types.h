@@ -144,6 +144,8 @@ struct DivergenceDetail {
 
 // Lower-case hex digits of n bytes (explanations: pvm_hex, svm_hex).
 std::string to_hex(const uint8_t* p, size_t n);
+// Bytes as text: printable ASCII as is, \r \n \t and \\ escaped, other bytes as \xHH.
+std::string to_printable(const uint8_t* p, size_t n);
 
 struct CheckpointRequest {
   uint64_t epoch = 0;  // the epoch in which divergence was seen

@@ -94,28 +94,7 @@ bool parse_time(std::string_view s, uint64_t now_wall, uint64_t& out_wall) {
   return parse_rfc3339(s, out_wall);
 }
 
-std::string printable(const uint8_t* p, size_t n) {
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    const uint8_t c = p[i];
-    if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\\') {
-      out += "\\\\";
-    } else if (c >= 0x20 && c < 0x7f) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
+std::string printable(const uint8_t* p, size_t n) { return to_printable(p, n); }
 
 Json checkpoint_request_json(const CheckpointRequest& r, uint64_t clock_now, uint64_t wall_now) {
   auto wall_of = [&](uint64_t t) {

@@ -219,6 +219,7 @@ void Replayer::take_requests() {
           .str("pvm_hex", to_hex(d.pvm.data(), d.pvm_len))
           .str("svm_hex", to_hex(d.svm.data(), d.svm_len));
     }
+    if (d.line_len != 0) line.str("line", to_printable(d.line.data(), d.line_len));
     if (req->reason == CheckpointReason::deadline) line.str("waiting", to_string(d.waiting));
     if (d.ack_lag != 0) line.num("ack_lag", d.ack_lag);
     emit(line.line());

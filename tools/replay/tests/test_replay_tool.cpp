@@ -449,6 +449,15 @@ TEST(ReplayTool, MismatchCheckpointCompletesAfterTheLatency) {
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(field(req[0], "epoch"), field(done[0], "epoch"));
   EXPECT_EQ(field(req[0], "flow"), "\"udp 10.0.0.1:80 <-> 10.0.0.2:40000\"");
+  // What differs: "answer: 42" and "answer: 43" differ at payload offset 9, shown with
+  // the 8 bytes before it; the PVM's datagram (at 1 ms) waited for its match.
+  EXPECT_EQ(field(req[0], "reason"), "\"deadline\"");
+  EXPECT_EQ(field(req[0], "waiting"), "\"pvm\"");
+  EXPECT_EQ(field(req[0], "stream_offset"), "9");
+  EXPECT_EQ(field(req[0], "shown_before"), "8");
+  EXPECT_EQ(field(req[0], "pvm_hex"), "\"6e737765723a203432\"");  // "nswer: 42"
+  EXPECT_EQ(field(req[0], "svm_hex"), "\"6e737765723a203433\"");
+  EXPECT_EQ(field(req[0], "frame_t_us"), format_us(s.pvm[0].ts_ns));
   EXPECT_EQ(std::stod(field(done[0], "t_us")) - std::stod(field(req[0], "t_us")), 500.0);
   EXPECT_EQ(field(done[0], "released"), "1");
   EXPECT_EQ(field(done[0], "dropped_secondary"), "1");
