@@ -250,6 +250,10 @@ int parse(int argc, char** argv, Options& o) {
     std::fputs(app.help().c_str(), stderr);
     return kExitUsage;
   }
+  // CLI11 hands an unknown option before the command on with the rest.
+  if (rest.front().size() > 1 && rest.front()[0] == '-') {
+    return lockstep::cli::usage_error(app, "unknown option '" + rest.front() + "'", kExitUsage);
+  }
   CLI::App after{"", "lockstepctl"};
   after.set_help_flag();
   after.add_flag("-j,--json", o.json);
