@@ -62,7 +62,19 @@ int finish(const CLI::App& app, const CLI::ParseError& e, int usage_status) {
     std::printf("%s\n", e.what());
     return 0;
   }
-  return usage_error(app, e.what(), usage_status);
+  std::string message = e.what();
+  // CLI11 lists every unexpected word after a colon, the first one last: name it.
+  if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr &&
+      message.find(": ") != std::string::npos) {
+    std::string w = message.substr(message.rfind(' ') + 1);
+    message = (w.size() > 1 && w[0] == '-' ? "unknown option '" : "unexpected argument '") + w + "'";
+  }
+  // "--primary: 1 required FILE missing": an option given without its value.
+  if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) != nullptr && message.ends_with(" missing") &&
+      message.find(": ") != std::string::npos) {
+    message = message.substr(0, message.find(": ")) + " needs a value";
+  }
+  return usage_error(app, message, usage_status);
 }
 
 }  // namespace
