@@ -1,48 +1,27 @@
-#include "ctrl/sd_notify.h"
+#include "ctrl/systemd.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include <charconv>
-#include <cstddef>
 #include <cstdlib>
 #include <cstring>
-
-#include "ctrl/net.h"
 
 namespace lockstep::ctrl {
 
 bool sd_notify_send(std::string_view state, std::string& error) {
-  const char* path = std::getenv("NOTIFY_SOCKET");
-  if (path == nullptr || *path == '\0') return true;
-  std::string_view p(path);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (p.size() >= sizeof sa.sun_path || (p[0] != '/' && p[0] != '@')) {
-    error = "NOTIFY_SOCKET is not an absolute path or @abstract name";
-    return false;
-  }
-  std::memcpy(sa.sun_path, p.data(), p.size());
-  if (p[0] == '@') sa.sun_path[0] = '\0';
-  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + p.size() +
-                                    (p[0] == '@' ? 0 : 1));
-  Fd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) {
-    error = "socket failed";
-    return false;
-  }
-  ssize_t n = sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL,
-                     reinterpret_cast<sockaddr*>(&sa), len);
-  if (n != static_cast<ssize_t>(state.size())) {
-    error = std::string("sendto NOTIFY_SOCKET: ") + std::strerror(errno);
+  const std::string s(state);
+  const int rc = ::sd_notify(0, s.c_str());
+  if (rc < 0) {
+    error = std::string("sd_notify: ") + std::strerror(-rc);
     return false;
   }
   return true;
 }
 
 namespace {
-bool send_simple(std::string state) {
+bool send_simple(const std::string& state) {
   std::string error;
   return sd_notify_send(state, error);
 }
@@ -59,19 +38,51 @@ bool sd_notify_stopping() { return send_simple("STOPPING=1"); }
 bool sd_notify_watchdog() { return send_simple("WATCHDOG=1"); }
 
 uint64_t sd_watchdog_interval_us() {
-  const char* usec = std::getenv("WATCHDOG_USEC");
-  if (usec == nullptr) return 0;
-  const char* pid = std::getenv("WATCHDOG_PID");
-  if (pid != nullptr) {
-    long p = 0;
-    std::string_view s(pid);
-    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), p);
-    if (ec != std::errc{} || p != static_cast<long>(getpid())) return 0;
+  uint64_t usec = 0;
+  return ::sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
+}
+
+bool sd_listen_sockets(std::map<std::string, int>& out, std::string& error) {
+  out.clear();
+  char** names = nullptr;
+  const int n = ::sd_listen_fds_with_names(1, &names);
+  if (n < 0) {
+    error = std::string("socket activation (LISTEN_FDS): ") + std::strerror(-n);
+    return false;
   }
-  uint64_t v = 0;
-  std::string_view s(usec);
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  return ec == std::errc{} ? v : 0;
+  bool ok = true;
+  for (int i = 0; i < n; ++i) {
+    const int fd = SD_LISTEN_FDS_START + i;
+    std::string name = names != nullptr && names[i] != nullptr ? names[i] : "unknown";
+    if (ok && ::sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+      error = "socket activation: descriptor " + std::to_string(fd) + " ('" + name +
+              "') is not a listening stream socket";
+      ok = false;
+    }
+    if (ok && out.count(name) != 0) {
+      error = "socket activation: two sockets named '" + name + "'";
+      ok = false;
+    }
+    if (ok) {
+      const int fl = fcntl(fd, F_GETFL);
+      if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        error = "socket activation: fcntl: " + std::string(std::strerror(errno));
+        ok = false;
+      }
+    }
+    if (ok) {
+      out.emplace(std::move(name), fd);
+    } else {
+      close(fd);
+    }
+    if (names != nullptr) std::free(names[i]);
+  }
+  std::free(names);
+  if (!ok) {
+    for (auto& [name, fd] : out) close(fd);
+    out.clear();
+  }
+  return ok;
 }
 
 }  // namespace lockstep::ctrl
