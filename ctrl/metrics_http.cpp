@@ -97,6 +97,7 @@ Parse parse_head(std::string_view in, Head& h) {
       return h.verdict = Parse::bad;
     }
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     auto is = [&](std::string_view want) {
       return name.size() == want.size() &&
              std::equal(name.begin(), name.end(), want.begin(), [](char x, char y) {
@@ -104,7 +105,7 @@ Parse parse_head(std::string_view in, Head& h) {
              });
     };
     if (is("host")) host = true;
-    if (is("transfer-encoding") || (is("content-length") && !value.starts_with("0"))) {
+    if (is("transfer-encoding") || (is("content-length") && value != "0")) {
       return h.verdict = Parse::bad;  // no request here has a body
     }
   }

@@ -135,6 +135,7 @@ TEST(MetricsHttp, RefusesMalformedRequests) {
       {"GET /metrics HTTP/1.1\r\nHost x\r\n\r\n", "HTTP/1.1 400"},     // no colon
       {"GET /metrics HTTP/1.1\r\n Host: x\r\n\r\n", "HTTP/1.1 400"},   // folded
       {"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", "HTTP/1.1 400"},
+      {"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0x\r\n\r\n", "HTTP/1.1 400"},
       {"GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
        "HTTP/1.1 400"},
       {"DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405"},
