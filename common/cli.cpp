@@ -34,6 +34,17 @@ class Layout : public CLI::Formatter {
     return out;
   }
 
+  // The value's name only ("--pairs N", not CLI11's "--pairs UINT:INT in [1000 - ...]"):
+  // the description says what is accepted.
+  std::string make_option_opts(const CLI::Option* opt) const override {
+    if (!opt->get_option_text().empty()) return " " + opt->get_option_text();
+    if (opt->get_positional() || opt->get_type_size() == 0) return {};
+    std::string name = opt->get_type_name();
+    name = name.substr(0, name.find(':'));
+    if (opt->get_expected_max() == CLI::detail::expected_max_vector_size) name += " ...";
+    return name.empty() ? std::string{} : " " + name;
+  }
+
  private:
   std::vector<std::string> usage_;
 };

@@ -350,10 +350,14 @@ int main(int argc, char** argv) {
   app.add_option("LOCKSTEP_COLO", lockstep, "the lockstep-colo binary")->required();
   app.add_flag("--quick", quick, "fewer pairs per case");
   app.add_flag("--throughput-only", tput_only, "skip the latency runs");
-  app.add_option("--pairs", pairs, "pairs per case")->check(CLI::Range(1000, 10000000));
+  app.add_option("--pairs", pairs, "pairs per case, 1000..10000000")
+      ->type_name("N")
+      ->check(CLI::Range(1000, 10000000));
   app.add_option("--lockstep-arg", extra_props, "one more lockstep-colo property; repeatable")
       ->option_text("PROP");
-  app.add_option("--window", window, "pairs in flight (default 512)")->check(CLI::Range(64, 1000));
+  app.add_option("--window", window, "pairs in flight, 64..1000 (default 512)")
+      ->type_name("N")
+      ->check(CLI::Range(64, 1000));
   app.add_option("--mix", mix_args, "only this mix; repeatable")
       ->option_text("tcp|udp:PAYLOAD:FLOWS")
       ->check([](const std::string& v) {
