@@ -612,6 +612,7 @@ int parse_args(int argc, char** argv, Options& o) {
       ->type_name("FILE");
   app.add_option("--set", sets, "override one key (ports.ext=..., workers=2, ...); repeatable")
       ->option_text("KEY=VALUE")
+      ->allow_extra_args(false)
       ->check([](const std::string& v) {
         auto eq = v.find('=');
         return eq == std::string::npos || eq == 0 ? "expected KEY=VALUE, got '" + v + "'"
@@ -651,7 +652,8 @@ int parse_args(int argc, char** argv, Options& o) {
   for (size_t i = 0; i < std::size(shorthands); ++i) {
     shorthand_opts.push_back(app.add_option(shorthands[i].first, shorthand_values[i],
                                             shorthand_help[i])
-                                 ->option_text(shorthand_type[i]));
+                                 ->option_text(shorthand_type[i])
+                                 ->allow_extra_args(false));
   }
   CLI::Option* set_opt = app.get_option("--set");
   app.add_option("--colo-compare", ignored,

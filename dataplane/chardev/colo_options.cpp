@@ -203,7 +203,7 @@ int run_main(const std::vector<std::string>& words, const std::string& prog,
   app.set_help_flag();
   app.add_flag("-h,--help", help, "print this help and exit");
   std::vector<std::string> sets, props;
-  CLI::Option* set_opt = app.add_option("--set", sets)->type_name("KEY=VALUE");
+  CLI::Option* set_opt = app.add_option("--set", sets)->type_name("KEY=VALUE")->allow_extra_args(false);
   CLI::Option* prop_opt = app.add_option("properties", props)->type_name("PROPERTY=VALUE");
   if (int rc = cli::parse(app, words, 2); rc >= 0) return rc;
   if (help) {

@@ -354,12 +354,14 @@ int main(int argc, char** argv) {
       ->type_name("N")
       ->check(CLI::Range(1000, 10000000));
   app.add_option("--lockstep-arg", extra_props, "one more lockstep-colo property; repeatable")
-      ->option_text("PROP");
+      ->option_text("PROP")
+      ->allow_extra_args(false);
   app.add_option("--window", window, "pairs in flight, 64..1000 (default 512)")
       ->type_name("N")
       ->check(CLI::Range(64, 1000));
   app.add_option("--mix", mix_args, "only this mix; repeatable")
       ->option_text("tcp|udp:PAYLOAD:FLOWS")
+      ->allow_extra_args(false)
       ->check([](const std::string& v) {
         char proto[4] = {};
         unsigned payload = 0, flows = 0;

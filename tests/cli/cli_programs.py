@@ -103,6 +103,8 @@ if lsd:
     rc, out, err = run(lsd, "--duration", "-1")
     check(rc == 2 and err.startswith("lockstepd: ") and "--duration" in err,
           "lockstepd --duration -1 (%r)" % err)
+    rc, out, err = run(lsd, "--set", "a=1", "stray")
+    check(rc == 2 and "unexpected argument 'stray'" in err, "--set takes one word (%r)" % err)
     rc, out, err = run(lsd, "--set", "novalue")
     check(rc == 2 and "expected KEY=VALUE" in err, "lockstepd --set novalue (%r)" % err)
     rc, out, err = run(lsd, "--config")
@@ -118,6 +120,9 @@ if colo:
     check(rc == 2 and "properties are KEY=VALUE" in err, "lockstep-colo outdev (%r)" % err)
     rc, out, err = run(colo, "primary_in=unix:/x,server")
     check(rc == 2 and "required" in err, "lockstep-colo without secondary_in (%r)" % err)
+    # --set takes one word: the property after it stays a property.
+    rc, out, err = run(colo, "--set", "non_ip_policy=compare", "filter_rewriter=on")
+    check(rc == 2 and "are required" in err, "--set KEY=VALUE then a property (%r)" % err)
 
 ckpt = PROGRAMS.get("lockstep-checkpointer")
 if ckpt:

@@ -47,6 +47,7 @@ int parse_args(int argc, const char* const* argv, Options& out) {
                  "one engine setting (see --list-settings); repeatable, applied after\n"
                  "--config, in order")
       ->option_text("KEY=VALUE")
+      ->allow_extra_args(false)
       ->check([](const std::string& v) {
         auto eq = v.find('=');
         return eq == std::string::npos || eq == 0 ? "'" + v + "': expected KEY=VALUE"
