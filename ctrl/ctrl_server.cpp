@@ -40,15 +40,24 @@ CtrlServer::CtrlServer(CommandRegistry& registry, CtrlServerConfig cfg)
 CtrlServer::~CtrlServer() { stop(); }
 
 bool CtrlServer::start(std::string& error) {
-  Endpoint ep;
-  if (!parse_endpoint(cfg_.socket_path, ep, error)) return false;
-  if (ep.kind != Endpoint::Kind::unix_path) {
-    error = "the ctrl socket must be a unix socket path";
-    return false;
+  if (cfg_.listen_fd >= 0) {
+    listen_.reset(cfg_.listen_fd);
+    cfg_.listen_fd = -1;
+  } else {
+    Endpoint ep;
+    if (!parse_endpoint(cfg_.socket_path, ep, error)) return false;
+    if (ep.kind != Endpoint::Kind::unix_path) {
+      error = "the ctrl socket must be a unix socket path";
+      return false;
+    }
+    listen_ = listen_endpoint(ep, error, cfg_.mode, cfg_.group, 64);
+    if (!listen_.valid()) return false;
+    owns_path_ = true;
   }
-  listen_ = listen_endpoint(ep, error, cfg_.mode, cfg_.group, 64);
-  if (!listen_.valid()) return false;
-  if (!cfg_.ro_socket_path.empty()) {
+  if (cfg_.ro_listen_fd >= 0) {
+    listen_ro_.reset(cfg_.ro_listen_fd);
+    cfg_.ro_listen_fd = -1;
+  } else if (!cfg_.ro_socket_path.empty()) {
     Endpoint ro;
     if (!parse_endpoint(cfg_.ro_socket_path, ro, error)) return false;
     if (ro.kind != Endpoint::Kind::unix_path) {
@@ -57,6 +66,7 @@ bool CtrlServer::start(std::string& error) {
     }
     listen_ro_ = listen_endpoint(ro, error, cfg_.ro_mode, cfg_.group, 64);
     if (!listen_ro_.valid()) return false;
+    owns_ro_path_ = true;
   }
   epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
   wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -93,8 +103,10 @@ void CtrlServer::stop() {
   wake_ = -1;
   // The socket files go with the sockets (a later start would remove them as stale, but
   // an operator should not find a socket that answers nothing).
-  if (listen_.valid()) unlink(path_of(cfg_.socket_path).c_str());
-  if (listen_ro_.valid()) unlink(path_of(cfg_.ro_socket_path).c_str());
+  // Sockets from socket activation keep their files: the socket unit listens on.
+  if (listen_.valid() && owns_path_) unlink(path_of(cfg_.socket_path).c_str());
+  if (listen_ro_.valid() && owns_ro_path_) unlink(path_of(cfg_.ro_socket_path).c_str());
+  owns_path_ = owns_ro_path_ = false;
   listen_.reset();
   listen_ro_.reset();
   epoll_.reset();

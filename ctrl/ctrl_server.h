@@ -43,6 +43,11 @@ struct CtrlServerConfig {
   size_t max_backlog = 4 << 20;       // reply bytes queued to one client
   uint64_t idle_timeout_ns = 300'000'000'000;      // after the last request
   uint64_t first_request_timeout_ns = 5'000'000'000;  // a client that has sent nothing yet
+  // Listening sockets handed over by systemd (socket activation), non-blocking: used in
+  // place of making socket_path / ro_socket_path (the server owns them from start(); their
+  // files belong to the socket unit and stay). -1: none.
+  int listen_fd = -1;
+  int ro_listen_fd = -1;
 };
 
 #define LOCKSTEP_CTRL_SERVER_COUNTERS(X)                                           \
@@ -100,6 +105,7 @@ class CtrlServer {
   CtrlServerConfig cfg_;
   Logger logger_;
   Fd listen_, listen_ro_, epoll_;
+  bool owns_path_ = false, owns_ro_path_ = false;  // made here: unlinked at stop()
   int wake_ = -1;
   std::thread thread_;
   CtrlServerCounters c_;

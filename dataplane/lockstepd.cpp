@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/cli.h"
 #include "compare/engine.h"
 #include "ctrl/checkpointer_link.h"
 #include "ctrl/commands.h"
@@ -31,7 +32,7 @@
 #include "ctrl/cluster_cpg.h"
 #endif
 #include "ctrl/metrics_http.h"
-#include "ctrl/sd_notify.h"
+#include "ctrl/systemd.h"
 #include "ctrl/telemetry_dpdk.h"
 #include "dataplane/capture.h"
 #include "dataplane/chardev/colo_options.h"
@@ -41,9 +42,6 @@
 #include "dataplane/eal.h"
 #include "dataplane/qos_ctrl.h"
 
-#ifndef LOCKSTEP_VERSION
-#define LOCKSTEP_VERSION "unknown"
-#endif
 
 namespace {
 
@@ -56,33 +54,18 @@ std::atomic<bool> g_reload{false};
 void on_signal(int) { g_signalled.store(true); }
 void on_hangup(int) { g_reload.store(true); }
 
-constexpr const char* kUsage = R"(usage: lockstepd [options] [-- EAL arguments]
-       lockstepd --colo-compare primary_in=SPEC secondary_in=SPEC outdev=SPEC [PROPERTY=VALUE]...
-  --config FILE        YAML configuration (default: the embedded demo configuration)
-  --set KEY=VALUE      override one key (ports.ext=..., workers=2, engine.mode=buffer, ...)
-  --stats-json FILE    write the final counters as JSON at exit
-  --display            live display of the counters, refreshed every second
-  --duration SECONDS   stop by itself after this long (0: until SIGINT/SIGTERM)
-  --print-config       print the embedded default configuration and exit
-  --check-config       load and validate the configuration, then exit
-  --ctrl-socket PATH   the ctrl socket (ctrl.socket; default /run/lockstep/lockstep.ctl, off: none)
-  --ctrl-group GROUP   group owning the ctrl socket, mode 0660 (ctrl.group)
-  --ctrl-ro-socket P   a read-only ctrl socket, mode 0666 (ctrl.ro_socket)
-  --capture-dir DIR    where `capture start` writes its files (ctrl.capture_dir;
-                       default /var/lib/lockstep/capture)
-  --metrics ADDR       Prometheus listener (ctrl.metrics; default tcp:127.0.0.1:9469, off: none)
-  --colo-compare ...   run in place of QEMU's colo-compare object: the ports are its
-                       chardev sockets (primary_in, secondary_in, outdev, notify_dev),
-                       every later word is a colo-compare property or --set KEY=VALUE;
-                       no DPDK device is used (--colo-compare --help lists them)
-  -h, --help           this help
-  -V, --version        the version
-Every engine setting is a key under engine. (see compare/settings.h); a wrong key or
-value is refused at start with a message naming the key (exit 2).
-SIGINT, SIGTERM, SIGQUIT: stop (held output released, counters printed). SIGHUP: read the
-configuration again; live engine settings are applied, other changed keys are logged and
-need a restart.
-)";
+constexpr const char* kDescription =
+    "The lockstep appliance: mirrors client traffic to a COLO VM pair, compares their "
+    "output\nand releases what both produced (DPDK dataplane, ctrl socket, metrics).";
+
+constexpr const char* kFooter =
+    "Every engine setting is a key under engine. (see compare/settings.h); a wrong key or\n"
+    "value is refused at start with a message naming the key (exit 2).\n"
+    "SIGINT, SIGTERM, SIGQUIT: stop (held output released, counters printed). SIGHUP: read\n"
+    "the configuration again; live engine settings are applied, other changed keys are\n"
+    "logged and need a restart.\n"
+    "Under systemd the ctrl and metrics sockets may come from socket activation\n"
+    "(lockstepd.socket, FileDescriptorName=ctrl, ctrl-ro and metrics).";
 
 struct Options {
   std::string config_file;
@@ -194,6 +177,7 @@ struct CtrlStack {
   ctrl::CommandRegistry registry;
   std::unique_ptr<ctrl::CtrlServer> server;
   std::unique_ptr<ctrl::MetricsHttpServer> http;
+  std::map<std::string, int> activated;  // sockets from systemd, by FileDescriptorName=
   std::vector<ctrl::Event> batch;
   uint64_t watchdog_half_ns = 0, next_watchdog_ns = 0, last_polls = 0;
 };
@@ -383,12 +367,32 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
   ctrl::register_standard_commands(cs.registry, cs.cp);
   cs.qos = std::make_unique<lockstep::dp::DataplaneQosControl>(dp.qos());
   ctrl::register_qos_commands(cs.registry, *cs.qos);
-  if (cfg.ctrl.socket != "off") {
+  // Sockets handed over by systemd (lockstepd.socket) take the place of the configured
+  // ones; their files and modes are the socket unit's.
+  auto take = [&cs](std::string_view name) {
+    auto it = cs.activated.find(std::string(name));
+    if (it == cs.activated.end()) return -1;
+    const int fd = it->second;
+    cs.activated.erase(it);
+    return fd;
+  };
+  const int ctrl_fd = take(ctrl::kSocketNameCtrl);
+  const int ro_fd = take(ctrl::kSocketNameCtrlRo);
+  const int metrics_fd = take(ctrl::kSocketNameMetrics);
+  for (const auto& [name, fd] : cs.activated) {
+    std::fprintf(stderr, "lockstepd: warning: socket activation: unknown socket name '%s' "
+                 "(FileDescriptorName= ctrl, ctrl-ro or metrics); closed\n", name.c_str());
+    close(fd);
+  }
+  cs.activated.clear();
+  if (cfg.ctrl.socket != "off" || ctrl_fd >= 0) {
     ctrl::CtrlServerConfig sc;
-    sc.socket_path = cfg.ctrl.socket;
+    sc.socket_path = ctrl_fd >= 0 ? "systemd:" + std::string(ctrl::kSocketNameCtrl) : cfg.ctrl.socket;
     sc.group = cfg.ctrl.group;
     sc.ro_socket_path = cfg.ctrl.ro_socket;
-    if (!cfg.ctrl.socket_given && cfg.ctrl.socket.starts_with("/run/lockstep/"))
+    sc.listen_fd = ctrl_fd;
+    sc.ro_listen_fd = ro_fd;
+    if (ctrl_fd < 0 && !cfg.ctrl.socket_given && cfg.ctrl.socket.starts_with("/run/lockstep/"))
       mkdir("/run/lockstep", 0750);  // systemd makes it (RuntimeDirectory); by hand, we do
     cs.server = std::make_unique<ctrl::CtrlServer>(cs.registry, sc);
     cs.cp.server = cs.server.get();
@@ -398,11 +402,25 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
       std::fprintf(stderr, "lockstepd: warning: %s; running without a ctrl socket\n", error.c_str());
       cs.cp.server = nullptr;
       cs.server.reset();
+    } else if (ctrl_fd >= 0) {
+      std::fprintf(stderr, "lockstepd: ctrl socket from systemd (socket activation)%s\n",
+                   ro_fd >= 0 ? ", read-only socket too" : "");
     } else {
       std::fprintf(stderr, "lockstepd: ctrl socket %s\n", cfg.ctrl.socket.c_str());
     }
+  } else if (ro_fd >= 0) {
+    close(ro_fd);
   }
-  if (cfg.ctrl.metrics != "off") {
+  if (metrics_fd >= 0) {
+    auto* cp = &cs.cp;
+    cs.http = std::make_unique<ctrl::MetricsHttpServer>([cp] { return ctrl::render_metrics(*cp); });
+    if (!cs.http->start_on(metrics_fd, error)) {
+      error = "metrics socket from systemd: " + error;
+      return false;
+    }
+    std::fprintf(stderr, "lockstepd: metrics on the socket from systemd (port %u)\n",
+                 cs.http->port());
+  } else if (cfg.ctrl.metrics != "off") {
     ctrl::Endpoint ep;
     auto* cp = &cs.cp;
     cs.http = std::make_unique<ctrl::MetricsHttpServer>([cp] { return ctrl::render_metrics(*cp); });
@@ -597,64 +615,105 @@ void start_reload(Reload& rl, CtrlStack& cs) {
   });
 }
 
+// The command line: lockstepd's options (CLI11), then "--" and EAL arguments, or
+// --colo-compare and colo-compare properties (QEMU's key=value syntax, parsed by
+// dataplane/chardev). -1: go on; otherwise the exit status.
 int parse_args(int argc, char** argv, Options& o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](std::string& out) {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "lockstepd: %s needs a value\n", a.c_str());
-        return false;
-      }
-      out = argv[++i];
-      return true;
-    };
-    std::string v;
-    if (a == "--") {
-      for (++i; i < argc; ++i) o.eal_extra.push_back(argv[i]);
-    } else if (a == "--colo-compare") {
-      o.colo = true;
-      for (++i; i < argc; ++i) o.colo_args.push_back(argv[i]);
-    } else if (a == "--config") {
-      if (!value(o.config_file)) return 2;
-    } else if (a == "--set") {
-      if (!value(v)) return 2;
-      o.sets.push_back(v);
-    } else if (a == "--ctrl-socket" || a == "--ctrl-group" || a == "--ctrl-ro-socket" ||
-               a == "--metrics" || a == "--capture-dir") {
-      if (!value(v)) return 2;
-      const char* key = a == "--ctrl-socket"   ? "ctrl.socket="
-                        : a == "--ctrl-group"  ? "ctrl.group="
-                        : a == "--metrics"     ? "ctrl.metrics="
-                        : a == "--capture-dir" ? "ctrl.capture_dir="
-                                               : "ctrl.ro_socket=";
-      o.sets.push_back(key + v);
-    } else if (a == "--stats-json") {
-      if (!value(o.stats_json)) return 2;
-    } else if (a == "--display") {
-      o.display = true;
-    } else if (a == "--duration") {
-      if (!value(v)) return 2;
-      char* end = nullptr;
-      o.duration_s = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || o.duration_s < 0) {
-        std::fprintf(stderr, "lockstepd: --duration: not a number of seconds: %s\n", v.c_str());
-        return 2;
-      }
-    } else if (a == "--print-config") {
-      std::fputs(std::string(lockstep::dp::default_config_yaml()).c_str(), stdout);
-      return 0;
-    } else if (a == "--check-config") {
-      o.check_only = true;
-    } else if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (a == "-V" || a == "--version") {
-      std::printf("lockstepd %s\n", LOCKSTEP_VERSION);
-      return 0;
-    } else {
-      std::fprintf(stderr, "lockstepd: unknown option %s\n%s", a.c_str(), kUsage);
-      return 2;
+  constexpr int kExitUsage = 2;
+  std::vector<std::string> words(argv + 1, argv + argc);
+  // The words after "--" are the EAL's; the words after --colo-compare are colo-compare's.
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (words[i] == "--") {
+      o.eal_extra.assign(words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end());
+      words.resize(i);
+      break;
     }
+    if (words[i] == "--colo-compare") {
+      o.colo = true;
+      o.colo_args.assign(words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end());
+      words.resize(i);
+      break;
+    }
+  }
+  CLI::App app{kDescription, "lockstepd"};
+  lockstep::cli::setup(app,
+                       {"[OPTIONS] [-- EAL-ARGUMENTS]",
+                        "--colo-compare primary_in=SPEC secondary_in=SPEC outdev=SPEC "
+                        "[PROPERTY=VALUE]..."},
+                       kFooter);
+  std::vector<std::string> ignored;  // --colo-compare: split off above, listed in --help
+  std::vector<std::string> sets;
+  app.add_option("--config", o.config_file,
+                 "YAML configuration (default: the embedded demo configuration)")
+      ->type_name("FILE");
+  app.add_option("--set", sets, "override one key (ports.ext=..., workers=2, ...); repeatable")
+      ->option_text("KEY=VALUE")
+      ->allow_extra_args(false)
+      ->check([](const std::string& v) {
+        auto eq = v.find('=');
+        return eq == std::string::npos || eq == 0 ? "expected KEY=VALUE, got '" + v + "'"
+                                                  : std::string();
+      });
+  app.add_option("--stats-json", o.stats_json, "write the final counters as JSON at exit")
+      ->type_name("FILE");
+  app.add_flag("--display", o.display, "live display of the counters, refreshed every second");
+  app.add_option("--duration", o.duration_s,
+                 "stop by itself after this long (0: until SIGINT/SIGTERM)")
+      ->type_name("SECONDS")
+      ->check([](const std::string& v) {
+        char* end = nullptr;
+        const double d = std::strtod(v.c_str(), &end);
+        return end == v.c_str() || *end != '\0' || !(d >= 0)
+                   ? "not a number of seconds (0 or more): '" + v + "'"
+                   : std::string();
+      });
+  bool print_config = false;
+  app.add_flag("--print-config", print_config,
+               "print the embedded default configuration and exit");
+  app.add_flag("--check-config", o.check_only, "load and validate the configuration, then exit");
+  // Shorthands for ctrl.* keys; applied with the --set options in command-line order.
+  const std::pair<const char*, const char*> shorthands[] = {
+      {"--ctrl-socket", "ctrl.socket"},   {"--ctrl-group", "ctrl.group"},
+      {"--ctrl-ro-socket", "ctrl.ro_socket"}, {"--capture-dir", "ctrl.capture_dir"},
+      {"--metrics", "ctrl.metrics"}};
+  const char* const shorthand_help[] = {
+      "ctrl socket (ctrl.socket; /run/lockstep/lockstep.ctl; off: none)",
+      "group owning the ctrl socket, mode 0660 (ctrl.group)",
+      "read-only ctrl socket, mode 0666 (ctrl.ro_socket)",
+      "where `capture start` writes (ctrl.capture_dir)",
+      "Prometheus listener (ctrl.metrics; tcp:127.0.0.1:9469; off: none)"};
+  const char* const shorthand_type[] = {"PATH", "GROUP", "PATH", "DIR", "ADDR"};
+  std::vector<std::vector<std::string>> shorthand_values(std::size(shorthands));
+  std::vector<CLI::Option*> shorthand_opts;
+  for (size_t i = 0; i < std::size(shorthands); ++i) {
+    shorthand_opts.push_back(app.add_option(shorthands[i].first, shorthand_values[i],
+                                            shorthand_help[i])
+                                 ->option_text(shorthand_type[i])
+                                 ->allow_extra_args(false));
+  }
+  CLI::Option* set_opt = app.get_option("--set");
+  app.add_option("--colo-compare", ignored,
+               "run as QEMU's colo-compare object: each later word is a\n"
+               "property or --set KEY=VALUE (--colo-compare --help)")
+      ->option_text("PROPERTY=VALUE...");
+  if (int rc = lockstep::cli::parse(app, std::move(words), kExitUsage); rc >= 0) return rc;
+  // --set and the shorthands in the order given.
+  std::vector<size_t> next(std::size(shorthands) + 1, 0);
+  for (const CLI::Option* opt : app.parse_order()) {
+    if (opt == set_opt) {
+      o.sets.push_back(sets[next.back()++]);
+      continue;
+    }
+    for (size_t i = 0; i < shorthand_opts.size(); ++i) {
+      if (opt == shorthand_opts[i]) {
+        o.sets.push_back(std::string(shorthands[i].second) + "=" +
+                         shorthand_values[i][next[i]++]);
+      }
+    }
+  }
+  if (print_config) {
+    std::fputs(std::string(lockstep::dp::default_config_yaml()).c_str(), stdout);
+    return 0;
   }
   return -1;
 }
@@ -669,7 +728,7 @@ int run_colo_compare(const Options& o) {
     return 2;
   }
   return lockstep::colo::run_main(o.colo_args, "lockstepd", "lockstepd --colo-compare",
-                                  LOCKSTEP_VERSION);
+                                  lockstep::cli::version());
 }
 
 }  // namespace
@@ -697,6 +756,12 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // Socket activation: taken before the EAL starts (and its variables unset).
+  std::map<std::string, int> activated;
+  if (!ctrl::sd_listen_sockets(activated, error)) {
+    std::fprintf(stderr, "lockstepd: %s\n", error.c_str());
+    return 2;
+  }
   std::signal(SIGHUP, on_hangup);  // from here on a SIGHUP never ends lockstepd
   if (!lockstep::dp::eal_start(cfg, opt.eal_extra, "lockstepd", error)) {
     std::fprintf(stderr, "lockstepd: %s\n", error.c_str());
@@ -710,6 +775,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   {
     CtrlStack cs;
+    cs.activated = std::move(activated);
     std::unique_ptr<lockstep::dp::CheckpointSink> sink;
     if (!start_link(cfg, cs, sink, error)) {
       std::fprintf(stderr, "lockstepd: %s\n", error.c_str());

@@ -31,7 +31,8 @@ echo "== contents"
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
 for f in /usr/bin/lockstepd /usr/bin/lockstepctl /usr/bin/lockstep-replay /usr/bin/lockstep-colo \
          /usr/bin/lockstep-checkpointer \
-         /lib/systemd/system/lockstepd.service /etc/default/lockstepd \
+         /lib/systemd/system/lockstepd.service /lib/systemd/system/lockstepd.socket \
+         /lib/systemd/system/lockstepd-metrics.socket /etc/default/lockstepd \
          /usr/lib/sysusers.d/lockstep.conf /usr/lib/tmpfiles.d/lockstep.conf \
          /etc/lockstep/lockstepd.yaml \
          /usr/share/man/man8/lockstepd.8.gz /usr/share/man/man1/lockstepctl.1.gz \
@@ -65,13 +66,16 @@ echo "directories: root:lockstep, /run/lockstep 0751, /var/lib/lockstep 0750"
 dpkg-query --control-show lockstep conffiles | cat
 
 echo "== systemd-analyze verify"
-out=$(systemd-analyze verify /lib/systemd/system/lockstepd.service 2>&1) || fail "verify: $out"
-[ -z "$out" ] || fail "verify printed: $out"
-echo "systemd-analyze verify: clean"
+for u in lockstepd.service lockstepd.socket lockstepd-metrics.socket; do
+  out=$(systemd-analyze verify /lib/systemd/system/$u 2>&1) || fail "verify $u: $out"
+  [ -z "$out" ] || fail "verify $u printed: $out"
+done
+echo "systemd-analyze verify: clean (service and socket units)"
 
 echo "== purge"
 $sudo apt-get purge -y -q lockstep
-for f in /usr/bin/lockstepd /lib/systemd/system/lockstepd.service /etc/lockstep/lockstepd.yaml \
+for f in /usr/bin/lockstepd /lib/systemd/system/lockstepd.service \
+         /lib/systemd/system/lockstepd.socket /etc/lockstep/lockstepd.yaml \
          /etc/default/lockstepd /var/lib/lockstep; do
   [ ! -e "$f" ] || fail "$f left after purge"
 done

@@ -7,7 +7,7 @@ packages=(
   build-essential pkg-config meson ninja-build clang libclang-rt-dev
   libdpdk-dev dpdk-dev libpcap-dev libhyperscan-dev
   libgtest-dev libbenchmark-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
-  libsystemd-dev
+  libsystemd-dev systemd
   python3 python3-scapy tshark tcpdump iproute2 ethtool nginx-light curl
   qemu-system-x86
   corosync libcpg-dev libquorum-dev libcorosync-common-dev resource-agents

@@ -7,7 +7,8 @@
 #include <map>
 #include <string_view>
 
-#include "ctrl/sd_notify.h"
+#include "common/cli.h"
+#include "ctrl/systemd.h"
 
 namespace lockstep::colo {
 
@@ -78,6 +79,8 @@ sockets (docs/qemu-colo-compare.md).
   --set KEY=VALUE      any engine setting (compare/settings.h; lockstep-replay
                        --list-settings prints them); KEY may carry lockstepd's
                        "engine." prefix
+  -h, --help           print this help and exit
+  -V, --version        print the version and exit
 
 SIGUSR1 prints a JSON statistics line on stdout; SIGHUP is logged and changes nothing
 (there is no configuration file: the settings are this command line; held output is
@@ -98,14 +101,6 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
 
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
-    if (a == "-h" || a == "--help") {
-      out.help = true;
-      return true;
-    }
-    if (a == "--version") {
-      out.version = true;
-      return true;
-    }
     if (a == "--set") {
       if (i + 1 >= argc) {
         error = "--set wants KEY=VALUE";
@@ -124,7 +119,7 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
     }
     const size_t eq = a.find('=');
     if (eq == std::string_view::npos || a.starts_with("-")) {
-      error = "unexpected argument '" + std::string(a) + "' (properties are KEY=VALUE; --help)";
+      error = "unexpected argument '" + std::string(a) + "' (properties are KEY=VALUE)";
       return false;
     }
     const std::string key(a.substr(0, eq));
@@ -183,12 +178,12 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
       if (!to_u64(val, n) || n == 0 || n > (1u << 22)) return bad("a count in 1..4194304");
       rc.out_queue_frames = static_cast<uint32_t>(n);
     } else {
-      error = "unknown property '" + key + "' (--help)";
+      error = "unknown property '" + key + "'";
       return false;
     }
   }
   if (!have_pri || !have_sec || !have_out) {
-    error = "primary_in, secondary_in and outdev are required (--help)";
+    error = "primary_in, secondary_in and outdev are required";
     return false;
   }
   if (!Settings::defaults().with_all(set, rc.settings, error)) return false;
@@ -199,23 +194,38 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
 
 int run_main(const std::vector<std::string>& words, const std::string& prog,
              const std::string& command, const std::string& version) {
+  (void)version;  // lockstep::cli::version(), the same meson project version
+  // The options (--set, --help, --version) through CLI11; the properties stay QEMU's
+  // KEY=VALUE words, read by parse_options in command-line order.
+  CLI::App app{"", prog};
+  cli::setup(app, {});
+  bool help = false;
+  app.set_help_flag();
+  app.add_flag("-h,--help", help, "print this help and exit");
+  std::vector<std::string> sets, props;
+  CLI::Option* set_opt = app.add_option("--set", sets)->type_name("KEY=VALUE")->allow_extra_args(false);
+  CLI::Option* prop_opt = app.add_option("properties", props)->type_name("PROPERTY=VALUE");
+  if (int rc = cli::parse(app, words, 2); rc >= 0) return rc;
+  if (help) {
+    std::fputs(usage(command).c_str(), stdout);
+    return 0;
+  }
   std::vector<std::string> argv{prog};
-  argv.insert(argv.end(), words.begin(), words.end());
+  size_t next_set = 0, next_prop = 0;
+  for (const CLI::Option* o : app.parse_order()) {
+    if (o == set_opt) {
+      argv.push_back("--set");
+      argv.push_back(sets[next_set++]);
+    } else if (o == prop_opt) {
+      argv.push_back(props[next_prop++]);
+    }
+  }
   std::vector<char*> av;
   for (auto& w : argv) av.push_back(w.data());
   Options opt;
   std::string error;
   if (!parse_options(static_cast<int>(av.size()), av.data(), opt, error)) {
-    std::fprintf(stderr, "%s: %s\n", prog.c_str(), error.c_str());
-    return 2;
-  }
-  if (opt.help) {
-    std::fputs(usage(command).c_str(), stdout);
-    return 0;
-  }
-  if (opt.version) {
-    std::printf("%s %s\n", prog.c_str(), version.c_str());
-    return 0;
+    return cli::usage_error(app, error, 2);
   }
   signal(SIGPIPE, SIG_IGN);
   for (const auto& n : opt.notes) std::fprintf(stderr, "%s: %s\n", prog.c_str(), n.c_str());

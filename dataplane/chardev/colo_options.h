@@ -12,8 +12,6 @@ namespace lockstep::colo {
 
 struct Options {
   chardev::RunnerConfig runner;
-  bool help = false;
-  bool version = false;
   std::vector<std::string> notes;  // accepted-but-ignored properties, for the log
 };
 

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cli.h"
 #include "compare/parse.h"
 #include "dataplane/dataplane.h"
 #include "tests/dataplane/ring_rig.h"
@@ -200,7 +201,13 @@ CaseResult run_case(unsigned payload, unsigned flows, uint64_t target_released, 
 
 int main(int argc, char** argv) {
   uint64_t target = 2000000;
-  if (argc > 1) target = std::strtoull(argv[1], nullptr, 10);
+  CLI::App app{"The dataplane on net_ring ports, one worker: packets per second and cycles\n"
+               "per packet for each case.",
+               "bench_dataplane"};
+  lockstep::cli::setup(app, {"[RELEASED]"});
+  app.add_option("RELEASED", target, "frames released per case (default 2000000)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  if (int rc = lockstep::cli::parse(app, argc, argv, 2); rc >= 0) return rc;
   std::string prefix = "--file-prefix=benchdp" + std::to_string(getpid());
   std::vector<std::string> args = {"bench", "-l", "0", "--no-huge", "-m", "1024", "--no-pci",
                                    "--no-shconf", prefix, "--log-level=lib.eal:error",

@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/cli.h"
 #include "tests/bench/pair_relay.h"
 #include "tests/qemu/colo_peer.h"
 #include "tests/support/frame_builder.h"
@@ -332,43 +333,53 @@ Result measure(Instance& inst, const Stream& tput, const Stream& lat, const Stre
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* usage =
-      "usage: bench_qemu LOCKSTEP_COLO [--quick] [--mix tcp|udp:PAYLOAD:FLOWS]... [--window 64..1000]\n"
-      "                  [--lockstep-arg PROP]... [--pairs N] [--throughput-only]\n";
-  if (argc < 2) {
-    std::fprintf(stderr, "%s", usage);
-    return 2;
-  }
-  const std::string lockstep = argv[1];
+  std::string lockstep;
   bool quick = false, tput_only = false;
   uint32_t pairs = 0;
   std::vector<Mix> only;
   std::vector<std::string> props = {"compare_timeout=3000"};
+  std::vector<std::string> extra_props, mix_args;
   uint32_t window = 512;
-  for (int i = 2; i < argc; ++i) {
-    const std::string a = argv[i];
+  CLI::App app{"QEMU's colo-compare and lockstep-colo on identical streams: pairs/s and\n"
+               "p50/p99 latency side by side.",
+               "bench_qemu"};
+  lockstep::cli::setup(app, {"LOCKSTEP_COLO [--quick] [--mix tcp|udp:PAYLOAD:FLOWS]... "
+                             "[--window 64..1000]\n"
+                             "                  [--lockstep-arg PROP]... [--pairs N] "
+                             "[--throughput-only]"});
+  app.add_option("LOCKSTEP_COLO", lockstep, "the lockstep-colo binary")->required();
+  app.add_flag("--quick", quick, "fewer pairs per case");
+  app.add_flag("--throughput-only", tput_only, "skip the latency runs");
+  app.add_option("--pairs", pairs, "pairs per case, 1000..10000000")
+      ->type_name("N")
+      ->check(CLI::Range(1000, 10000000));
+  app.add_option("--lockstep-arg", extra_props, "one more lockstep-colo property; repeatable")
+      ->option_text("PROP")
+      ->allow_extra_args(false);
+  app.add_option("--window", window, "pairs in flight, 64..1000 (default 512)")
+      ->type_name("N")
+      ->check(CLI::Range(64, 1000));
+  app.add_option("--mix", mix_args, "only this mix; repeatable")
+      ->option_text("tcp|udp:PAYLOAD:FLOWS")
+      ->allow_extra_args(false)
+      ->check([](const std::string& v) {
+        char proto[4] = {};
+        unsigned payload = 0, flows = 0;
+        char tail = 0;
+        if (std::sscanf(v.c_str(), "%3[a-z]:%u:%u%c", proto, &payload, &flows, &tail) == 3 &&
+            (std::string(proto) == "tcp" || std::string(proto) == "udp") && payload >= 8 &&
+            payload <= 1448 && flows >= 1 && flows <= 60000) {
+          return std::string();
+        }
+        return "a mix is tcp|udp:8-1448:1-60000, got '" + v + "'";
+      });
+  if (int rc = lockstep::cli::parse(app, argc, argv, 2); rc >= 0) return rc;
+  props.insert(props.end(), extra_props.begin(), extra_props.end());
+  for (const std::string& m : mix_args) {
     char proto[4] = {};
     unsigned payload = 0, flows = 0;
-    if (a == "--quick") {
-      quick = true;
-    } else if (a == "--throughput-only") {
-      tput_only = true;
-    } else if (a == "--pairs" && i + 1 < argc && std::atoi(argv[i + 1]) >= 1000 && std::atoi(argv[i + 1]) <= 10000000) {
-      pairs = static_cast<uint32_t>(std::atoi(argv[++i]));
-    } else if (a == "--lockstep-arg" && i + 1 < argc) {
-      props.emplace_back(argv[++i]);
-    } else if (a == "--window" && i + 1 < argc && std::atoi(argv[i + 1]) >= 64 && std::atoi(argv[i + 1]) <= 1000) {
-      window = static_cast<uint32_t>(std::atoi(argv[++i]));
-    } else if (a == "--mix" && i + 1 < argc &&
-               std::sscanf(argv[i + 1], "%3[a-z]:%u:%u", proto, &payload, &flows) == 3 &&
-               (std::string(proto) == "tcp" || std::string(proto) == "udp") && payload >= 8 &&
-               payload <= 1448 && flows >= 1 && flows <= 60000) {
-      only.push_back({std::string(proto) == "tcp", payload, flows});
-      ++i;
-    } else {
-      std::fprintf(stderr, "bench_qemu: bad argument '%s' (a mix is tcp|udp:8-1448:1-60000)\n%s", a.c_str(), usage);
-      return 2;
-    }
+    std::sscanf(m.c_str(), "%3[a-z]:%u:%u", proto, &payload, &flows);
+    only.push_back({std::string(proto) == "tcp", payload, flows});
   }
   if (access(lockstep.c_str(), X_OK) != 0 || std::filesystem::is_directory(lockstep)) {
     std::fprintf(stderr, "bench_qemu: %s: not an executable (build/tools/lockstep-colo)\n", lockstep.c_str());

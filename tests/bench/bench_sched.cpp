@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cli.h"
 #include "dataplane/sched/scheduler.h"
 
 namespace {
@@ -265,8 +266,15 @@ double mpps(uint64_t pkts, uint64_t cycles, uint64_t hz) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const uint32_t packets = argc > 1 ? static_cast<uint32_t>(std::strtoul(argv[1], nullptr, 0)) : (1u << 22);
-  const int runs = argc > 2 ? std::atoi(argv[2]) : 3;
+  uint32_t packets = 1u << 22;
+  int runs = 3;
+  CLI::App app{"lockstep's egress scheduler against DPDK's rte_sched on the same packets.",
+               "bench_sched"};
+  lockstep::cli::setup(app, {"[PACKETS [RUNS]]"});
+  app.add_option("PACKETS", packets, "packets per run (default 4194304)")
+      ->check(CLI::Range(1u, 1u << 30));
+  app.add_option("RUNS", runs, "runs per case (default 3)")->check(CLI::Range(1, 100));
+  if (int rc = lockstep::cli::parse(app, argc, argv, 2); rc >= 0) return rc;
   std::string prefix = "--file-prefix=bench_sched" + std::to_string(getpid());
   const char* eal[] = {"bench_sched", "--no-huge", "-m", "512", "--no-pci", prefix.c_str(),
                        "-l", "0", "--no-telemetry", "--log-level=lib.eal:error"};

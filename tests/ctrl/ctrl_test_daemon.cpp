@@ -21,7 +21,7 @@
 #include "ctrl/commands.h"
 #include "ctrl/ctrl_server.h"
 #include "ctrl/metrics_http.h"
-#include "ctrl/sd_notify.h"
+#include "ctrl/systemd.h"
 #include "fake_daemon.h"
 
 using namespace lockstep;

@@ -118,6 +118,28 @@ try:
     check(rc == 2, "help of an unknown command exits 2")
     rc, out, err = ctl("list-commands", "x", sock=sock)
     check(rc == 2 and "usage: list-commands" in err, "list-commands with an argument")
+    rc, out, err = ctl("help", sock=sock)
+    check(rc == 0 and err == "", "help with a daemon: no note about the built-in list: %r" % err)
+    rc, out, err = ctl("-j", "help", sock=sock)
+    listed = [e["command"] for e in json.loads(out)] if rc == 0 else []
+    check("config set" in listed and "qos show" in listed,
+          "-j help: the daemon's list extended by the built-in one")
+    rc, out, err = ctl("status", "--help", sock=sock)
+    check(rc == 0 and out.startswith("usage: status"), "status --help: %r" % out)
+    rc, out, err = ctl("config", "get", "-h", sock=sock)
+    check(rc == 0 and out.startswith("usage: config get"), "config get -h: %r" % out)
+
+    # --- lockstepctl's options after the command ---------------------------------------
+    rc, out, err = ctl("stats", "-j", sock=sock)
+    check(rc == 0 and isinstance(json.loads(out), dict), "stats -j: %r %r" % (rc, err))
+    rc, out, err = ctl("version", "--json", "--pretty", sock=sock)
+    check(rc == 0 and out.startswith("{\n  "), "version --json --pretty")
+    rc, out, err = ctl("conns", "--limit", "5", "-j", sock=sock)
+    check(rc == 0 and out.strip().startswith(("{", "[")), "conns --limit 5 -j: %r" % err)
+    rc, out, err = ctl("stats", "--", "-j", sock=sock)
+    check(rc == 2 and not out.startswith("{"), "after --, -j goes to the command: %r" % err)
+    rc, out, err = ctl("-x", "status", sock=sock)
+    check(rc == 1 and "unknown option '-x'" in err, "unknown option before the command")
 
     # --- every command: none, valid, invalid arguments -------------------------------
     table = [

@@ -38,6 +38,19 @@ grep -qx "EnvironmentFile=-$SYSCONFDIR/default/lockstepd" "$unit" || fail "unit:
 grep -qx "Group=lockstep" "$unit" || fail "unit: Group"
 echo "unit runs $exec_start"
 
+# The socket units: the ctrl socket where the service's --ctrl-socket puts it, the
+# metrics port of ctrl.metrics' default, each with the name lockstepd looks for.
+ctrl_path=$(sed -n 's/.*--ctrl-socket \([^ ]*\).*/\1/p' "$unit")
+for s in "lockstepd.socket:ctrl:$ctrl_path" "lockstepd-metrics.socket:metrics:127.0.0.1:9469"; do
+  f=$(under "$UNITDIR/${s%%:*}")
+  rest=${s#*:}
+  [ -f "$f" ] || fail "$UNITDIR/${s%%:*} not installed"
+  grep -qx "FileDescriptorName=${rest%%:*}" "$f" || fail "${s%%:*}: FileDescriptorName=${rest%%:*}"
+  grep -qx "ListenStream=${rest#*:}" "$f" || fail "${s%%:*}: ListenStream=${rest#*:}"
+  grep -qx "Service=lockstepd.service" "$f" || fail "${s%%:*}: Service="
+done
+echo "socket units: ctrl $ctrl_path, metrics 127.0.0.1:9469"
+
 if command -v systemd-analyze >/dev/null; then
   # Offline, on a copy that names the programs where DESTDIR has them (verify wants
   # them executable; --root would want a whole system there).

@@ -1,5 +1,5 @@
-# bash completion for lockstepctl. Command names come from the running daemon
-# (`lockstepctl list-commands`), with a built-in list when it cannot be reached.
+# bash completion for lockstepctl. Command names come from `lockstepctl -j help`: the
+# commands lockstepctl knows, extended by the running daemon's.
 _lockstepctl() {
   local cur prev words cword
   _init_completion 2>/dev/null || {
@@ -14,12 +14,22 @@ _lockstepctl() {
     -t|--timeout) return ;;
   esac
   # Options before the command; the socket given with -s is used for the command list.
-  local i sock="" cmd=() 
+  # After the command only -j, --json, --pretty and -h, --help are lockstepctl's.
+  local i sock="" cmd=()
   for ((i = 1; i < cword; i++)); do
+    if [[ ${#cmd[@]} -gt 0 ]]; then
+      case ${words[i]} in
+        -j|--json|--pretty|-h|--help) ;;
+        *) cmd+=("${words[i]}") ;;
+      esac
+      continue
+    fi
     case ${words[i]} in
       -s|--socket) sock=${words[i+1]}; ((i++)) ;;
+      --socket=*) sock=${words[i]#--socket=} ;;
       -j|--json|--pretty|-h|--help|-V|--version) ;;
       -t|--timeout) ((i++)) ;;
+      -*) ;;
       *) cmd+=("${words[i]}") ;;
     esac
   done
@@ -27,7 +37,8 @@ _lockstepctl() {
     COMPREPLY=($(compgen -W "$opts" -- "$cur")); return
   fi
   local list
-  list=$(lockstepctl ${sock:+-s "$sock"} -t 1 list-commands 2>/dev/null)
+  list=$(lockstepctl ${sock:+-s "$sock"} -t 1 -j help 2>/dev/null |
+         grep -o '"command":"[^"]*"' | cut -d'"' -f4)
   [[ -z $list ]] && list=$'help\nlist-commands\nstatus\nstats\nconns\nconfig get\nconfig set\ncheckpoint\ncheckpoint-policy\nfailover\ncluster status\ncluster failover\nmode\ncapture start\ncapture stop\nrules list\nrules add\nrules del\nqos show\nqos qdisc\nqos class\nqos filter\nqos role\nqos roles\nversion\nmetrics'
   local first=${cmd[0]} 
   if [[ ${#cmd[@]} -eq 0 ]]; then

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/cli.h"
 #include "ctrl/json_limits.h"
 #include "ctrl/native_codec.h"
 #include "ctrl/net.h"
@@ -63,114 +64,69 @@ void log_line(const std::string& event, const std::string& extra = {}) {
 
 std::string jstr(std::string_view s) { return Json(std::string(s)).dump(); }
 
-[[noreturn]] void usage(int code) {
-  std::fprintf(code == 0 ? stdout : stderr,
-               "usage: lockstep-checkpointer (--listen ADDR | --connect ADDR) [options]\n"
-               "  ADDR: unix:/path, /path, tcp:HOST:PORT or HOST:PORT\n"
-               "  --dialect native|qemu     protocol (default native)\n"
-               "  --name NAME               name sent in hello (native)\n"
-               "  --latency-ms N            answer each request after N ms (default 0)\n"
-               "  --begin                   send checkpoint_begin before done (native)\n"
-               "  --drop P                  drop an answer with probability P (0..1)\n"
-               "  --delay P --delay-ms N    delay an answer by N more ms with probability P\n"
-               "  --garble P                send a garbled answer with probability P\n"
-               "  --seed S                  random seed for the fault draws (default 1)\n"
-               "  --heartbeat-ms N          send heartbeats every N ms (native)\n"
-               "  --heartbeat-stop-after N  stop heartbeats after N of them (silent peer)\n"
-               "  --periodic-ms N           unsolicited checkpoints every N ms\n"
-               "  --die-on-request N        exit(3) when the Nth request arrives, unanswered\n"
-               "  --exit-after N            exit(0) after answering N checkpoints\n"
-               "  --reconnect-ms N          client: reconnect delay, 0 = exit on disconnect\n"
-               "  --failover primary|secondary  send failover after hello (native)\n"
-               "  --vnet-hdr                qemu: frames carry the be32 vnet_hdr_len word\n"
-               "  --protocol-version N      native: version announced in hello\n"
-               "  --log FILE                JSON-lines log (default stdout)\n");
-  std::exit(code);
-}
+constexpr int kExitUsage = 2;
 
-bool num(const char* s, uint64_t& out) {
-  std::string_view v(s);
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  return ec == std::errc{} && p == v.data() + v.size();
-}
-
-bool prob(const char* s, double& out) {
-  char* end = nullptr;
-  out = std::strtod(s, &end);
-  return end != s && *end == '\0' && out >= 0 && out <= 1;
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto val = [&]() -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "lockstep-checkpointer: %s needs a value\n", a.c_str());
-        usage(1);
-      }
-      return argv[++i];
-    };
-    auto need_num = [&](uint64_t& out) {
-      const char* v = val();
-      if (!num(v, out)) {
-        std::fprintf(stderr, "lockstep-checkpointer: %s takes a number, got '%s'\n", a.c_str(), v);
-        usage(1);
-      }
-    };
-    auto need_prob = [&](double& out) {
-      const char* v = val();
-      if (!prob(v, out)) {
-        std::fprintf(stderr, "lockstep-checkpointer: %s takes a probability 0..1, got '%s'\n",
-                     a.c_str(), v);
-        usage(1);
-      }
-    };
-    if (a == "-h" || a == "--help") usage(0);
-    else if (a == "--listen") o.listen = val();
-    else if (a == "--connect") o.connect = val();
-    else if (a == "--dialect") {
-      std::string d = val();
-      if (d == "native") o.dialect = Dialect::native;
-      else if (d == "qemu") o.dialect = Dialect::qemu;
-      else {
-        std::fprintf(stderr, "lockstep-checkpointer: --dialect native|qemu\n");
-        usage(1);
-      }
-    } else if (a == "--name") o.name = val();
-    else if (a == "--latency-ms") need_num(o.latency_ms);
-    else if (a == "--drop") need_prob(o.drop);
-    else if (a == "--delay") need_prob(o.delay);
-    else if (a == "--delay-ms") need_num(o.delay_ms);
-    else if (a == "--garble") need_prob(o.garble);
-    else if (a == "--seed") need_num(o.seed);
-    else if (a == "--heartbeat-ms") need_num(o.heartbeat_ms);
-    else if (a == "--heartbeat-stop-after") need_num(o.heartbeat_stop_after);
-    else if (a == "--periodic-ms") need_num(o.periodic_ms);
-    else if (a == "--die-on-request") need_num(o.die_on_request);
-    else if (a == "--exit-after") need_num(o.exit_after);
-    else if (a == "--reconnect-ms") need_num(o.reconnect_ms);
-    else if (a == "--begin") o.begin = true;
-    else if (a == "--vnet-hdr") o.vnet_hdr = true;
-    else if (a == "--failover") {
-      o.failover = val();
-      Survivor s;
-      if (!survivor_from_string(o.failover, s)) {
-        std::fprintf(stderr, "lockstep-checkpointer: --failover primary|secondary\n");
-        usage(1);
-      }
-    } else if (a == "--protocol-version") need_num(o.protocol_version);
-    else if (a == "--log") o.log_path = val();
-    else {
-      std::fprintf(stderr, "lockstep-checkpointer: unknown option '%s'\n", a.c_str());
-      usage(1);
-    }
-  }
+// -1: go on; otherwise the exit status (0 after --help/--version, 2 after a usage error).
+int parse(int argc, char** argv, Options& o) {
+  CLI::App app{"A reference checkpointer for lockstepd's checkpointer link (native or QEMU's\n"
+               "colo-compare notify protocol), with fault injection for tests.",
+               "lockstep-checkpointer"};
+  lockstep::cli::setup(app, {"(--listen ADDR | --connect ADDR) [OPTIONS]"},
+                       "ADDR: unix:/path, /path, tcp:HOST:PORT or HOST:PORT.\n"
+                       "Exit status: 0 done (--exit-after), 1 runtime failure, 2 bad usage,\n"
+                       "3 --die-on-request.");
+  const auto probability = CLI::Range(0.0, 1.0);
+  auto* listen = app.add_option("--listen", o.listen, "serve one daemon at ADDR")->type_name("ADDR");
+  auto* connect = app.add_option("--connect", o.connect, "connect to the daemon at ADDR")
+                      ->type_name("ADDR");
+  listen->excludes(connect);
+  std::string dialect = "native";
+  app.add_option("--dialect", dialect, "protocol: native or qemu (default native)")
+      ->type_name("native|qemu")
+      ->check(CLI::IsMember({"native", "qemu"}));
+  app.add_option("--name", o.name, "name sent in hello (native)")->type_name("NAME");
+  app.add_option("--latency-ms", o.latency_ms, "answer each request after N ms (default 0)")
+      ->type_name("N");
+  app.add_flag("--begin", o.begin, "send checkpoint_begin before done (native)");
+  app.add_option("--drop", o.drop, "drop an answer with probability P")
+      ->type_name("P")->check(probability);
+  app.add_option("--delay", o.delay, "delay an answer by --delay-ms more with probability P")
+      ->type_name("P")->check(probability);
+  app.add_option("--delay-ms", o.delay_ms, "the delay of --delay (default 1000)")
+      ->type_name("N");
+  app.add_option("--garble", o.garble, "send a garbled answer with probability P")
+      ->type_name("P")->check(probability);
+  app.add_option("--seed", o.seed, "random seed for the fault draws (default 1)")
+      ->type_name("S");
+  app.add_option("--heartbeat-ms", o.heartbeat_ms, "send heartbeats every N ms (native)")
+      ->type_name("N");
+  app.add_option("--heartbeat-stop-after", o.heartbeat_stop_after,
+                 "stop heartbeats after N of them (silent peer)")
+      ->type_name("N");
+  app.add_option("--periodic-ms", o.periodic_ms, "unsolicited checkpoints every N ms")
+      ->type_name("N");
+  app.add_option("--die-on-request", o.die_on_request,
+                 "exit(3) when the Nth request arrives, unanswered")
+      ->type_name("N");
+  app.add_option("--exit-after", o.exit_after, "exit(0) after answering N checkpoints")
+      ->type_name("N");
+  app.add_option("--reconnect-ms", o.reconnect_ms,
+                 "client: reconnect delay, 0 = exit on disconnect (default 200)")
+      ->type_name("N");
+  app.add_option("--failover", o.failover, "send failover after hello (native)")
+      ->type_name("primary|secondary")
+      ->check(CLI::IsMember({"primary", "secondary"}));
+  app.add_flag("--vnet-hdr", o.vnet_hdr, "qemu: frames carry the be32 vnet_hdr_len word");
+  app.add_option("--protocol-version", o.protocol_version,
+                 "native: version announced in hello")
+      ->type_name("N");
+  app.add_option("--log", o.log_path, "JSON-lines log (default stdout)")->type_name("FILE");
+  if (int rc = lockstep::cli::parse(app, argc, argv, kExitUsage); rc >= 0) return rc;
+  o.dialect = dialect == "qemu" ? Dialect::qemu : Dialect::native;
   if (o.listen.empty() == o.connect.empty()) {
-    std::fprintf(stderr, "lockstep-checkpointer: exactly one of --listen and --connect\n");
-    usage(1);
+    return lockstep::cli::usage_error(app, "exactly one of --listen and --connect", kExitUsage);
   }
-  return o;
+  return -1;
 }
 
 struct Answer {
@@ -447,7 +403,8 @@ class Checkpointer {
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   g_t0 = monotonic_ns();
-  Options o = parse(argc, argv);
+  Options o;
+  if (int rc = parse(argc, argv, o); rc >= 0) return rc;
   if (!o.log_path.empty()) {
     g_log = std::fopen(o.log_path.c_str(), "a");
     if (g_log == nullptr) {

@@ -4,13 +4,10 @@
 #include <string>
 #include <vector>
 
+#include "common/cli.h"
 #include "dataplane/chardev/colo_options.h"
-
-#ifndef LOCKSTEP_VERSION
-#define LOCKSTEP_VERSION "unknown"
-#endif
 
 int main(int argc, char** argv) {
   const std::vector<std::string> words(argv + 1, argv + argc);
-  return lockstep::colo::run_main(words, "lockstep-colo", "lockstep-colo", LOCKSTEP_VERSION);
+  return lockstep::colo::run_main(words, "lockstep-colo", "lockstep-colo", lockstep::cli::version());
 }

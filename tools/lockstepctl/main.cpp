@@ -1,10 +1,12 @@
 // lockstepctl: the command-line client of lockstepd's ctrl socket.
-//   lockstepctl [-s SOCKET] [-j [--pretty]] [-t SECONDS] COMMAND [ARG...]
+//   lockstepctl [-s SOCKET] [-j [--pretty]] [-t SECONDS] COMMAND [ARG...] [-j] [--pretty]
+//   lockstepctl help [COMMAND]    lockstepctl COMMAND --help
 // Exit status: 0 ok, 1 usage or connection failure, 2 the daemon rejected the command.
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -12,13 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "catalog.h"
+#include "common/cli.h"
 #include "ctrl/json_limits.h"
 #include "ctrl/net.h"
 #include "render.h"
-
-#ifndef LOCKSTEP_VERSION
-#define LOCKSTEP_VERSION "unknown"
-#endif
 
 using lockstep::ctrl::Json;
 
@@ -26,97 +26,43 @@ namespace {
 
 constexpr const char* kDefaultSocket = "/run/lockstep/lockstep.ctl";
 constexpr size_t kMaxReply = 64 << 20;
-
-void usage(FILE* f) {
-  std::fprintf(f,
-               "usage: lockstepctl [OPTIONS] COMMAND [ARG...]\n"
-               "  -s, --socket PATH   ctrl socket (default $LOCKSTEP_CTL_SOCKET or %s)\n"
-               "  -j, --json          print the reply's result as JSON\n"
-               "      --pretty        indent JSON output\n"
-               "  -t, --timeout SEC   give up after SEC seconds (default 5)\n"
-               "  -h, --help          this text; 'lockstepctl help [COMMAND]' asks the daemon\n"
-               "  -V, --version       lockstepctl's version\n"
-               "Commands come from the daemon: 'lockstepctl list-commands'.\n"
-               "Exit status: 0 ok, 1 usage or connection failure, 2 rejected by the daemon.\n",
-               kDefaultSocket);
-}
+constexpr int kExitUsage = 1;
+constexpr int kExitRejected = 2;
 
 int fail(const std::string& msg) {
   std::fprintf(stderr, "lockstepctl: %s\n", msg.c_str());
   return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Options {
   std::string socket_path;
-  if (const char* env = std::getenv("LOCKSTEP_CTL_SOCKET"); env != nullptr && *env) socket_path = env;
-  if (socket_path.empty()) socket_path = kDefaultSocket;
-  bool json = false, pretty = false;
+  bool json = false, pretty = false, help = false;
   double timeout_s = 5;
-  int i = 1;
-  for (; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.empty() || a[0] != '-') break;
-    if (a == "--") {
-      ++i;
-      break;
-    }
-    auto value = [&](std::string& out) {
-      auto eq = a.find('=');
-      if (a.starts_with("--") && eq != std::string::npos) {
-        out = a.substr(eq + 1);
-        return true;
-      }
-      if (i + 1 >= argc) return false;
-      out = argv[++i];
-      return true;
-    };
-    std::string v;
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      return 0;
-    } else if (a == "-V" || a == "--version") {
-      std::printf("lockstepctl %s\n", LOCKSTEP_VERSION);
-      return 0;
-    } else if (a == "-j" || a == "--json") {
-      json = true;
-    } else if (a == "--pretty") {
-      pretty = true;
-    } else if (a == "-s" || a == "--socket" || a.starts_with("--socket=")) {
-      if (!value(socket_path) || socket_path.empty()) return fail("-s needs a socket path");
-    } else if (a == "-t" || a == "--timeout" || a.starts_with("--timeout=")) {
-      char* end = nullptr;
-      if (!value(v)) return fail("-t needs a number of seconds");
-      timeout_s = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || !(timeout_s > 0) || timeout_s > 3600) {
-        return fail("-t takes seconds in (0, 3600], got '" + v + "'");
-      }
-    } else {
-      usage(stderr);
-      return fail("unknown option '" + a + "'");
-    }
-  }
-  if (i >= argc) {
-    usage(stderr);
-    return 1;
-  }
-  std::string command = argv[i++];
-  std::vector<std::string> args(argv + i, argv + argc);
+  std::vector<std::string> words;  // COMMAND [ARG...]
+};
 
+// One request, one reply line. False with `error`; `unreachable` when no daemon listens.
+bool exchange(const Options& o, const std::string& command, const std::vector<std::string>& args,
+              Json& r, std::string& error, bool& unreachable) {
+  unreachable = false;
   lockstep::ctrl::Endpoint ep;
-  std::string error;
+  const std::string& socket_path = o.socket_path;
   if (!lockstep::ctrl::parse_endpoint(socket_path.find(':') == std::string::npos ||
                                               socket_path[0] == '/'
                                           ? "unix:" + socket_path
                                           : socket_path,
                                       ep, error) ||
       ep.kind != lockstep::ctrl::Endpoint::Kind::unix_path) {
-    return fail("bad socket path '" + socket_path + "'");
+    error = "bad socket path '" + socket_path + "'";
+    return false;
   }
   lockstep::ctrl::Fd fd = lockstep::ctrl::connect_endpoint(ep, error, true);
-  if (!fd.valid()) return fail(error + " (is lockstepd running? -s or LOCKSTEP_CTL_SOCKET)");
-
+  if (!fd.valid()) {
+    error += " (is lockstepd running? -s or LOCKSTEP_CTL_SOCKET)";
+    unreachable = true;
+    return false;
+  }
+  const double timeout_s = o.timeout_s;
   Json req{{"command", command}, {"args", args}};
   std::string line = req.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
   uint64_t deadline = lockstep::ctrl::monotonic_ns() + static_cast<uint64_t>(timeout_s * 1e9);
@@ -125,11 +71,17 @@ int main(int argc, char** argv) {
   std::string reply;
   while (true) {
     uint64_t now = lockstep::ctrl::monotonic_ns();
-    if (now >= deadline) return fail("no reply within " + std::to_string(timeout_s) + " s");
+    if (now >= deadline) {
+      error = "no reply within " + std::to_string(timeout_s) + " s";
+      return false;
+    }
     const bool sending = sent < line.size() && !send_failed;
     pollfd p{fd.get(), static_cast<short>(sending ? POLLOUT | POLLIN : POLLIN), 0};
     int rc = poll(&p, 1, static_cast<int>((deadline - now) / 1000000 + 1));
-    if (rc < 0 && errno != EINTR) return fail(std::string("poll: ") + std::strerror(errno));
+    if (rc < 0 && errno != EINTR) {
+      error = std::string("poll: ") + std::strerror(errno);
+      return false;
+    }
     if (rc <= 0) continue;
     // Read first: a daemon that refuses us (too many clients) writes its reason and closes.
     if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -138,14 +90,18 @@ int main(int argc, char** argv) {
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (n <= 0) {
         if (reply.empty()) {
-          return fail(send_failed ? "connection lost while sending"
-                                  : "the daemon closed the connection without a reply");
+          error = send_failed ? "connection lost while sending"
+                              : "the daemon closed the connection without a reply";
+          return false;
         }
         break;
       }
       reply.append(buf, static_cast<size_t>(n));
       if (reply.find('\n') != std::string::npos) break;
-      if (reply.size() > kMaxReply) return fail("reply larger than 64 MiB");
+      if (reply.size() > kMaxReply) {
+        error = "reply larger than 64 MiB";
+        return false;
+      }
       continue;
     }
     if ((p.revents & POLLOUT) && sending) {
@@ -158,21 +114,187 @@ int main(int argc, char** argv) {
     }
   }
   reply = reply.substr(0, reply.find('\n'));
-  Json r = Json::parse(reply, nullptr, false);
+  r = Json::parse(reply, nullptr, false);
   if (r.is_discarded() || !r.is_object() || !r.contains("ok")) {
-    return fail("malformed reply from the daemon");
+    error = "malformed reply from the daemon";
+    return false;
   }
-  int indent = pretty ? 2 : -1;
+  return true;
+}
+
+void print_json(const Json& j, bool pretty) {
+  std::printf("%s\n", j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace).c_str());
+}
+
+// The command's name among `words` (which may carry arguments): the longest prefix the
+// built-in list knows, else every word.
+std::string command_name(const std::vector<std::string>& words) {
+  std::string name, best;
+  for (size_t i = 0; i < words.size() && i < 4; ++i) {
+    name += (i ? " " : "") + words[i];
+    if (!lockstep::ctl::builtin_help(name).is_null()) best = name;
+  }
+  return best.empty() ? name : best;
+}
+
+// `help` without a command: the built-in list, extended by the daemon's when it answers.
+int help_list(const Options& o) {
+  Json r;
+  std::string error;
+  bool unreachable = false;
+  Json list = lockstep::ctl::builtin_commands();
+  if (exchange(o, "help", {}, r, error, unreachable)) {
+    if (r.value("ok", false) && r.contains("result")) {
+      list = lockstep::ctl::merge_command_lists(r["result"], list);
+    }
+  } else if (!o.json) {
+    std::fprintf(stderr, "lockstepctl: %s; the built-in command list follows\n", error.c_str());
+  }
+  if (o.json) {
+    print_json(list, o.pretty);
+  } else {
+    std::string out = lockstep::ctl::render_command_list(list, lockstep::cli::kHelpColumns);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  }
+  return 0;
+}
+
+// `help COMMAND` and `COMMAND --help`: the daemon's answer, or the built-in one when no
+// daemon is reachable.
+int help_command(const Options& o, const std::vector<std::string>& words) {
+  const std::string name = command_name(words);
+  Json r;
+  std::string error;
+  bool unreachable = false;
+  Json help;
+  std::vector<std::string> name_words;
+  for (size_t b = 0, e; b <= name.size(); b = e + 1) {
+    e = std::min(name.find(' ', b), name.size());
+    name_words.push_back(name.substr(b, e - b));
+  }
+  if (exchange(o, "help", name_words, r, error, unreachable)) {
+    if (!r.value("ok", false)) {
+      if (o.json) print_json(r, o.pretty);
+      std::fprintf(stderr, "lockstepctl: %s\n",
+                   r.contains("error") && r["error"].is_string()
+                       ? r["error"].get<std::string>().c_str()
+                       : "rejected");
+      return kExitRejected;
+    }
+    help = r.contains("result") ? r["result"] : Json(nullptr);
+  } else if (!unreachable) {
+    return fail(error);
+  } else {
+    help = lockstep::ctl::builtin_help(name);
+    if (help.is_null()) {
+      std::fprintf(stderr, "lockstepctl: unknown command '%s' (try 'lockstepctl help')\n",
+                   name.c_str());
+      return kExitRejected;
+    }
+  }
+  if (o.json) {
+    print_json(help, o.pretty);
+  } else if (help.is_object() && help.contains("usage")) {
+    std::string out = lockstep::ctl::render_command_help(help, lockstep::cli::kHelpColumns);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  } else {
+    std::string out = lockstep::ctl::render_human("help", help);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  }
+  return 0;
+}
+
+// Options before the command are lockstepctl's; after it, only -j/--json, --pretty and
+// -h/--help are (every other word goes to the command: `qos show -s`, `stats --reset`).
+// "--" ends lockstepctl's options.
+int parse(int argc, char** argv, Options& o) {
+  if (const char* env = std::getenv("LOCKSTEP_CTL_SOCKET"); env != nullptr && *env) {
+    o.socket_path = env;
+  }
+  if (o.socket_path.empty()) o.socket_path = kDefaultSocket;
+  CLI::App app{"Sends one command to lockstepd over its ctrl socket and prints the reply.",
+               "lockstepctl"};
+  lockstep::cli::setup(app,
+                       {"[OPTIONS] COMMAND [ARG...]", "help [COMMAND]", "COMMAND --help"},
+                       "Options -j, --json and --pretty may also follow the command.\n"
+                       "'lockstepctl help' lists the commands (a running daemon adds its own).\n"
+                       "Exit status: 0 ok, 1 usage or connection failure, 2 rejected by the "
+                       "daemon.");
+  app.add_option("-s,--socket", o.socket_path,
+                 std::string("ctrl socket ($LOCKSTEP_CTL_SOCKET, else ") + kDefaultSocket +
+                     ")")
+      ->type_name("PATH")
+      ->check([](const std::string& v) {
+        return v.empty() ? std::string("needs a socket path") : std::string();
+      });
+  app.add_flag("-j,--json", o.json, "print the reply's result as JSON");
+  app.add_flag("--pretty", o.pretty, "indent JSON output");
+  app.add_option("-t,--timeout", o.timeout_s, "give up after SEC seconds (default 5)")
+      ->type_name("SEC")
+      ->check([](const std::string& v) {
+        char* end = nullptr;
+        double d = std::strtod(v.c_str(), &end);
+        return end == v.c_str() || *end != '\0' || !(d > 0) || d > 3600
+                   ? "takes seconds in (0, 3600], got '" + v + "'"
+                   : std::string();
+      });
+  app.prefix_command();
+  if (int rc = lockstep::cli::parse(app, argc, argv, kExitUsage); rc >= 0) return rc;
+  std::vector<std::string> rest = app.remaining();
+  if (!rest.empty() && rest.front() == "--") {
+    rest.erase(rest.begin());
+    o.words = std::move(rest);
+    return -1;
+  }
+  if (rest.empty()) {
+    std::fputs(app.help().c_str(), stderr);
+    return kExitUsage;
+  }
+  // CLI11 hands an unknown option before the command on with the rest.
+  if (rest.front().size() > 1 && rest.front()[0] == '-') {
+    return lockstep::cli::usage_error(app, "unknown option '" + rest.front() + "'", kExitUsage);
+  }
+  CLI::App after{"", "lockstepctl"};
+  after.set_help_flag();
+  after.add_flag("-j,--json", o.json);
+  after.add_flag("--pretty", o.pretty);
+  after.add_flag("-h,--help", o.help);
+  after.allow_extras();
+  if (int rc = lockstep::cli::parse(after, rest, kExitUsage); rc >= 0) return rc;
+  o.words = after.remaining();
+  if (auto dd = std::find(o.words.begin(), o.words.end(), "--"); dd != o.words.end()) {
+    o.words.erase(dd);
+  }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (int rc = parse(argc, argv, o); rc >= 0) return rc;
+  if (o.help || (!o.words.empty() && o.words.front() == "help")) {
+    std::vector<std::string> words = o.words;
+    if (!o.help) words.erase(words.begin());
+    return words.empty() ? help_list(o) : help_command(o, words);
+  }
+  if (o.words.empty()) return fail("no command given (try 'lockstepctl help')");
+  const std::string command = o.words.front();
+  const std::vector<std::string> args(o.words.begin() + 1, o.words.end());
+  Json r;
+  std::string error;
+  bool unreachable = false;
+  if (!exchange(o, command, args, r, error, unreachable)) return fail(error);
   if (!r.value("ok", false)) {
     std::string err = r.contains("error") && r["error"].is_string() ? r["error"].get<std::string>()
                                                                    : "rejected";
-    if (json) std::printf("%s\n", r.dump(indent, ' ', false, Json::error_handler_t::replace).c_str());
+    if (o.json) print_json(r, o.pretty);
     std::fprintf(stderr, "lockstepctl: %s\n", err.c_str());
-    return 2;
+    return kExitRejected;
   }
   const Json& result = r.contains("result") ? r["result"] : Json(nullptr);
-  if (json) {
-    std::printf("%s\n", result.dump(indent, ' ', false, Json::error_handler_t::replace).c_str());
+  if (o.json) {
+    print_json(result, o.pretty);
   } else {
     std::string out = lockstep::ctl::render_human(command, result);
     std::fwrite(out.data(), 1, out.size(), stdout);

@@ -32,11 +32,7 @@ int run(int argc, char** argv) {
   using namespace lockstep::replay;
   Options opt;
   std::string error;
-  if (!parse_args(argc - 1, argv + 1, opt, error)) return fail(error, kExitInput);
-  if (opt.help) {
-    std::fputs(usage().c_str(), stdout);
-    return kExitOk;
-  }
+  if (int rc = parse_args(argc, argv, opt); rc >= 0) return rc;
   if (opt.list_settings) {
     std::fputs(settings_listing().c_str(), stdout);
     return kExitOk;

@@ -1,146 +1,102 @@
 #include "tools/replay/options.h"
 
-#include <charconv>
 #include <string_view>
+
+#include "common/cli.h"
 
 namespace lockstep::replay {
 
 namespace {
 
-bool parse_u64(std::string_view s, uint64_t& v) {
-  if (s.empty()) return false;
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  return ec == std::errc() && p == s.data() + s.size();
+constexpr int kExitUsage = 2;
+
+CLI::Validator non_empty_file() {
+  return CLI::Validator(
+      [](std::string& v) { return v.empty() ? std::string("needs a non-empty file name") : ""; },
+      "", "non-empty");
 }
 
 }  // namespace
 
-std::string usage() {
-  return "usage: lockstep-replay --primary PVM.pcap --secondary SVM.pcap [--ingress CLIENT.pcap]\n"
-         "                       [--config FILE] [--set KEY=VALUE]... [--checkpoint-latency-us N]\n"
-         "                       --released OUT.pcap [--svm-ingress OUT.pcap] [--events EVENTS.jsonl]\n"
-         "       lockstep-replay --list-settings\n"
-         "       lockstep-replay --help\n"
-         "\n"
-         "Replays captures of a PVM, an SVM and (optionally) their client through the compare\n"
-         "engine, in virtual time. Inputs are pcap or pcapng, Ethernet.\n"
-         "\n"
-         "  --primary FILE              frames the PVM sent (compared, released toward the client)\n"
-         "  --secondary FILE            frames the SVM sent (compared, never released)\n"
-         "  --ingress FILE              client frames (mirrored to both VMs; the SVM copy is\n"
-         "                              ack-translated)\n"
-         "  --config FILE               YAML: engine settings as top-level keys or under 'engine:'\n"
-         "  --set KEY=VALUE             one engine setting (see --list-settings); repeatable,\n"
-         "                              applied after --config, in order\n"
-         "  --checkpoint-latency-us N   virtual time from a checkpoint request to its completion\n"
-         "                              (default 1000, at most 3600000000)\n"
-         "  --released FILE             PVM frames released toward the client, in release order,\n"
-         "                              stamped with the release time (pcap, nanosecond stamps)\n"
-         "  --svm-ingress FILE          client frames as sent to the SVM (pcap, nanosecond stamps)\n"
-         "  --events FILE               JSON lines: checkpoints, releases, drops, final summary\n"
-         "  --list-settings             print the engine's settings table and exit\n"
-         "  --help                      print this help and exit\n"
-         "\n"
-         "Exit status: 0 success, 2 bad usage or input, 3 the conservation law failed.\n";
-}
-
-bool parse_args(int argc, const char* const* argv, Options& out, std::string& error) {
+int parse_args(int argc, const char* const* argv, Options& out) {
   out = Options{};
-  for (int i = 0; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      out.help = true;
-      continue;
-    }
-    if (arg == "--list-settings") {
-      out.list_settings = true;
-      continue;
-    }
-    if (arg.substr(0, 2) != "--") {
-      error = "unexpected argument '" + std::string(arg) + "' (options start with --; see --help)";
-      return false;
-    }
-    std::string_view name = arg;
-    std::string value;
-    bool inline_value = false;
-    if (const auto eq = arg.find('='); eq != std::string_view::npos) {
-      name = arg.substr(0, eq);
-      value = std::string(arg.substr(eq + 1));
-      inline_value = true;
-    }
-    std::string* target = nullptr;
-    if (name == "--primary") target = &out.primary;
-    else if (name == "--secondary") target = &out.secondary;
-    else if (name == "--ingress") target = &out.ingress;
-    else if (name == "--config") target = &out.config;
-    else if (name == "--released") target = &out.released;
-    else if (name == "--svm-ingress") target = &out.svm_ingress;
-    else if (name == "--events") target = &out.events;
-    else if (name != "--set" && name != "--checkpoint-latency-us") {
-      error = "unknown option '" + std::string(name) + "' (see --help)";
-      return false;
-    }
-    if (!inline_value) {
-      if (i + 1 >= argc) {
-        error = "option " + std::string(name) + " needs a value";
-        return false;
-      }
-      value = argv[++i];
-    }
-    if (target != nullptr) {
-      if (value.empty()) {
-        error = "option " + std::string(name) + " needs a non-empty file name";
-        return false;
-      }
-      *target = value;
-    } else if (name == "--set") {
-      const auto eq = value.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        error = "--set '" + value + "': expected KEY=VALUE";
-        return false;
-      }
-      out.sets.emplace_back(value.substr(0, eq), value.substr(eq + 1));
-    } else {  // --checkpoint-latency-us
-      uint64_t us = 0;
-      if (!parse_u64(value, us) || us > kMaxCheckpointLatencyUs) {
-        error = "--checkpoint-latency-us '" + value + "': expected an integer in [0, " +
-                std::to_string(kMaxCheckpointLatencyUs) + "]";
-        return false;
-      }
-      out.checkpoint_latency_ns = us * 1000;
-    }
+  CLI::App app{"Replays captures of a PVM, an SVM and (optionally) their client through the "
+               "compare\nengine, in virtual time. Inputs are pcap or pcapng, Ethernet.",
+               "lockstep-replay"};
+  cli::setup(app,
+             {"--primary PVM.pcap --secondary SVM.pcap [--ingress CLIENT.pcap]\n"
+              "                       [--config FILE] [--set KEY=VALUE]... "
+              "[--checkpoint-latency-us N]\n"
+              "                       --released OUT.pcap [--svm-ingress OUT.pcap] "
+              "[--events EVENTS.jsonl]",
+              "--list-settings"},
+             "Exit status: 0 success, 2 bad usage or input, 3 the conservation law failed.");
+  app.add_option("--primary", out.primary,
+                 "frames the PVM sent (compared, released toward the client)")
+      ->type_name("FILE")->check(non_empty_file());
+  app.add_option("--secondary", out.secondary, "frames the SVM sent (compared, never released)")
+      ->type_name("FILE")->check(non_empty_file());
+  app.add_option("--ingress", out.ingress,
+                 "client frames (mirrored to both VMs; the SVM copy is ack-translated)")
+      ->type_name("FILE")->check(non_empty_file());
+  app.add_option("--config", out.config,
+                 "YAML: engine settings as top-level keys or under 'engine:'")
+      ->type_name("FILE")->check(non_empty_file());
+  std::vector<std::string> sets;
+  app.add_option("--set", sets,
+                 "one engine setting (see --list-settings); repeatable, applied after\n"
+                 "--config, in order")
+      ->option_text("KEY=VALUE")
+      ->allow_extra_args(false)
+      ->check([](const std::string& v) {
+        auto eq = v.find('=');
+        return eq == std::string::npos || eq == 0 ? "'" + v + "': expected KEY=VALUE"
+                                                  : std::string();
+      });
+  uint64_t latency_us = out.checkpoint_latency_ns / 1000;
+  app.add_option("--checkpoint-latency-us", latency_us,
+                 "virtual time from a checkpoint request to its completion\n"
+                 "(default 1000, at most 3600000000)")
+      ->type_name("N")
+      ->check(CLI::Range(uint64_t{0}, kMaxCheckpointLatencyUs));
+  app.add_option("--released", out.released,
+                 "PVM frames released toward the client, in release order, stamped\n"
+                 "with the release time (pcap, nanosecond stamps)")
+      ->type_name("FILE")->check(non_empty_file());
+  app.add_option("--svm-ingress", out.svm_ingress,
+                 "client frames as sent to the SVM (pcap, nanosecond stamps)")
+      ->type_name("FILE")->check(non_empty_file());
+  app.add_option("--events", out.events,
+                 "JSON lines: checkpoints, releases, drops, final summary")
+      ->type_name("FILE")->check(non_empty_file());
+  app.add_flag("--list-settings", out.list_settings,
+               "print the engine's settings table and exit");
+  if (int rc = cli::parse(app, argc, argv, kExitUsage); rc >= 0) return rc;
+  out.checkpoint_latency_ns = latency_us * 1000;
+  for (const std::string& v : sets) {
+    const auto eq = v.find('=');
+    out.sets.emplace_back(v.substr(0, eq), v.substr(eq + 1));
   }
-  if (out.help || out.list_settings) return true;
-  if (out.primary.empty()) {
-    error = "missing --primary FILE (see --help)";
-    return false;
-  }
-  if (out.secondary.empty()) {
-    error = "missing --secondary FILE (see --help)";
-    return false;
-  }
-  if (out.released.empty()) {
-    error = "missing --released FILE (see --help)";
-    return false;
-  }
+  if (out.list_settings) return -1;
+  if (out.primary.empty()) return cli::usage_error(app, "missing --primary FILE", kExitUsage);
+  if (out.secondary.empty()) return cli::usage_error(app, "missing --secondary FILE", kExitUsage);
+  if (out.released.empty()) return cli::usage_error(app, "missing --released FILE", kExitUsage);
   const std::string* outs[] = {&out.released, &out.svm_ingress, &out.events};
   const std::string* ins[] = {&out.primary, &out.secondary, &out.ingress, &out.config};
   for (const std::string* o : outs) {
     if (o->empty()) continue;
     for (const std::string* in : ins) {
       if (*o == *in) {
-        error = "output file " + *o + " is also an input";
-        return false;
+        return cli::usage_error(app, "output file " + *o + " is also an input", kExitUsage);
       }
     }
     for (const std::string* o2 : outs) {
       if (o2 != o && *o2 == *o) {
-        error = "output file " + *o + " is named twice";
-        return false;
+        return cli::usage_error(app, "output file " + *o + " is named twice", kExitUsage);
       }
     }
   }
-  return true;
+  return -1;
 }
 
 bool build_settings(const Options& o, Settings& out, std::string& error) {

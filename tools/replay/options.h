@@ -17,15 +17,15 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> sets;  // --set KEY=VALUE, in order
   uint64_t checkpoint_latency_ns = 1000 * 1000;
   std::string released, svm_ingress, events;
-  bool help = false;
   bool list_settings = false;
 };
 
 inline constexpr uint64_t kMaxCheckpointLatencyUs = 3600ull * 1000 * 1000;  // one hour
 
-// Parses argv (without argv[0]). False + a one-line error on unknown options, missing
-// values or missing required options. --help and --list-settings need nothing else.
-bool parse_args(int argc, const char* const* argv, Options& out, std::string& error);
+// Parses the command line (argv[0] is the program). -1: go on; otherwise the exit status
+// (0 after --help or --version, 2 after a usage error, its message on stderr).
+// --list-settings needs no other option.
+int parse_args(int argc, const char* const* argv, Options& out);
 
 // Engine settings: the table's defaults, then the --config file, then each --set in
 // order. Errors name where the value came from, the key and the accepted range.
@@ -38,7 +38,6 @@ bool load_config_pairs(const std::string& path,
                        std::vector<std::pair<std::string, std::string>>& out,
                        std::string& error);
 
-std::string usage();
 std::string settings_listing();
 
 }  // namespace lockstep::replay

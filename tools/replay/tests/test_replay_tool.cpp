@@ -234,7 +234,7 @@ TEST(ReplayTool, UsageErrors) {
   expect_one_line_error(run_tool(d, {"stray"}), "unexpected argument 'stray'");
   expect_one_line_error(run_tool(d, {"--primary", f.primary, "--secondary", f.secondary,
                                      "--released", rel, "--checkpoint-latency-us", "1ms"}),
-                        "--checkpoint-latency-us '1ms'");
+                        "--checkpoint-latency-us: Value 1ms not in range");
   expect_one_line_error(run_tool(d, {"--primary", f.primary, "--secondary", f.secondary,
                                      "--released", rel, "--set", "reorder_window"}),
                         "expected KEY=VALUE");
