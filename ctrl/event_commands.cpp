@@ -147,7 +147,7 @@ void register_event_commands(CommandRegistry& reg, ControlPlane& cp) {
   reg.add({"events", "[--since TIME] [--after SEQ] [--kind KIND]... [--limit N]",
            "the event log: checkpoint requests (with the differing bytes) and completions, "
            "failovers, mode and config changes, drops; TIME: RFC 3339, Unix seconds or an age "
-           "(90s, 5m, 2h)",
+           "(90s, 5m, 2h); `lockstepctl events -f` follows",
            0, -1, false, [&cp](const CommandContext&, const Args& a) {
              EventLog::Query q;
              q.limit = 200;

@@ -218,17 +218,27 @@ uint64_t EventLog::append(std::string_view kind, Json fields) {
 
 Json EventLog::query(const Query& q) const {
   std::lock_guard lock(mu_);
-  Json events = Json::array();
+  std::vector<const Entry*> match;
   for (const Entry& e : ring_) {
     if (e.seq <= q.after_seq || e.wall_ns < q.since_wall_ns) continue;
     if (!q.kinds.empty() &&
         std::find(q.kinds.begin(), q.kinds.end(), e.kind) == q.kinds.end()) {
       continue;
     }
-    if (events.size() >= q.limit) break;
-    events.push_back(e.json);
+    match.push_back(&e);
   }
-  return {{"events", std::move(events)}, {"last_seq", next_seq_ - 1}, {"lost", lost_}};
+  // Paging after a seq: the oldest first, so that a follower misses nothing; otherwise the
+  // most recent `limit`.
+  size_t from = 0, to = match.size();
+  if (match.size() > q.limit) {
+    if (q.after_seq != 0) to = q.limit;
+    else from = match.size() - q.limit;
+  }
+  Json events = Json::array();
+  for (size_t i = from; i < to; ++i) events.push_back(match[i]->json);
+  // A follower continues after the last entry it was given (or the log's last one).
+  const uint64_t last = to < match.size() ? match[to - 1]->seq : next_seq_ - 1;
+  return {{"events", std::move(events)}, {"last_seq", last}, {"lost", lost_}};
 }
 
 std::vector<Json> EventLog::last_of(std::string_view kind, size_t n) const {

@@ -56,7 +56,9 @@ class EventLog {
     size_t limit = 1000;
     std::vector<std::string> kinds;  // only these kinds (empty: all)
   };
-  // {"events": [...oldest first], "last_seq": N, "lost": entries that left the ring}
+  // {"events": [...oldest first], "last_seq": N, "lost": entries that left the ring}.
+  // More than `limit` matches: with after_seq, the oldest `limit` (last_seq is then the
+  // last one given, to continue from); without, the most recent `limit`.
   Json query(const Query& q) const;
   // The last n entries of `kind`, oldest first.
   std::vector<Json> last_of(std::string_view kind, size_t n) const;

@@ -48,6 +48,16 @@ TEST(EventLog, NumbersEntriesAndForgetsTheOldestCountingThem) {
   EventLog::Query after;
   after.after_seq = 4;
   EXPECT_EQ(log.query(after)["events"].size(), 1u) << "a follower asks for what came after";
+  EventLog::Query two;
+  two.limit = 2;
+  Json recent = log.query(two);
+  ASSERT_EQ(recent["events"].size(), 2u);
+  EXPECT_EQ(recent["events"][1]["seq"], 5) << "without --after: the most recent";
+  two.after_seq = 2;
+  Json page = log.query(two);
+  ASSERT_EQ(page["events"].size(), 2u);
+  EXPECT_EQ(page["events"][0]["seq"], 3) << "after a seq: the oldest first";
+  EXPECT_EQ(page["last_seq"], 4) << "a follower continues after the last one given";
   EventLog::Query kinds;
   kinds.kinds = {"failover"};
   EXPECT_EQ(log.query(kinds)["events"].size(), 0u);

@@ -53,13 +53,20 @@ echo "checkpoint done in $done_ms ms"
 [ "$(ctlq "max(c['divergences'] for c in r['connections'])" conns ':8080')" -ge 1 ] 2>/dev/null \
   || echo "note: the diverged connection has already left the table"
 
-# Changes are events; the same value again is not; --after gives only what is new.
+# Changes are events; the same value again is not; --after gives only what is new;
+# `events -f` follows.
 last=$(ctlq "r['last_seq']" events) || fail "events"
+timeout 4 "$CTL_BIN" -s "$WORK/ctl" -j events -f --kind config --kind mode > "$WORK/follow.jsonl" &
+FOLLOW=$!
+sleep 1
 ctl config set compare_timeout_us=90000 >/dev/null || fail "config set"
 [ "$(ctlq "r['unchanged']" config set compare_timeout_us=90000)" = "['compare_timeout_us']" ] \
   || fail "setting the same value again is not a no-op"
 ctl mode buffer >/dev/null && ctl mode colo >/dev/null || fail "mode"
 ctl -j events --after "$last" > "$WORK/new.json" || fail "events --after"
+wait $FOLLOW
+[ "$(grep -c '"event":"mode"' "$WORK/follow.jsonl")" = 2 ] && [ "$(grep -c '"event":"config"' "$WORK/follow.jsonl")" = 1 ] ||
+  { cat "$WORK/follow.jsonl"; fail "events -f did not show the changes as they came"; }
 $PY - "$WORK/new.json" <<'PYEOF' || { cat "$WORK/new.json"; fail "events after the changes"; }
 import json, sys
 ev = json.load(open(sys.argv[1]))["events"]

@@ -31,6 +31,8 @@ class NoQos : public ctrl::QosControl {
 const ctrl::CommandRegistry& registry() {
   static const ctrl::CommandRegistry* reg = [] {
     static ctrl::ControlPlane cp;
+    static ctrl::EventLog log;  // so that `events` and `explain` are listed
+    cp.log = &log;
     static NoQos qos;
     auto* r = new ctrl::CommandRegistry;
     ctrl::register_standard_commands(*r, cp);

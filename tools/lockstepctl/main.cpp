@@ -8,10 +8,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "catalog.h"
@@ -268,6 +270,48 @@ int parse(int argc, char** argv, Options& o) {
   return -1;
 }
 
+// `events -f`: prints what the log holds (or what --since selects), then asks every half
+// second for the events after the last one seen, until interrupted or the daemon goes.
+// JSON: one event object per line.
+int follow_events(const Options& o, std::vector<std::string> args) {
+  uint64_t last = 0;
+  bool first = true;
+  for (;;) {
+    std::vector<std::string> a = args;
+    if (!first) {
+      // --since only selects the first batch; then everything after the last seen.
+      for (size_t i = 0; i + 1 < a.size();) {
+        if (a[i] == "--since" || a[i] == "--after") {
+          a.erase(a.begin() + static_cast<std::ptrdiff_t>(i), a.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+        } else {
+          ++i;
+        }
+      }
+      a.push_back("--after");
+      a.push_back(std::to_string(last));
+    }
+    Json r;
+    std::string error;
+    bool unreachable = false;
+    if (!exchange(o, "events", a, r, error, unreachable)) return fail(error);
+    if (!r.value("ok", false)) {
+      std::fprintf(stderr, "lockstepctl: %s\n", r.value("error", std::string("rejected")).c_str());
+      return kExitRejected;
+    }
+    const Json& res = r["result"];
+    if (o.json) {
+      for (const Json& e : res.value("events", Json::array())) print_json(e, false);
+    } else {
+      const std::string text = res.value("text", "");
+      std::fwrite(text.data(), 1, text.size(), stdout);
+    }
+    std::fflush(stdout);
+    last = std::max(last, res.value("last_seq", uint64_t{0}));
+    first = false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -280,7 +324,15 @@ int main(int argc, char** argv) {
   }
   if (o.words.empty()) return fail("no command given (try 'lockstepctl help')");
   const std::string command = o.words.front();
-  const std::vector<std::string> args(o.words.begin() + 1, o.words.end());
+  std::vector<std::string> args(o.words.begin() + 1, o.words.end());
+  if (command == "events") {
+    auto f = std::find_if(args.begin(), args.end(),
+                          [](const std::string& w) { return w == "-f" || w == "--follow"; });
+    if (f != args.end()) {
+      args.erase(f);
+      return follow_events(o, args);
+    }
+  }
   Json r;
   std::string error;
   bool unreachable = false;
