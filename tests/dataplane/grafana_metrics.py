@@ -168,13 +168,14 @@ def main():
         return 77
 
     work = tempfile.mkdtemp(prefix="lsgraf")
+    prefix = f"lsgraf{os.getpid()}"
     log_path = os.path.join(work, "lockstepd.log")
     cmd = [a.lockstepd,
            "--set", "ports.ext=net_null0", "--set", "ports.pvm=net_null1",
            "--set", "ports.svm=net_null2",
            "--ctrl-socket", os.path.join(work, "ctl"), "--metrics", "tcp:127.0.0.1:0",
            "--duration", "60",
-           "--", f"--file-prefix=lsgraf{os.getpid()}", "--no-telemetry", "--no-huge",
+           "--", f"--file-prefix={prefix}", "--no-telemetry", "--no-huge",
            "-m", "256", "--no-pci"]
     log = open(log_path, "w", encoding="utf-8")
     lsd = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -188,6 +189,9 @@ def main():
                 lsd.kill()
                 lsd.wait()
         shutil.rmtree(work, ignore_errors=True)
+        # The EAL's runtime directory of this file prefix (root: /var/run/dpdk/PREFIX).
+        shutil.rmtree(os.path.join(os.environ.get("RUNTIME_DIRECTORY") or "/var/run", "dpdk", prefix),
+                      ignore_errors=True)
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(1)))
     try:
