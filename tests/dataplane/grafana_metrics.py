@@ -7,7 +7,9 @@ curl (urllib when curl is missing). Every PromQL expression of the dashboard (pa
 targets, template variable queries, annotations) is read: each metric it selects must be
 a sample name of the scrape (a histogram by its _bucket, _sum or _count series), each label
 it matches on must be a label of that metric, and each label it aggregates by must be a
-label of a metric it selects. The dashboard must also take its data source from a variable.
+label of a metric it selects. The dashboard must also take its data source from a variable,
+and, when Prometheus' promtool is installed, every expression must parse (as recording
+rules, the dashboard's variables given values).
 
   grafana_metrics.py --lockstepd PATH --dashboard PATH
 Exit 0 pass, 1 fail, 77 skip (not root, no lockstepd, no net_null driver).
@@ -136,6 +138,29 @@ def check_datasources(dash):
     return problems
 
 
+def promtool_check(queries, work):
+    """promtool's parse of every expression, None when promtool is missing."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return None
+    values = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h",
+              "$instance": ".*", "${instance}": ".*"}
+    rules = []
+    for i, (_, expr) in enumerate(queries):
+        for k, v in values.items():
+            expr = expr.replace(k, v)
+        rules.append({"record": f"dashboard:expr_{i}", "expr": expr})
+    path = os.path.join(work, "rules.json")  # JSON is YAML
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
+    p = subprocess.run([promtool, "check", "rules", path], capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode == 0:
+        return []
+    return [f"promtool check rules: {line}" for line in (p.stdout + p.stderr).splitlines()
+            if line.strip() and "Checking" not in line]
+
+
 def scrape(port):
     url = f"http://127.0.0.1:{port}/metrics"
     if shutil.which("curl"):
@@ -221,6 +246,12 @@ def main():
         print(f"scrape: {len(samples)} sample names, {len(lockstep)} lockstep_*")
 
         failures = check_datasources(dash)
+        parsed = promtool_check(queries, work)
+        if parsed is None:
+            print("promtool not installed: expressions not parsed")
+        else:
+            print(f"promtool: {len(queries)} expressions checked ({len(parsed)} problems)")
+            failures += parsed
         used = set()
         for where, expr in queries:
             problems, metrics = check_expr(expr, samples)
