@@ -40,6 +40,7 @@ for f in /usr/bin/lockstepd /usr/bin/lockstepctl /usr/bin/lockstep-replay /usr/b
          /usr/share/man/man1/lockstep-checkpointer.1.gz \
          /usr/share/bash-completion/completions/lockstepctl \
          /usr/lib/ocf/resource.d/lockstep/lockstepd \
+         /usr/share/lockstep/grafana/lockstep.json \
          /usr/share/doc/lockstep/install.md /usr/share/doc/lockstep/copyright \
          /usr/share/doc/lockstep/examples/lockstepd.yaml; do
   grep -qx -- "$f" <<<"$contents" || grep -qx -- "$f.gz" <<<"$contents" || fail "$f not in the package"
