@@ -651,7 +651,8 @@ void ColoRunner::Impl::dispatch(uint64_t tag, uint32_t events, uint64_t now) {
         // No configuration file to read again: the settings are the command line. The
         // signal must not end the process (held PVM output would be lost with it).
         std::fprintf(stderr, "lockstep-colo: SIGHUP: nothing to reload (settings are the "
-                             "command line; restart to change them); %llu frames held\n",
+                             "command line, or config set on the ctrl socket); %llu frames "
+                             "held\n",
                      static_cast<unsigned long long>(engine->held_frames()));
       } else {
         stop = true;

@@ -752,6 +752,24 @@ std::string read_file(const std::filesystem::path& p) {
   return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
+// `lockstepctl --socket PATH ARGS` (the binary in $LOCKSTEPCTL): its output, or "" when
+// that is not set.
+std::string run_lockstepctl(const std::string& sock, const std::string& args, int* rc) {
+  const char* bin = std::getenv("LOCKSTEPCTL");
+  *rc = -1;
+  if (bin == nullptr || *bin == '\0') return {};
+  const std::string cmd = std::string(bin) + " --socket " + sock + " " + args + " 2>&1";
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int st = pclose(p);
+    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+  return out;
+}
+
 Bytes tcp_frame(uint32_t seq, uint8_t flags, const std::string& payload) {
   test::FrameSpec sp;
   sp.src = test::ip4(10, 0, 0, 2);
@@ -775,7 +793,10 @@ TEST(LockstepColo, CtrlSocketEventsExplainStatsConfigAndMetrics) {
   const std::string sock = (std::filesystem::temp_directory_path() /
                             ("lockstep-colo-ctl-" + std::to_string(getpid()))).string();
   std::filesystem::remove(sock);
-  Colo colo({"compare_timeout=5000", "ctrl_socket=" + sock, "metrics=tcp:127.0.0.1:0"});
+  const std::string ro = sock + "-ro";
+  std::filesystem::remove(ro);
+  Colo colo({"compare_timeout=5000", "ctrl_socket=" + sock, "ctrl_ro_socket=" + ro,
+             "metrics=tcp:127.0.0.1:0"});
   uint16_t mport = 0;
   ASSERT_TRUE(wait_for([&] {
     const std::string log = read_file(colo.dir / "ls.log");
@@ -888,6 +909,25 @@ TEST(LockstepColo, CtrlSocketEventsExplainStatsConfigAndMetrics) {
   ASSERT_TRUE(conns.value("ok", false)) << conns;
   EXPECT_TRUE(conns["result"].contains("connections")) << conns;
 
+  // The read-only socket answers, and refuses changes.
+  EXPECT_TRUE(ctl(ro, "status").value("ok", false));
+  EXPECT_FALSE(ctl(ro, "config set", {"compare_timeout_us=80000"}).value("ok", true));
+
+  // lockstepctl itself (text output).
+  int rc = 0;
+  const std::string why = run_lockstepctl(sock, "explain", &rc);
+  if (rc != -1) {
+    EXPECT_EQ(rc, 0) << why;
+    EXPECT_NE(why.find("x payload_mismatch"), std::string::npos) << why;
+    EXPECT_NE(why.find("stream offset"), std::string::npos) << why;
+    const std::string evs = run_lockstepctl(sock, "events --kind checkpoint_request", &rc);
+    EXPECT_EQ(rc, 0) << evs;
+    EXPECT_NE(evs.find("checkpoint_request"), std::string::npos) << evs;
+    const std::string stj = run_lockstepctl(sock, "-j status", &rc);
+    EXPECT_EQ(rc, 0) << stj;
+    EXPECT_NE(stj.find("\"last_reason\":\"manual\""), std::string::npos) << stj;  // mode colo
+  }
+
   // Prometheus.
   const std::string m = http_metrics(mport);
   EXPECT_NE(m.find("lockstep_checkpoint_reason_total"), std::string::npos) << m.substr(0, 400);
@@ -896,11 +936,25 @@ TEST(LockstepColo, CtrlSocketEventsExplainStatsConfigAndMetrics) {
   EXPECT_NE(ctl(sock, "metrics").dump().find("lockstep_checkpoint_duration_seconds"),
             std::string::npos);
 
+  // A failover decided on the ctrl socket reaches the engine (it stops holding).
+  auto fo = ctl(sock, "failover", {"primary"});
+  ASSERT_TRUE(fo.value("ok", false)) << fo;
+  ASSERT_TRUE(wait_for([&] {
+    return ctl(sock, "status")["result"]["daemon"]["failed_over"].is_object();
+  })) << ctl(sock, "status");
+  EXPECT_EQ(ctl(sock, "events", {"--kind", "failover"})["result"]["events"].size(), 1u);
+  Bytes late = tcp_frame(1001 + uint32_t(pvm_text.size()), kTcpAck | kTcpPsh, "after failover");
+  ASSERT_TRUE(peer.send_pvm(late.data(), uint32_t(late.size())));
+  EXPECT_TRUE(wait_for([&] { return peer.released() >= 3; })) << peer.released();
+
   peer.stop_reader();
   auto j = colo.stop();
   EXPECT_EQ(j["conservation"], "ok") << j;
+  EXPECT_EQ(j["engine"]["failovers"], 1) << j;
   EXPECT_FALSE(std::filesystem::exists(sock)) << "the ctrl socket is removed at exit";
+  EXPECT_FALSE(std::filesystem::exists(ro));
   std::filesystem::remove(sock);
+  std::filesystem::remove(ro);
 }
 
 // Without ctrl_socket= and metrics= nothing listens (as before issue 19).
