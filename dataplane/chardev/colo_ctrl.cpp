@@ -104,8 +104,7 @@ bool ColoCtrl::run_on_loop(OpFn fn, std::string& error) {
   if (!post([fn = std::move(fn), reply](uint64_t now) {
         fn(now);
         reply->set(true);
-      },
-            &error)) {
+      }, &error)) {
     return false;
   }
   bool ran = false;
@@ -123,8 +122,7 @@ void ColoCtrl::refresh() {
   if (!post([this, reply](uint64_t now) {
         publish(now);
         reply->set(true);
-      },
-            nullptr)) {
+      }, nullptr)) {
     return;
   }
   bool ran = false;
@@ -381,8 +379,7 @@ ctrl::Json ColoCtrl::conns(const std::string& filter, size_t limit) {
         std::vector<ConnInfo> v;
         host_->compare_engine().list_connections(v, ask);
         reply->set(std::move(v));
-      },
-            &error)) {
+      }, &error)) {
     return {{"error", error}, {"connections", ctrl::Json::array()}, {"shown", 0}, {"limit", limit}};
   }
   std::vector<ConnInfo> list;
@@ -430,8 +427,7 @@ bool ColoCtrl::apply_settings(const Settings& s, std::string& error) {
           }
         }
         reply->set(std::move(a));
-      },
-            &error)) {
+      }, &error)) {
     return false;
   }
   SettingsAnswer a;
