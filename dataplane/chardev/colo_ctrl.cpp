@@ -212,11 +212,11 @@ void ColoCtrl::log_ports() {
   {
     std::lock_guard lock(mu_);
     for (const auto& p : view_.ports) {
+      // A port's first state is not news unless it is already connected.
       auto it = connected_logged_.find(p.name);
-      if (it == connected_logged_.end() || it->second != p.connected) {
-        changes.emplace_back(p.name, p.connected);
-        connected_logged_[p.name] = p.connected;
-      }
+      const bool first = it == connected_logged_.end();
+      if (first ? p.connected : it->second != p.connected) changes.emplace_back(p.name, p.connected);
+      connected_logged_[p.name] = p.connected;
     }
   }
   if (log_ == nullptr) return;

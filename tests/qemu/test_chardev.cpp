@@ -19,6 +19,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "dataplane/chardev/chardev_codec.h"
@@ -896,6 +897,15 @@ TEST(LockstepColo, CtrlSocketEventsExplainStatsConfigAndMetrics) {
   auto cfgev = ctl(sock, "events", {"--kind", "config"});
   ASSERT_EQ(cfgev["result"]["events"].size(), 1u) << cfgev;
   EXPECT_EQ(cfgev["result"]["events"][0]["changed"]["compare_timeout_us"]["to"], 90000) << cfgev;
+
+  // The chardev ports' connects are events (not their first, unconnected, state).
+  auto pe = ctl(sock, "events", {"--kind", "port"});
+  std::set<std::string> up;
+  for (const auto& e : pe["result"]["events"]) {
+    EXPECT_TRUE(e.value("connected", false)) << pe;
+    up.insert(e.value("port", ""));
+  }
+  EXPECT_EQ(up, (std::set<std::string>{"primary_in", "secondary_in", "outdev", "notify_dev"})) << pe;
 
   // mode, a manual checkpoint, capture refused.
   EXPECT_TRUE(ctl(sock, "mode", {"buffer"}).value("ok", false));
