@@ -584,6 +584,8 @@ struct ColoRunner::Impl final : ColoCtrl::Host {
   void dispatch(uint64_t tag, uint32_t events, uint64_t now);
   bool setup(std::string& error);
   ctrl::Json stats() const;
+  // The checkpoint FSM's, the SYN/ACK aligner's and the pool's sections of stats().
+  void add_extras(ctrl::Json& j) const;
 };
 
 void ColoRunner::Impl::view(ColoView& v) {
@@ -603,10 +605,10 @@ void ColoRunner::Impl::view(ColoView& v) {
 #define LOCKSTEP_X(name, help) v.notify.emplace_back(#name, c.name);
   LOCKSTEP_RUNNER_COUNTERS(LOCKSTEP_X)
 #undef LOCKSTEP_X
-  const ctrl::Json all = stats();
   v.extra = ctrl::Json::object();
-  for (const char* k : {"checkpointer", "filter_rewriter", "pool"}) v.extra[k] = all[k];
-  v.extra["conservation"] = all["conservation"];
+  add_extras(v.extra);
+  const std::string cons = engine->counters().conservation_error();
+  v.extra["conservation"] = cons.empty() ? "ok" : cons;
 }
 
 bool ColoRunner::Impl::setup(std::string& error) {
@@ -725,6 +727,11 @@ ctrl::Json ColoRunner::Impl::stats() const {
   LOCKSTEP_RUNNER_COUNTERS(LOCKSTEP_X)
 #undef LOCKSTEP_X
   j["notify"] = rj;
+  add_extras(j);
+  return j;
+}
+
+void ColoRunner::Impl::add_extras(ctrl::Json& j) const {
   j["checkpointer"] = fsm.counters().to_json();
   ctrl::Json aj;
   const AlignCounters& ac = aligner.counters();
@@ -735,7 +742,6 @@ ctrl::Json ColoRunner::Impl::stats() const {
   j["pool"] = {{"capacity", pool.capacity()}, {"in_use", pool.in_use()},
                {"waits", pool.waits()}, {"jumbo_allocs", pool.jumbo_allocs()},
                {"out_queue", outq.size()}};
-  return j;
 }
 
 ColoRunner::ColoRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
