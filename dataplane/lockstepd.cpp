@@ -719,12 +719,14 @@ int parse_args(int argc, char** argv, Options& o) {
 }
 
 // --colo-compare: one engine on QEMU's chardev sockets, until SIGINT/SIGTERM. The
-// DPDK-side options (--config, --set, the ctrl socket, EAL arguments) do not apply.
+// DPDK-side options (--config, --set, --ctrl-socket, --metrics, EAL arguments) do not
+// apply: the ctrl socket and metrics are the properties ctrl_socket= and metrics=.
 int run_colo_compare(const Options& o) {
   if (!o.config_file.empty() || !o.sets.empty() || !o.eal_extra.empty() || o.display ||
       o.duration_s > 0 || o.check_only || !o.stats_json.empty()) {
     std::fprintf(stderr, "lockstepd: --colo-compare takes colo-compare properties only "
-                         "(engine settings as --set KEY=VALUE after it)\n");
+                         "(engine settings as --set KEY=VALUE after it; the ctrl socket and "
+                         "metrics as ctrl_socket=PATH, metrics=tcp:HOST:PORT)\n");
     return 2;
   }
   return lockstep::colo::run_main(o.colo_args, "lockstepd", "lockstepd --colo-compare",

@@ -5,10 +5,18 @@
 #include <charconv>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string_view>
 
 #include "common/cli.h"
+#include "ctrl/command_registry.h"
+#include "ctrl/commands.h"
+#include "ctrl/ctrl_server.h"
+#include "ctrl/heartbeat.h"
+#include "ctrl/metrics_http.h"
+#include "ctrl/net.h"
 #include "ctrl/systemd.h"
+#include "dataplane/chardev/colo_ctrl.h"
 
 namespace lockstep::colo {
 
@@ -44,6 +52,7 @@ std::string usage(const std::string& command) {
                      [vnet_hdr_support=on|off] [iothread=ID] [id=NAME]
                      [filter_rewriter=on|off] [checkpoint_timeout=MS] [checkpoint_period=MS]
                      [jumbo_frames=N] [out_queue_frames=N] [poll_us=US] [replace_peer=on|off]
+                     [ctrl_socket=PATH] [ctrl_ro_socket=PATH] [metrics=tcp:HOST:PORT]
                      [--set KEY=VALUE]...
 
 lockstep's compare engine in place of QEMU's colo-compare object, on the same chardev
@@ -76,6 +85,12 @@ sockets (docs/qemu-colo-compare.md).
   replace_peer         a server socket with a connected peer: off (default) refuses a
                        new peer, on lets it replace the connected one (QEMU's behaviour);
                        either is logged with the new peer's pid/uid/gid or address
+  ctrl_socket          lockstepctl's socket (mode 0660): status, stats, conns, config
+                       get|set, checkpoint, mode, events, explain, metrics (default
+                       none); `lockstepctl --socket PATH ...`
+  ctrl_ro_socket       a read-only ctrl socket (mode 0666), with ctrl_socket
+  metrics              Prometheus listener, tcp:HOST:PORT (port 0: any; the port is
+                       logged as "metrics on port N"); default none
   --set KEY=VALUE      any engine setting (compare/settings.h; lockstep-replay
                        --list-settings prints them); KEY may carry lockstepd's
                        "engine." prefix
@@ -83,8 +98,9 @@ sockets (docs/qemu-colo-compare.md).
   -V, --version        print the version and exit
 
 SIGUSR1 prints a JSON statistics line on stdout; SIGHUP is logged and changes nothing
-(there is no configuration file: the settings are this command line; held output is
-kept); SIGINT, SIGTERM and SIGQUIT release held PVM output, print the statistics and exit.
+(there is no configuration file: the settings are this command line, or `config set`
+on the ctrl socket; held output is kept); SIGINT, SIGTERM and SIGQUIT release held PVM
+output, print the statistics and exit.
 )";
 }
 
@@ -174,6 +190,19 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
     } else if (key == "replace_peer") {
       if (!on_off(val, b)) return bad("on or off");
       replace_peer = b;
+    } else if (key == "ctrl_socket" || key == "ctrl_ro_socket") {
+      if (val.empty() || val.size() >= 108) return bad("a socket path (1..107 characters)");
+      (key == "ctrl_socket" ? out.ctrl_socket : out.ctrl_ro_socket) = std::string(val);
+    } else if (key == "metrics") {
+      ctrl::Endpoint ep;
+      std::string perr;
+      if (val == "off") {
+        out.metrics.clear();
+      } else if (!ctrl::parse_endpoint(val, ep, perr) || ep.kind != ctrl::Endpoint::Kind::tcp) {
+        return bad("expected tcp:HOST:PORT or off");
+      } else {
+        out.metrics = std::string(val);
+      }
     } else if (key == "out_queue_frames") {
       if (!to_u64(val, n) || n == 0 || n > (1u << 22)) return bad("a count in 1..4194304");
       rc.out_queue_frames = static_cast<uint32_t>(n);
@@ -186,11 +215,79 @@ bool parse_options(int argc, char** argv, Options& out, std::string& error) {
     error = "primary_in, secondary_in and outdev are required";
     return false;
   }
+  if (!out.ctrl_ro_socket.empty() && out.ctrl_socket.empty()) {
+    error = "ctrl_ro_socket needs ctrl_socket (the admin socket)";
+    return false;
+  }
+  if (!out.ctrl_ro_socket.empty() && out.ctrl_ro_socket == out.ctrl_socket) {
+    error = "ctrl_ro_socket and ctrl_socket must be different paths";
+    return false;
+  }
   if (!Settings::defaults().with_all(set, rc.settings, error)) return false;
   for (chardev::PortSpec* p : {&rc.primary_in, &rc.secondary_in, &rc.outdev, &rc.notify_dev})
     p->replace_peer = replace_peer;
   return true;
 }
+
+namespace {
+
+// The control plane around the runner (as lockstepd's, less the checkpointer link,
+// cluster and capture): the ctrl socket, /metrics, the event log.
+struct CtrlStack {
+  ctrl::EventQueue events;
+  ctrl::EventLog log;  // `lockstepctl events`, `explain`
+  ctrl::FailoverController failover{&events};
+  std::unique_ptr<chardev::ColoCtrl> daemon;
+  ctrl::ControlPlane cp;
+  ctrl::CommandRegistry registry;
+  std::unique_ptr<ctrl::CtrlServer> server;
+  std::unique_ptr<ctrl::MetricsHttpServer> http;
+
+  void stop() {
+    if (server) server->stop();
+    if (http) http->stop();
+  }
+  ~CtrlStack() { stop(); }
+};
+
+bool start_ctrl(const Options& opt, const std::string& prog, CtrlStack& cs, std::string& error) {
+  cs.daemon = std::make_unique<chardev::ColoCtrl>(opt.runner.id, &cs.log, &cs.events);
+  cs.daemon->set_prog(prog);
+  cs.cp.daemon = cs.daemon.get();
+  cs.cp.failover = &cs.failover;
+  cs.cp.events = &cs.events;
+  cs.cp.log = &cs.log;
+  cs.cp.start_ns = ctrl::monotonic_ns();
+  cs.log.append("start", {{"version", ctrl::lockstep_version()},
+                          {"mode", "colo-compare"},
+                          {"id", opt.runner.id}});
+  ctrl::register_standard_commands(cs.registry, cs.cp);
+  if (!opt.ctrl_socket.empty()) {
+    ctrl::CtrlServerConfig sc;
+    sc.socket_path = opt.ctrl_socket;
+    sc.ro_socket_path = opt.ctrl_ro_socket;
+    cs.server = std::make_unique<ctrl::CtrlServer>(cs.registry, sc);
+    cs.cp.server = cs.server.get();
+    if (!cs.server->start(error)) {
+      error = "ctrl_socket=" + opt.ctrl_socket + ": " + error;
+      return false;
+    }
+    std::fprintf(stderr, "%s: ctrl socket %s\n", prog.c_str(), opt.ctrl_socket.c_str());
+  }
+  if (!opt.metrics.empty()) {
+    ctrl::Endpoint ep;
+    auto* cp = &cs.cp;
+    cs.http = std::make_unique<ctrl::MetricsHttpServer>([cp] { return ctrl::render_metrics(*cp); });
+    if (!ctrl::parse_endpoint(opt.metrics, ep, error) || !cs.http->start(ep, error)) {
+      error = "metrics=" + opt.metrics + ": " + error;
+      return false;
+    }
+    std::fprintf(stderr, "%s: metrics on port %u\n", prog.c_str(), cs.http->port());
+  }
+  return true;
+}
+
+}  // namespace
 
 int run_main(const std::vector<std::string>& words, const std::string& prog,
              const std::string& command, const std::string& version) {
@@ -234,6 +331,16 @@ int run_main(const std::vector<std::string>& words, const std::string& prog,
     std::fprintf(stderr, "%s: %s\n", prog.c_str(), error.c_str());
     return 1;
   }
+  std::unique_ptr<CtrlStack> cs;
+  if (!opt.ctrl_socket.empty() || !opt.metrics.empty()) {
+    chardev::ColoRunner::block_signals();  // before the ctrl threads: the loop takes them
+    cs = std::make_unique<CtrlStack>();
+    if (!start_ctrl(opt, prog, *cs, error)) {
+      std::fprintf(stderr, "%s: %s\n", prog.c_str(), error.c_str());
+      return 1;
+    }
+    runner->set_ctrl(cs->daemon.get());
+  }
   const auto& rc = opt.runner;
   std::fprintf(stderr, "%s: %s ready: primary_in=%s secondary_in=%s outdev=%s%s%s\n", prog.c_str(),
                rc.id.c_str(), runner->bound("primary_in").c_str(),
@@ -243,6 +350,7 @@ int run_main(const std::vector<std::string>& words, const std::string& prog,
   ctrl::sd_notify_ready("colo-compare sockets up");
   const int status = runner->run();
   ctrl::sd_notify_stopping();
+  if (cs) cs->stop();  // no ctrl thread reaches the runner from here on
   return status;
 }
 

@@ -13,6 +13,10 @@ namespace lockstep::colo {
 struct Options {
   chardev::RunnerConfig runner;
   std::vector<std::string> notes;  // accepted-but-ignored properties, for the log
+  // lockstep's control side; empty: none (the default: no socket, no listener).
+  std::string ctrl_socket;     // ctrl_socket=PATH: lockstepctl's admin socket
+  std::string ctrl_ro_socket;  // ctrl_ro_socket=PATH: read-only socket (with ctrl_socket)
+  std::string metrics;         // metrics=tcp:HOST:PORT: Prometheus /metrics
 };
 
 // Parses argv[1..]. Returns false with `error` (one line) on a bad command line.

@@ -17,6 +17,7 @@
 #include "compare/engine.h"
 #include "ctrl/json_limits.h"
 #include "ctrl/notify_codec.h"
+#include "dataplane/chardev/colo_ctrl.h"
 #include "dataplane/chardev/chardev_codec.h"
 #include "dataplane/chardev/frame_pool.h"
 #include "dataplane/chardev/syn_align.h"
@@ -35,6 +36,7 @@ constexpr size_t kWriteBytes = 128 * 1024;  // outdev bytes copied per sendmsg a
 constexpr uint32_t kInlineFrame = 256;      // frames up to this long are copied to wbuf
 constexpr size_t kWriteIov = 256;           // iovecs per sendmsg (runs and large frames)
 constexpr size_t kNotifyBacklog = 64 * 1024;
+constexpr int kCtrlServiceMs = 10;          // longest sleep with a ctrl socket
 
 #define LOCKSTEP_RUNNER_COUNTERS(X)                                                   \
   X(do_checkpoint_sent, "DO_CHECKPOINT messages sent on notify_dev")                 \
@@ -71,7 +73,7 @@ struct InPort {
 
 }  // namespace
 
-struct ColoRunner::Impl {
+struct ColoRunner::Impl final : ColoCtrl::Host {
   RunnerConfig cfg;
   std::unique_ptr<Engine> engine;
   FramePool pool;
@@ -94,6 +96,8 @@ struct ColoRunner::Impl {
   std::unique_ptr<uint8_t[]> wbuf = std::make_unique_for_overwrite<uint8_t[]>(kWriteBytes);
   std::array<iovec, kWriteIov> iov{};
   std::vector<ctrl::CheckpointFsm::Output> outs;
+  ColoCtrl* ctl = nullptr;  // ctrl socket / metrics: null without them
+  uint64_t next_service = 0;
 
   Impl(const RunnerConfig& rc, uint32_t small)
       : cfg(rc),
@@ -103,7 +107,7 @@ struct ColoRunner::Impl {
         fsm(rc.policy, ctrl::monotonic_ns()),
         ndec(rc.vnet_hdr) {}
 
-  ~Impl() {
+  ~Impl() override {
     if (ep >= 0) close(ep);
     if (tfd >= 0) close(tfd);
     if (sfd >= 0) close(sfd);
@@ -288,7 +292,10 @@ struct ColoRunner::Impl {
         if (n < acts.size()) break;
       }
       while (const std::optional<CheckpointRequest> r = engine->take_checkpoint_request()) {
+        const auto& fc = fsm.counters();
+        const uint64_t merged = fc.requests_coalesced + fc.requests_stale;
         fsm.request(*r, now, outs);
+        if (ctl) ctl->on_request(*r, fc.requests_coalesced + fc.requests_stale != merged, now);
         any = true;
       }
       if (!outs.empty()) handle_fsm(now);
@@ -304,15 +311,22 @@ struct ColoRunner::Impl {
     for (const auto& o : todo) {
       switch (o.kind) {
         case ctrl::CheckpointFsm::OutKind::send_request:
+          // A periodic request is the FSM's own (checkpoint_period): logged here.
+          if (ctl && o.attempt == 1 && o.request.reason == CheckpointReason::periodic)
+            ctl->on_request(o.request, false, now);
           ++c.do_checkpoint_sent;
           notify_send(ctrl::encode_notify(ctrl::NotifyMessage::do_checkpoint), now);
           break;
-        case ctrl::CheckpointFsm::OutKind::checkpoint_done:
-          engine->checkpoint_done(engine->epoch(), now);
+        case ctrl::CheckpointFsm::OutKind::checkpoint_done: {
+          const uint64_t ep_done = engine->epoch();
+          engine->checkpoint_done(ep_done, now);
+          if (ctl) ctl->on_done(ep_done, now);
           break;
+        }
         case ctrl::CheckpointFsm::OutKind::timeout_alarm:
         case ctrl::CheckpointFsm::OutKind::timeout_failover:
           ++c.checkpoint_timeouts;
+          if (ctl) ctl->on_timeout(o.request.epoch, o.attempt, now);
           std::fprintf(stderr,
                        "lockstep-colo: checkpoint of epoch %llu not done in time (attempt %u); "
                        "PVM output stays held\n",
@@ -535,7 +549,12 @@ struct ColoRunner::Impl {
 
   void on_time(uint64_t now) {
     if (engine->due(now)) engine->advance(now);
+    const uint64_t retries = fsm.counters().retries;
     fsm.tick(now, outs);
+    if (fsm.counters().retries != retries) {
+      ++c.checkpoint_timeouts;  // not done in time: DO_CHECKPOINT sent again
+      if (ctl) ctl->on_timeout(fsm.epoch(), static_cast<uint32_t>(fsm.counters().retries), now);
+    }
     if (!outs.empty()) handle_fsm(now);
     if (gated != kNoFrame && now >= gated_since + cfg.settings.compare_timeout_us * 1000) {
       try_ungate(now, true);
@@ -557,10 +576,40 @@ struct ColoRunner::Impl {
     }
   }
 
+  // ColoCtrl::Host (loop thread).
+  Engine& compare_engine() override { return *engine; }
+  void view(ColoView& v) override;
+  void settings_applied(const Settings& s) override { cfg.settings = s; }
+
   void dispatch(uint64_t tag, uint32_t events, uint64_t now);
   bool setup(std::string& error);
   ctrl::Json stats() const;
+  // The checkpoint FSM's, the SYN/ACK aligner's and the pool's sections of stats().
+  void add_extras(ctrl::Json& j) const;
 };
+
+void ColoRunner::Impl::view(ColoView& v) {
+  v.ports.clear();
+  for (const SocketPort* p : {&pri->port, &sec->port, out.get(), ntf.get()}) {
+    if (!p) continue;
+    ColoView::Port vp;
+    vp.name = p->name();
+    vp.bound = p->bound();
+    vp.connected = p->connected();
+#define LOCKSTEP_X(name, help) vp.counters.emplace_back(#name, p->c.name);
+    LOCKSTEP_PORT_COUNTERS(LOCKSTEP_X)
+#undef LOCKSTEP_X
+    v.ports.push_back(std::move(vp));
+  }
+  v.notify.clear();
+#define LOCKSTEP_X(name, help) v.notify.emplace_back(#name, c.name);
+  LOCKSTEP_RUNNER_COUNTERS(LOCKSTEP_X)
+#undef LOCKSTEP_X
+  v.extra = ctrl::Json::object();
+  add_extras(v.extra);
+  const std::string cons = engine->counters().conservation_error();
+  v.extra["conservation"] = cons.empty() ? "ok" : cons;
+}
 
 bool ColoRunner::Impl::setup(std::string& error) {
   ep = epoll_create1(EPOLL_CLOEXEC);
@@ -604,7 +653,8 @@ void ColoRunner::Impl::dispatch(uint64_t tag, uint32_t events, uint64_t now) {
         // No configuration file to read again: the settings are the command line. The
         // signal must not end the process (held PVM output would be lost with it).
         std::fprintf(stderr, "lockstep-colo: SIGHUP: nothing to reload (settings are the "
-                             "command line; restart to change them); %llu frames held\n",
+                             "command line, or config set on the ctrl socket); %llu frames "
+                             "held\n",
                      static_cast<unsigned long long>(engine->held_frames()));
       } else {
         stop = true;
@@ -677,6 +727,11 @@ ctrl::Json ColoRunner::Impl::stats() const {
   LOCKSTEP_RUNNER_COUNTERS(LOCKSTEP_X)
 #undef LOCKSTEP_X
   j["notify"] = rj;
+  add_extras(j);
+  return j;
+}
+
+void ColoRunner::Impl::add_extras(ctrl::Json& j) const {
   j["checkpointer"] = fsm.counters().to_json();
   ctrl::Json aj;
   const AlignCounters& ac = aligner.counters();
@@ -687,7 +742,6 @@ ctrl::Json ColoRunner::Impl::stats() const {
   j["pool"] = {{"capacity", pool.capacity()}, {"in_use", pool.in_use()},
                {"waits", pool.waits()}, {"jumbo_allocs", pool.jumbo_allocs()},
                {"out_queue", outq.size()}};
-  return j;
 }
 
 ColoRunner::ColoRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -715,6 +769,11 @@ std::unique_ptr<ColoRunner> ColoRunner::create(const RunnerConfig& cfg, std::str
 
 std::string ColoRunner::stats_json() const { return impl_->stats().dump(); }
 
+void ColoRunner::set_ctrl(ColoCtrl* ctl) {
+  impl_->ctl = ctl;
+  if (ctl) ctl->attach(*impl_, ctrl::monotonic_ns());
+}
+
 std::string ColoRunner::bound(const std::string& port) const {
   Impl& m = *impl_;
   for (const SocketPort* p : {&m.pri->port, &m.sec->port, m.out.get(), m.ntf.get()}) {
@@ -723,8 +782,7 @@ std::string ColoRunner::bound(const std::string& port) const {
   return {};
 }
 
-int ColoRunner::run() {
-  Impl& m = *impl_;
+void ColoRunner::block_signals(sigset_t* set_out) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -732,7 +790,14 @@ int ColoRunner::run() {
   sigaddset(&set, SIGUSR1);
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGQUIT);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  if (set_out) *set_out = set;
+}
+
+int ColoRunner::run() {
+  Impl& m = *impl_;
+  sigset_t set;
+  block_signals(&set);
   m.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   epoll_event se{};
   se.events = EPOLLIN;
@@ -748,7 +813,9 @@ int ColoRunner::run() {
     // Polling: deadlines are checked by on_time() on every turn, the timer is for sleeps.
     const bool polling = poll_ns != 0 && now - last_event < poll_ns;
     if (!polling) m.arm_timer();
-    const int n = epoll_wait(m.ep, evs.data(), static_cast<int>(evs.size()), polling ? 0 : -1);
+    // With a ctrl socket the loop wakes at least every 10 ms for its operations.
+    const int sleep_ms = m.ctl ? kCtrlServiceMs : -1;
+    const int n = epoll_wait(m.ep, evs.data(), static_cast<int>(evs.size()), polling ? 0 : sleep_ms);
     if (n < 0 && errno != EINTR) {
       std::fprintf(stderr, "lockstep-colo: epoll_wait: %s\n", std::strerror(errno));
       return 1;
@@ -757,6 +824,10 @@ int ColoRunner::run() {
     if (n > 0) last_event = now;
     for (int i = 0; i < n; ++i) m.dispatch(evs[i].data.u64, evs[i].events, now);
     now = ctrl::monotonic_ns();
+    if (m.ctl && now >= m.next_service) {
+      m.next_service = now + 1'000'000;  // at most every millisecond while polling
+      m.ctl->service(now);
+    }
     m.on_time(now);
     m.refresh_inputs(now);
   }
@@ -764,6 +835,7 @@ int ColoRunner::run() {
   // Shutdown: held PVM output is released (QEMU's colo-compare finalizer does the same)
   // and written while outdev takes it, for at most a second.
   now = ctrl::monotonic_ns();
+  if (m.ctl) m.ctl->shutdown();
   m.engine->flush_all(now);
   m.settle(now);
   const uint64_t until = now + 1'000'000'000;

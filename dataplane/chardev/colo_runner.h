@@ -14,6 +14,8 @@
 // peer (server). Single-threaded; the only clock read is monotonic_ns() in the loop.
 #pragma once
 
+#include <signal.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +25,8 @@
 #include "dataplane/chardev/socket_port.h"
 
 namespace lockstep::chardev {
+
+class ColoCtrl;
 
 struct RunnerConfig {
   std::string id = "colo-compare";
@@ -53,11 +57,19 @@ class ColoRunner {
   // does, writes what outdev takes within a second, and returns 0). SIGUSR1 prints the
   // statistics line on stdout.
   int run();
+  // Blocks the signals run() takes through its signalfd (SIGINT, SIGTERM, SIGQUIT,
+  // SIGUSR1, SIGHUP) in the calling thread; threads started after it (the ctrl server,
+  // the metrics listener) inherit the mask, so that no signal reaches them. run() calls
+  // it too. The set is returned in `set` when not null.
+  static void block_signals(sigset_t* set = nullptr);
 
   // One JSON object: engine counters, per-port counters, notify, pool, aligner.
   std::string stats_json() const;
   // Where a server port listens ("primary_in", ...), e.g. to learn a TCP port 0.
   std::string bound(const std::string& port) const;
+  // The ctrl side (ctrl socket, metrics): before run(); it must outlive run(). The loop
+  // then serves its operations at least every 10 ms and logs checkpoints to it.
+  void set_ctrl(ColoCtrl* ctl);
 
   struct Impl;
 

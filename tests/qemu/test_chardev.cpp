@@ -19,6 +19,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "dataplane/chardev/chardev_codec.h"
@@ -691,9 +692,296 @@ TEST(LockstepColo, SighupKeepsRunningAndHeldOutputIsReleasedAtExit) {
   EXPECT_EQ(peer.frames[0], p);
 }
 
+// ---- the ctrl socket, events and metrics ----------------------------------------
+
+// One request on the ctrl socket at `path` (one JSON line each way); null on failure.
+nlohmann::json ctl(const std::string& path, const std::string& command,
+                   const std::vector<std::string>& args = {}) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    close(fd);
+    return nullptr;
+  }
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const std::string req =
+      nlohmann::json{{"command", command}, {"args", args}, {"id", 1}}.dump() + "\n";
+  std::string line;
+  if (write(fd, req.data(), req.size()) == ssize_t(req.size())) {
+    char buf[65536];
+    while (line.find('\n') == std::string::npos) {
+      const ssize_t n = read(fd, buf, sizeof buf);
+      if (n <= 0) break;
+      line.append(buf, size_t(n));
+    }
+  }
+  close(fd);
+  auto j = nlohmann::json::parse(line.substr(0, line.find('\n')), nullptr, false);
+  return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+// GET /metrics over HTTP; the whole answer (headers included).
+std::string http_metrics(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const std::string req = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if (write(fd, req.data(), req.size()) == ssize_t(req.size())) {
+      char buf[65536];
+      for (;;) {
+        const ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, size_t(n));
+      }
+    }
+  }
+  close(fd);
+  return out;
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// `lockstepctl --socket PATH ARGS` (the binary in $LOCKSTEPCTL): its output, or "" when
+// that is not set.
+std::string run_lockstepctl(const std::string& sock, const std::string& args, int* rc) {
+  const char* bin = std::getenv("LOCKSTEPCTL");
+  *rc = -1;
+  if (bin == nullptr || *bin == '\0') return {};
+  const std::string cmd = std::string(bin) + " --socket " + sock + " " + args + " 2>&1";
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int st = pclose(p);
+    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+  return out;
+}
+
+Bytes tcp_frame(uint32_t seq, uint8_t flags, const std::string& payload) {
+  test::FrameSpec sp;
+  sp.src = test::ip4(10, 0, 0, 2);
+  sp.dst = test::ip4(10, 0, 0, 1);
+  sp.proto = kProtoTcp;
+  sp.sport = 80;
+  sp.dport = 40000;
+  sp.seq = seq;
+  sp.ack = 5001;
+  sp.flags = flags;
+  sp.payload.assign(payload.begin(), payload.end());
+  return test::build_frame(sp);
+}
+
+// Issue 19: with ctrl_socket= and metrics=, lockstep-colo answers lockstepctl's commands
+// and Prometheus like lockstepd: a TCP response that differs between the VMs is a
+// checkpoint request in status, events (the stream offset and both VMs' bytes) and
+// explain; its completion has a duration; settings change live; /metrics has the reasons
+// and the checkpoint duration histogram.
+TEST(LockstepColo, CtrlSocketEventsExplainStatsConfigAndMetrics) {
+  const std::string sock = (std::filesystem::temp_directory_path() /
+                            ("lockstep-colo-ctl-" + std::to_string(getpid()))).string();
+  std::filesystem::remove(sock);
+  const std::string ro = sock + "-ro";
+  std::filesystem::remove(ro);
+  Colo colo({"compare_timeout=5000", "ctrl_socket=" + sock, "ctrl_ro_socket=" + ro,
+             "metrics=tcp:127.0.0.1:0"});
+  uint16_t mport = 0;
+  ASSERT_TRUE(wait_for([&] {
+    const std::string log = read_file(colo.dir / "ls.log");
+    const size_t at = log.find("metrics on port ");
+    if (at == std::string::npos) return false;
+    mport = uint16_t(std::atoi(log.c_str() + at + 16));
+    return mport != 0;
+  })) << read_file(colo.dir / "ls.log");
+  ASSERT_TRUE(wait_for([&] { return !ctl(sock, "version").is_null(); }));
+  auto st0 = ctl(sock, "status");
+  ASSERT_TRUE(st0.value("ok", false)) << st0;
+  EXPECT_EQ(st0["result"]["daemon"]["checkpoint"]["requested"], 0) << st0;
+  EXPECT_TRUE(st0["result"]["daemon"]["checkpoint"]["last_reason"].is_null()) << st0;
+
+  qtest::Peer peer;
+  std::string err;
+  ASSERT_TRUE(peer.connect(colo.inst, false, err)) << err;
+  peer.start(50'000'000, true);  // COLO_CHECKPOINT 50 ms after each DO_CHECKPOINT
+  ASSERT_TRUE(wait_for([&] {
+    auto s = ctl(sock, "status");
+    return s["result"]["daemon"]["ports"]["notify_dev"].value("connected", false) &&
+           s["result"]["daemon"]["ports"]["outdev"].value("connected", false);
+  })) << ctl(sock, "status");
+  const std::string pvm_text = "HTTP/1.1 200 OK\r\nDate: Mon, 07 Dec 2026\r\n\r\nhello";
+  const std::string svm_text = "HTTP/1.1 200 OK\r\nDate: Tue, 08 Dec 2026\r\n\r\nhello";
+  const size_t diff = pvm_text.find("Mon");
+  for (const Bytes& f : {tcp_frame(1000, kTcpSyn | kTcpAck, ""),
+                         tcp_frame(1001, kTcpAck | kTcpPsh, pvm_text)})
+    ASSERT_TRUE(peer.send_pvm(f.data(), uint32_t(f.size())));
+  for (const Bytes& f : {tcp_frame(1000, kTcpSyn | kTcpAck, ""),
+                         tcp_frame(1001, kTcpAck | kTcpPsh, svm_text)})
+    ASSERT_TRUE(peer.send_svm(f.data(), uint32_t(f.size())));
+  ASSERT_TRUE(wait_for([&] { return peer.answered() >= 1; })) << ctl(sock, "status");
+
+  // status: the request and its reason.
+  nlohmann::json st;
+  ASSERT_TRUE(wait_for([&] {
+    st = ctl(sock, "status");
+    return st["result"]["daemon"]["checkpoint"].value("done", 0) >= 1;
+  })) << st;
+  const auto& ck = st["result"]["daemon"]["checkpoint"];
+  EXPECT_GE(ck["requested"].get<int>(), 1) << st;
+  EXPECT_EQ(ck["last_reason"], "payload_mismatch") << st;
+  EXPECT_EQ(st["result"]["daemon"]["mode"], "colo") << st;
+
+  // events: the request with the stream offset and both VMs' bytes there.
+  auto ev = ctl(sock, "events", {"--kind", "checkpoint_request"});
+  ASSERT_TRUE(ev.value("ok", false)) << ev;
+  nlohmann::json req;
+  for (const auto& e : ev["result"]["events"])
+    if (e.value("reason", "") == "payload_mismatch" && !e.value("coalesced", true)) req = e;
+  ASSERT_TRUE(req.is_object()) << ev;
+  EXPECT_EQ(req["stream_offset"], diff) << req;
+  EXPECT_NE(req.value("flow", "").find(":80"), std::string::npos) << req;
+  auto unhex = [](const std::string& h) {
+    std::string out;
+    for (size_t i = 0; i + 1 < h.size(); i += 2) out += char(std::stoi(h.substr(i, 2), nullptr, 16));
+    return out;
+  };
+  const size_t before = req.value("shown_before", size_t{0});
+  const std::string pvm_seen = unhex(req.value("pvm_hex", "")), svm_seen = unhex(req.value("svm_hex", ""));
+  ASSERT_GT(pvm_seen.size(), before) << req;
+  ASSERT_GT(svm_seen.size(), before) << req;
+  EXPECT_EQ(pvm_seen, pvm_text.substr(diff - before, pvm_seen.size())) << req;
+  EXPECT_EQ(svm_seen, svm_text.substr(diff - before, svm_seen.size())) << req;
+  EXPECT_EQ(pvm_seen.substr(before, 3), "Mon") << req;
+  EXPECT_EQ(svm_seen.substr(before, 3), "Tue") << req;
+
+  // Its completion, with a duration.
+  auto done = ctl(sock, "events", {"--kind", "checkpoint_done"});
+  ASSERT_FALSE(done["result"]["events"].empty()) << done;
+  EXPECT_TRUE(done["result"]["events"].back().contains("duration_ms")) << done;
+
+  // explain groups it.
+  auto ex = ctl(sock, "explain");
+  ASSERT_TRUE(ex.value("ok", false)) << ex;
+  ASSERT_FALSE(ex["result"]["groups"].empty()) << ex;
+  EXPECT_EQ(ex["result"]["groups"][0]["reason"], "payload_mismatch") << ex;
+  EXPECT_GE(ex["result"]["groups"][0]["count"].get<int>(), 1) << ex;
+
+  // stats engine: that section only.
+  auto sa = ctl(sock, "stats", {"engine"});
+  ASSERT_TRUE(sa.value("ok", false)) << sa;
+  EXPECT_FALSE(sa["result"].contains("ports")) << sa;
+  EXPECT_GE(sa["result"]["engine"].value("checkpoint_reason.payload_mismatch", 0), 1) << sa;
+  auto sp = ctl(sock, "stats", {"ports"});
+  EXPECT_GE(sp["result"]["ports"]["primary_in"].value("frames_in", 0), 2) << sp;
+
+  // config set applies live, is an event, and config get shows it.
+  auto cs = ctl(sock, "config set", {"compare_timeout_us=90000"});
+  ASSERT_TRUE(cs.value("ok", false)) << cs;
+  EXPECT_EQ(cs["result"]["changed"]["compare_timeout_us"], 90000) << cs;
+  auto cg = ctl(sock, "config get", {"compare_timeout_us"});
+  EXPECT_NE(cg.dump().find("90000"), std::string::npos) << cg;
+  auto bad = ctl(sock, "config set", {"max_held_frames=5"});
+  EXPECT_FALSE(bad.value("ok", true)) << bad;
+  auto cfgev = ctl(sock, "events", {"--kind", "config"});
+  ASSERT_EQ(cfgev["result"]["events"].size(), 1u) << cfgev;
+  EXPECT_EQ(cfgev["result"]["events"][0]["changed"]["compare_timeout_us"]["to"], 90000) << cfgev;
+
+  // The chardev ports' connects are events (not their first, unconnected, state).
+  auto pe = ctl(sock, "events", {"--kind", "port"});
+  std::set<std::string> up;
+  for (const auto& e : pe["result"]["events"]) {
+    EXPECT_TRUE(e.value("connected", false)) << pe;
+    up.insert(e.value("port", ""));
+  }
+  EXPECT_EQ(up, (std::set<std::string>{"primary_in", "secondary_in", "outdev", "notify_dev"})) << pe;
+
+  // mode, a manual checkpoint, capture refused.
+  EXPECT_TRUE(ctl(sock, "mode", {"buffer"}).value("ok", false));
+  EXPECT_TRUE(ctl(sock, "mode", {"colo"}).value("ok", false));
+  auto modes = ctl(sock, "events", {"--kind", "mode"});
+  EXPECT_EQ(modes["result"]["events"].size(), 2u) << modes;
+  auto cap = ctl(sock, "capture start", {"pvm"});
+  EXPECT_FALSE(cap.value("ok", true)) << cap;
+  EXPECT_NE(cap.value("error", "").find("not available in colo-compare mode"), std::string::npos) << cap;
+  auto conns = ctl(sock, "conns");
+  ASSERT_TRUE(conns.value("ok", false)) << conns;
+  EXPECT_TRUE(conns["result"].contains("connections")) << conns;
+
+  // The read-only socket answers, and refuses changes.
+  EXPECT_TRUE(ctl(ro, "status").value("ok", false));
+  EXPECT_FALSE(ctl(ro, "config set", {"compare_timeout_us=80000"}).value("ok", true));
+
+  // lockstepctl itself (text output).
+  int rc = 0;
+  const std::string why = run_lockstepctl(sock, "explain", &rc);
+  if (rc != -1) {
+    EXPECT_EQ(rc, 0) << why;
+    EXPECT_NE(why.find("x payload_mismatch"), std::string::npos) << why;
+    EXPECT_NE(why.find("stream offset"), std::string::npos) << why;
+    const std::string evs = run_lockstepctl(sock, "events --kind checkpoint_request", &rc);
+    EXPECT_EQ(rc, 0) << evs;
+    EXPECT_NE(evs.find("checkpoint_request"), std::string::npos) << evs;
+    const std::string stj = run_lockstepctl(sock, "-j status", &rc);
+    EXPECT_EQ(rc, 0) << stj;
+    EXPECT_NE(stj.find("\"last_reason\":\"manual\""), std::string::npos) << stj;  // mode colo
+  }
+
+  // Prometheus.
+  const std::string m = http_metrics(mport);
+  EXPECT_NE(m.find("lockstep_checkpoint_reason_total"), std::string::npos) << m.substr(0, 400);
+  EXPECT_NE(m.find("lockstep_checkpoint_duration_seconds_count"), std::string::npos);
+  EXPECT_NE(m.find("lockstep_colo_port_frames_in_total"), std::string::npos);
+  EXPECT_NE(ctl(sock, "metrics").dump().find("lockstep_checkpoint_duration_seconds"),
+            std::string::npos);
+
+  // A failover decided on the ctrl socket reaches the engine (it stops holding).
+  auto fo = ctl(sock, "failover", {"primary"});
+  ASSERT_TRUE(fo.value("ok", false)) << fo;
+  ASSERT_TRUE(wait_for([&] {
+    return ctl(sock, "status")["result"]["daemon"]["failed_over"].is_object();
+  })) << ctl(sock, "status");
+  EXPECT_EQ(ctl(sock, "events", {"--kind", "failover"})["result"]["events"].size(), 1u);
+  Bytes late = tcp_frame(1001 + uint32_t(pvm_text.size()), kTcpAck | kTcpPsh, "after failover");
+  ASSERT_TRUE(peer.send_pvm(late.data(), uint32_t(late.size())));
+  EXPECT_TRUE(wait_for([&] { return peer.released() >= 3; })) << peer.released();
+
+  peer.stop_reader();
+  auto j = colo.stop();
+  EXPECT_EQ(j["conservation"], "ok") << j;
+  EXPECT_EQ(j["engine"]["failovers"], 1) << j;
+  EXPECT_FALSE(std::filesystem::exists(sock)) << "the ctrl socket is removed at exit";
+  EXPECT_FALSE(std::filesystem::exists(ro));
+  std::filesystem::remove(sock);
+  std::filesystem::remove(ro);
+}
+
+// Without ctrl_socket= and metrics= nothing listens (as before issue 19).
+TEST(LockstepColo, NoCtrlSocketByDefault) {
+  Colo colo({"compare_timeout=2000"});
+  qtest::Peer peer;
+  std::string err;
+  ASSERT_TRUE(peer.connect(colo.inst, false, err)) << err;
+  const std::string log = read_file(colo.dir / "ls.log");
+  EXPECT_EQ(log.find("ctrl socket"), std::string::npos) << log;
+  EXPECT_EQ(log.find("metrics on port"), std::string::npos) << log;
+}
+
 TEST(LockstepColo, RejectsBadCommandLines) {
   for (const char* bad : {"primary_in=tcp:127.0.0.1", "compare_timeout=0", "vnet_hdr_support=maybe",
-                          "no_such=1", "replace_peer=sometimes"}) {
+                          "no_such=1", "replace_peer=sometimes", "metrics=udp:127.0.0.1:9",
+                          "metrics=nonsense", "ctrl_ro_socket=/tmp/ro-only", "ctrl_socket="}) {
     std::string cmd = g_bin + " " + bad + " secondary_in=unix:/tmp/x,server outdev=unix:/tmp/y,server >/dev/null 2>&1";
     int rc = std::system(cmd.c_str());
     EXPECT_EQ(WEXITSTATUS(rc), 2) << bad;
