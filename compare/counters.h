@@ -46,9 +46,7 @@ namespace lockstep {
   X(pvm_retransmits, "PVM segments at or below the compare point")                    \
   X(pvm_ack_waits, "PVM frames that waited for the SVM's ACK to reach theirs")        \
   X(pvm_ack_wait_ns, "total time PVM frames waited for the SVM's ACK (ns)")           \
-  X(held_released, "held PVM frames released (any reason): samples of hold_us")       \
-  X(held_release_ns, "total time released PVM frames were held (ns)")                  \
-  X(svm_lag_samples, "PVM frames released as matched after a hold: samples of svm_lag_us") \
+  X(held_release_ns, "total time released PVM frames were held (ns; hold_us counts them)") \
   X(svm_lag_ns, "total time held PVM frames waited for the SVM's equal output (ns)") \
   X(client_offsets, "connections whose SVM SYN/ACK acked another client ISN than the PVM's") \
   X(frags_in, "IP fragments received")                                                \

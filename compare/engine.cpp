@@ -200,11 +200,9 @@ void EngineImpl::release_frame(uint32_t idx, ReleaseReason why) {
   if (held_[idx].side == Side::pvm) {
     const uint64_t held = last_now_ > held_[idx].arrival_ns ? last_now_ - held_[idx].arrival_ns : 0;
     const unsigned b = latency_bucket(held);
-    ++c_.held_released;
     c_.held_release_ns += held;
     ++c_.hold_hist[b];
     if (why == ReleaseReason::matched) {
-      ++c_.svm_lag_samples;
       c_.svm_lag_ns += held;
       ++c_.svm_lag_hist[b];
     }

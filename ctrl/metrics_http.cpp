@@ -184,6 +184,11 @@ void MetricsHttpServer::run() {
     }
     if (h.path == "/health") {
       ++health_;
+      const std::string why = health_check_ ? health_check_() : std::string{};
+      if (!why.empty()) {
+        return response(503, "Service Unavailable", "text/plain",
+                        head_only ? std::string{} : why + "\n");
+      }
       return response(200, "OK", "text/plain", head_only ? std::string{} : "ok\n");
     }
     ++bad_;

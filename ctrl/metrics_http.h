@@ -29,6 +29,11 @@ class MetricsHttpServer {
   MetricsHttpServer(const MetricsHttpServer&) = delete;
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
 
+  // GET /health: 200 "ok" while `check` returns nothing, else 503 with what it returns
+  // (why the daemon is not healthy). Called on the server thread: thread-safe. Set
+  // before start; without one /health is always 200.
+  void set_health(std::function<std::string()> check) { health_check_ = std::move(check); }
+
   bool start(const Endpoint& ep, std::string& error);
   // The same on a listening socket handed over by systemd (socket activation); the
   // server owns `fd` from here.
@@ -48,6 +53,7 @@ class MetricsHttpServer {
   bool start_thread(std::string& error);
 
   std::function<std::string()> render_;
+  std::function<std::string()> health_check_;
   Fd listen_;
   int wake_[2] = {-1, -1};
   std::thread thread_;

@@ -127,10 +127,25 @@ void DaemonCtl::publish(uint64_t now_ns) {
   {
     std::lock_guard lock(mu_);
     report_ = std::move(rep);
+    if (report_.total.polls != polls_seen_ || polls_moved_ns_ == 0) {
+      polls_seen_ = report_.total.polls;
+      polls_moved_ns_ = now_ns;
+    }
     epoch_ = dp_.control().epoch();
     outstanding_ = dp_.control().outstanding();
   }
   log_drops(now_ns);
+}
+
+std::string DaemonCtl::workers_health(uint64_t now_ns, uint64_t stall_ns) const {
+  std::lock_guard lock(mu_);
+  if (dp_.worker_count() == 0) return {};
+  if (polls_moved_ns_ == 0) return "workers not started";
+  if (now_ns > polls_moved_ns_ + stall_ns) {
+    return "workers stalled: no poll for " + std::to_string((now_ns - polls_moved_ns_) / 1000000) +
+           " ms";
+  }
+  return {};
 }
 
 void DaemonCtl::set_event_log(ctrl::EventLog* log) {

@@ -54,6 +54,9 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   void on_event(const ctrl::Event& e, uint64_t now_ns);
   // Total frames polled by the workers at the last publication (watchdog progress).
   uint64_t polls() const;
+  // Empty while the workers poll (their poll count moved within `stall_ns`); else why
+  // not. Thread-safe (GET /health).
+  std::string workers_health(uint64_t now_ns, uint64_t stall_ns) const;
 
   // DaemonControl, ctrl server thread.
   ctrl::Json status() override;
@@ -123,6 +126,7 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   uint64_t settings_refused_ = 0;  // live changes refused (before or by the workers)
   std::string last_settings_error_;
   ctrl::EventLog* log_ = nullptr;
+  uint64_t polls_seen_ = 0, polls_moved_ns_ = 0;  // when the poll count last moved
   LatencyHist checkpoint_hist_{};  // request to done, log2 us buckets
   uint64_t checkpoint_ns_ = 0;     // their sum
   std::string last_reason_;        // of the last checkpoint request sent

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -181,6 +182,15 @@ struct CtrlStack {
   std::vector<ctrl::Event> batch;
   uint64_t watchdog_half_ns = 0, next_watchdog_ns = 0, last_polls = 0;
 };
+
+// GET /health: healthy while the workers poll and, with a checkpointer link, the link
+// is up; else the first reason it is not.
+std::string health(const CtrlStack& cs) {
+  std::string why = cs.daemon ? cs.daemon->workers_health(ctrl::monotonic_ns(), 2'000'000'000)
+                              : std::string("starting");
+  if (why.empty() && cs.coord && !cs.coord->connected()) why = "checkpointer link down";
+  return why;
+}
 
 bool loss_action(const std::string& s, ctrl::LossAction& out) {
   return ctrl::loss_action_from_string(s, out);
@@ -414,6 +424,7 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
   if (metrics_fd >= 0) {
     auto* cp = &cs.cp;
     cs.http = std::make_unique<ctrl::MetricsHttpServer>([cp] { return ctrl::render_metrics(*cp); });
+    cs.http->set_health([&cs] { return health(cs); });
     if (!cs.http->start_on(metrics_fd, error)) {
       error = "metrics socket from systemd: " + error;
       return false;
@@ -424,6 +435,7 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
     ctrl::Endpoint ep;
     auto* cp = &cs.cp;
     cs.http = std::make_unique<ctrl::MetricsHttpServer>([cp] { return ctrl::render_metrics(*cp); });
+    cs.http->set_health([&cs] { return health(cs); });
     if (!ctrl::parse_endpoint(cfg.ctrl.metrics, ep, error) || !cs.http->start(ep, error)) {
       error = "config key 'ctrl.metrics' (" + cfg.ctrl.metrics + "): " + error;
       if (cfg.ctrl.metrics_given) return false;
@@ -669,7 +681,8 @@ int parse_args(int argc, char** argv, Options& o) {
       });
   bool print_config = false;
   app.add_flag("--print-config", print_config,
-               "print the embedded default configuration and exit");
+               "print the configuration (--config's file, else the embedded default) and\n"
+               "the --set overrides, then exit");
   app.add_flag("--check-config", o.check_only, "load and validate the configuration, then exit");
   // Shorthands for ctrl.* keys; applied with the --set options in command-line order.
   const std::pair<const char*, const char*> shorthands[] = {
@@ -712,7 +725,24 @@ int parse_args(int argc, char** argv, Options& o) {
     }
   }
   if (print_config) {
-    std::fputs(std::string(lockstep::dp::default_config_yaml()).c_str(), stdout);
+    // The configuration this command line would run: --config's file (or the embedded
+    // default), then the --set overrides in the order they apply.
+    if (o.config_file.empty()) {
+      std::fputs(std::string(lockstep::dp::default_config_yaml()).c_str(), stdout);
+    } else {
+      std::ifstream in(o.config_file);
+      std::stringstream text;
+      text << in.rdbuf();
+      if (!in) {
+        std::fprintf(stderr, "lockstepd: cannot read %s\n", o.config_file.c_str());
+        return 2;
+      }
+      std::fputs(text.str().c_str(), stdout);
+    }
+    if (!o.sets.empty()) {
+      std::printf("# overridden on the command line (--set, in this order):\n");
+      for (const auto& kv : o.sets) std::printf("#   %s\n", kv.c_str());
+    }
     return 0;
   }
   return -1;

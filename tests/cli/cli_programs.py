@@ -113,6 +113,15 @@ if lsd:
     check(rc == 2 and "stray" in err, "lockstepd stray word (%r)" % err)
     rc, out, err = run(lsd, "--print-config")
     check(rc == 0 and "ports" in out, "lockstepd --print-config")
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        f.write("# my host\nworkers: 1\n")
+        f.flush()
+        rc, out, err = run(lsd, "--config", f.name, "--print-config", "--set", "workers=2")
+        check(rc == 0 and out.startswith("# my host\nworkers: 1\n") and "#   workers=2" in out,
+              "lockstepd --print-config honours --config and --set (%r)" % out)
+    rc, out, err = run(lsd, "--config", "/nonexistent/x.yaml", "--print-config")
+    check(rc == 2 and "cannot read" in err, "--print-config of a missing file (%r)" % err)
 
 colo = PROGRAMS.get("lockstep-colo")
 if colo:

@@ -115,6 +115,23 @@ TEST(MetricsHttp, ServesMetricsOnLoopback) {
   http.stop();
 }
 
+TEST(MetricsHttp, HealthIs503WithTheReasonWhileTheCheckFails) {
+  std::atomic<bool> up{true};
+  MetricsHttpServer http([] { return std::string("lockstep_up 1\n"); });
+  http.set_health([&up] { return up ? std::string() : std::string("checkpointer link down"); });
+  Endpoint ep;
+  std::string error;
+  ASSERT_TRUE(parse_endpoint("tcp:127.0.0.1:0", ep, error));
+  ASSERT_TRUE(http.start(ep, error)) << error;
+  std::string ok = http_get(http.port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(ok.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << ok;
+  up = false;
+  std::string bad = http_get(http.port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(bad.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << bad;
+  EXPECT_NE(bad.find("\r\n\r\ncheckpointer link down\n"), std::string::npos) << bad;
+  http.stop();
+}
+
 // Requests are parsed as strictly as RFC 9112 has them: what a scraper never sends is
 // refused, not guessed at.
 TEST(MetricsHttp, RefusesMalformedRequests) {

@@ -28,12 +28,22 @@ fi
 wait_for 5 sh -c "[ \"\$($CTL_BIN -s $WORK/ctl -j status | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"checkpointer\"][\"connected\"])')\" = True ]" ||
   fail "checkpointer never connected: $(ctl -j status | head -c 600)"
 
+# GET /health: "BODY CODE" on one line.
+health() {
+  local code
+  code=$(ip netns exec "$P-dp" curl -s -m 5 -o "$WORK/health.txt" -w '%{http_code}' \
+    "http://127.0.0.1:$METRICS_PORT/health")
+  echo "$(tr -d '\n' < "$WORK/health.txt") $code"
+}
+[ "$(health)" = "ok 200" ] || fail "/health with the link up: $(health)"
 fetch f102400.bin && same f102400.bin || fail "transfer before the fault"
 ip netns exec "$P-client" curl -s -m 40 -o "$WORK/got.diff.bin" http://10.9.0.2:8080/diff.bin & CURL=$!
 wait_for 10 sh -c "! kill -0 $CK_PID 2>/dev/null" || fail "the checkpointer did not die on the request"
 echo "checkpointer died mid-checkpoint"
 sleep 1
 kill -0 $CURL 2>/dev/null || fail "the transfer completed without a checkpoint (output released unchecked?)"
+h=$(health)
+[ "$h" = "checkpointer link down 503" ] || fail "/health with the checkpointer gone: '$h'"
 held=$(ctlq "r['daemon']['held_frames']" status)
 echo "held while the checkpointer is down: $held frames"
 [ "$held" -ge 1 ] || fail "nothing held while the checkpoint is outstanding"
