@@ -3,7 +3,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+
+#include "ctrl/event_log.h"
 #include "ctrl/native_codec.h"
+#include "ctrl/net.h"
 
 namespace lockstep::ctrl {
 
@@ -64,9 +68,17 @@ size_t EventQueue::drain(std::vector<Event>& out) {
 }
 
 Json EventQueue::history_json() const {
+  // Operators read wall-clock times: each event's monotonic time, moved onto the wall
+  // clock by the two clocks' difference now.
+  const uint64_t mono = monotonic_ns(), wall = wall_now_ns();
   std::lock_guard lock(mu_);
   Json a = Json::array();
-  for (const auto& e : history_) a.push_back(e.to_json());
+  for (const auto& e : history_) {
+    Json j = e.to_json();
+    j.erase("t_ns");
+    j["time"] = format_wall(wall - std::min(wall, mono - std::min(mono, e.t_ns)));
+    a.push_back(std::move(j));
+  }
   return a;
 }
 

@@ -853,7 +853,7 @@ int main(int argc, char** argv) {
     const ctrl::Json why = ctrl::explain_json(cs.log, 1000);
     size_t shown = 0;
     for (const auto& g : why["groups"]) {
-      if (++shown > 5) break;
+      if (++shown > 8) break;
       std::string line = g["last"].value("line", "");
       if (line.size() > 40) line = line.substr(line.size() - 40);
       std::fprintf(stderr, "lockstepd: checkpoints: %llu x %s  %s%s\n",

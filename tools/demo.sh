@@ -108,6 +108,8 @@ PIDS+=($!)
 
 echo "== lockstepd (embedded default configuration; Ctrl-C to stop)"
 echo "   why a checkpoint: $CTL -s $WORK/ctl explain   (events: ... events)"
+echo "   (the checkpointer here is simulated: it cannot make the SVM a copy of the PVM, so"
+echo "    flows open across a checkpoint may diverge again: deadline, ack_divergence)"
 args=(--display --stats-json "$WORK/stats.json" --ctrl-socket "$WORK/ctl")
 [ "$duration" != 0 ] && args+=(--duration "$duration")
 rc=0

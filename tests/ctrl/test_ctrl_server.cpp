@@ -11,6 +11,7 @@
 
 #include "ctrl/commands.h"
 #include "ctrl/ctrl_server.h"
+#include "ctrl/event_log.h"
 #include "fake_daemon.h"
 #include "test_util.h"
 
@@ -220,6 +221,13 @@ TEST_F(CtrlServerTest, CheckpointModeFailover) {
   Json st = call("status");
   EXPECT_EQ(st["result"]["failover"]["survivor"], "secondary");
   EXPECT_EQ(st["result"]["events"].back()["event"], "failover");
+  // Wall-clock times, as the audit log's, not the monotonic clock's nanoseconds.
+  const Json& ev = st["result"]["events"].back();
+  EXPECT_FALSE(ev.contains("t_ns")) << ev;
+  ASSERT_TRUE(ev.contains("time")) << ev;
+  uint64_t when = 0;
+  ASSERT_TRUE(parse_time(ev["time"].get<std::string>(), wall_now_ns(), when)) << ev;
+  EXPECT_LT(wall_now_ns() - when, 60'000'000'000ull) << ev;
   // Every state-changing command was logged with the peer's credentials.
   std::lock_guard lock(log_mu_);
   bool found = false;
