@@ -135,7 +135,7 @@ namespace {
 
 bool is_gauge(std::string_view name) {
   return name == "held_pvm" || name == "held_svm" || name == "held_ingress" ||
-         name == "conns_active";
+         name == "conns_active" || name == "normalize_conns" || name == "normalize_state_bytes";
 }
 
 template <size_t N>

@@ -55,6 +55,13 @@ TEST(Prometheus, EngineCountersWithReasons) {
   EXPECT_NE(t.find("lockstep_pvm_in_total{worker=\"3\"} 7\n"), std::string::npos);
   EXPECT_NE(t.find("# TYPE lockstep_held_pvm gauge\n"), std::string::npos);
   EXPECT_NE(t.find("lockstep_held_pvm{worker=\"3\"} 2\n"), std::string::npos);
+  // The normalization gauges of compare/counters.h are gauges here too.
+  EXPECT_NE(t.find("# TYPE lockstep_normalize_conns gauge\n"), std::string::npos);
+  EXPECT_NE(t.find("# TYPE lockstep_normalize_state_bytes gauge\n"), std::string::npos);
+  EXPECT_EQ(t.find("lockstep_normalize_conns_total"), std::string::npos);
+  // The latency histograms, in seconds.
+  EXPECT_NE(t.find("# TYPE lockstep_hold_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(t.find("lockstep_svm_lag_seconds_bucket{worker=\"3\",le=\"+Inf\"}"), std::string::npos);
   EXPECT_NE(t.find("lockstep_released_total{worker=\"3\",reason=\"checkpoint\"} 5\n"),
             std::string::npos);
   EXPECT_NE(t.find("lockstep_checkpoint_reason_total{worker=\"3\",reason=\"payload_mismatch\"} 0\n"),
