@@ -6,6 +6,7 @@
 #include <map>
 #include <thread>
 
+#include "compare/flow_key.h"
 #include "ctrl/checkpointer_link.h"
 #include "ctrl/ctrl_server.h"
 #include "ctrl/native_codec.h"
@@ -99,6 +100,28 @@ Json setting_value_json(const SettingInfo& info, const std::string& value) {
     if (value == "false") return false;
   }
   return value;
+}
+
+Json settings_change_json(const Settings& before, const Settings& after) {
+  Json changed = Json::object();
+  for (const auto& info : settings_table()) {
+    const std::string a = before.get(info.name), b = after.get(info.name);
+    if (a != b) {
+      changed[std::string(info.name)] = {{"from", setting_value_json(info, a)},
+                                         {"to", setting_value_json(info, b)}};
+    }
+  }
+  return changed;
+}
+
+Json conn_json(const ConnInfo& c) {
+  return {{"flow", to_string(c.key)},
+          {"state", c.state},
+          {"held_pvm", c.held_pvm},
+          {"held_svm", c.held_svm},
+          {"bytes_matched", c.bytes_matched},
+          {"divergences", c.divergences},
+          {"svm_seq_offset", c.svm_seq_offset}};
 }
 
 Json stats_rates(const Json& before, const Json& after, double seconds) {

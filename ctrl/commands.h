@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "compare/engine.h"
 #include "ctrl/cluster.h"
 #include "ctrl/command_registry.h"
 #include "ctrl/daemon_control.h"
@@ -47,6 +48,13 @@ void register_rules_commands(CommandRegistry& reg, ControlPlane& cp);
 // A setting's value as JSON: numbers for u64 settings, true/false for booleans, else the
 // text (`config get`, `config set`, config events).
 Json setting_value_json(const SettingInfo& info, const std::string& value);
+
+// The settings that differ between two snapshots: {"KEY": {"from": V, "to": V}, ...}
+// (values as setting_value_json); empty when none does. For `config` events.
+Json settings_change_json(const Settings& before, const Settings& after);
+
+// One connection of `conns` (the daemon adds where it lives, e.g. its worker).
+Json conn_json(const ConnInfo& c);
 
 // `stats --rate`: per-second rates of the counters between two `stats` answers taken
 // `seconds` apart; gauges keep their latest value.

@@ -193,6 +193,17 @@ std::string suggest_rule(const Json& request) {
   return {};
 }
 
+Json counter_increase(std::map<std::string, uint64_t>& last, std::map<std::string, uint64_t> now) {
+  Json grew = Json::object();
+  for (const auto& [k, v] : now) {
+    auto it = last.find(k);
+    const uint64_t before = it == last.end() ? 0 : it->second;
+    if (v > before) grew[k] = v - before;
+  }
+  last = std::move(now);
+  return grew;
+}
+
 EventLog::EventLog(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
 
 uint64_t EventLog::append(std::string_view kind, Json fields) {

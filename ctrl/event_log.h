@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -41,6 +42,10 @@ std::string printable(const uint8_t* p, size_t n);
 // shipped set) that covers the differing field, from the reason, the flow's port and the
 // line that differs; empty when none is known.
 std::string suggest_rule(const Json& request);
+
+// What grew in `now` since `last` (counters by name, as a `drops` event's by_reason: only
+// those that grew, by how much); `last` becomes `now`.
+Json counter_increase(std::map<std::string, uint64_t>& last, std::map<std::string, uint64_t> now);
 
 class EventLog {
  public:

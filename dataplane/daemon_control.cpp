@@ -8,7 +8,6 @@
 #include <map>
 #include <thread>
 
-#include "compare/flow_key.h"
 #include "compare/normalize.h"
 #include "compare/policy.h"
 #include "ctrl/commands.h"
@@ -180,14 +179,7 @@ void DaemonCtl::on_done(uint64_t epoch, uint64_t took_ns, uint64_t) {
 
 void DaemonCtl::log_settings_change(const Settings& before, const Settings& after) {
   if (log_ == nullptr) return;
-  ctrl::Json changed = ctrl::Json::object();
-  for (const auto& info : settings_table()) {
-    const std::string a = before.get(info.name), b = after.get(info.name);
-    if (a != b) {
-      changed[std::string(info.name)] = {{"from", ctrl::setting_value_json(info, a)},
-                                         {"to", ctrl::setting_value_json(info, b)}};
-    }
-  }
+  ctrl::Json changed = ctrl::settings_change_json(before, after);
   if (!changed.empty()) log_->append("config", {{"changed", changed}});
 }
 
@@ -208,12 +200,7 @@ void DaemonCtl::log_drops(uint64_t now_ns) {
       now["ingress." + r] = t.engine.ingress_dropped[d];
     }
   }
-  ctrl::Json delta = ctrl::Json::object();
-  for (const auto& [k, v] : now) {
-    const uint64_t before = drops_logged_.count(k) ? drops_logged_[k] : 0;
-    if (v > before) delta[k] = v - before;
-  }
-  drops_logged_ = std::move(now);
+  ctrl::Json delta = ctrl::counter_increase(drops_logged_, std::move(now));
   if (!delta.empty()) log_->append("drops", {{"by_reason", delta}});
 }
 
@@ -353,16 +340,10 @@ ctrl::Json DaemonCtl::conns(const std::string& filter, size_t limit) {
   for (unsigned w = 0; w < n && a.size() < limit; ++w) {
     for (const auto& c : snaps->slot[w].conns) {
       if (a.size() >= limit) break;
-      std::string flow = to_string(c.key);
-      if (!filter.empty() && flow.find(filter) == std::string::npos) continue;
-      a.push_back({{"flow", flow},
-                   {"worker", w},
-                   {"state", c.state},
-                   {"held_pvm", c.held_pvm},
-                   {"held_svm", c.held_svm},
-                   {"bytes_matched", c.bytes_matched},
-                   {"divergences", c.divergences},
-                   {"svm_seq_offset", c.svm_seq_offset}});
+      ctrl::Json j = ctrl::conn_json(c);
+      if (!filter.empty() && j["flow"].get<std::string>().find(filter) == std::string::npos) continue;
+      j["worker"] = w;
+      a.push_back(std::move(j));
     }
   }
   const size_t shown = a.size();

@@ -4,7 +4,6 @@
 #include <condition_variable>
 #include <cstdio>
 
-#include "compare/flow_key.h"
 #include "ctrl/commands.h"
 #include "ctrl/metrics.h"
 #include "ctrl/net.h"
@@ -237,13 +236,7 @@ void ColoCtrl::log_drops(uint64_t now_ns) {
       now["svm." + r] = counters_.svm_dropped[d];
     }
   }
-  ctrl::Json delta = ctrl::Json::object();
-  for (const auto& [k, v] : now) {
-    auto it = drops_logged_.find(k);
-    const uint64_t before = it == drops_logged_.end() ? 0 : it->second;
-    if (v > before) delta[k] = v - before;
-  }
-  drops_logged_ = std::move(now);
+  ctrl::Json delta = ctrl::counter_increase(drops_logged_, std::move(now));
   if (!delta.empty()) log_->append("drops", {{"by_reason", delta}});
 }
 
@@ -390,15 +383,9 @@ ctrl::Json ColoCtrl::conns(const std::string& filter, size_t limit) {
   ctrl::Json a = ctrl::Json::array();
   for (const auto& c : list) {
     if (a.size() >= limit) break;
-    std::string flow = to_string(c.key);
-    if (!filter.empty() && flow.find(filter) == std::string::npos) continue;
-    a.push_back({{"flow", flow},
-                 {"state", c.state},
-                 {"held_pvm", c.held_pvm},
-                 {"held_svm", c.held_svm},
-                 {"bytes_matched", c.bytes_matched},
-                 {"divergences", c.divergences},
-                 {"svm_seq_offset", c.svm_seq_offset}});
+    ctrl::Json j = ctrl::conn_json(c);
+    if (!filter.empty() && j["flow"].get<std::string>().find(filter) == std::string::npos) continue;
+    a.push_back(std::move(j));
   }
   const size_t shown = a.size();
   return {{"connections", std::move(a)}, {"shown", shown}, {"limit", limit}};
@@ -448,14 +435,7 @@ bool ColoCtrl::apply_settings(const Settings& s, std::string& error) {
 
 void ColoCtrl::log_settings_change(const Settings& before, const Settings& after) {
   if (log_ == nullptr) return;
-  ctrl::Json changed = ctrl::Json::object();
-  for (const auto& info : settings_table()) {
-    const std::string a = before.get(info.name), b = after.get(info.name);
-    if (a != b) {
-      changed[std::string(info.name)] = {{"from", ctrl::setting_value_json(info, a)},
-                                         {"to", ctrl::setting_value_json(info, b)}};
-    }
-  }
+  ctrl::Json changed = ctrl::settings_change_json(before, after);
   if (!changed.empty()) log_->append("config", {{"changed", changed}});
 }
 
