@@ -62,8 +62,9 @@ Json stats_rates(const Json& before, const Json& after, double seconds);
 
 // `events` and `explain` over cp.log (registered by the standard set when it is set).
 void register_event_commands(CommandRegistry& reg, ControlPlane& cp);
-// explain's answer for the last `n` checkpoint requests of the log (pure, for tests).
-Json explain_json(const EventLog& log, size_t n);
+// explain's answer for the last `n` checkpoint requests of the log (pure, for tests);
+// without `with_bytes` (the read-only socket) the guests' bytes are left out.
+Json explain_json(const EventLog& log, size_t n, bool with_bytes = true);
 
 // Every metric: the daemon's and the control plane's.
 std::vector<MetricSample> collect_metrics(ControlPlane& cp);

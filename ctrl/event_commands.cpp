@@ -85,12 +85,21 @@ std::string explain_text(const Json& j) {
   return out;
 }
 
+// The read-only socket (mode 0666 when configured) shows why, not what: the guests'
+// bytes in an explanation stay on the admin socket.
+constexpr const char* kPayloadFields[] = {"pvm_hex", "svm_hex", "pvm_text", "svm_text", "line"};
+void strip_payload(Json& event) {
+  for (const char* k : kPayloadFields) event.erase(k);
+}
+
 }  // namespace
 
-Json explain_json(const EventLog& log, size_t n) {
+Json explain_json(const EventLog& log, size_t n, bool with_bytes) {
   std::vector<Json> reqs;
   for (Json& r : log.last_of("checkpoint_request", kMaxEvents)) {
-    if (!r.value("coalesced", false)) reqs.push_back(std::move(r));
+    if (r.value("coalesced", false)) continue;
+    if (!with_bytes) strip_payload(r);
+    reqs.push_back(std::move(r));
   }
   if (reqs.size() > n) reqs.erase(reqs.begin(), reqs.end() - static_cast<ptrdiff_t>(n));
   Json j;
@@ -148,7 +157,7 @@ void register_event_commands(CommandRegistry& reg, ControlPlane& cp) {
            "the event log: checkpoint requests (with the differing bytes) and completions, "
            "failovers, mode and config changes, drops; TIME: RFC 3339, Unix seconds or an age "
            "(90s, 5m, 2h); `lockstepctl events -f` follows",
-           0, -1, false, [&cp](const CommandContext&, const Args& a) {
+           0, -1, false, [&cp](const CommandContext& ctx, const Args& a) {
              EventLog::Query q;
              q.limit = 200;
              for (size_t i = 0; i < a.size(); ++i) {
@@ -179,18 +188,21 @@ void register_event_commands(CommandRegistry& reg, ControlPlane& cp) {
                ++i;
              }
              Json j = cp.log->query(q);
+             if (ctx.read_only) {
+               for (Json& e : j["events"]) strip_payload(e);
+             }
              j["text"] = events_text(j["events"]);
              return CommandResult::success(j);
            }});
   reg.add({"explain", "[N]",
            "the last N checkpoint requests (default 20) by reason and flow: where the VMs' "
            "output differs, the bytes, and the normalization rule that would cover it",
-           0, 1, false, [&cp](const CommandContext&, const Args& a) {
+           0, 1, false, [&cp](const CommandContext& ctx, const Args& a) {
              size_t n = kDefaultExplain;
              if (!a.empty() && !parse_count(a[0], kMaxExplain, n)) {
                return CommandResult::failure("N is a number in 1.." + std::to_string(kMaxExplain));
              }
-             return CommandResult::success(explain_json(*cp.log, n));
+             return CommandResult::success(explain_json(*cp.log, n, !ctx.read_only));
            }});
 }
 

@@ -167,6 +167,12 @@ TEST(EventLog, ExplainGroupsByReasonAndFlowMostFrequentFirst) {
   const size_t line_start = text.rfind('\n', caret_line) + 1;
   EXPECT_EQ(caret_line - line_start, std::string("  pvm    10:00:0").size()) << text;
   EXPECT_EQ(explain_json(log, 1)["requests"], 1) << "the last N only";
+  // The read-only socket: why, without the guests' bytes.
+  Json ro = explain_json(log, 20, false);
+  EXPECT_EQ(ro["groups"][0]["count"], 3);
+  EXPECT_FALSE(ro["groups"][0]["last"].contains("pvm_hex")) << ro;
+  EXPECT_FALSE(ro["groups"][0]["last"].contains("line")) << ro;
+  EXPECT_EQ(ro["text"].get<std::string>().find("10:00:01"), std::string::npos) << ro["text"];
   EXPECT_EQ(explain_json(EventLog(), 5)["text"], "no checkpoint requests in the event log\n");
 }
 
