@@ -185,6 +185,7 @@ bool set_key(std::string_view key, std::string_view value, Config& cfg, std::str
             "' (expected " + std::string(expect) + ")";
     return false;
   };
+  if (key == "guests" || key.starts_with("guests.")) return set_guest_key(key, value, cfg, error);
   if (key.starts_with("engine.")) {
     Settings next;
     if (!cfg.engine.with(key.substr(7), value, next, error)) {
@@ -297,6 +298,18 @@ bool flatten(const YAML::Node& n, const std::string& prefix,
       lines += item.Scalar() + "\n";
     }
     out.emplace_back(prefix, lines);
+    return true;
+  }
+  if (n.IsSequence() && prefix.starts_with("guests.") && prefix.ends_with(".nics")) {
+    size_t i = 0;  // a guest's NICs: guests.NAME.nics.I.KEY
+    if (n.size() == 0) out.emplace_back(prefix, "");  // the guest exists, without NICs
+    for (const auto& item : n) {
+      if (!item.IsMap()) {
+        error = "config key '" + prefix + "': each NIC is a map (ext, pvm, svm, mac, vlan)";
+        return false;
+      }
+      if (!flatten(item, prefix + "." + std::to_string(i++), out, error)) return false;
+    }
     return true;
   }
   error = "config key '" + prefix + "': a list is not accepted here";
@@ -425,8 +438,9 @@ bool apply_override(std::string_view assignment, Config& cfg, std::string& error
 }
 
 bool validate(const Config& cfg, std::string& error) {
+  if (!validate_guests(cfg, error)) return false;
   for (Role r : {Role::ext, Role::pvm, Role::svm}) {
-    if (!cfg.has(r)) {
+    if (cfg.guests.empty() && !cfg.has(r)) {
       error = "config key 'ports." + std::string(to_string(r)) + "': required";
       return false;
     }

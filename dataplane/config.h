@@ -92,6 +92,46 @@ struct ClusterSettings {
   uint64_t settle_ms = 500;        // a peer failure is acted on this late, with that quorum
 };
 
+// Many guests per lockstepd (`guests:`). A guest's NIC: its own ext, pvm and svm ports,
+// or ports shared with other guests' NICs (a vSwitch hands many guests' traffic over one
+// port) told apart by the guest's MAC (destination of client frames, source of the VMs'
+// frames) and/or VLAN. A NIC is a compare unit: its own engine on every worker; the
+// guest's NICs share one checkpoint epoch (docs/guests.md).
+inline constexpr unsigned kCompareRoles = 3;  // ext, pvm, svm: the roles a NIC has
+inline constexpr unsigned kMaxGuests = 256;
+inline constexpr unsigned kMaxNicsPerGuest = 8;
+
+struct NicConfig {
+  std::array<std::string, kCompareRoles> ports{};  // ext, pvm, svm device strings
+  std::array<uint8_t, 6> mac{};
+  bool has_mac = false;
+  int vlan = -1;                                    // 0..4095; -1: any (untagged included)
+  bool classified() const { return has_mac || vlan >= 0; }
+};
+
+struct GuestConfig {
+  std::string name;
+  std::vector<NicConfig> nics;
+  // The guest's own engine.* and checkpointer.* keys, in file order, applied over the
+  // top level's (resolve_guests): the top level gives every guest its defaults,
+  // wherever it stands in the file.
+  std::vector<std::pair<std::string, std::string>> keys;
+};
+
+struct CheckpointerSettings {
+  std::string kind = "simulated";  // simulated | native | qemu | qmp
+  uint64_t latency_us = 1000;      // simulated
+  CheckpointerLink link;
+};
+
+// One guest as the dataplane and the daemon run it: every default resolved.
+struct GuestSpec {
+  std::string name;
+  std::vector<NicConfig> nics;
+  Settings engine = Settings::defaults();
+  CheckpointerSettings checkpointer;
+};
+
 struct Config {
   // DPDK device string per role ("net_ring0", "net_pcap0,rx_pcap=a.pcap", "0000:03:00.0").
   // ext, pvm and svm are required; host and link go together.
@@ -140,6 +180,10 @@ struct Config {
   // line, sched/roles.h). Empty: the defaults, from the heartbeat and checkpointer keys.
   std::string qos_roles;
 
+  // Guests by name, in file order. Empty: one guest, "default", made of ports.ext/pvm/svm,
+  // engine.* and checkpointer.* (the single-pair configuration).
+  std::vector<GuestConfig> guests;
+
   bool has(Role r) const { return !ports[static_cast<unsigned>(r)].empty(); }
   const std::string& port(Role r) const { return ports[static_cast<unsigned>(r)]; }
 };
@@ -168,6 +212,19 @@ bool validate(const Config& cfg, std::string& error);
 // The engine's rule texts, parsed and compiled as the engine will: policy rules that do
 // not parse or normalization rules that do not compile are refused naming their key.
 bool check_engine_settings(const Settings& s, std::string& error);
+
+// The guests with every default applied (one, "default", without `guests:`); false +
+// error naming the key when a guest's own keys do not apply.
+bool resolve_guests(const Config& cfg, std::vector<GuestSpec>& out, std::string& error);
+// Every port device of the configuration with the key that names it ("ports.ext",
+// "guests.web.nics.1.pvm"), each device string once (a shared port is one device).
+std::vector<std::pair<std::string, std::string>> port_devices(const Config& cfg);
+// guests.NAME.* (set_key's share of the guest keys; dataplane/guest_config.cpp).
+bool set_guest_key(std::string_view key, std::string_view value, Config& cfg, std::string& error);
+// The guest checks of validate(): NICs complete, shared ports classified, names unique.
+bool validate_guests(const Config& cfg, std::string& error);
+bool parse_mac(std::string_view text, std::array<uint8_t, 6>& out);
+std::string format_mac(const std::array<uint8_t, 6>& mac);
 
 // A config file larger than this is refused (load_config_file).
 inline constexpr size_t kMaxConfigBytes = 1 << 20;

@@ -43,8 +43,15 @@ void free_worker_rings(WorkerRings& r) {
   r = {};
 }
 
-ControlPlane::ControlPlane(std::vector<WorkerRings> rings, std::unique_ptr<CheckpointSink> sink)
-    : rings_(std::move(rings)), sink_(std::move(sink)) {}
+ControlPlane::ControlPlane(std::vector<WorkerRings> rings, std::vector<std::string> names,
+                           std::vector<std::unique_ptr<CheckpointSink>> sinks)
+    : rings_(std::move(rings)) {
+  guests_.resize(sinks.size());
+  for (size_t g = 0; g < sinks.size(); ++g) {
+    guests_[g].name = g < names.size() ? names[g] : "guest" + std::to_string(g);
+    guests_[g].sink = std::move(sinks[g]);
+  }
+}
 
 bool ControlPlane::broadcast(const CtrlMsg& m) {
   bool ok = true;
@@ -57,16 +64,36 @@ bool ControlPlane::broadcast(const CtrlMsg& m) {
   return ok;
 }
 
-void ControlPlane::request(const CheckpointRequest& req, uint64_t now_ns) {
-  if (observer_ != nullptr) observer_->on_request(req, outstanding_, now_ns);
-  if (outstanding_) {
-    ++coalesced_;
+void ControlPlane::request(unsigned guest, const CheckpointRequest& req, uint64_t now_ns) {
+  if (guest >= guests_.size()) return;
+  GuestControl& g = guests_[guest];
+  if (observer_ != nullptr) observer_->on_request(guest, req, g.outstanding, now_ns);
+  if (g.outstanding) {
+    ++g.coalesced;
     return;
   }
-  outstanding_ = true;
-  requested_ns_ = now_ns;
-  ++requests_sent_;
-  sink_->request(req, epoch_, now_ns);
+  g.outstanding = true;
+  g.requested_ns = now_ns;
+  ++g.requests_sent;
+  g.sink->request(req, g.epoch, now_ns);
+}
+
+uint64_t ControlPlane::requests_sent() const {
+  uint64_t n = 0;
+  for (const auto& g : guests_) n += g.requests_sent;
+  return n;
+}
+
+uint64_t ControlPlane::requests_coalesced() const {
+  uint64_t n = 0;
+  for (const auto& g : guests_) n += g.coalesced;
+  return n;
+}
+
+uint64_t ControlPlane::checkpoints_done() const {
+  uint64_t n = 0;
+  for (const auto& g : guests_) n += g.done;
+  return n;
 }
 
 bool ControlPlane::poll(uint64_t now_ns) {
@@ -77,23 +104,27 @@ bool ControlPlane::poll(uint64_t now_ns) {
     while ((n = rte_ring_sc_dequeue_burst_elem(r.from_worker, msgs.data(), sizeof(ReqMsg),
                                                msgs.size(), nullptr)) > 0) {
       did = true;
-      for (unsigned i = 0; i < n; ++i) request(msgs[i].req, now_ns);
+      for (unsigned i = 0; i < n; ++i) request(msgs[i].guest, msgs[i].req, now_ns);
     }
   }
   // Asked even with nothing outstanding: a checkpointer may checkpoint by itself
-  // (periodic, or QEMU's own), and every engine then releases and rebases.
-  uint64_t epoch = 0;
-  if (sink_->poll_done(now_ns, epoch)) {
+  // (periodic, or QEMU's own), and every engine of the guest then releases and rebases.
+  for (unsigned gi = 0; gi < guests_.size(); ++gi) {
+    GuestControl& g = guests_[gi];
+    uint64_t epoch = 0;
+    if (!g.sink->poll_done(now_ns, epoch)) continue;
     did = true;
     if (observer_ != nullptr) {
-      observer_->on_done(epoch, outstanding_ && now_ns > requested_ns_ ? now_ns - requested_ns_ : 0,
+      observer_->on_done(gi, epoch,
+                         g.outstanding && now_ns > g.requested_ns ? now_ns - g.requested_ns : 0,
                          now_ns);
     }
-    outstanding_ = false;
-    ++done_;
-    ++epoch_;
+    g.outstanding = false;
+    ++g.done;
+    ++g.epoch;
     CtrlMsg m;
     m.kind = CtrlMsg::checkpoint_done;
+    m.guest = gi;
     m.epoch = epoch;
     broadcast(m);
   }

@@ -23,11 +23,15 @@ struct rte_mempool;
 
 namespace lockstep::dp {
 
+inline constexpr uint32_t kAllGuests = UINT32_MAX;
+
 // control -> worker
 struct CtrlMsg {
   enum Kind : uint32_t { checkpoint_done, set_mode, failover, apply_settings, snapshot_conns };
   uint32_t kind = checkpoint_done;
   uint32_t arg = 0;           // Mode or Survivor as an integer
+  uint32_t guest = kAllGuests;  // the guest it is for (its NICs' engines); kAllGuests: every one
+  uint32_t pad_ = 0;
   uint64_t epoch = 0;         // checkpoint_done: the checkpointer's epoch
   // apply_settings: a SettingsSnapshot the control side keeps alive;
   // snapshot_conns: an array of ConnSnapshot, one per worker (indexed by worker id),
@@ -65,7 +69,7 @@ static_assert(sizeof(CtrlMsg) % 4 == 0);
 struct ReqMsg {
   CheckpointRequest req;
   uint32_t worker = 0;
-  uint32_t pad_ = 0;
+  uint32_t guest = 0;
 };
 static_assert(sizeof(ReqMsg) % 4 == 0);
 
@@ -109,43 +113,59 @@ void free_worker_rings(WorkerRings& r);
 class ControlObserver {
  public:
   virtual ~ControlObserver() = default;
-  // `coalesced`: another request of this epoch is already with the checkpointer.
-  virtual void on_request(const CheckpointRequest& req, bool coalesced, uint64_t now_ns) = 0;
+  // `coalesced`: another request of this guest's epoch is already with its checkpointer.
+  virtual void on_request(unsigned guest, const CheckpointRequest& req, bool coalesced,
+                          uint64_t now_ns) = 0;
   // `took_ns`: since the request that opened it; 0 when the checkpointer checkpointed
   // by itself (no request outstanding).
-  virtual void on_done(uint64_t epoch, uint64_t took_ns, uint64_t now_ns) = 0;
+  virtual void on_done(unsigned guest, uint64_t epoch, uint64_t took_ns, uint64_t now_ns) = 0;
+};
+
+// One guest's checkpoints: its checkpointer, and the epoch its NICs share on every
+// worker (one outstanding request; the others of the epoch are coalesced into it).
+struct GuestControl {
+  std::string name;
+  std::unique_ptr<CheckpointSink> sink;
+  uint64_t epoch = 0;
+  bool outstanding = false;
+  uint64_t requested_ns = 0;  // when the outstanding request was sent
+  uint64_t requests_sent = 0, coalesced = 0, done = 0;
 };
 
 class ControlPlane {
  public:
-  ControlPlane(std::vector<WorkerRings> rings, std::unique_ptr<CheckpointSink> sink);
+  // One sink per guest, in the dataplane's guest order.
+  ControlPlane(std::vector<WorkerRings> rings, std::vector<std::string> names,
+               std::vector<std::unique_ptr<CheckpointSink>> sinks);
   void set_observer(ControlObserver* o) { observer_ = o; }
 
-  // One control iteration: collect worker requests, coalesce, ask the sink, broadcast
-  // completions. Returns true when it did something.
+  // One control iteration: collect worker requests, coalesce per guest, ask the guests'
+  // checkpointers, broadcast completions. Returns true when it did something.
   bool poll(uint64_t now_ns);
 
-  // Broadcasts (operators, ctrl/): every worker gets the message.
+  // Broadcasts (operators, ctrl/): every worker gets the message (m.guest: whose NICs).
   bool broadcast(const CtrlMsg& m);
   // A request not from a worker (an operator's manual checkpoint): coalesced like the
   // workers' requests.
-  void request(const CheckpointRequest& req, uint64_t now_ns);
+  void request(const CheckpointRequest& req, uint64_t now_ns) { request(0, req, now_ns); }
+  void request(unsigned guest, const CheckpointRequest& req, uint64_t now_ns);
 
-  uint64_t requests_sent() const { return requests_sent_; }
-  uint64_t requests_coalesced() const { return coalesced_; }
-  uint64_t checkpoints_done() const { return done_; }
-  uint64_t epoch() const { return epoch_; }
-  bool outstanding() const { return outstanding_; }
+  // Sums over the guests.
+  uint64_t requests_sent() const;
+  uint64_t requests_coalesced() const;
+  uint64_t checkpoints_done() const;
+  // The first guest's (the only one of a single-pair configuration).
+  uint64_t epoch() const { return guests_.front().epoch; }
+  bool outstanding() const { return guests_.front().outstanding; }
   uint64_t broadcast_failures() const { return broadcast_failures_; }
+  unsigned guest_count() const { return static_cast<unsigned>(guests_.size()); }
+  const GuestControl& guest(unsigned g) const { return guests_[g]; }
 
  private:
   std::vector<WorkerRings> rings_;
-  std::unique_ptr<CheckpointSink> sink_;
+  std::vector<GuestControl> guests_;
   ControlObserver* observer_ = nullptr;
-  uint64_t epoch_ = 0;
-  bool outstanding_ = false;
-  uint64_t requested_ns_ = 0;  // when the outstanding request was sent
-  uint64_t requests_sent_ = 0, coalesced_ = 0, done_ = 0, broadcast_failures_ = 0;
+  uint64_t broadcast_failures_ = 0;
 };
 
 }  // namespace lockstep::dp

@@ -98,7 +98,7 @@ void DaemonCtl::service(uint64_t now_ns) {
       // With a real checkpointer the coordinator coalesces by itself; going to it
       // directly also unsticks a checkpoint its policy gave up on (on_timeout: alarm).
       if (sink_ != nullptr) {
-        on_request(r, false, dp_now);
+        on_request(0, r, false, dp_now);
         sink_->request(r, r.epoch, dp_now);
       } else {
         dp_.control().request(r, dp_now);
@@ -152,7 +152,8 @@ void DaemonCtl::set_event_log(ctrl::EventLog* log) {
   dp_.control().set_observer(log != nullptr ? this : nullptr);
 }
 
-void DaemonCtl::on_request(const CheckpointRequest& req, bool coalesced, uint64_t now_ns) {
+void DaemonCtl::on_request(unsigned guest, const CheckpointRequest& req, bool coalesced,
+                           uint64_t now_ns) {
   if (!coalesced) {
     std::lock_guard lock(mu_);
     last_reason_ = std::string(to_string(req.reason));
@@ -161,11 +162,13 @@ void DaemonCtl::on_request(const CheckpointRequest& req, bool coalesced, uint64_
   // req's times are on the dataplane's clock, as is now_ns.
   ctrl::Json j = ctrl::checkpoint_request_json(req, now_ns, ctrl::wall_now_ns());
   j["coalesced"] = coalesced;
+  if (!dp_.config().guests.empty()) j["guest"] = dp_.guests()[guest].name;
   log_->append("checkpoint_request", std::move(j));
 }
 
-void DaemonCtl::on_done(uint64_t epoch, uint64_t took_ns, uint64_t) {
+void DaemonCtl::on_done(unsigned guest, uint64_t epoch, uint64_t took_ns, uint64_t) {
   ctrl::Json j{{"epoch", epoch}};
+  if (!dp_.config().guests.empty()) j["guest"] = dp_.guests()[guest].name;
   if (took_ns != 0) {
     j["duration_ms"] = static_cast<double>(took_ns / 1000) / 1000.0;
     std::lock_guard lock(mu_);

@@ -101,8 +101,9 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   void publish(uint64_t now_ns);
   void post(Op op);
   // ControlObserver (control loop).
-  void on_request(const CheckpointRequest& req, bool coalesced, uint64_t now_ns) override;
-  void on_done(uint64_t epoch, uint64_t took_ns, uint64_t now_ns) override;
+  void on_request(unsigned guest, const CheckpointRequest& req, bool coalesced,
+                  uint64_t now_ns) override;
+  void on_done(unsigned guest, uint64_t epoch, uint64_t took_ns, uint64_t now_ns) override;
   void log_settings_change(const Settings& before, const Settings& after);
   void log_drops(uint64_t now_ns);
 

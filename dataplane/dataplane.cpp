@@ -29,9 +29,18 @@ uint64_t now_tsc_ns() { return Worker::tsc_to_ns(rte_rdtsc(), rte_get_tsc_hz());
 std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& error,
                                              rte_mempool* pool,
                                              std::unique_ptr<CheckpointSink> sink) {
+  std::vector<std::unique_ptr<CheckpointSink>> sinks;
+  sinks.push_back(std::move(sink));
+  return create(cfg, error, pool, std::move(sinks));
+}
+
+std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& error,
+                                             rte_mempool* pool,
+                                             std::vector<std::unique_ptr<CheckpointSink>> sinks) {
   if (!validate(cfg, error)) return nullptr;
   std::unique_ptr<Dataplane> dp(new Dataplane());
   dp->cfg_ = cfg;
+  if (!resolve_guests(cfg, dp->guests_, error)) return nullptr;
   if (!plan_ports(cfg, dp->plan_, error)) return nullptr;
 
   if (pool == nullptr) {
@@ -98,11 +107,17 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
     dp->rings_.push_back(rings);
   }
   for (unsigned w = 0; w < n; ++w) {
-    Settings es = cfg.engine;
-    auto engine = Engine::create(es, error);
-    if (!engine) {
-      error = "engine settings: " + error;
-      return nullptr;
+    // One engine per guest NIC, with its guest's settings.
+    std::vector<std::unique_ptr<Engine>> engines;
+    for (const UnitPlan& u : dp->plan_.units) {
+      auto engine = Engine::create(dp->guests_[u.guest].engine, error);
+      if (!engine) {
+        error = (cfg.guests.empty() ? "engine settings: "
+                                    : "guest '" + dp->guests_[u.guest].name + "' engine settings: ") +
+                error;
+        return nullptr;
+      }
+      engines.push_back(std::move(engine));
     }
     dp->slots_.push_back(std::make_unique<StatsSlot>());
     WorkerSetup s;
@@ -110,13 +125,19 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
     s.count = n;
     s.cfg = &dp->cfg_;
     s.port = dp->plan_.port;
+    s.units = dp->plan_.units;
+    s.guests = static_cast<unsigned>(dp->guests_.size());
     s.role_of_port.fill(kNoRole);
-    for (unsigned r = 0; r < kRoleCount; ++r)
-      if (s.port[r] >= 0) s.role_of_port[static_cast<unsigned>(s.port[r])] = static_cast<uint8_t>(r);
+    for (const auto& used : dp->plan_.used)
+      s.role_of_port[static_cast<unsigned>(used.port)] = static_cast<uint8_t>(used.role);
     s.reads_rx = dp->plan_.rss || w == 0;
-    for (unsigned r = 0; r < kRoleCount; ++r) {
-      s.rxq_first[r] = static_cast<uint16_t>(dp->plan_.rss ? w : 0);
-      s.rxq_count[r] = dp->plan_.rss ? 1 : (w == 0 ? dp->plan_.nrx[r] : 0);
+    for (const auto& used : dp->plan_.used) {
+      RxPort rx;
+      rx.port = static_cast<uint16_t>(used.port);
+      rx.role = used.role;
+      rx.rxq_first = static_cast<uint16_t>(dp->plan_.rss ? w : 0);
+      rx.rxq_count = dp->plan_.rss ? 1 : (w == 0 ? dp->plan_.nrx[rx.port] : 0);
+      if (rx.rxq_count > 0) s.rx.push_back(rx);
     }
     s.txq = static_cast<uint16_t>(w);
     s.pool = pool;
@@ -131,10 +152,16 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
     s.timestamp_offset = ts_off;
     s.timestamp_flag = ts_flag;
     if (dp->qos_) s.qos = dp->qos_->links(w);
-    dp->workers_.push_back(std::make_unique<Worker>(s, std::move(engine)));
+    dp->workers_.push_back(std::make_unique<Worker>(s, std::move(engines)));
   }
-  if (!sink) sink = std::make_unique<SimulatedCheckpointer>(cfg.checkpoint_latency_us * 1000);
-  dp->control_ = std::make_unique<ControlPlane>(dp->rings_, std::move(sink));
+  sinks.resize(dp->guests_.size());
+  std::vector<std::string> names;
+  for (size_t g = 0; g < dp->guests_.size(); ++g) {
+    names.push_back(dp->guests_[g].name);
+    if (!sinks[g])
+      sinks[g] = std::make_unique<SimulatedCheckpointer>(dp->guests_[g].checkpointer.latency_us * 1000);
+  }
+  dp->control_ = std::make_unique<ControlPlane>(dp->rings_, std::move(names), std::move(sinks));
   return dp;
 }
 
@@ -216,13 +243,14 @@ void Dataplane::finish(uint64_t now_ns) {
 }
 
 void Dataplane::read_device_stats(Report& rep) const {
-  for (unsigned r = 0; r < kRoleCount; ++r) {
+  for (const auto& used : plan_.used) {
+    const unsigned r = static_cast<unsigned>(used.role);
     rte_eth_stats st{};
-    if (plan_.port[r] < 0 || rte_eth_stats_get(static_cast<uint16_t>(plan_.port[r]), &st) != 0) continue;
-    rep.dev_imissed[r] = st.imissed;
-    rep.dev_ierrors[r] = st.ierrors;
-    rep.dev_rx_nombuf[r] = st.rx_nombuf;
-    rep.dev_oerrors[r] = st.oerrors;
+    if (rte_eth_stats_get(static_cast<uint16_t>(used.port), &st) != 0) continue;
+    rep.dev_imissed[r] += st.imissed;
+    rep.dev_ierrors[r] += st.ierrors;
+    rep.dev_rx_nombuf[r] += st.rx_nombuf;
+    rep.dev_oerrors[r] += st.oerrors;
   }
   // net_af_packet: the kernel's drops on a full socket ring, which the PMD does not count.
   const auto kernel = sock_drops_.read();
@@ -243,9 +271,8 @@ Report Dataplane::report() const {
     // snapshot each worker publishes.
     WorkerStats s;
     if (lcores_.empty()) {
+      workers_[i]->publish_stats();  // sums its NICs' engines into its stats
       s = workers_[i]->stats();
-      s.engine = workers_[i]->engine().counters();
-      s.held_frames = workers_[i]->engine().held_frames();
     } else {
       s = slots_[i]->read();
     }
@@ -267,6 +294,24 @@ Report Dataplane::report() const {
     rep.checkpoint_requests = control_->requests_sent();
     rep.checkpoint_coalesced = control_->requests_coalesced();
     rep.checkpoints_done = control_->checkpoints_done();
+  }
+  rep.guests.resize(guests_.size());
+  for (size_t g = 0; g < guests_.size(); ++g) {
+    GuestReport& gr = rep.guests[g];
+    gr.name = guests_[g].name;
+    gr.nics = static_cast<unsigned>(guests_[g].nics.size());
+    if (g < rep.total.guests.size()) gr.stats = rep.total.guests[g];
+    if (cfg_.clock == ClockKind::replay) {
+      gr.checkpoint_requests = rep.checkpoint_requests;
+      gr.checkpoints_done = rep.checkpoints_done;
+    } else {
+      const GuestControl& c = control_->guest(static_cast<unsigned>(g));
+      gr.epoch = c.epoch;
+      gr.outstanding = c.outstanding;
+      gr.checkpoint_requests = c.requests_sent;
+      gr.checkpoint_coalesced = c.coalesced;
+      gr.checkpoints_done = c.done;
+    }
   }
   if (ports_started_) {
     read_device_stats(rep);

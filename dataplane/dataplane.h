@@ -29,6 +29,11 @@ class Dataplane {
   static std::unique_ptr<Dataplane> create(const Config& cfg, std::string& error,
                                            rte_mempool* pool = nullptr,
                                            std::unique_ptr<CheckpointSink> sink = nullptr);
+  // Many guests: one checkpointer per guest (resolve_guests order); a null one is
+  // simulated with the guest's checkpointer.latency_us.
+  static std::unique_ptr<Dataplane> create(const Config& cfg, std::string& error,
+                                           rte_mempool* pool,
+                                           std::vector<std::unique_ptr<CheckpointSink>> sinks);
   ~Dataplane();
   Dataplane(const Dataplane&) = delete;
   Dataplane& operator=(const Dataplane&) = delete;
@@ -59,6 +64,13 @@ class Dataplane {
   rte_mempool* pool() const { return pool_; }
   const PortPlan& plan() const { return plan_; }
   const Config& config() const { return cfg_; }
+  const std::vector<GuestSpec>& guests() const { return guests_; }
+  // The guest index of a name; -1 when none.
+  int guest_index(std::string_view name) const {
+    for (size_t g = 0; g < guests_.size(); ++g)
+      if (guests_[g].name == name) return static_cast<int>(g);
+    return -1;
+  }
   // The egress schedulers (ports with a `qos:` section); null when there are none.
   QosHub* qos() { return qos_.get(); }
 
@@ -67,6 +79,7 @@ class Dataplane {
   static int lcore_main(void* arg);
 
   Config cfg_;
+  std::vector<GuestSpec> guests_;
   PortPlan plan_;
   rte_mempool* pool_ = nullptr;
   bool own_pool_ = false;

@@ -41,16 +41,14 @@ bool check_port_drivers(const Config& cfg, std::string& error) {
   const std::vector<std::string> drivers;
 #endif
   if (drivers.empty()) return true;
-  for (unsigned r = 0; r < kRoleCount; ++r) {
-    if (cfg.ports[r].empty()) continue;
-    std::string name = device_name(cfg.ports[r]);
+  for (const auto& [key, spec] : port_devices(cfg)) {
+    std::string name = device_name(spec);
     if (is_pci_address(name)) continue;
     if (name.starts_with("eth_")) name = "net_" + name.substr(4);
     bool known = false;
     for (const auto& d : drivers) known = known || name.starts_with(d);
     if (!known) {
-      error = "config key 'ports." + std::string(to_string(static_cast<Role>(r))) +
-              "': no DPDK driver for device '" + device_name(cfg.ports[r]) +
+      error = "config key '" + key + "': no DPDK driver for device '" + device_name(spec) +
               "' (a PCI address, or a virtual device such as net_ring0, net_pcap0, "
               "net_af_packet0, net_vhost0, net_tap0)";
       return false;
@@ -97,9 +95,10 @@ std::vector<std::string> eal_arguments(const Config& cfg, const std::vector<std:
       }
     }
   }
+  const auto devices = port_devices(cfg);
   bool any_pci = false;
-  for (const auto& spec : cfg.ports)
-    if (!spec.empty() && is_pci_address(device_name(spec))) any_pci = true;
+  for (const auto& [key, spec] : devices)
+    if (is_pci_address(device_name(spec))) any_pci = true;
   if (!cfg.hugepages && !given("--no-huge")) a.push_back("--no-huge");
   if (!given("-m") && !given("--socket-mem")) {
     a.push_back("-m");
@@ -112,8 +111,7 @@ std::vector<std::string> eal_arguments(const Config& cfg, const std::vector<std:
                                         : cfg.file_prefix));
   }
   if (!given("--log-level")) a.push_back("--log-level=lib.eal:error");
-  for (const auto& spec : cfg.ports) {
-    if (spec.empty()) continue;
+  for (const auto& [key, spec] : devices) {
     if (is_pci_address(device_name(spec))) {
       a.push_back("-a");
     } else {

@@ -42,14 +42,15 @@ int on_lsc(uint16_t port, enum rte_eth_event_type, void* arg, void*) {
 
 bool plan_ports(const Config& cfg, PortPlan& plan, std::string& error) {
   plan.port.fill(-1);
-  for (unsigned r = 0; r < kRoleCount; ++r) {
-    if (cfg.ports[r].empty()) continue;
-    std::string name = device_name(cfg.ports[r]);
+  plan.nrx.fill(0);
+  plan.units.clear();
+  plan.used.clear();
+  auto resolve = [&](const std::string& key, const std::string& spec, int& out) {
+    std::string name = device_name(spec);
     uint16_t id = 0;
     if (rte_eth_dev_get_port_by_name(name.c_str(), &id) != 0) {
-      error = "config key 'ports." + std::string(to_string(static_cast<Role>(r))) +
-              "': no DPDK port named '" + name + "' (device string '" + cfg.ports[r] +
-              "'); ports:";
+      error = "config key '" + key + "': no DPDK port named '" + name + "' (device string '" +
+              spec + "'); ports:";
       uint16_t pid;
       RTE_ETH_FOREACH_DEV(pid) {
         char n[RTE_ETH_NAME_MAX_LEN];
@@ -57,17 +58,52 @@ bool plan_ports(const Config& cfg, PortPlan& plan, std::string& error) {
       }
       return false;
     }
-    plan.port[r] = id;
+    out = id;
+    return true;
+  };
+  auto use = [&](int port, Role role, const std::string& spec) {
+    for (auto& u : plan.used)
+      if (u.port == port) return void(u.shared = true);
+    plan.used.push_back({port, role, spec, false});
+  };
+  std::vector<GuestSpec> guests;
+  if (!resolve_guests(cfg, guests, error)) return false;
+  for (unsigned g = 0; g < guests.size(); ++g) {
+    for (unsigned n = 0; n < guests[g].nics.size(); ++n) {
+      const NicConfig& nic = guests[g].nics[n];
+      UnitPlan u;
+      u.guest = g;
+      u.nic = n;
+      u.mac = nic.mac;
+      u.has_mac = nic.has_mac;
+      u.vlan = nic.vlan;
+      for (unsigned r = 0; r < kCompareRoles; ++r) {
+        const std::string key = cfg.guests.empty()
+                                    ? "ports." + std::string(to_string(static_cast<Role>(r)))
+                                    : "guests." + guests[g].name + ".nics." + std::to_string(n) +
+                                          "." + std::string(to_string(static_cast<Role>(r)));
+        if (!resolve(key, nic.ports[r], u.port[r])) return false;
+        use(u.port[r], static_cast<Role>(r), nic.ports[r]);
+      }
+      plan.units.push_back(u);
+    }
+  }
+  for (unsigned r = 0; r < kCompareRoles; ++r) plan.port[r] = plan.units.front().port[r];
+  for (Role r : {Role::host, Role::link}) {
+    const unsigned i = static_cast<unsigned>(r);
+    if (cfg.ports[i].empty()) continue;
+    if (!resolve("ports." + std::string(to_string(r)), cfg.ports[i], plan.port[i])) return false;
+    use(plan.port[i], r, cfg.ports[i]);
   }
   // Steering: RSS when asked (or auto) and every compared port can spread the workers'
   // queues with a symmetric hash; otherwise software steering from worker 0.
   plan.rss = false;
   if (cfg.workers > 1 && cfg.steering != Steering::software) {
     bool all = true;
-    for (Role r : {Role::ext, Role::pvm, Role::svm}) {
+    for (const auto& u : plan.used) {
+      if (u.role == Role::host || u.role == Role::link) continue;
       rte_eth_dev_info info{};
-      int p = plan.port[static_cast<unsigned>(r)];
-      if (rte_eth_dev_info_get(static_cast<uint16_t>(p), &info) != 0 ||
+      if (rte_eth_dev_info_get(static_cast<uint16_t>(u.port), &info) != 0 ||
           info.max_rx_queues < cfg.workers || (info.flow_type_rss_offloads & kRssHf) == 0 ||
           info.hash_key_size != sizeof kSymmetricRssKey)
         all = false;
@@ -84,13 +120,12 @@ bool plan_ports(const Config& cfg, PortPlan& plan, std::string& error) {
 
 bool start_ports(const Config& cfg, PortPlan& plan, rte_mempool* pool,
                  std::array<PortEvents, kRoleCount>& events, std::string& error) {
-  for (unsigned r = 0; r < kRoleCount; ++r) {
-    int p = plan.port[r];
-    if (p < 0) continue;
-    auto port = static_cast<uint16_t>(p);
-    std::string role = std::string(to_string(static_cast<Role>(r)));
+  for (const auto& used : plan.used) {
+    const unsigned r = static_cast<unsigned>(used.role);
+    auto port = static_cast<uint16_t>(used.port);
+    std::string role = std::string(to_string(used.role));
     auto fail = [&](const char* what, int rc) {
-      error = "port " + role + " (" + cfg.ports[r] + "): " + what + ": " +
+      error = "port " + role + " (" + used.spec + "): " + what + ": " +
               rte_strerror(rc < 0 ? -rc : rc);
       return false;
     };
@@ -100,17 +135,17 @@ bool start_ports(const Config& cfg, PortPlan& plan, rte_mempool* pool,
     uint16_t nrx = static_cast<uint16_t>(plan.rss ? cfg.workers : 1);
     uint16_t ntx = static_cast<uint16_t>(cfg.workers);
     if (info.max_tx_queues < ntx) {
-      error = "port " + role + " (" + cfg.ports[r] + ") has " +
+      error = "port " + role + " (" + used.spec + ") has " +
               std::to_string(info.max_tx_queues) + " tx queue(s); workers=" +
               std::to_string(cfg.workers) + " needs one per worker (config key 'workers')";
       return false;
     }
     if (info.max_rx_queues < 1) {
-      error = "port " + role + " (" + cfg.ports[r] + ") has no rx queue";
+      error = "port " + role + " (" + used.spec + ") has no rx queue";
       return false;
     }
     rte_eth_conf conf{};
-    if (plan.rss && (r == 0 || r == 1 || r == 2)) {
+    if (plan.rss && r < kCompareRoles) {
       conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
       conf.rx_adv_conf.rss_conf.rss_key = kSymmetricRssKey;
       conf.rx_adv_conf.rss_conf.rss_key_len = sizeof kSymmetricRssKey;
@@ -118,7 +153,7 @@ bool start_ports(const Config& cfg, PortPlan& plan, rte_mempool* pool,
     } else {
       nrx = static_cast<uint16_t>(std::max<uint32_t>(1, std::min<uint32_t>(cfg.workers, info.max_rx_queues)));
     }
-    plan.nrx[r] = nrx;
+    plan.nrx[port] = nrx;
     if (info.dev_flags != nullptr && (*info.dev_flags & RTE_ETH_DEV_INTR_LSC)) conf.intr_conf.lsc = 1;
     rc = rte_eth_dev_configure(port, nrx, ntx, &conf);
     if (rc != 0) return fail("configure", rc);
@@ -147,12 +182,11 @@ bool start_ports(const Config& cfg, PortPlan& plan, rte_mempool* pool,
 }
 
 void stop_ports(const PortPlan& plan, std::array<PortEvents, kRoleCount>& events, bool close) {
-  for (unsigned r = 0; r < kRoleCount; ++r) {
-    int p = plan.port[r];
-    if (p < 0) continue;
-    auto port = static_cast<uint16_t>(p);
-    rte_eth_dev_callback_unregister(port, RTE_ETH_EVENT_INTR_LSC, on_lsc, &events[r]);
-    rte_eth_dev_callback_unregister(port, RTE_ETH_EVENT_QUEUE_STATE, on_event, &events[r]);
+  for (const auto& used : plan.used) {
+    auto port = static_cast<uint16_t>(used.port);
+    auto* ev = &events[static_cast<unsigned>(used.role)];
+    rte_eth_dev_callback_unregister(port, RTE_ETH_EVENT_INTR_LSC, on_lsc, ev);
+    rte_eth_dev_callback_unregister(port, RTE_ETH_EVENT_QUEUE_STATE, on_event, ev);
     rte_eth_dev_stop(port);
     if (close) rte_eth_dev_close(port);
   }

@@ -7,19 +7,39 @@
 
 #include <array>
 #include <string>
+#include <vector>
 
 #include "dataplane/config.h"
 #include "dataplane/stats.h"
 
 namespace lockstep::dp {
 
+// A guest NIC's ports (a compare unit): its ext, pvm and svm port ids and how frames on
+// a shared port are told to be its own.
+struct UnitPlan {
+  unsigned guest = 0, nic = 0;
+  std::array<int, kCompareRoles> port{-1, -1, -1};
+  std::array<uint8_t, 6> mac{};
+  bool has_mac = false;
+  int vlan = -1;
+};
+
 struct PortPlan {
-  std::array<int, kRoleCount> port{};  // -1 when the role has no port
+  // Per role: the first unit's ext/pvm/svm (the single pair), host and link; -1: none.
+  std::array<int, kRoleCount> port{};
   bool rss = false;                    // true: every worker reads its own rx queue
-  // rx queues configured per role. Software steering: min(workers, what the device has),
-  // all read by worker 0 (a device that spreads by itself, e.g. af_packet with qpairs,
-  // loses nothing); RSS: one per worker.
-  std::array<uint16_t, kRoleCount> nrx{};
+  // rx queues configured per port id. Software steering: min(workers, what the device
+  // has), all read by worker 0 (a device that spreads by itself, e.g. af_packet with
+  // qpairs, loses nothing); RSS: one per worker.
+  std::array<uint16_t, RTE_MAX_ETHPORTS> nrx{};
+  std::vector<UnitPlan> units;         // every guest's NICs, guest by guest
+  struct Used {
+    int port;
+    Role role;
+    std::string spec;                  // the device string, for messages
+    bool shared;                       // more than one unit on it: frames are classified
+  };
+  std::vector<Used> used;              // every port once, in plan order
 };
 
 // Resolves every configured role to a port id (the device must already exist: created

@@ -28,7 +28,18 @@ std::string_view to_string(DpDrop d) {
   return i < kDpDropCount ? kDropNames[i] : "?";
 }
 
+GuestStats& GuestStats::operator+=(const GuestStats& o) {
+  engine += o.engine;
+  held_frames += o.held_frames;
+  frames += o.frames;
+  checkpoint_requests_posted += o.checkpoint_requests_posted;
+  checkpoints_applied += o.checkpoints_applied;
+  return *this;
+}
+
 WorkerStats& WorkerStats::operator+=(const WorkerStats& o) {
+  if (guests.size() < o.guests.size()) guests.resize(o.guests.size());
+  for (size_t g = 0; g < o.guests.size(); ++g) guests[g] += o.guests[g];
   for (unsigned i = 0; i < kRoleCount; ++i) add(port[i], o.port[i]);
   for (unsigned i = 0; i < kDpDropCount; ++i) drops[i] += o.drops[i];
   frames += o.frames;
@@ -89,6 +100,14 @@ std::string Report::text() const {
     << checkpoint_coalesced << ", done " << checkpoints_done << "\n";
   for (unsigned i = 0; i < kDpDropCount; ++i)
     if (t.drops[i]) o << "  drop " << kDropNames[i] << ": " << t.drops[i] << "\n";
+  if (guests.size() > 1) {
+    for (const auto& g : guests) {
+      o << "  guest " << g.name << " (" << g.nics << " nic" << (g.nics == 1 ? "" : "s")
+        << "): pvm_in " << g.stats.engine.pvm_in << ", released " << g.stats.engine.released_pvm()
+        << ", held " << g.stats.held_frames << ", checkpoints requested " << g.checkpoint_requests
+        << ", done " << g.checkpoints_done << "\n";
+    }
+  }
   for (size_t w = 0; w < workers.size(); ++w) {
     const auto& s = workers[w];
     double cpp = s.frames ? static_cast<double>(s.busy_cycles) / static_cast<double>(s.frames) : 0;
@@ -155,6 +174,22 @@ std::string Report::json() const {
     kv("polls", s.polls);
     kv("held_frames", s.held_frames, false);
     o << '}';
+  }
+  o << "],\"guests\":[";
+  for (size_t g = 0; g < guests.size(); ++g) {
+    const auto& gr = guests[g];
+    o << (g ? "," : "") << "{\"name\":\"" << gr.name << "\",";
+    kv("nics", gr.nics);
+    kv("epoch", gr.epoch);
+    kv("checkpoint_requests", gr.checkpoint_requests);
+    kv("checkpoint_coalesced", gr.checkpoint_coalesced);
+    kv("checkpoints_done", gr.checkpoints_done);
+    kv("held_frames", gr.stats.held_frames);
+    kv("frames", gr.stats.frames);
+    o << "\"engine\":{";
+    auto gflat = gr.stats.engine.flatten();
+    for (size_t i = 0; i < gflat.size(); ++i) kv(gflat[i].first, gflat[i].second, i + 1 < gflat.size());
+    o << "}}";
   }
   o << "],";
   kv("held_frames", total.held_frames);

@@ -21,7 +21,8 @@ namespace lockstep::dp {
   X(steer_full, "software steering ring to the owning worker full")                      \
   X(tx_full, "tx queue still full after the bounded retries")                            \
   X(pvm_not_mirrored, "client frame not sent to the PVM (engine: no PVM after failover)") \
-  X(ctrl_ring_full, "checkpoint request could not be posted to the control thread")
+  X(ctrl_ring_full, "checkpoint request could not be posted to the control thread")       \
+  X(unclassified, "frame on a port shared by guests that matches no guest NIC (mac/vlan)")
 
 enum class DpDrop : uint8_t {
 #define LOCKSTEP_X(name, help) name,
@@ -39,6 +40,16 @@ struct PortCounters {
   uint64_t tx_retries = 0;  // extra tx_burst calls on a full queue
 };
 
+// One guest's share of a worker: its NICs' engines summed.
+struct GuestStats {
+  Counters engine;
+  uint64_t held_frames = 0;
+  uint64_t frames = 0;                 // frames into its engines
+  uint64_t checkpoint_requests_posted = 0;
+  uint64_t checkpoints_applied = 0;
+  GuestStats& operator+=(const GuestStats& o);
+};
+
 struct WorkerStats {
   std::array<PortCounters, kRoleCount> port{};
   std::array<uint64_t, kDpDropCount> drops{};
@@ -53,6 +64,7 @@ struct WorkerStats {
   uint64_t settings_refused = 0;   // snapshots its engine could not apply (kept the old)
   Counters engine;
   uint64_t held_frames = 0;
+  std::vector<GuestStats> guests;  // by guest index (sized at start, never resized after)
 
   WorkerStats& operator+=(const WorkerStats& o);
 };
@@ -74,6 +86,16 @@ struct PortEvents {
   std::atomic<bool> up{false};
 };
 
+// One guest in a Report.
+struct GuestReport {
+  std::string name;
+  unsigned nics = 0;
+  uint64_t epoch = 0;
+  bool outstanding = false;          // a checkpoint request with its checkpointer
+  uint64_t checkpoint_requests = 0, checkpoint_coalesced = 0, checkpoints_done = 0;
+  GuestStats stats;                  // summed over the workers
+};
+
 // What the daemon prints at exit and writes with --stats-json.
 struct Report {
   std::vector<WorkerStats> workers;
@@ -87,6 +109,7 @@ struct Report {
   uint64_t checkpoints_done = 0;
   uint64_t pool_size = 0, pool_avail = 0;
   uint64_t tsc_hz = 0;
+  std::vector<GuestReport> guests;   // every guest, in configuration order
 
   std::string text() const;
   std::string json() const;

@@ -6,6 +6,8 @@
 #include <rte_memcpy.h>
 #include <rte_ring_elem.h>
 
+#include <algorithm>
+
 #include "compare/flow_key.h"
 #include "compare/parse.h"
 
@@ -20,8 +22,106 @@ uint64_t Worker::tsc_to_ns(uint64_t cycles, uint64_t hz) {
   return cycles / hz * 1000000000ull + cycles % hz * 1000000000ull / hz;
 }
 
-Worker::Worker(const WorkerSetup& s, std::unique_ptr<Engine> engine)
-    : s_(s), engine_(std::move(engine)) {
+// ---- UnitClassifier ------------------------------------------------------------------
+
+uint64_t UnitClassifier::key(const uint8_t* mac, int vlan) {
+  uint64_t k = 0;
+  if (mac != nullptr)
+    for (unsigned i = 0; i < 6; ++i) k = k << 8 | mac[i];
+  return k | static_cast<uint64_t>(vlan + 1) << 48;  // vlan -1 (any): 0
+}
+
+int UnitClassifier::find(uint64_t k) const {
+  if (keys_.empty()) return -1;
+  uint64_t h = k * 0x9e3779b97f4a7c15ull;
+  for (uint64_t i = (h >> 32) & mask_;; i = (i + 1) & mask_) {
+    if (keys_[i] == k) return units_[i];
+    if (keys_[i] == ~0ull) return -1;
+  }
+}
+
+void UnitClassifier::add(const UnitPlan& u, unsigned unit) {
+  all_.emplace_back(u.vlan, unit);
+  // Rebuilt at each add (start-up only): capacity a power of two, at most half full.
+  std::vector<std::pair<uint64_t, unsigned>> entries;
+  for (size_t i = 0; i < keys_.size(); ++i)
+    if (keys_[i] != ~0ull) entries.emplace_back(keys_[i], units_[i]);
+  entries.emplace_back(key(u.has_mac ? u.mac.data() : nullptr, u.vlan), unit);
+  size_t cap = 8;
+  while (cap < entries.size() * 2) cap <<= 1;
+  keys_.assign(cap, ~0ull);
+  units_.assign(cap, 0);
+  mask_ = cap - 1;
+  for (auto [k, v] : entries) {
+    uint64_t h = k * 0x9e3779b97f4a7c15ull;
+    uint64_t i = (h >> 32) & mask_;
+    while (keys_[i] != ~0ull) i = (i + 1) & mask_;
+    keys_[i] = k;
+    units_[i] = static_cast<uint16_t>(v);
+  }
+}
+
+int UnitClassifier::vlan_of(const uint8_t* f, uint32_t len) {
+  if (len < 16) return -1;
+  const unsigned type = f[12] << 8 | f[13];
+  if (type != 0x8100 && type != 0x88a8) return -1;
+  return (f[14] << 8 | f[15]) & 0xfff;
+}
+
+int UnitClassifier::lookup(const uint8_t* f, uint32_t len, bool by_destination) const {
+  if (len < 14) return -1;
+  const uint8_t* mac = by_destination ? f : f + 6;
+  const int vid = vlan_of(f, len);
+  int u = vid >= 0 ? find(key(mac, vid)) : -1;       // MAC and VLAN
+  if (u < 0) u = find(key(mac, -1));                 // MAC, any VLAN
+  if (u < 0 && vid >= 0) u = find(key(nullptr, vid));  // VLAN only
+  return u;
+}
+
+void UnitClassifier::flood(int vid, std::vector<unsigned>& out) const {
+  for (auto [vlan, unit] : all_)
+    if (vlan < 0 || vlan == vid) out.push_back(unit);
+}
+
+// ---- Worker ---------------------------------------------------------------------------
+
+Worker::Worker(const WorkerSetup& s, std::vector<std::unique_ptr<Engine>> engines) : s_(s) {
+  units_.resize(engines.size());
+  for (size_t u = 0; u < engines.size(); ++u) {
+    units_[u].engine = std::move(engines[u]);
+    units_[u].port = s_.units[u].port;
+    units_[u].guest = s_.units[u].guest;
+  }
+  for (unsigned r = 0; r < kRoleCount; ++r)
+    if (s_.port[r] >= 0) port_info_[static_cast<unsigned>(s_.port[r])].role = static_cast<uint8_t>(r);
+  for (unsigned u = 0; u < units_.size(); ++u) {
+    for (unsigned r = 0; r < kCompareRoles; ++r) {
+      const int p = units_[u].port[r];
+      if (p < 0) continue;
+      PortInfo& pi = port_info_[static_cast<unsigned>(p)];
+      pi.role = static_cast<uint8_t>(r);
+      if (pi.unit == -1) {
+        pi.unit = static_cast<int16_t>(u);
+      } else if (pi.unit >= 0) {  // a second NIC on this port: classified from now on
+        cls_.emplace_back();
+        cls_.back().add(s_.units[static_cast<unsigned>(pi.unit)], static_cast<unsigned>(pi.unit));
+        cls_.back().add(s_.units[u], u);
+        pi.cls = static_cast<uint16_t>(cls_.size() - 1);
+        pi.unit = kClassified;
+      } else {
+        cls_[pi.cls].add(s_.units[u], u);
+      }
+      if (p != s_.port[r] &&
+          std::find(other_ports_.begin(), other_ports_.end(), p) == other_ports_.end()) {
+        other_ports_.push_back(p);
+        tx_port_[static_cast<unsigned>(p)].init(
+            p, s_.txq, s_.cfg->tx_retries, &st_.port[r],
+            &st_.drops[static_cast<unsigned>(DpDrop::tx_full)], &g_capture_tap.ring[r]);
+      }
+    }
+  }
+  group_slot_.assign(units_.size(), 0xffff);
+  st_.guests.resize(s_.guests);
   for (unsigned r = 0; r < kRoleCount; ++r) {
     tx_[r].init(s_.port[r], s_.txq, s_.cfg->tx_retries, &st_.port[r],
                 &st_.drops[static_cast<unsigned>(DpDrop::tx_full)], &g_capture_tap.ring[r]);
@@ -64,7 +164,7 @@ rte_mbuf* Worker::contiguous(rte_mbuf* m) {
   return c;
 }
 
-void Worker::ingress(rte_mbuf* m, uint64_t now_ns) {
+void Worker::ingress(unsigned unit, rte_mbuf* m, uint64_t now_ns) {
   // The PVM gets the original frame untouched; the SVM gets a private contiguous copy
   // that the engine may rewrite (ack/SACK/TSecr). No bytes are shared between the two.
   rte_mbuf* svm = private_copy(m);
@@ -74,33 +174,40 @@ void Worker::ingress(rte_mbuf* m, uint64_t now_ns) {
     drop(m, too_long ? DpDrop::too_long : DpDrop::mirror_nomem);
     return;
   }
-  bool send_pvm = engine_->push(Side::ingress, reinterpret_cast<uint64_t>(svm),
-                                rte_pktmbuf_mtod(svm, uint8_t*), svm->pkt_len, now_ns);
+  Unit& u = units_[unit];
+  u.touched = true;
+  ++st_.guests[u.guest].frames;
+  bool send_pvm = u.engine->push(Side::ingress, reinterpret_cast<uint64_t>(svm),
+                                 rte_pktmbuf_mtod(svm, uint8_t*), svm->pkt_len, now_ns);
   if (send_pvm)
-    out(Role::pvm, m, sched::Role::proxy, now_ns);
+    out(Role::pvm, u.port[1], m, sched::Role::proxy, now_ns);
   else
     drop(m, DpDrop::pvm_not_mirrored);
 }
 
-void Worker::from_vm(Side side, rte_mbuf* m, uint64_t now_ns) {
+void Worker::from_vm(unsigned unit, Side side, rte_mbuf* m, uint64_t now_ns) {
   rte_mbuf* c = contiguous(m);
   if (c == nullptr) {
     ++st_.drops[static_cast<unsigned>(DpDrop::too_long)];
     return;
   }
-  engine_->push(side, reinterpret_cast<uint64_t>(c), rte_pktmbuf_mtod(c, uint8_t*), c->pkt_len,
-                now_ns);
+  Unit& u = units_[unit];
+  u.touched = true;
+  ++st_.guests[u.guest].frames;
+  u.engine->push(side, reinterpret_cast<uint64_t>(c), rte_pktmbuf_mtod(c, uint8_t*), c->pkt_len,
+                 now_ns);
 }
 
-// One RX burst of ext, pvm or svm frames this worker owns (no steering) into the engine
-// at once (Engine::push_burst: parsed, hashed and prefetched together), with the same
-// outcome as ingress()/from_vm() per frame. The PVM copies of client frames go out after
-// the burst, in order, before the poll's TX flush as before.
-void Worker::engine_burst(Role r, rte_mbuf** bufs, unsigned n, uint64_t now_ns) {
+// One RX burst of ext, pvm or svm frames of one unit this worker owns (no steering) into
+// its engine at once (Engine::push_burst: parsed, hashed and prefetched together), with
+// the same outcome as ingress()/from_vm() per frame. The PVM copies of client frames go
+// out after the burst, in order, before the poll's TX flush as before.
+void Worker::engine_burst(unsigned unit, Role r, rte_mbuf** bufs, unsigned n, uint64_t now_ns) {
   std::array<Engine::Input, kMaxBurst> in;
   std::array<rte_mbuf*, kMaxBurst> orig;
   std::array<bool, kMaxBurst> to_pvm;
   const Side side = r == Role::ext ? Side::ingress : r == Role::pvm ? Side::pvm : Side::svm;
+  Unit& u = units_[unit];
   unsigned k = 0;
   for (unsigned i = 0; i < n; ++i) {
     rte_mbuf* m = bufs[i];
@@ -124,23 +231,110 @@ void Worker::engine_burst(Role r, rte_mbuf** bufs, unsigned n, uint64_t now_ns) 
     }
     in[k++] = {side, reinterpret_cast<uint64_t>(c), rte_pktmbuf_mtod(c, uint8_t*), c->pkt_len};
   }
-  engine_->push_burst(std::span<const Engine::Input>(in.data(), k), now_ns,
-                      std::span<bool>(to_pvm.data(), k));
+  u.touched = true;
+  st_.guests[u.guest].frames += k;
+  u.engine->push_burst(std::span<const Engine::Input>(in.data(), k), now_ns,
+                       std::span<bool>(to_pvm.data(), k));
   if (side != Side::ingress) return;
   for (unsigned j = 0; j < k; ++j) {
     if (to_pvm[j])
-      out(Role::pvm, orig[j], sched::Role::proxy, now_ns);
+      out(Role::pvm, u.port[1], orig[j], sched::Role::proxy, now_ns);
     else
       drop(orig[j], DpDrop::pvm_not_mirrored);
+  }
+}
+
+int Worker::unit_of(uint16_t port, Role r, rte_mbuf* m, uint64_t now_ns) {
+  if (port >= RTE_MAX_ETHPORTS) return -1;
+  const PortInfo& pi = port_info_[port];
+  if (pi.unit >= 0) return pi.unit;
+  if (pi.unit != kClassified) return -1;
+  const auto* f = rte_pktmbuf_mtod(m, const uint8_t*);
+  const uint32_t len = rte_pktmbuf_data_len(m);
+  const UnitClassifier& c = cls_[pi.cls];
+  if (r == Role::ext && len >= 14 && (f[0] & 1)) {
+    // Broadcast or multicast from the clients (ARP, neighbour discovery): every NIC of
+    // its VLAN on this port gets it, each a private copy.
+    flood_.clear();
+    c.flood(UnitClassifier::vlan_of(f, len), flood_);
+    if (flood_.empty()) return -1;
+    for (size_t i = 1; i < flood_.size(); ++i) {
+      rte_mbuf* copy = private_copy(m);
+      if (copy == nullptr) {
+        ++st_.drops[static_cast<unsigned>(DpDrop::mirror_nomem)];
+        continue;
+      }
+      ingress(flood_[i], copy, now_ns);
+    }
+    return static_cast<int>(flood_[0]);
+  }
+  return c.lookup(f, len, r == Role::ext);
+}
+
+void Worker::port_burst(const RxPort& p, rte_mbuf** bufs, unsigned n, uint64_t now_ns) {
+  const bool steering = s_.count > 1 && !s_.steer_to.empty();
+  const bool compared = p.role == Role::ext || p.role == Role::pvm || p.role == Role::svm;
+  if (steering || !compared) {
+    for (unsigned i = 0; i < n; ++i) dispatch_rx(p.role, bufs[i], now_ns);
+    return;
+  }
+  const PortInfo& pi = port_info_[p.port];
+  if (pi.unit >= 0) {
+    engine_burst(static_cast<unsigned>(pi.unit), p.role, bufs, n, now_ns);
+    return;
+  }
+  // A shared port: the burst split per unit (order kept within each), each part one
+  // engine burst.
+  std::array<uint16_t, kMaxBurst> unit, distinct, count, first;
+  unsigned nd = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    const int u = unit_of(p.port, p.role, bufs[i], now_ns);
+    if (u < 0) {
+      ++st_.frames;
+      drop(bufs[i], DpDrop::unclassified);
+      unit[i] = 0xffff;
+      continue;
+    }
+    unit[i] = static_cast<uint16_t>(u);
+    uint16_t& slot = group_slot_[static_cast<unsigned>(u)];
+    if (slot == 0xffff) {
+      slot = static_cast<uint16_t>(nd);
+      distinct[nd] = static_cast<uint16_t>(u);
+      count[nd++] = 0;
+    }
+    ++count[slot];
+  }
+  for (unsigned d = 0, at = 0; d < nd; ++d) first[d] = static_cast<uint16_t>(at), at += count[d];
+  std::array<rte_mbuf*, kMaxBurst> sorted;
+  std::array<uint16_t, kMaxBurst> fill{};
+  for (unsigned i = 0; i < n; ++i) {
+    if (unit[i] == 0xffff) continue;
+    const uint16_t d = group_slot_[unit[i]];
+    sorted[first[d] + fill[d]++] = bufs[i];
+  }
+  for (unsigned d = 0; d < nd; ++d) {
+    group_slot_[distinct[d]] = 0xffff;
+    engine_burst(distinct[d], p.role, sorted.data() + first[d], count[d], now_ns);
   }
 }
 
 void Worker::handle(Role r, rte_mbuf* m, uint64_t now_ns) {
   ++st_.frames;
   switch (r) {
-    case Role::ext: ingress(m, now_ns); break;
-    case Role::pvm: from_vm(Side::pvm, m, now_ns); break;
-    case Role::svm: from_vm(Side::svm, m, now_ns); break;
+    case Role::ext:
+    case Role::pvm:
+    case Role::svm: {
+      const int u = unit_of(m->port, r, m, now_ns);
+      if (u < 0) {
+        drop(m, DpDrop::unclassified);
+        break;
+      }
+      if (r == Role::ext)
+        ingress(static_cast<unsigned>(u), m, now_ns);
+      else
+        from_vm(static_cast<unsigned>(u), r == Role::pvm ? Side::pvm : Side::svm, m, now_ns);
+      break;
+    }
     // Between the hosts the path gives no role: a scheduled port resolves `other` with
     // the role map (heartbeat, checkpoint, block replication, ...; qos_glue.h).
     case Role::host: out(Role::link, m, sched::Role::other, now_ns); break;
@@ -190,34 +384,45 @@ unsigned Worker::steer_in(uint64_t now_ns) {
   return n;
 }
 
-void Worker::apply_actions(uint64_t now_ns) {
+void Worker::drain_unit(Unit& u, uint64_t now_ns) {
   uint32_t n;
-  while ((n = engine_->drain(std::span<Action>(actions_))) > 0) {
+  while ((n = u.engine->drain(std::span<Action>(actions_))) > 0) {
     for (uint32_t i = 0; i < n; ++i) {
       const Action& a = actions_[i];
       auto* m = reinterpret_cast<rte_mbuf*>(a.handle);
       switch (a.kind) {
         case ActionKind::release:  // the SVM's own output only after failover to it
-          out(Role::ext, m, a.side == Side::svm ? sched::Role::svm_output : sched::Role::proxy,
-              now_ns);
+          out(Role::ext, u.port[0], m,
+              a.side == Side::svm ? sched::Role::svm_output : sched::Role::proxy, now_ns);
           break;
-        case ActionKind::forward_svm: out(Role::svm, m, sched::Role::proxy, now_ns); break;
+        case ActionKind::forward_svm: out(Role::svm, u.port[2], m, sched::Role::proxy, now_ns); break;
         case ActionKind::free:
         case ActionKind::drop: rte_pktmbuf_free(m); break;
       }
     }
   }
-}
-
-void Worker::post_checkpoint_requests() {
-  while (auto req = engine_->take_checkpoint_request()) {
+  if (s_.cfg->clock == ClockKind::replay) return;  // run_replay's simulated checkpointer
+  while (auto req = u.engine->take_checkpoint_request()) {
     ReqMsg msg;
     msg.req = *req;
     msg.worker = s_.id;
-    if (rte_ring_sp_enqueue_elem(s_.ctrl.from_worker, &msg, sizeof msg) != 0)
+    msg.guest = u.guest;
+    if (rte_ring_sp_enqueue_elem(s_.ctrl.from_worker, &msg, sizeof msg) != 0) {
       ++st_.drops[static_cast<unsigned>(DpDrop::ctrl_ring_full)];
-    else
+    } else {
       ++st_.checkpoint_requests_posted;
+      ++st_.guests[u.guest].checkpoint_requests_posted;
+    }
+  }
+}
+
+// Every unit something happened to since the last call: its actions applied, its
+// checkpoint requests posted to the control thread.
+void Worker::apply_actions(uint64_t now_ns) {
+  for (auto& u : units_) {
+    if (!u.touched) continue;
+    u.touched = false;
+    drain_unit(u, now_ns);
   }
 }
 
@@ -225,19 +430,44 @@ void Worker::control_messages(uint64_t now_ns) {
   CtrlMsg m;
   while (rte_ring_sc_dequeue_elem(s_.ctrl.to_worker, &m, sizeof m) == 0) {
     switch (m.kind) {
-      case CtrlMsg::checkpoint_done:
-        // Every worker applies every checkpoint: it made the SVM a copy of the PVM for
-        // all connections, whichever worker asked for it.
-        engine_->checkpoint_done(engine_->epoch(), now_ns);
-        ++st_.checkpoints_applied;
+      case CtrlMsg::checkpoint_done: {
+        // Every worker applies every checkpoint of the guest, on each of its NICs: it
+        // made the SVM a copy of the PVM for all connections, whichever asked for it.
+        bool any = false;
+        for (auto& u : units_) {
+          if (m.guest != kAllGuests && u.guest != m.guest) continue;
+          u.engine->checkpoint_done(u.engine->epoch(), now_ns);
+          u.touched = any = true;
+        }
+        if (m.guest < st_.guests.size()) ++st_.guests[m.guest].checkpoints_applied;
+        if (any) ++st_.checkpoints_applied;
         break;
-      case CtrlMsg::set_mode: engine_->set_mode(static_cast<Mode>(m.arg), now_ns); break;
-      case CtrlMsg::failover: engine_->failover(static_cast<Survivor>(m.arg), now_ns); break;
+      }
+      case CtrlMsg::set_mode:
+        for (auto& u : units_) {
+          if (m.guest != kAllGuests && u.guest != m.guest) continue;
+          u.engine->set_mode(static_cast<Mode>(m.arg), now_ns);
+          u.touched = true;
+        }
+        break;
+      case CtrlMsg::failover:
+        for (auto& u : units_) {
+          if (m.guest != kAllGuests && u.guest != m.guest) continue;
+          u.engine->failover(static_cast<Survivor>(m.arg), now_ns);
+          u.touched = true;
+        }
+        break;
       case CtrlMsg::apply_settings: {  // answered: the control side waits for every worker
         auto* snap = static_cast<SettingsSnapshot*>(const_cast<void*>(m.settings));
         auto& answer = snap->answers[s_.id];
         std::string err;
-        if (engine_->apply_settings(snap->settings, err)) {
+        bool ok = true;
+        for (auto& u : units_) {
+          if (m.guest != kAllGuests && u.guest != m.guest) continue;
+          ok = u.engine->apply_settings(snap->settings, err) && ok;
+          u.touched = true;
+        }
+        if (ok) {
           ++st_.settings_applied;
           answer.state.store(SettingsSnapshot::applied, std::memory_order_release);
         } else {
@@ -250,7 +480,13 @@ void Worker::control_messages(uint64_t now_ns) {
       }
       case CtrlMsg::snapshot_conns: {  // an operator's `conns`: bounded, off the packet path
         auto* snap = static_cast<ConnSnapshot*>(const_cast<void*>(m.settings)) + s_.id;
-        engine_->list_connections(snap->conns, snap->limit);
+        for (auto& u : units_) {
+          if (m.guest != kAllGuests && u.guest != m.guest) continue;
+          if (snap->conns.size() >= snap->limit) break;
+          std::vector<ConnInfo> part;
+          u.engine->list_connections(part, snap->limit - snap->conns.size());
+          snap->conns.insert(snap->conns.end(), part.begin(), part.end());
+        }
         snap->done.store(true, std::memory_order_release);
         break;
       }
@@ -260,6 +496,7 @@ void Worker::control_messages(uint64_t now_ns) {
 
 void Worker::flush_tx(uint64_t now_ns) {
   for (auto& t : tx_) t.flush();
+  for (int p : other_ports_) tx_port_[static_cast<unsigned>(p)].flush();
   for (auto& h : handoff_) h.flush();
   for (QosEgress* e : s_.qos.egress)
     if (e != nullptr) e->service(now_ns);
@@ -272,41 +509,37 @@ unsigned Worker::poll_once(uint64_t now_ns) {
   unsigned handled = 0;
   if (s_.reads_rx) {
     std::array<rte_mbuf*, kMaxBurst> bufs;
-    for (unsigned r = 0; r < kRoleCount; ++r) {
-      if (s_.port[r] < 0) continue;
-      for (uint16_t q = s_.rxq_first[r]; q < s_.rxq_first[r] + s_.rxq_count[r]; ++q) {
-        uint16_t n = rte_eth_rx_burst(static_cast<uint16_t>(s_.port[r]), q, bufs.data(),
-                                      static_cast<uint16_t>(s_.cfg->burst));
+    for (const RxPort& p : s_.rx) {
+      const unsigned r = static_cast<unsigned>(p.role);
+      for (uint16_t q = p.rxq_first; q < p.rxq_first + p.rxq_count; ++q) {
+        uint16_t n = rte_eth_rx_burst(p.port, q, bufs.data(), static_cast<uint16_t>(s_.cfg->burst));
         if (n == 0) continue;
         auto& pc = st_.port[r];
         pc.rx += n;
-        // `capture start` on this port: copies before the frames go anywhere (one load
+        // `capture start` on this role: copies before the frames go anywhere (one load
         // per burst while no capture runs).
         if (g_capture_tap.ring[r].load(std::memory_order_relaxed) != nullptr)
           capture_burst(r, bufs.data(), n);
         for (uint16_t i = 0; i < n; ++i) {
           pc.rx_bytes += bufs[i]->pkt_len;
-          bufs[i]->port = static_cast<uint16_t>(s_.port[r]);
+          bufs[i]->port = p.port;
         }
-        const Role role = static_cast<Role>(r);
-        const bool steering = s_.count > 1 && !s_.steer_to.empty();
-        if (!steering && (role == Role::ext || role == Role::pvm || role == Role::svm)) {
-          engine_burst(role, bufs.data(), n, now_ns);
-        } else {
-          for (uint16_t i = 0; i < n; ++i) dispatch_rx(role, bufs[i], now_ns);
-        }
+        port_burst(p, bufs.data(), n, now_ns);
         handled += n;
         apply_actions(now_ns);
       }
     }
   }
   handled += steer_in(now_ns);
-  if (engine_->due(now_ns) || now_ns >= next_housekeep_ns_) {
-    engine_->advance(now_ns);
-    next_housekeep_ns_ = now_ns + kHousekeepNs;
+  const bool housekeep = now_ns >= next_housekeep_ns_;
+  if (housekeep) next_housekeep_ns_ = now_ns + kHousekeepNs;
+  for (auto& u : units_) {
+    if (housekeep || u.engine->due(now_ns)) {
+      u.engine->advance(now_ns);
+      u.touched = true;
+    }
   }
   apply_actions(now_ns);
-  post_checkpoint_requests();
   flush_tx(now_ns);
   uint64_t t1 = rte_rdtsc();
   ++st_.polls;
@@ -330,15 +563,38 @@ void Worker::run_tsc() {
 void Worker::finish(uint64_t now_ns) {
   while (steer_in(now_ns) > 0) apply_actions(now_ns);
   control_messages(now_ns);
-  engine_->flush_all(now_ns);
+  for (auto& u : units_) {
+    u.engine->flush_all(now_ns);
+    u.touched = true;
+  }
   apply_actions(now_ns);
   flush_tx(now_ns);  // scheduled ports: what the shaping allows now; the rest is freed
   publish_stats();   // when the Dataplane finishes the QosHub (after every worker)
 }
 
 void Worker::publish_stats() {
-  st_.engine = engine_->counters();
-  st_.held_frames = engine_->held_frames();
+  if (units_.size() == 1) {
+    st_.engine = units_[0].engine->counters();
+    st_.held_frames = units_[0].engine->held_frames();
+  } else {
+    st_.engine = Counters{};
+    st_.held_frames = 0;
+    for (auto& g : st_.guests) g.engine = Counters{}, g.held_frames = 0;
+  }
+  for (auto& u : units_) {
+    GuestStats& g = st_.guests[u.guest];
+    if (units_.size() == 1) {
+      g.engine = st_.engine;
+      g.held_frames = st_.held_frames;
+      continue;
+    }
+    const Counters& c = u.engine->counters();
+    const uint64_t held = u.engine->held_frames();
+    st_.engine += c;
+    st_.held_frames += held;
+    g.engine += c;
+    g.held_frames += held;
+  }
   if (s_.slot) s_.slot->publish(st_);
 }
 
@@ -350,7 +606,7 @@ uint64_t Worker::frame_ts_ns(const rte_mbuf* m) const {
 }
 
 void Worker::replay_collect_requests(uint64_t now_ns) {
-  while (auto req = engine_->take_checkpoint_request()) {
+  while (auto req = units_[0].engine->take_checkpoint_request()) {
     ++st_.checkpoint_requests_posted;
     if (!replay_pending_) {
       replay_pending_ = true;
@@ -363,19 +619,22 @@ void Worker::replay_collect_requests(uint64_t now_ns) {
 void Worker::replay_events_until(uint64_t t_ns) {
   // Discrete events in virtual time up to t: engine deadlines and checkpoint completions,
   // earliest first. Bounded so that an engine that keeps a past deadline cannot hang us.
+  Unit& u = units_[0];  // clock=replay: one guest, one NIC
   for (unsigned guard = 0; guard < 1000000; ++guard) {
-    uint64_t d = engine_->next_deadline();
+    uint64_t d = u.engine->next_deadline();
     uint64_t c = replay_pending_ ? replay_due_ns_ : UINT64_MAX;
     uint64_t e = d < c ? d : c;
     if (e > t_ns || e == UINT64_MAX) return;
     if (c <= d) {
       replay_pending_ = false;
-      engine_->checkpoint_done(engine_->epoch(), c);
+      u.engine->checkpoint_done(u.engine->epoch(), c);
       ++replay_done_;
       ++st_.checkpoints_applied;
+      ++st_.guests[0].checkpoints_applied;
     } else {
-      engine_->advance(d);
+      u.engine->advance(d);
     }
+    u.touched = true;
     apply_actions(e);
     replay_collect_requests(e);
   }
@@ -403,7 +662,10 @@ void Worker::run_replay() {
         if (h.n == 0) h.eof = true;  // net_pcap: an empty read is the end of the file
         auto& pc = st_.port[static_cast<unsigned>(kOrder[i])];
         pc.rx += h.n;
-        for (uint16_t k = 0; k < h.n; ++k) pc.rx_bytes += h.buf[k]->pkt_len;
+        for (uint16_t k = 0; k < h.n; ++k) {
+          pc.rx_bytes += h.buf[k]->pkt_len;
+          h.buf[k]->port = static_cast<uint16_t>(port);  // handle() finds the unit by port
+        }
       }
       if (h.pos == h.n) continue;
       uint64_t ts = frame_ts_ns(h.buf[h.pos]);
@@ -417,6 +679,7 @@ void Worker::run_replay() {
       uint16_t n = rte_eth_rx_burst(static_cast<uint16_t>(port), 0, bufs.data(),
                                     static_cast<uint16_t>(s_.cfg->burst));
       st_.port[static_cast<unsigned>(r)].rx += n;
+      for (uint16_t k = 0; k < n; ++k) bufs[k]->port = static_cast<uint16_t>(port);
       for (uint16_t k = 0; k < n; ++k) handle(r, bufs[k], now);
     }
     if (best < 0 || s_.stop->load(std::memory_order_relaxed)) break;
@@ -436,8 +699,8 @@ void Worker::run_replay() {
     while (h.pos < h.n) rte_pktmbuf_free(h.buf[h.pos++]);
   // Virtual time runs on until nothing is held (or nothing more can happen).
   for (unsigned guard = 0; guard < 1000000; ++guard) {
-    if (engine_->held_frames() == 0 && !replay_pending_) break;
-    uint64_t d = engine_->next_deadline();
+    if (units_[0].engine->held_frames() == 0 && !replay_pending_) break;
+    uint64_t d = units_[0].engine->next_deadline();
     uint64_t c = replay_pending_ ? replay_due_ns_ : UINT64_MAX;
     uint64_t e = d < c ? d : c;
     if (e == UINT64_MAX) break;

@@ -27,6 +27,7 @@
 #include "compare/engine.h"
 #include "dataplane/config.h"
 #include "dataplane/control.h"
+#include "dataplane/ports.h"
 #include "dataplane/qos_glue.h"
 #include "dataplane/stats.h"
 #include "dataplane/tx_buffer.h"
@@ -36,14 +37,23 @@ namespace lockstep::dp {
 inline constexpr unsigned kMaxBurst = 64;
 inline constexpr uint8_t kNoRole = 0xff;
 
+// A port this worker reads: its role and rx queues.
+struct RxPort {
+  uint16_t port = 0;
+  Role role = Role::ext;
+  uint16_t rxq_first = 0, rxq_count = 0;
+};
+
 struct WorkerSetup {
   unsigned id = 0;
   unsigned count = 1;
   const Config* cfg = nullptr;
-  std::array<int, kRoleCount> port{};      // port id per role, -1 when absent
+  std::array<int, kRoleCount> port{};      // per role: the first unit's, host, link; -1 absent
   std::array<uint8_t, RTE_MAX_ETHPORTS> role_of_port{};  // kNoRole when not ours
+  std::vector<UnitPlan> units;              // the guests' NICs: one engine each
+  unsigned guests = 1;
   bool reads_rx = true;                     // software steering: worker 0 only
-  std::array<uint16_t, kRoleCount> rxq_first{}, rxq_count{};  // rx queues this worker reads
+  std::vector<RxPort> rx;                   // what this worker reads (empty: nothing)
   uint16_t txq = 0;
   rte_mempool* pool = nullptr;
   rte_mempool* jumbo_pool = nullptr;        // contiguous copies of long frames; may be null
@@ -57,9 +67,32 @@ struct WorkerSetup {
   QosWorkerLinks qos;                       // scheduled egress ports (none: plain tx)
 };
 
+// Frames on a port shared by several guest NICs go to the NIC whose MAC (destination of
+// a client frame, source of a VM's frame) and VLAN they carry; a broadcast or multicast
+// client frame to every NIC of its VLAN on the port. An open-addressing table of
+// (MAC, VLAN) -> unit: at most three probes a frame.
+class UnitClassifier {
+ public:
+  void add(const UnitPlan& u, unsigned unit);
+  // The unit of a frame, -1 when none. `by_destination`: a client frame (ext).
+  int lookup(const uint8_t* frame, uint32_t len, bool by_destination) const;
+  // Every unit a broadcast/multicast client frame of VLAN `vid` (-1 untagged) goes to.
+  void flood(int vid, std::vector<unsigned>& out) const;
+  static int vlan_of(const uint8_t* frame, uint32_t len);
+
+ private:
+  static uint64_t key(const uint8_t* mac, int vlan);
+  int find(uint64_t k) const;
+  std::vector<uint64_t> keys_;
+  std::vector<uint16_t> units_;
+  uint64_t mask_ = 0;
+  std::vector<std::pair<int, unsigned>> all_;  // (vlan, unit) for floods
+};
+
 class Worker {
  public:
-  Worker(const WorkerSetup& s, std::unique_ptr<Engine> engine);
+  // One engine per unit of s.units, in that order.
+  Worker(const WorkerSetup& s, std::vector<std::unique_ptr<Engine>> engines);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
@@ -81,8 +114,13 @@ class Worker {
   void finish(uint64_t now_ns);
 
   void publish_stats();
-  Engine& engine() { return *engine_; }
-  const Engine& engine() const { return *engine_; }
+  // The first unit's engine (the only one of a single-pair configuration).
+  Engine& engine() { return *units_.front().engine; }
+  const Engine& engine() const { return *units_.front().engine; }
+  unsigned unit_count() const { return static_cast<unsigned>(units_.size()); }
+  Engine& unit_engine(unsigned u) { return *units_[u].engine; }
+  const Engine& unit_engine(unsigned u) const { return *units_[u].engine; }
+  unsigned unit_guest(unsigned u) const { return units_[u].guest; }
   const WorkerStats& stats() const { return st_; }
   uint64_t replay_checkpoints_requested() const { return replay_requested_; }
   uint64_t replay_checkpoints_done() const { return replay_done_; }
@@ -90,24 +128,53 @@ class Worker {
   static uint64_t tsc_to_ns(uint64_t cycles, uint64_t hz);
 
  private:
+  struct Unit {
+    std::unique_ptr<Engine> engine;
+    std::array<int, kCompareRoles> port{-1, -1, -1};
+    unsigned guest = 0;
+    bool touched = false;  // frames pushed since its actions were last drained
+  };
+  // What a port is to this worker: its role and its unit, or kClassified (shared port:
+  // classifier `cls`).
+  static constexpr int16_t kClassified = -2;
+  struct PortInfo {
+    uint8_t role = kNoRole;
+    int16_t unit = -1;
+    uint16_t cls = 0;
+  };
+
   void dispatch_rx(Role r, rte_mbuf* m, uint64_t now_ns);
   void handle(Role r, rte_mbuf* m, uint64_t now_ns);
-  void ingress(rte_mbuf* m, uint64_t now_ns);
-  void from_vm(Side side, rte_mbuf* m, uint64_t now_ns);
-  void engine_burst(Role r, rte_mbuf** bufs, unsigned n, uint64_t now_ns);
+  void ingress(unsigned unit, rte_mbuf* m, uint64_t now_ns);
+  void from_vm(unsigned unit, Side side, rte_mbuf* m, uint64_t now_ns);
+  void engine_burst(unsigned unit, Role r, rte_mbuf** bufs, unsigned n, uint64_t now_ns);
+  // A burst from a port: straight into its unit's engine, or classified per unit first.
+  void port_burst(const RxPort& p, rte_mbuf** bufs, unsigned n, uint64_t now_ns);
+  // The unit of a frame read on `port` (-1: none matches; dropped, counted by the caller);
+  // a flooded client frame is copied to every other unit of its VLAN here.
+  int unit_of(uint16_t port, Role r, rte_mbuf* m, uint64_t now_ns);
+  void drain_unit(Unit& u, uint64_t now_ns);
   rte_mbuf* private_copy(const rte_mbuf* m);
   rte_mbuf* contiguous(rte_mbuf* m);
   void drop(rte_mbuf* m, DpDrop why);
   void apply_actions(uint64_t now_ns);
   // Every frame leaves through here: the port's scheduler when it has one, else the
   // tx buffer. `traffic` is the frame's role in lockstep, for the scheduler's filters.
+  // `port`: the unit's port of that role (a guest NIC's own); the role's scheduler, when
+  // it has one, serves the first unit's port.
   void out(Role r, rte_mbuf* m, sched::Role traffic, uint64_t now_ns) {
-    const unsigned i = static_cast<unsigned>(r);
-    if (s_.qos.egress[i] != nullptr) s_.qos.egress[i]->add(m, traffic, now_ns);
-    else if (s_.qos.handoff[i] != nullptr) handoff_[i].add(m, traffic);
-    else tx_[i].add(m);
+    out(r, s_.port[static_cast<unsigned>(r)], m, traffic, now_ns);
   }
-  void post_checkpoint_requests();
+  void out(Role r, int port, rte_mbuf* m, sched::Role traffic, uint64_t now_ns) {
+    const unsigned i = static_cast<unsigned>(r);
+    if (port == s_.port[i]) {
+      if (s_.qos.egress[i] != nullptr) return s_.qos.egress[i]->add(m, traffic, now_ns);
+      if (s_.qos.handoff[i] != nullptr) return handoff_[i].add(m, traffic);
+      return tx_[i].add(m);
+    }
+    if (port < 0) return drop(m, DpDrop::tx_full);
+    tx_port_[static_cast<unsigned>(port)].add(m);
+  }
   void control_messages(uint64_t now_ns);
   void flush_tx(uint64_t now_ns);
   unsigned steer_in(uint64_t now_ns);
@@ -116,8 +183,15 @@ class Worker {
   void replay_events_until(uint64_t t_ns);
 
   WorkerSetup s_;
-  std::unique_ptr<Engine> engine_;
+  std::vector<Unit> units_;
+  std::array<PortInfo, RTE_MAX_ETHPORTS> port_info_{};
+  std::vector<UnitClassifier> cls_;
+  std::vector<unsigned> flood_;  // scratch
   std::array<TxBuffer, kRoleCount> tx_{};
+  // Ports of the other units (not a role's first): plain tx, counted under their role.
+  std::array<TxBuffer, RTE_MAX_ETHPORTS> tx_port_{};
+  std::vector<int> other_ports_;
+  std::vector<uint16_t> group_slot_;  // port_burst's scratch, by unit (0xffff: none)
   std::array<QosHandoff, kRoleCount> handoff_{};
   WorkerStats st_;
   std::array<Action, kMaxBurst> actions_{};

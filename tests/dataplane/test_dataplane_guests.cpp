@@ -1,0 +1,379 @@
+// Many guests in one dataplane (`guests:`), in process on net_ring ports, stepped on the
+// test thread with explicit time: three guests, one with two NICs, on their own ports;
+// the same guests on ports shared through MAC/VLAN classification; and the guest keys of
+// the configuration (no EAL needed for those).
+//
+// What must hold: a divergence on one NIC of a guest checkpoints that guest once and
+// releases the held output of all its NICs; the other guests keep flowing, byte-exact,
+// without a checkpoint or an added hold; every guest's counters obey conservation, and
+// every mbuf is back in the pool at the end.
+#include <gtest/gtest.h>
+#include <rte_mempool.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/dataplane.h"
+#include "tests/dataplane/eal_env.h"
+#include "tests/dataplane/ring_rig.h"
+#include "tests/support/frame_builder.h"
+
+namespace lockstep {
+namespace {
+
+using dp::Config;
+using dp::Dataplane;
+using dp::Role;
+using dptest::EalEnv;
+using dptest::RingRig;
+using test::Bytes;
+using test::Conversation;
+using test::Vm;
+
+constexpr uint64_t kMs = 1000000;
+
+// ---- configuration (no EAL) ------------------------------------------------------------
+
+TEST(GuestConfig, ParsesGuestsNicsAndOwnSettingsOverTheTopLevel) {
+  const char* yaml = R"(
+guests:
+  web:
+    nics:
+      - ext: net_ring_a
+        pvm: net_ring_b
+        svm: net_ring_c
+      - ext: net_ring_d
+        pvm: net_ring_e
+        svm: net_ring_f
+    engine:
+      compare_timeout_us: 7000
+  db:
+    nics:
+      - {ext: net_ring_g, pvm: net_ring_h, svm: net_ring_i, mac: "52:54:00:00:00:07", vlan: 12}
+    checkpointer:
+      latency_us: 300
+engine:
+  compare_timeout_us: 9000
+checkpointer:
+  latency_us: 800
+)";
+  Config cfg;
+  std::string err;
+  ASSERT_TRUE(dp::parse_config(yaml, cfg, err)) << err;
+  ASSERT_TRUE(dp::validate(cfg, err)) << err;
+  std::vector<dp::GuestSpec> g;
+  ASSERT_TRUE(dp::resolve_guests(cfg, g, err)) << err;
+  ASSERT_EQ(g.size(), 2u);
+  EXPECT_EQ(g[0].name, "web");
+  ASSERT_EQ(g[0].nics.size(), 2u);
+  EXPECT_EQ(g[0].nics[1].ports[1], "net_ring_e");
+  EXPECT_EQ(g[0].engine.compare_timeout_us, 7000u) << "the guest's own key";
+  EXPECT_EQ(g[0].checkpointer.latency_us, 800u) << "the top level's, though it comes later";
+  EXPECT_EQ(g[1].engine.compare_timeout_us, 9000u) << "the top level's, though it comes later";
+  EXPECT_EQ(g[1].checkpointer.latency_us, 300u);
+  EXPECT_TRUE(g[1].nics[0].has_mac);
+  EXPECT_EQ(dp::format_mac(g[1].nics[0].mac), "52:54:00:00:00:07");
+  EXPECT_EQ(g[1].nics[0].vlan, 12);
+  // Every device once, named by its key (the EAL's --vdev list).
+  auto devices = dp::port_devices(cfg);
+  ASSERT_EQ(devices.size(), 9u);
+  EXPECT_EQ(devices[4].first, "guests.web.nics.1.pvm");
+  // --set reaches a guest's keys too.
+  ASSERT_TRUE(dp::apply_override("guests.db.engine.compare_timeout_us=1234", cfg, err)) << err;
+  ASSERT_TRUE(dp::resolve_guests(cfg, g, err)) << err;
+  EXPECT_EQ(g[1].engine.compare_timeout_us, 1234u);
+}
+
+TEST(GuestConfig, WithoutGuestsTheSinglePairIsOneGuestNamedDefault) {
+  Config cfg;
+  std::string err;
+  ASSERT_TRUE(dp::parse_config("ports: {ext: net_ring_x, pvm: net_ring_y, svm: net_ring_z}\n", cfg, err))
+      << err;
+  std::vector<dp::GuestSpec> g;
+  ASSERT_TRUE(dp::resolve_guests(cfg, g, err)) << err;
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_EQ(g[0].name, "default");
+  EXPECT_EQ(g[0].nics[0].ports[2], "net_ring_z");
+}
+
+TEST(GuestConfig, RefusesWhatCannotWorkNamingTheKey) {
+  struct Case {
+    const char* yaml;
+    const char* key;  // the error names it
+  };
+  const Case cases[] = {
+      // a shared port needs every NIC on it classified
+      {"guests:\n  a: {nics: [{ext: p1, pvm: p2, svm: p3}]}\n  b: {nics: [{ext: p1, pvm: p4, svm: p5}]}\n",
+       "guests.b.nics.0"},
+      // two NICs on one port alike
+      {"guests:\n  a: {nics: [{ext: p1, pvm: p2, svm: p3, vlan: 5}]}\n"
+       "  b: {nics: [{ext: p1, pvm: p4, svm: p5, vlan: 5}]}\n",
+       "guests.b.nics.0.mac"},
+      // one device in two roles
+      {"guests:\n  a: {nics: [{ext: p1, pvm: p1, svm: p3}]}\n", "guests.a.nics.0.pvm"},
+      {"guests:\n  a: {nics: [{ext: p1, pvm: p2}]}\n", "guests.a.nics.0.svm"},
+      {"guests:\n  a: {nics: [{ext: p1, pvm: p2, svm: p3, mac: 01:00:5e:00:00:01}]}\n",
+       "guests.a.nics.0.mac"},
+      {"guests:\n  a: {nics: [{ext: p1, pvm: p2, svm: p3, vlan: 4096}]}\n", "guests.a.nics.0.vlan"},
+      {"guests:\n  a: {nics: [{ext: p1, pvm: p2, svm: p3, colour: red}]}\n", "guests.a.nics.0.colour"},
+      {"guests:\n  a: {nics: [{ext: p1, pvm: p2, svm: p3}], engine: {compare_timeout_us: x}}\n",
+       "guests.a.engine.compare_timeout_us"},
+      {"guests:\n  a: {nics: [{ext: p1, pvm: p2, svm: p3}], checkpointer: {kind: native}}\n",
+       "guests.a.checkpointer.endpoint"},
+      {"guests:\n  'a b': {nics: [{ext: p1, pvm: p2, svm: p3}]}\n", "guests.a b"},
+      {"guests:\n  a: {nics: []}\n", "guests.a.nics"},
+      {"ports: {ext: p0}\nguests:\n  a: {nics: [{ext: p1, pvm: p2, svm: p3}]}\n", "ports.ext"},
+  };
+  for (const auto& c : cases) {
+    Config cfg;
+    std::string err;
+    bool ok = dp::parse_config(c.yaml, cfg, err) && dp::validate(cfg, err);
+    EXPECT_FALSE(ok) << c.yaml;
+    EXPECT_NE(err.find(c.key), std::string::npos) << c.yaml << " -> " << err;
+  }
+}
+
+// ---- three guests, four NICs, each NIC on its own ports -------------------------------
+
+class DataplaneGuests : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!EalEnv::ok_) GTEST_SKIP() << "EAL did not start (no --no-huge memory?)";
+  }
+};
+
+// A NIC's rig: its three ports, made through a scratch Config.
+struct NicRig {
+  NicRig(const std::string& tag, dp::NicConfig& nic) {
+    Config scratch;
+    rig = std::make_unique<RingRig>(tag, std::initializer_list<Role>{Role::ext, Role::pvm, Role::svm},
+                                    1, scratch);
+    for (unsigned r = 0; r < 3; ++r) nic.ports[r] = scratch.ports[r];
+  }
+  std::unique_ptr<RingRig> rig;
+};
+
+Conversation::Params params(uint16_t client_port) {
+  Conversation::Params p;
+  p.client_port = client_port;
+  return p;
+}
+
+struct Flow {
+  RingRig* rig;
+  Conversation conv;
+};
+
+TEST_F(DataplaneGuests, DivergenceOnOneNicCheckpointsItsGuestOnceAndTheOthersFlow) {
+  Config cfg;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  cfg.checkpoint_latency_us = 1000;
+  std::string err;
+  ASSERT_TRUE(dp::apply_override("engine.compare_timeout_us=10000", cfg, err)) << err;
+  cfg.guests.resize(3);
+  cfg.guests[0].name = "a";
+  cfg.guests[0].nics.resize(2);
+  cfg.guests[1].name = "b";
+  cfg.guests[1].nics.resize(1);
+  cfg.guests[2].name = "c";
+  cfg.guests[2].nics.resize(1);
+  cfg.guests[2].keys.emplace_back("engine.compare_timeout_us", "50000");  // its own settings
+  NicRig a0("ga0", cfg.guests[0].nics[0]), a1("ga1", cfg.guests[0].nics[1]);
+  NicRig b0("gb0", cfg.guests[1].nics[0]), c0("gc0", cfg.guests[2].nics[0]);
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  ASSERT_EQ(dpl->guests().size(), 3u);
+  EXPECT_EQ(dpl->guests()[2].engine.compare_timeout_us, 50000u);
+  rte_mempool* pool = dpl->pool();
+
+  std::vector<Flow> flows{{a0.rig.get(), Conversation(params(41000))},
+                          {a1.rig.get(), Conversation(params(41001))},
+                          {b0.rig.get(), Conversation(params(41002))},
+                          {c0.rig.get(), Conversation(params(41003))}};
+  uint64_t t = 0;
+  for (auto& f : flows) ASSERT_TRUE(f.rig->inject(Role::ext, pool, f.conv.client_syn()));
+  dpl->step(t += kMs);
+  for (auto& f : flows) {
+    ASSERT_TRUE(f.rig->inject(Role::pvm, pool, f.conv.vm_synack(Vm::pvm)));
+    ASSERT_TRUE(f.rig->inject(Role::svm, pool, f.conv.vm_synack(Vm::svm)));
+  }
+  dpl->step(t += kMs);
+  for (auto& f : flows) {
+    ASSERT_EQ(f.rig->collect(Role::ext).size(), 1u) << "each NIC's SYN/ACK released on its own ext";
+    ASSERT_EQ(f.rig->collect(Role::pvm).size(), 1u) << "each client SYN mirrored on its own NIC";
+    ASSERT_EQ(f.rig->collect(Role::svm).size(), 1u);
+    ASSERT_TRUE(f.rig->inject(Role::ext, pool, f.conv.client_handshake_ack()));
+  }
+  dpl->step(t += kMs);
+  for (auto& f : flows) f.rig->collect(Role::pvm), f.rig->collect(Role::svm);
+
+  // Guest a: NIC 0 holds PVM output the SVM has not produced yet; NIC 1 diverges.
+  Bytes a0_out = flows[0].conv.vm_stream(Vm::pvm, 0, 300);
+  ASSERT_TRUE(a0.rig->inject(Role::pvm, pool, a0_out));
+  Bytes a1_out = flows[1].conv.vm_stream(Vm::pvm, 0, 400, 1);
+  ASSERT_TRUE(a1.rig->inject(Role::pvm, pool, a1_out));
+  ASSERT_TRUE(a1.rig->inject(Role::svm, pool, flows[1].conv.vm_stream(Vm::svm, 0, 400, 2)));
+  // Guests b and c agree: released in the same step, byte-exact.
+  Bytes b_out = flows[2].conv.vm_stream(Vm::pvm, 0, 500);
+  Bytes c_out = flows[3].conv.vm_stream(Vm::pvm, 0, 600);
+  ASSERT_TRUE(b0.rig->inject(Role::pvm, pool, b_out));
+  ASSERT_TRUE(b0.rig->inject(Role::svm, pool, flows[2].conv.vm_stream(Vm::svm, 0, 500)));
+  ASSERT_TRUE(c0.rig->inject(Role::pvm, pool, c_out));
+  ASSERT_TRUE(c0.rig->inject(Role::svm, pool, flows[3].conv.vm_stream(Vm::svm, 0, 600)));
+  dpl->step(t += 100000);  // 0.1 ms: less than the checkpoint latency
+  auto b_rel = b0.rig->collect(Role::ext);
+  auto c_rel = c0.rig->collect(Role::ext);
+  ASSERT_EQ(b_rel.size(), 1u) << "guest b is not held by guest a's divergence";
+  EXPECT_EQ(b_rel[0], b_out);
+  ASSERT_EQ(c_rel.size(), 1u) << "guest c is not held by guest a's divergence";
+  EXPECT_EQ(c_rel[0], c_out);
+  EXPECT_TRUE(a0.rig->collect(Role::ext).empty()) << "held: the SVM has not answered";
+  EXPECT_TRUE(a1.rig->collect(Role::ext).empty()) << "held: diverged, checkpoint pending";
+
+  for (int i = 0; i < 4; ++i) dpl->step(t += kMs);  // the checkpoint (1 ms) is done
+  auto a0_rel = a0.rig->collect(Role::ext);
+  auto a1_rel = a1.rig->collect(Role::ext);
+  ASSERT_EQ(a1_rel.size(), 1u) << "the diverged NIC's output released by the checkpoint";
+  EXPECT_EQ(a1_rel[0], a1_out);
+  ASSERT_EQ(a0_rel.size(), 1u) << "the guest's other NIC released by the same checkpoint";
+  EXPECT_EQ(a0_rel[0], a0_out);
+
+  // More from b after a's checkpoint: still released at once.
+  Bytes b_more = flows[2].conv.vm_stream(Vm::pvm, 500, 200);
+  ASSERT_TRUE(b0.rig->inject(Role::pvm, pool, b_more));
+  ASSERT_TRUE(b0.rig->inject(Role::svm, pool, flows[2].conv.vm_stream(Vm::svm, 500, 200)));
+  dpl->step(t += 100000);
+  auto b_rel2 = b0.rig->collect(Role::ext);
+  ASSERT_EQ(b_rel2.size(), 1u);
+  EXPECT_EQ(b_rel2[0], b_more);
+
+  auto rep = dpl->report();
+  ASSERT_EQ(rep.guests.size(), 3u);
+  EXPECT_EQ(rep.guests[0].name, "a");
+  EXPECT_EQ(rep.guests[0].nics, 2u);
+  EXPECT_EQ(rep.guests[0].checkpoint_requests, 1u) << "one checkpoint for the guest";
+  EXPECT_EQ(rep.guests[0].checkpoints_done, 1u);
+  EXPECT_EQ(rep.guests[0].epoch, 1u);
+  EXPECT_EQ(rep.guests[1].checkpoint_requests, 0u);
+  EXPECT_EQ(rep.guests[1].checkpoints_done, 0u);
+  EXPECT_EQ(rep.guests[2].checkpoint_requests, 0u);
+  EXPECT_EQ(rep.guests[1].stats.engine.released_pvm(), 3u);  // SYN/ACK + 2 segments
+  EXPECT_EQ(rep.guests[2].stats.engine.released_pvm(), 2u);
+  EXPECT_EQ(rep.guests[0].stats.engine.released_pvm(), 4u);
+  EXPECT_GT(rep.guests[0].stats.engine.checkpoint_reason[static_cast<unsigned>(
+                CheckpointReason::payload_mismatch)],
+            0u);
+
+  dpl->finish(t + kMs);
+  for (auto* r : {a0.rig.get(), a1.rig.get(), b0.rig.get(), c0.rig.get()})
+    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<Role>(role));
+  dpl->stop_ports(true);
+  rep = dpl->report();
+  for (const auto& g : rep.guests)
+    EXPECT_EQ(g.stats.engine.conservation_error(), "") << "guest " << g.name;
+  EXPECT_EQ(rep.total.engine.conservation_error(), "");
+  EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
+}
+
+// ---- the same on ports shared by every guest (a vSwitch hands them over one port) -----
+
+Bytes with_mac(Bytes b, bool destination, const std::array<uint8_t, 6>& mac) {
+  std::copy(mac.begin(), mac.end(), b.begin() + (destination ? 0 : 6));
+  return b;
+}
+
+TEST_F(DataplaneGuests, SharedPortsAreSplitByMacAndVlan) {
+  Config cfg;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  std::string err;
+  ASSERT_TRUE(dp::apply_override("engine.compare_timeout_us=10000", cfg, err)) << err;
+  Config scratch;
+  RingRig rig("gsh", {Role::ext, Role::pvm, Role::svm}, 1, scratch);
+  const std::array<std::array<uint8_t, 6>, 3> macs{{{0x52, 0x54, 0, 0, 0, 1},
+                                                    {0x52, 0x54, 0, 0, 0, 2},
+                                                    {0x52, 0x54, 0, 0, 0, 3}}};
+  cfg.guests.resize(3);
+  for (unsigned g = 0; g < 3; ++g) {
+    cfg.guests[g].name = "g" + std::to_string(g);
+    dp::NicConfig nic;
+    for (unsigned r = 0; r < 3; ++r) nic.ports[r] = scratch.ports[r];
+    nic.mac = macs[g];
+    nic.has_mac = true;
+    cfg.guests[g].nics.push_back(nic);
+  }
+  ASSERT_TRUE(dp::validate(cfg, err)) << err;
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  rte_mempool* pool = dpl->pool();
+  std::vector<Conversation> conv;
+  for (unsigned g = 0; g < 3; ++g) conv.emplace_back(params(static_cast<uint16_t>(42000 + g)));
+
+  uint64_t t = 0;
+  for (unsigned g = 0; g < 3; ++g)
+    ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(conv[g].client_syn(), true, macs[g])));
+  dpl->step(t += kMs);
+  auto to_pvm = rig.collect(Role::pvm);
+  ASSERT_EQ(to_pvm.size(), 3u);
+  rig.collect(Role::svm);
+  for (unsigned g = 0; g < 3; ++g) {
+    ASSERT_TRUE(rig.inject(Role::pvm, pool, with_mac(conv[g].vm_synack(Vm::pvm), false, macs[g])));
+    ASSERT_TRUE(rig.inject(Role::svm, pool, with_mac(conv[g].vm_synack(Vm::svm), false, macs[g])));
+  }
+  dpl->step(t += kMs);
+  EXPECT_EQ(rig.collect(Role::ext).size(), 3u);
+  for (unsigned g = 0; g < 3; ++g)
+    ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(conv[g].client_handshake_ack(), true, macs[g])));
+  dpl->step(t += kMs);
+  rig.collect(Role::pvm), rig.collect(Role::svm);
+
+  // Guest 1 diverges; 0 and 2 agree.
+  std::vector<Bytes> outs;
+  for (unsigned g = 0; g < 3; ++g) {
+    outs.push_back(with_mac(conv[g].vm_stream(Vm::pvm, 0, 256, 1), false, macs[g]));
+    ASSERT_TRUE(rig.inject(Role::pvm, pool, outs.back()));
+    ASSERT_TRUE(rig.inject(Role::svm, pool,
+                           with_mac(conv[g].vm_stream(Vm::svm, 0, 256, g == 1 ? 2 : 1), false, macs[g])));
+  }
+  // A frame for no guest's MAC, and one from an unknown VM MAC: dropped, counted.
+  std::array<uint8_t, 6> stranger{0x52, 0x54, 0, 0, 0, 9};
+  ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(conv[0].client_ack(0, 0), true, stranger)));
+  ASSERT_TRUE(rig.inject(Role::pvm, pool, with_mac(conv[0].vm_pure_ack(Vm::pvm, 256), false, stranger)));
+  // A broadcast from the clients (ARP-like): every guest's PVM and SVM gets it.
+  Bytes bcast = with_mac(conv[0].client_ack(0, 0), true, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff});
+  ASSERT_TRUE(rig.inject(Role::ext, pool, bcast));
+  dpl->step(t += 100000);
+  auto rel = rig.collect(Role::ext);
+  ASSERT_EQ(rel.size(), 2u) << "guests 0 and 2 released at once";
+  EXPECT_EQ(rel[0], outs[0]);
+  EXPECT_EQ(rel[1], outs[2]);
+  EXPECT_EQ(rig.collect(Role::pvm).size(), 3u) << "the broadcast reaches each guest's PVM";
+  for (int i = 0; i < 4; ++i) dpl->step(t += kMs);
+  rel = rig.collect(Role::ext);
+  ASSERT_EQ(rel.size(), 1u) << "guest 1 released by its checkpoint";
+  EXPECT_EQ(rel[0], outs[1]);
+  auto rep = dpl->report();
+  EXPECT_EQ(rep.total.drops[static_cast<unsigned>(dp::DpDrop::unclassified)], 2u);
+  EXPECT_EQ(rep.guests[1].checkpoint_requests, 1u);
+  EXPECT_EQ(rep.guests[0].checkpoint_requests, 0u);
+  EXPECT_EQ(rep.guests[2].checkpoint_requests, 0u);
+
+  dpl->finish(t + kMs);
+  for (unsigned role = 0; role < 3; ++role) rig.drain(static_cast<Role>(role));
+  dpl->stop_ports(true);
+  rep = dpl->report();
+  for (const auto& g : rep.guests)
+    EXPECT_EQ(g.stats.engine.conservation_error(), "") << "guest " << g.name;
+  EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
+}
+
+}  // namespace
+}  // namespace lockstep
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new lockstep::dptest::EalEnv("dpguests"));
+  return RUN_ALL_TESTS();
+}
