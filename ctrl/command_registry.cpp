@@ -51,6 +51,35 @@ const CommandSpec* CommandRegistry::resolve(const std::vector<std::string>& word
 CommandResult CommandRegistry::execute(const CommandContext& ctx,
                                        const std::vector<std::string>& words,
                                        const CommandSpec** resolved, size_t* nargs) const {
+  std::vector<std::string> rest;
+  std::string guest;
+  bool named = false;
+  for (size_t i = 0; i < words.size(); ++i) {
+    if ((words[i] == "-g" || words[i] == "--guest") && i + 1 < words.size()) {
+      guest = words[++i];
+      named = true;
+    } else if (words[i].starts_with("--guest=")) {
+      guest = words[i].substr(8);
+      named = true;
+    } else if (words[i] == "-g" || words[i] == "--guest") {
+      return CommandResult::failure(words[i] + ": a guest's name must follow");
+    } else {
+      rest.push_back(words[i]);
+    }
+  }
+  if (!named) return run(ctx, words, resolved, nargs);
+  if (guest.empty()) return CommandResult::failure("--guest: empty name");
+  if (!guest_selector_)
+    return CommandResult::failure("-g/--guest: this daemon does not serve several guests");
+  std::string error;
+  if (!guest_selector_(guest, error)) return CommandResult::failure(error);
+  CommandResult r = run(ctx, rest, resolved, nargs);
+  guest_selector_("", error);
+  return r;
+}
+
+CommandResult CommandRegistry::run(const CommandContext& ctx, const std::vector<std::string>& words,
+                                   const CommandSpec** resolved, size_t* nargs) const {
   size_t consumed = 0;
   const CommandSpec* spec = resolve(words, consumed);
   if (resolved != nullptr) *resolved = spec;

@@ -74,8 +74,18 @@ class CommandRegistry {
   Json list_json() const;
   Json help_json(const std::string& name) const;
 
+  // Many guests: `-g NAME`, `--guest NAME` or `--guest=NAME` among a command's words
+  // names the guest it is for. The selector is told the name before the handler runs and
+  // "" after it; false + error refuses the command (no such guest). Without a selector,
+  // naming a guest is refused.
+  using GuestSelector = std::function<bool(const std::string& name, std::string& error)>;
+  void set_guest_selector(GuestSelector s) { guest_selector_ = std::move(s); }
+
  private:
+  CommandResult run(const CommandContext& ctx, const std::vector<std::string>& words,
+                    const CommandSpec** resolved, size_t* nargs) const;
   std::map<std::string, CommandSpec> commands_;
+  GuestSelector guest_selector_;
 };
 
 }  // namespace lockstep::ctrl

@@ -64,10 +64,55 @@ bool DaemonCtl::Snapshots::all_done() const {
 
 DaemonCtl::DaemonCtl(Dataplane& dp, CoordinatorSink* sink, std::string checkpointer_kind)
     : dp_(dp), sink_(sink), kind_(std::move(checkpointer_kind)),
-      settings_(dp.config().engine), mode_(Mode::colo) {
+      settings_(dp.guests().front().engine), mode_(Mode::colo) {
   mode_from_string(settings_.mode, mode_);
+  const auto& gs = dp.guests();
+  guest_settings_.resize(gs.size());
+  guest_mode_.assign(gs.size(), Mode::colo);
+  guest_sinks_.assign(gs.size(), nullptr);
+  guest_kinds_.resize(gs.size());
+  guest_failed_over_.resize(gs.size());
+  for (size_t g = 0; g < gs.size(); ++g) {
+    guest_settings_[g] = gs[g].engine;
+    mode_from_string(gs[g].engine.mode, guest_mode_[g]);
+    guest_kinds_[g] = gs[g].checkpointer.kind;
+  }
+  if (!multi()) {
+    guest_sinks_[0] = sink_;
+    guest_kinds_[0] = kind_;
+  }
   report_ = dp_.report();
   baseline_ns_ = ctrl::monotonic_ns();
+}
+
+void DaemonCtl::set_guest_link(unsigned g, CoordinatorSink* sink, std::string kind) {
+  if (g >= guest_sinks_.size()) return;
+  guest_sinks_[g] = sink;
+  guest_kinds_[g] = std::move(kind);
+}
+
+bool DaemonCtl::select_guest(const std::string& name, std::string& error) {
+  if (name.empty()) {
+    selected_ = -1;
+    return true;
+  }
+  const int g = dp_.guest_index(name);
+  if (g < 0) {
+    error = "no guest '" + name + "' (guests:";
+    for (const auto& gs : dp_.guests()) error += " " + gs.name;
+    error += ")";
+    return false;
+  }
+  selected_ = g;
+  return true;
+}
+
+int DaemonCtl::guest_for_change(std::string& error) const {
+  if (selected_ >= 0) return selected_;
+  if (dp_.guests().size() == 1) return 0;
+  error = std::to_string(dp_.guests().size()) +
+          " guests: name the one this is for with -g/--guest NAME (lockstepctl guests)";
+  return -1;
 }
 
 DaemonCtl::~DaemonCtl() = default;
@@ -91,17 +136,18 @@ void DaemonCtl::service(uint64_t now_ns) {
   }
   for (auto& op : ops) {
     if (op.kind == Op::manual_checkpoint) {
+      const unsigned g = op.guest;
       CheckpointRequest r;
       r.reason = CheckpointReason::manual;
-      r.epoch = dp_.control().epoch();
+      r.epoch = dp_.control().guest(g).epoch;
       r.t_ns = dp_now;
       // With a real checkpointer the coordinator coalesces by itself; going to it
       // directly also unsticks a checkpoint its policy gave up on (on_timeout: alarm).
-      if (sink_ != nullptr) {
-        on_request(0, r, false, dp_now);
-        sink_->request(r, r.epoch, dp_now);
+      if (CoordinatorSink* sink = guest_sinks_[g]; sink != nullptr) {
+        on_request(g, r, false, dp_now);
+        sink->request(r, r.epoch, dp_now);
       } else {
-        dp_.control().request(r, dp_now);
+        dp_.control().request(g, r, dp_now);
       }
       continue;
     }
@@ -229,7 +275,7 @@ void DaemonCtl::on_event(const ctrl::Event& e, uint64_t now_ns) {
     case ctrl::EventKind::checkpoint_done:
       if (sink_ != nullptr) sink_->done(e.epoch);
       break;
-    case ctrl::EventKind::failover: {
+    case ctrl::EventKind::failover: {  // the host's decision: every guest
       CtrlMsg m;
       m.kind = CtrlMsg::failover;
       m.arg = static_cast<uint32_t>(e.survivor);
@@ -237,17 +283,87 @@ void DaemonCtl::on_event(const ctrl::Event& e, uint64_t now_ns) {
       std::lock_guard lock(mu_);
       failed_over_ = e.survivor;
       failover_ns_ = now_ns;
+      for (auto& f : guest_failed_over_) f = e.survivor;
       break;
     }
     default: break;
   }
 }
 
+void DaemonCtl::on_guest_event(unsigned g, const ctrl::Event& e, uint64_t now_ns) {
+  if (g >= guest_sinks_.size()) return;
+  const std::string& name = dp_.guests()[g].name;
+  {
+    std::lock_guard lock(mu_);
+    ++events_seen_;
+  }
+  std::fprintf(stderr, "lockstepd: guest %s: event %s\n", name.c_str(), e.to_json().dump().c_str());
+  if (log_ != nullptr && e.kind != ctrl::EventKind::checkpoint_done) {
+    ctrl::Json j = e.to_json();
+    j.erase("event");
+    j.erase("t_ns");
+    j["guest"] = name;
+    log_->append(ctrl::to_string(e.kind), std::move(j));
+  }
+  switch (e.kind) {
+    case ctrl::EventKind::checkpoint_done:
+      if (guest_sinks_[g] != nullptr) guest_sinks_[g]->done(e.epoch);
+      break;
+    case ctrl::EventKind::failover: {  // this guest's checkpointer link decided
+      CtrlMsg m;
+      m.kind = CtrlMsg::failover;
+      m.arg = static_cast<uint32_t>(e.survivor);
+      m.guest = g;
+      dp_.control().broadcast(m);
+      std::lock_guard lock(mu_);
+      guest_failed_over_[g] = e.survivor;
+      failover_ns_ = now_ns;
+      break;
+    }
+    default: break;
+  }
+}
+
+ctrl::Json DaemonCtl::guests() {
+  std::lock_guard lock(mu_);
+  ctrl::Json a = ctrl::Json::array();
+  const auto& gs = dp_.guests();
+  for (size_t g = 0; g < gs.size(); ++g) {
+    ctrl::Json nics = ctrl::Json::array();
+    for (const auto& n : gs[g].nics) {
+      ctrl::Json nj{{"ext", device_name(n.ports[0])},
+                    {"pvm", device_name(n.ports[1])},
+                    {"svm", device_name(n.ports[2])}};
+      if (n.has_mac) nj["mac"] = format_mac(n.mac);
+      if (n.vlan >= 0) nj["vlan"] = n.vlan;
+      nics.push_back(std::move(nj));
+    }
+    GuestReport gr;
+    if (g < report_.guests.size()) gr = report_.guests[g];
+    const char* state = guest_failed_over_[g] ? "failed_over" : gr.outstanding ? "checkpointing" : "ok";
+    a.push_back({{"name", gs[g].name},
+                 {"nics", std::move(nics)},
+                 {"epoch", gr.epoch},
+                 {"mode", to_string(guest_mode_[g])},
+                 {"state", state},
+                 {"checkpointer", guest_kinds_[g]},
+                 {"checkpoint_requests", gr.checkpoint_requests},
+                 {"checkpoint_coalesced", gr.checkpoint_coalesced},
+                 {"checkpoints_done", gr.checkpoints_done},
+                 {"held_frames", gr.stats.held_frames},
+                 {"released", gr.stats.engine.released_pvm()},
+                 {"conns_active", gr.stats.engine.conns_active}});
+  }
+  return a;
+}
+
 ctrl::Json DaemonCtl::status() {
+  const int sel = guest_for_read();
+  ctrl::Json guest_list = multi() ? guests() : ctrl::Json();
   std::lock_guard lock(mu_);
   const auto& t = report_.total;
   ctrl::Json j;
-  j["mode"] = to_string(mode_);
+  j["mode"] = to_string(sel >= 0 ? guest_mode_[static_cast<unsigned>(sel)] : mode_);
   j["workers"] = report_.workers.size();
   j["epoch"] = epoch_;
   j["checkpoint"] = {{"checkpointer", kind_},
@@ -259,6 +375,20 @@ ctrl::Json DaemonCtl::status() {
                                                           : ctrl::Json(last_reason_)}};
   j["held_frames"] = t.held_frames;
   j["conns_active"] = t.engine.conns_active;
+  if (multi()) j["guests"] = std::move(guest_list);
+  if (sel >= 0 && static_cast<size_t>(sel) < report_.guests.size()) {
+    // One guest named (-g): its epoch, checkpoints and output instead of the host's.
+    const GuestReport& gr = report_.guests[static_cast<unsigned>(sel)];
+    j["guest"] = gr.name;
+    j["epoch"] = gr.epoch;
+    j["checkpoint"] = {{"checkpointer", guest_kinds_[static_cast<unsigned>(sel)]},
+                       {"outstanding", gr.outstanding},
+                       {"requested", gr.checkpoint_requests},
+                       {"coalesced", gr.checkpoint_coalesced},
+                       {"done", gr.checkpoints_done}};
+    j["held_frames"] = gr.stats.held_frames;
+    j["conns_active"] = gr.stats.engine.conns_active;
+  }
   if (failed_over_) {
     j["failed_over"] = {{"survivor", *failed_over_ == Survivor::primary ? "primary" : "secondary"},
                         {"applied_s_ago", (ctrl::monotonic_ns() - failover_ns_) / 1000000000}};
@@ -268,8 +398,11 @@ ctrl::Json DaemonCtl::status() {
   ctrl::Json ports = ctrl::Json::object();
   for (unsigned r = 0; r < kRoleCount; ++r) {
     if (!report_.has_port[r]) continue;
+    // Many guests: the first NIC's port of the role (`guests` lists every NIC's).
+    const std::string& spec =
+        r < kCompareRoles ? dp_.guests().front().nics.front().ports[r] : dp_.config().ports[r];
     ports[std::string(to_string(static_cast<Role>(r)))] = {
-        {"device", device_name(dp_.config().ports[r])},
+        {"device", device_name(spec)},
         {"link_up_events", report_.link_up[r]},
         {"link_down_events", report_.link_down[r]}};
   }
@@ -283,13 +416,23 @@ ctrl::Json DaemonCtl::status() {
 }
 
 ctrl::Json DaemonCtl::stats(bool reset) {
+  const int sel = guest_for_read();
   std::lock_guard lock(mu_);
   const auto& t = report_.total;
   const auto& b = baseline_;
+  // One guest named (-g): its engines' counters; else every guest's.
+  const Counters* now_c = &t.engine;
+  Counters zero;
+  const Counters* base_c = &b.engine;
+  if (sel >= 0 && static_cast<size_t>(sel) < t.guests.size()) {
+    now_c = &t.guests[static_cast<unsigned>(sel)].engine;
+    base_c = static_cast<size_t>(sel) < b.guests.size() ? &b.guests[static_cast<unsigned>(sel)].engine
+                                                        : &zero;
+  }
   ctrl::Json eng = ctrl::Json::object();
   std::map<std::string, uint64_t> base;
-  for (const auto& [k, v] : b.engine.flatten()) base[k] = v;
-  for (const auto& [k, v] : t.engine.flatten()) eng[k] = is_gauge(k) ? v : v - base[k];
+  for (const auto& [k, v] : base_c->flatten()) base[k] = v;
+  for (const auto& [k, v] : now_c->flatten()) eng[k] = is_gauge(k) ? v : v - base[k];
   ctrl::Json ports = ctrl::Json::object();
   for (unsigned r = 0; r < kRoleCount; ++r)
     if (report_.has_port[r])
@@ -308,6 +451,7 @@ ctrl::Json DaemonCtl::stats(bool reset) {
                    {"refused_by_workers", t.settings_refused},
                    {"refused", settings_refused_}};
   j["workers"] = report_.workers.size();
+  if (sel >= 0) j["guest"] = dp_.guests()[static_cast<unsigned>(sel)].name;
   j["since_s"] = (ctrl::monotonic_ns() - baseline_ns_) / 1000000000;
   if (reset) {  // a baseline: worker memory is never written from here
     baseline_ = t;
@@ -329,6 +473,7 @@ ctrl::Json DaemonCtl::conns(const std::string& filter, size_t limit) {
   op.kind = Op::broadcast;
   op.msg.kind = CtrlMsg::snapshot_conns;
   op.msg.settings = snaps->slot.get();
+  if (guest_for_read() >= 0) op.msg.guest = static_cast<uint32_t>(guest_for_read());
   op.snaps = snaps;
   post(op);
   uint64_t deadline = ctrl::monotonic_ns() + kConnsWaitNs;
@@ -355,15 +500,10 @@ ctrl::Json DaemonCtl::conns(const std::string& filter, size_t limit) {
 
 Settings DaemonCtl::settings() {
   std::lock_guard lock(mu_);
-  return settings_;
+  return guest_settings_[selected_ >= 0 ? static_cast<unsigned>(selected_) : 0];
 }
 
-bool DaemonCtl::check_live(const Settings& s, std::string& error) {
-  Settings cur;
-  {
-    std::lock_guard lock(mu_);
-    cur = settings_;
-  }
+bool DaemonCtl::check_live(const Settings& s, const Settings& cur, std::string& error) {
   if (s.max_connections != cur.max_connections || s.max_held_frames != cur.max_held_frames ||
       s.frag_max_datagrams != cur.frag_max_datagrams) {
     error = "max_connections, max_held_frames and frag_max_datagrams are fixed at start "
@@ -395,7 +535,17 @@ bool DaemonCtl::check_live(const Settings& s, std::string& error) {
 }
 
 bool DaemonCtl::apply_settings(const Settings& s, std::string& error) {
-  if (!check_live(s, error)) {
+  const int gi = guest_for_change(error);
+  if (gi < 0) return false;
+  const unsigned g = static_cast<unsigned>(gi);
+  // A guest's engines only (the others keep theirs); kAllGuests for the single pair.
+  const uint32_t target = multi() ? g : kAllGuests;
+  Settings cur;
+  {
+    std::lock_guard lock(mu_);
+    cur = guest_settings_[g];
+  }
+  if (!check_live(s, cur, error)) {
     std::lock_guard lock(mu_);
     ++settings_refused_;
     last_settings_error_ = error;
@@ -409,22 +559,26 @@ bool DaemonCtl::apply_settings(const Settings& s, std::string& error) {
       error = "too many operations queued to the workers; try again";
       return false;
     }
-    before = settings_;
+    before = guest_settings_[g];
     Op op;
     op.msg.kind = CtrlMsg::apply_settings;
     op.msg.settings = snap.get();
+    op.msg.guest = target;
     op.settings = snap;
     ops_.push_back(op);
     Mode m;
-    if (s.mode != settings_.mode && mode_from_string(s.mode, m)) {
+    if (s.mode != before.mode && mode_from_string(s.mode, m)) {
       Op mo;
       mo.msg.kind = CtrlMsg::set_mode;
       mo.msg.arg = static_cast<uint32_t>(m);
+      mo.msg.guest = target;
       ops_.push_back(mo);
-      mode_ = m;
+      guest_mode_[g] = m;
+      if (g == 0) mode_ = m;
     }
     // What the workers run from now on (they apply control messages in order).
-    settings_ = s;
+    guest_settings_[g] = s;
+    if (g == 0) settings_ = s;
   }
   // The reply says applied only once every worker has said so.
   const uint64_t deadline = ctrl::monotonic_ns() + kSettingsWaitNs;
@@ -454,26 +608,36 @@ bool DaemonCtl::apply_settings(const Settings& s, std::string& error) {
   Op op;
   op.msg.kind = CtrlMsg::apply_settings;
   op.msg.settings = back.get();
+  op.msg.guest = target;
   op.settings = back;
   ops_.push_back(op);
-  if (before.mode != s.mode && mode_from_string(before.mode, mode_)) {
+  if (before.mode != s.mode && mode_from_string(before.mode, guest_mode_[g])) {
     Op mo;
     mo.msg.kind = CtrlMsg::set_mode;
-    mo.msg.arg = static_cast<uint32_t>(mode_);
+    mo.msg.arg = static_cast<uint32_t>(guest_mode_[g]);
+    mo.msg.guest = target;
     ops_.push_back(mo);
+    if (g == 0) mode_ = guest_mode_[g];
   }
-  settings_ = before;
+  guest_settings_[g] = before;
+  if (g == 0) settings_ = before;
   return false;
 }
 
-bool DaemonCtl::request_checkpoint(std::string&) {
+bool DaemonCtl::request_checkpoint(std::string& error) {
+  const int g = guest_for_change(error);
+  if (g < 0) return false;
   Op op;
   op.kind = Op::manual_checkpoint;
+  op.guest = static_cast<unsigned>(g);
   post(op);
   return true;
 }
 
 bool DaemonCtl::set_mode(Mode m, std::string& error) {
+  const int gi = guest_for_change(error);
+  if (gi < 0) return false;
+  const unsigned g = static_cast<unsigned>(gi);
   std::lock_guard lock(mu_);
   if (ops_.size() >= kMaxOps) {
     error = "too many operations queued to the workers; try again";
@@ -482,12 +646,19 @@ bool DaemonCtl::set_mode(Mode m, std::string& error) {
   Op op;
   op.msg.kind = CtrlMsg::set_mode;
   op.msg.arg = static_cast<uint32_t>(m);
+  op.msg.guest = multi() ? g : kAllGuests;
   ops_.push_back(op);
-  const Mode from = mode_;
-  mode_ = m;
-  settings_.mode = std::string(to_string(m));
+  const Mode from = guest_mode_[g];
+  guest_mode_[g] = m;
+  guest_settings_[g].mode = std::string(to_string(m));
+  if (g == 0) {
+    mode_ = m;
+    settings_.mode = guest_settings_[g].mode;
+  }
   if (log_ != nullptr && from != m) {
-    log_->append("mode", {{"from", to_string(from)}, {"to", to_string(m)}});
+    ctrl::Json j{{"from", to_string(from)}, {"to", to_string(m)}};
+    if (multi()) j["guest"] = dp_.guests()[g].name;
+    log_->append("mode", std::move(j));
   }
   return true;
 }
@@ -511,8 +682,33 @@ bool DaemonCtl::capture_stop(const std::string& port, ctrl::Json& result, std::s
 void DaemonCtl::metrics(std::vector<ctrl::MetricSample>& out) {
   append_qos_metrics(dp_.qos(), 250'000'000, out);  // asks worker 0; outside mu_
   std::lock_guard lock(mu_);
-  for (size_t w = 0; w < report_.workers.size(); ++w)
-    ctrl::append_engine_counters(report_.workers[w].engine, {{"worker", std::to_string(w)}}, out);
+  for (size_t w = 0; w < report_.workers.size(); ++w) {
+    const WorkerStats& ws = report_.workers[w];
+    if (!multi()) {
+      ctrl::append_engine_counters(ws.engine, {{"worker", std::to_string(w)}}, out);
+      continue;
+    }
+    // Many guests: each guest's engines, labelled with it (sum by guest, or by worker).
+    for (size_t g = 0; g < ws.guests.size() && g < dp_.guests().size(); ++g)
+      ctrl::append_engine_counters(ws.guests[g].engine,
+                                   {{"worker", std::to_string(w)}, {"guest", dp_.guests()[g].name}},
+                                   out);
+  }
+  for (const auto& gr : report_.guests) {
+    ctrl::Labels l{{"guest", gr.name}};
+    ctrl::add_sample(out, "lockstep_guest_checkpoint_requests_total",
+                     "checkpoint requests sent to the guest's checkpointer", ctrl::MetricType::counter,
+                     static_cast<double>(gr.checkpoint_requests), l);
+    ctrl::add_sample(out, "lockstep_guest_checkpoints_done_total",
+                     "the guest's checkpoints done, applied to all its NICs",
+                     ctrl::MetricType::counter, static_cast<double>(gr.checkpoints_done), l);
+    ctrl::add_sample(out, "lockstep_guest_epoch", "the guest's checkpoint epoch",
+                     ctrl::MetricType::gauge, static_cast<double>(gr.epoch), l);
+    ctrl::add_sample(out, "lockstep_guest_held_frames", "the guest's output held for compare",
+                     ctrl::MetricType::gauge, static_cast<double>(gr.stats.held_frames), l);
+    ctrl::add_sample(out, "lockstep_guest_nics", "the guest's NICs (compare units)",
+                     ctrl::MetricType::gauge, static_cast<double>(gr.nics), l);
+  }
   const auto& t = report_.total;
   for (unsigned r = 0; r < kRoleCount; ++r) {
     if (!report_.has_port[r]) continue;

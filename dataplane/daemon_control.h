@@ -52,6 +52,15 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   // Control loop, main thread.
   void service(uint64_t now_ns);
   void on_event(const ctrl::Event& e, uint64_t now_ns);
+  // Many guests: guest `g`'s checkpointer (null sink: simulated) and its link's events.
+  void set_guest_link(unsigned g, CoordinatorSink* sink, std::string kind);
+  void on_guest_event(unsigned g, const ctrl::Event& e, uint64_t now_ns);
+
+  // The guest the per-guest calls of the current ctrl command address (`-g NAME`; empty:
+  // none named). Ctrl server thread only: commands run one at a time there.
+  bool select_guest(const std::string& name, std::string& error);
+  // `guests`: every guest with its NICs, epoch, mode and state.
+  ctrl::Json guests();
   // Total frames polled by the workers at the last publication (watchdog progress).
   uint64_t polls() const;
   // Empty while the workers poll (their poll count moved within `stall_ns`); else why
@@ -91,13 +100,19 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   };
   struct Op {
     enum Kind : uint8_t { broadcast, manual_checkpoint } kind = broadcast;
+    unsigned guest = 0;  // manual_checkpoint: whose
     CtrlMsg msg{};
     std::shared_ptr<Snapshots> snaps;  // keeps a conns snapshot alive
     std::shared_ptr<SettingsSnapshot> settings;  // keeps a settings change alive
   };
   // What the workers would refuse, found here first: policy rules that do not parse,
   // normalization rules that do not compile, an unknown mode.
-  bool check_live(const Settings& s, std::string& error);
+  bool check_live(const Settings& s, const Settings& cur, std::string& error);
+  // The guest a change is for: the one named, else the only one; -1 + error with several.
+  int guest_for_change(std::string& error) const;
+  // The guest a read shows: the one named, else -1 (all of them).
+  int guest_for_read() const { return selected_; }
+  bool multi() const { return !dp_.config().guests.empty(); }
   void publish(uint64_t now_ns);
   void post(Op op);
   // ControlObserver (control loop).
@@ -119,6 +134,13 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   uint64_t baseline_ns_ = 0;
   Settings settings_;
   Mode mode_;
+  // Per guest (index as in the dataplane): settings, mode, checkpointer.
+  std::vector<Settings> guest_settings_;
+  std::vector<Mode> guest_mode_;
+  std::vector<CoordinatorSink*> guest_sinks_;
+  std::vector<std::string> guest_kinds_;
+  std::vector<std::optional<Survivor>> guest_failed_over_;
+  int selected_ = -1;  // ctrl thread: the guest of the command being run
   uint64_t epoch_ = 0;
   bool outstanding_ = false;
   std::optional<Survivor> failed_over_;  // applied to the workers

@@ -160,6 +160,16 @@ struct StopState {
 namespace ctrl = lockstep::ctrl;
 using lockstep::dp::DaemonCtl;
 
+// A guest's checkpointer (`guests:`): its link and the events it raises.
+struct GuestLink {
+  unsigned guest = 0;
+  std::string name, kind;
+  ctrl::EventQueue events;
+  ctrl::FailoverController failover{&events};
+  std::unique_ptr<ctrl::CheckpointCoordinator> coord;   // null: simulated
+  lockstep::dp::CoordinatorSink* sink = nullptr;        // owned by the dataplane's control
+};
+
 // The control plane around the dataplane (ctrl/README.md, "How the daemon plugs in").
 struct CtrlStack {
   ctrl::EventQueue events;
@@ -171,6 +181,7 @@ struct CtrlStack {
 #ifdef LOCKSTEP_HAVE_COROSYNC
   std::unique_ptr<ctrl::ClusterCpg> cluster;  // cluster.kind corosync
 #endif
+  std::vector<std::unique_ptr<GuestLink>> guest_links;  // `guests:`: one per guest
   std::unique_ptr<DaemonCtl> daemon;
   std::unique_ptr<lockstep::dp::Capture> capture;  // `capture start|stop`
   std::unique_ptr<lockstep::dp::DataplaneQosControl> qos;  // `qos ...` commands
@@ -189,6 +200,9 @@ std::string health(const CtrlStack& cs) {
   std::string why = cs.daemon ? cs.daemon->workers_health(ctrl::monotonic_ns(), 2'000'000'000)
                               : std::string("starting");
   if (why.empty() && cs.coord && !cs.coord->connected()) why = "checkpointer link down";
+  for (const auto& gl : cs.guest_links)
+    if (why.empty() && gl->coord && !gl->coord->connected())
+      why = "guest " + gl->name + ": checkpointer link down";
   return why;
 }
 
@@ -197,29 +211,31 @@ bool loss_action(const std::string& s, ctrl::LossAction& out) {
 }
 
 // The checkpointer link from the config (checked before the EAL starts).
-bool link_config(const Config& cfg, ctrl::LinkConfig& l, std::string& error) {
-  const auto& c = cfg.link;
-  if (!ctrl::dialect_from_string(cfg.checkpointer, l.dialect)) {
-    error = "config key 'checkpointer.kind': " + cfg.checkpointer + " is not a link dialect";
+// `prefix`: where the keys are ("" at the top level, "guests.NAME." for a guest's).
+bool link_config(const lockstep::dp::CheckpointerSettings& ck, const std::string& heartbeat_name,
+                 const std::string& prefix, ctrl::LinkConfig& l, std::string& error) {
+  const auto& c = ck.link;
+  if (!ctrl::dialect_from_string(ck.kind, l.dialect)) {
+    error = "config key '" + prefix + "checkpointer.kind': " + ck.kind + " is not a link dialect";
     return false;
   }
   if (!ctrl::parse_endpoint(c.endpoint, l.endpoint, error)) {
-    error = "config key 'checkpointer.endpoint': " + error;
+    error = "config key '" + prefix + "checkpointer.endpoint': " + error;
     return false;
   }
   l.listen = c.listen;
   if (l.dialect == ctrl::Dialect::qmp && l.listen) {
-    error = "config key 'checkpointer.listen': kind qmp connects to QEMU's monitor";
+    error = "config key '" + prefix + "checkpointer.listen': kind qmp connects to QEMU's monitor";
     return false;
   }
   if (!c.secondary_qmp.empty()) {
     ctrl::Endpoint ep;
     if (l.dialect != ctrl::Dialect::qmp) {
-      error = "config key 'checkpointer.secondary_qmp': only with checkpointer.kind qmp";
+      error = "config key '" + prefix + "checkpointer.secondary_qmp': only with checkpointer.kind qmp";
       return false;
     }
     if (!ctrl::parse_endpoint(c.secondary_qmp, ep, error)) {
-      error = "config key 'checkpointer.secondary_qmp': " + error;
+      error = "config key '" + prefix + "checkpointer.secondary_qmp': " + error;
       return false;
     }
     l.secondary_qmp = ep;
@@ -237,8 +253,20 @@ bool link_config(const Config& cfg, ctrl::LinkConfig& l, std::string& error) {
     l.checkpointer_peer.debounce_ns = c.heartbeat_debounce_ms * 1000000;
     loss_action(c.on_loss, l.checkpointer_peer.on_loss);
   }
-  l.name = cfg.heartbeat.name;
+  l.name = heartbeat_name;
   return true;
+}
+
+lockstep::dp::CheckpointerSettings top_checkpointer(const Config& cfg) {
+  lockstep::dp::CheckpointerSettings c;
+  c.kind = cfg.checkpointer;
+  c.latency_us = cfg.checkpoint_latency_us;
+  c.link = cfg.link;
+  return c;
+}
+
+bool link_config(const Config& cfg, ctrl::LinkConfig& l, std::string& error) {
+  return link_config(top_checkpointer(cfg), cfg.heartbeat.name, "", l, error);
 }
 
 bool heartbeat_config(const Config& cfg, ctrl::HeartbeatUdpConfig& h, std::string& error) {
@@ -266,7 +294,24 @@ bool heartbeat_config(const Config& cfg, ctrl::HeartbeatUdpConfig& h, std::strin
 }
 
 bool check_ctrl_config(const Config& cfg, std::string& error) {
-  if (cfg.checkpointer != "simulated") {
+  if (!cfg.guests.empty()) {
+    // Each guest its own checkpointer link. Heartbeat peers are watched by a link; with
+    // several guests they would have to say whose: not supported yet.
+    if (!cfg.peers.empty() || !cfg.heartbeat.bind.empty()) {
+      error = "config key 'peers': heartbeat peers are not supported with 'guests' yet "
+              "(each guest's checkpointer link watches its checkpointer)";
+      return false;
+    }
+    std::vector<lockstep::dp::GuestSpec> guests;
+    if (!lockstep::dp::resolve_guests(cfg, guests, error)) return false;
+    for (const auto& g : guests) {
+      if (g.checkpointer.kind == "simulated") continue;
+      ctrl::LinkConfig l;
+      if (!link_config(g.checkpointer, cfg.heartbeat.name + "/" + g.name, "guests." + g.name + ".", l,
+                       error))
+        return false;
+    }
+  } else if (cfg.checkpointer != "simulated") {
     ctrl::LinkConfig l;
     if (!link_config(cfg, l, error)) return false;
   } else if (!cfg.peers.empty() || !cfg.heartbeat.bind.empty()) {
@@ -290,6 +335,38 @@ bool check_ctrl_config(const Config& cfg, std::string& error) {
       error = "config key 'ctrl.metrics': expected tcp:HOST:PORT or off";
       return false;
     }
+  }
+  return true;
+}
+
+// Many guests: each guest's checkpointer link, its events on a queue of its own.
+bool start_guest_links(const Config& cfg, CtrlStack& cs,
+                       std::vector<std::unique_ptr<lockstep::dp::CheckpointSink>>& sinks,
+                       std::string& error) {
+  std::vector<lockstep::dp::GuestSpec> guests;
+  if (!lockstep::dp::resolve_guests(cfg, guests, error)) return false;
+  sinks.resize(guests.size());
+  for (size_t g = 0; g < guests.size(); ++g) {
+    auto gl = std::make_unique<GuestLink>();
+    gl->guest = static_cast<unsigned>(g);
+    gl->name = guests[g].name;
+    gl->kind = guests[g].checkpointer.kind;
+    if (gl->kind != "simulated") {
+      ctrl::LinkConfig l;
+      if (!link_config(guests[g].checkpointer, cfg.heartbeat.name + "/" + guests[g].name,
+                       "guests." + guests[g].name + ".", l, error))
+        return false;
+      gl->coord = std::make_unique<ctrl::CheckpointCoordinator>(l, gl->events, gl->failover);
+      if (!gl->coord->start(error)) {
+        error = "guest '" + guests[g].name + "': checkpointer link (" +
+                guests[g].checkpointer.link.endpoint + "): " + error;
+        return false;
+      }
+      auto s = std::make_unique<lockstep::dp::CoordinatorSink>(*gl->coord);
+      gl->sink = s.get();
+      sinks[g] = std::move(s);
+    }
+    cs.guest_links.push_back(std::move(gl));
   }
   return true;
 }
@@ -334,6 +411,7 @@ bool start_link(const Config& cfg, CtrlStack& cs, std::unique_ptr<lockstep::dp::
 // be bound (another lockstepd holds it) is a warning; one given explicitly is an error.
 bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& error) {
   cs.daemon = std::make_unique<DaemonCtl>(dp, cs.sink, cfg.checkpointer);
+  for (const auto& gl : cs.guest_links) cs.daemon->set_guest_link(gl->guest, gl->sink, gl->kind);
   lockstep::dp::Capture::Options capture_opt;
   capture_opt.dir = cfg.ctrl.capture_dir;
   if (!cfg.ctrl.group.empty()) {
@@ -375,6 +453,15 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
   }
 #endif
   ctrl::register_standard_commands(cs.registry, cs.cp);
+  // Many guests: `-g NAME` on a per-guest command, and the list of guests.
+  auto* daemon = cs.daemon.get();
+  cs.registry.set_guest_selector(
+      [daemon](const std::string& name, std::string& err) { return daemon->select_guest(name, err); });
+  cs.registry.add({"guests", "",
+                   "the guests this lockstepd serves: NICs, epoch, mode, state, checkpoints", 0, 0,
+                   false, [daemon](const ctrl::CommandContext&, const ctrl::Args&) {
+                     return ctrl::CommandResult::success({{"guests", daemon->guests()}});
+                   }});
   cs.qos = std::make_unique<lockstep::dp::DataplaneQosControl>(dp.qos());
   ctrl::register_qos_commands(cs.registry, *cs.qos);
   // Sockets handed over by systemd (lockstepd.socket) take the place of the configured
@@ -468,6 +555,11 @@ void ctrl_tick(Dataplane& dp, CtrlStack& cs) {
   cs.batch.clear();
   cs.events.drain(cs.batch);
   for (const auto& e : cs.batch) cs.daemon->on_event(e, now);
+  for (auto& gl : cs.guest_links) {
+    cs.batch.clear();
+    gl->events.drain(cs.batch);
+    for (const auto& e : cs.batch) cs.daemon->on_guest_event(gl->guest, e, now);
+  }
   cs.daemon->service(now);
   if (cs.watchdog_half_ns != 0 && now >= cs.next_watchdog_ns) {
     // WATCHDOG=1 only while the workers make progress (their poll counts move).
@@ -808,13 +900,14 @@ int main(int argc, char** argv) {
   {
     CtrlStack cs;
     cs.activated = std::move(activated);
-    std::unique_ptr<lockstep::dp::CheckpointSink> sink;
-    if (!start_link(cfg, cs, sink, error)) {
+    std::vector<std::unique_ptr<lockstep::dp::CheckpointSink>> sinks(1);
+    if (cfg.guests.empty() ? !start_link(cfg, cs, sinks[0], error)
+                           : !start_guest_links(cfg, cs, sinks, error)) {
       std::fprintf(stderr, "lockstepd: %s\n", error.c_str());
       lockstep::dp::eal_stop();
       return 2;
     }
-    auto dp = Dataplane::create(cfg, error, nullptr, std::move(sink));
+    auto dp = Dataplane::create(cfg, error, nullptr, std::move(sinks));
     if (!dp) {
       std::fprintf(stderr, "lockstepd: %s\n", error.c_str());
       lockstep::dp::eal_stop();

@@ -40,6 +40,7 @@ struct Options {
   std::string socket_path;
   bool json = false, pretty = false, help = false;
   double timeout_s = 5;
+  std::string guest;               // -g: appended to the words as --guest NAME
   std::vector<std::string> words;  // COMMAND [ARG...]
 };
 
@@ -231,6 +232,10 @@ int parse(int argc, char** argv, Options& o) {
       });
   app.add_flag("-j,--json", o.json, "print the reply's result as JSON");
   app.add_flag("--pretty", o.pretty, "indent JSON output");
+  app.add_option("-g,--guest", o.guest,
+                 "the guest a per-guest command is for (a lockstepd with guests; also after "
+                 "the command)")
+      ->type_name("NAME");
   app.add_option("-t,--timeout", o.timeout_s, "give up after SEC seconds (default 5)")
       ->type_name("SEC")
       ->check([](const std::string& v) {
@@ -243,9 +248,15 @@ int parse(int argc, char** argv, Options& o) {
   app.prefix_command();
   if (int rc = lockstep::cli::parse(app, argc, argv, kExitUsage); rc >= 0) return rc;
   std::vector<std::string> rest = app.remaining();
+  auto with_guest = [&o] {
+    if (o.guest.empty()) return;
+    o.words.push_back("--guest");
+    o.words.push_back(o.guest);
+  };
   if (!rest.empty() && rest.front() == "--") {
     rest.erase(rest.begin());
     o.words = std::move(rest);
+    with_guest();
     return -1;
   }
   if (rest.empty()) {
@@ -267,6 +278,7 @@ int parse(int argc, char** argv, Options& o) {
   if (auto dd = std::find(o.words.begin(), o.words.end(), "--"); dd != o.words.end()) {
     o.words.erase(dd);
   }
+  with_guest();
   return -1;
 }
 
