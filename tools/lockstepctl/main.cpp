@@ -233,8 +233,7 @@ int parse(int argc, char** argv, Options& o) {
   app.add_flag("-j,--json", o.json, "print the reply's result as JSON");
   app.add_flag("--pretty", o.pretty, "indent JSON output");
   app.add_option("-g,--guest", o.guest,
-                 "the guest a per-guest command is for (a lockstepd with guests; also after "
-                 "the command)")
+                 "the guest a command is for (lockstepd with guests:)")
       ->type_name("NAME");
   app.add_option("-t,--timeout", o.timeout_s, "give up after SEC seconds (default 5)")
       ->type_name("SEC")
