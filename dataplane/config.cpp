@@ -428,6 +428,33 @@ bool config_pairs(std::string_view yaml_text, std::vector<std::pair<std::string,
   }
 }
 
+bool parse_guest_yaml(const std::string& name, std::string_view yaml_text, GuestConfig& out,
+                      std::string& error) {
+  std::vector<std::pair<std::string, std::string>> kv;
+  try {
+    YAML::Node body = YAML::Load(std::string(yaml_text));
+    if (!body.IsMap()) {
+      error = "guest '" + name + "': the file must be a map (nics, engine, checkpointer)";
+      return false;
+    }
+    YAML::Node root;
+    root["guests"][name] = body;
+    if (!flatten(root, "", kv, error)) return false;
+  } catch (const YAML::Exception& e) {
+    error = "guest '" + name + "': YAML error at line " + std::to_string(e.mark.line + 1) + ": " + e.msg;
+    return false;
+  }
+  Config scratch;
+  for (const auto& [k, v] : kv)
+    if (!set_key(k, v, scratch, error)) return false;
+  if (scratch.guests.size() != 1) {
+    error = "guest '" + name + "': the file describes no NIC";
+    return false;
+  }
+  out = scratch.guests.front();
+  return true;
+}
+
 bool apply_override(std::string_view assignment, Config& cfg, std::string& error) {
   auto eq = assignment.find('=');
   if (eq == std::string_view::npos || eq == 0) {

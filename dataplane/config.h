@@ -224,6 +224,10 @@ bool set_guest_key(std::string_view key, std::string_view value, Config& cfg, st
 // The guest checks of validate(): NICs complete, shared ports classified, names unique.
 bool validate_guests(const Config& cfg, std::string& error);
 bool parse_mac(std::string_view text, std::array<uint8_t, 6>& out);
+// `guest add NAME --config FILE`: the file holds what `guests.NAME` holds in a
+// configuration (nics, engine, checkpointer); errors name the guests.NAME.* key.
+bool parse_guest_yaml(const std::string& name, std::string_view yaml_text, GuestConfig& out,
+                      std::string& error);
 std::string format_mac(const std::array<uint8_t, 6>& mac);
 
 // A config file larger than this is refused (load_config_file).

@@ -64,8 +64,19 @@ bool ControlPlane::broadcast(const CtrlMsg& m) {
   return ok;
 }
 
+void ControlPlane::add_guest(std::string name, std::unique_ptr<CheckpointSink> sink) {
+  GuestControl g;
+  g.name = std::move(name);
+  g.sink = std::move(sink);
+  guests_.push_back(std::move(g));
+}
+
+void ControlPlane::remove_guest(unsigned g) {
+  if (g < guests_.size()) guests_[g].removed = true;
+}
+
 void ControlPlane::request(unsigned guest, const CheckpointRequest& req, uint64_t now_ns) {
-  if (guest >= guests_.size()) return;
+  if (guest >= guests_.size() || guests_[guest].removed) return;
   GuestControl& g = guests_[guest];
   if (observer_ != nullptr) observer_->on_request(guest, req, g.outstanding, now_ns);
   if (g.outstanding) {
@@ -112,7 +123,7 @@ bool ControlPlane::poll(uint64_t now_ns) {
   for (unsigned gi = 0; gi < guests_.size(); ++gi) {
     GuestControl& g = guests_[gi];
     uint64_t epoch = 0;
-    if (!g.sink->poll_done(now_ns, epoch)) continue;
+    if (g.removed || !g.sink->poll_done(now_ns, epoch)) continue;
     did = true;
     if (observer_ != nullptr) {
       observer_->on_done(gi, epoch,

@@ -27,7 +27,10 @@ inline constexpr uint32_t kAllGuests = UINT32_MAX;
 
 // control -> worker
 struct CtrlMsg {
-  enum Kind : uint32_t { checkpoint_done, set_mode, failover, apply_settings, snapshot_conns };
+  enum Kind : uint32_t {
+    checkpoint_done, set_mode, failover, apply_settings, snapshot_conns,
+    add_guest, remove_guest,  // settings: a GuestChange (worker.h) the control side keeps alive
+  };
   uint32_t kind = checkpoint_done;
   uint32_t arg = 0;           // Mode or Survivor as an integer
   uint32_t guest = kAllGuests;  // the guest it is for (its NICs' engines); kAllGuests: every one
@@ -130,6 +133,7 @@ struct GuestControl {
   bool outstanding = false;
   uint64_t requested_ns = 0;  // when the outstanding request was sent
   uint64_t requests_sent = 0, coalesced = 0, done = 0;
+  bool removed = false;
 };
 
 class ControlPlane {
@@ -159,6 +163,10 @@ class ControlPlane {
   bool outstanding() const { return guests_.front().outstanding; }
   uint64_t broadcast_failures() const { return broadcast_failures_; }
   unsigned guest_count() const { return static_cast<unsigned>(guests_.size()); }
+  // Live guests (control thread): a new one's index is the next; a removed one keeps its
+  // index and counters, and takes no more requests.
+  void add_guest(std::string name, std::unique_ptr<CheckpointSink> sink);
+  void remove_guest(unsigned g);
   const GuestControl& guest(unsigned g) const { return guests_[g]; }
 
  private:

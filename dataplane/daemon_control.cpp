@@ -28,6 +28,19 @@ bool answered(const SettingsSnapshot& s) {
   return true;
 }
 
+ctrl::Json nics_json(const GuestSpec& g) {
+  ctrl::Json nics = ctrl::Json::array();
+  for (const auto& n : g.nics) {
+    ctrl::Json nj{{"ext", device_name(n.ports[0])},
+                  {"pvm", device_name(n.ports[1])},
+                  {"svm", device_name(n.ports[2])}};
+    if (n.has_mac) nj["mac"] = format_mac(n.mac);
+    if (n.vlan >= 0) nj["vlan"] = n.vlan;
+    nics.push_back(std::move(nj));
+  }
+  return nics;
+}
+
 bool is_gauge(std::string_view name) {
   return name.starts_with("held_") || name == "conns_active";
 }
@@ -77,10 +90,17 @@ DaemonCtl::DaemonCtl(Dataplane& dp, CoordinatorSink* sink, std::string checkpoin
     mode_from_string(gs[g].engine.mode, guest_mode_[g]);
     guest_kinds_[g] = gs[g].checkpointer.kind;
   }
+  multi_ = !dp.config().guests.empty();
   if (!multi()) {
     guest_sinks_[0] = sink_;
     guest_kinds_[0] = kind_;
   }
+  for (const auto& g : gs) {
+    names_.push_back(g.name);
+    nics_json_.push_back(nics_json(g));
+  }
+  removed_.assign(gs.size(), false);
+  first_ports_ = gs.front().nics.front().ports;
   report_ = dp_.report();
   baseline_ns_ = ctrl::monotonic_ns();
 }
@@ -96,21 +116,28 @@ bool DaemonCtl::select_guest(const std::string& name, std::string& error) {
     selected_ = -1;
     return true;
   }
-  const int g = dp_.guest_index(name);
-  if (g < 0) {
-    error = "no guest '" + name + "' (guests:";
-    for (const auto& gs : dp_.guests()) error += " " + gs.name;
-    error += ")";
-    return false;
+  std::lock_guard lock(mu_);
+  for (size_t g = 0; g < names_.size(); ++g) {
+    if (names_[g] != name || removed_[g]) continue;
+    selected_ = static_cast<int>(g);
+    return true;
   }
-  selected_ = g;
-  return true;
+  error = "no guest '" + name + "' (guests:";
+  for (size_t g = 0; g < names_.size(); ++g)
+    if (!removed_[g]) error += " " + names_[g];
+  error += ")";
+  return false;
 }
 
 int DaemonCtl::guest_for_change(std::string& error) const {
   if (selected_ >= 0) return selected_;
-  if (dp_.guests().size() == 1) return 0;
-  error = std::to_string(dp_.guests().size()) +
+  std::lock_guard lock(mu_);
+  int only = -1;
+  unsigned live = 0;
+  for (size_t g = 0; g < names_.size(); ++g)
+    if (!removed_[g]) ++live, only = static_cast<int>(g);
+  if (live == 1) return only;
+  error = std::to_string(live) +
           " guests: name the one this is for with -g/--guest NAME (lockstepctl guests)";
   return -1;
 }
@@ -135,6 +162,10 @@ void DaemonCtl::service(uint64_t now_ns) {
     ops.swap(ops_);
   }
   for (auto& op : ops) {
+    if (op.kind == Op::add_guest || op.kind == Op::remove_guest) {
+      run_guest_op(op);
+      continue;
+    }
     if (op.kind == Op::manual_checkpoint) {
       const unsigned g = op.guest;
       CheckpointRequest r;
@@ -208,13 +239,13 @@ void DaemonCtl::on_request(unsigned guest, const CheckpointRequest& req, bool co
   // req's times are on the dataplane's clock, as is now_ns.
   ctrl::Json j = ctrl::checkpoint_request_json(req, now_ns, ctrl::wall_now_ns());
   j["coalesced"] = coalesced;
-  if (!dp_.config().guests.empty()) j["guest"] = dp_.guests()[guest].name;
+  if (multi()) j["guest"] = dp_.guests()[guest].name;
   log_->append("checkpoint_request", std::move(j));
 }
 
 void DaemonCtl::on_done(unsigned guest, uint64_t epoch, uint64_t took_ns, uint64_t) {
   ctrl::Json j{{"epoch", epoch}};
-  if (!dp_.config().guests.empty()) j["guest"] = dp_.guests()[guest].name;
+  if (multi()) j["guest"] = dp_.guests()[guest].name;
   if (took_ns != 0) {
     j["duration_ms"] = static_cast<double>(took_ns / 1000) / 1000.0;
     std::lock_guard lock(mu_);
@@ -327,22 +358,15 @@ void DaemonCtl::on_guest_event(unsigned g, const ctrl::Event& e, uint64_t now_ns
 ctrl::Json DaemonCtl::guests() {
   std::lock_guard lock(mu_);
   ctrl::Json a = ctrl::Json::array();
-  const auto& gs = dp_.guests();
-  for (size_t g = 0; g < gs.size(); ++g) {
-    ctrl::Json nics = ctrl::Json::array();
-    for (const auto& n : gs[g].nics) {
-      ctrl::Json nj{{"ext", device_name(n.ports[0])},
-                    {"pvm", device_name(n.ports[1])},
-                    {"svm", device_name(n.ports[2])}};
-      if (n.has_mac) nj["mac"] = format_mac(n.mac);
-      if (n.vlan >= 0) nj["vlan"] = n.vlan;
-      nics.push_back(std::move(nj));
-    }
+  for (size_t g = 0; g < names_.size(); ++g) {
     GuestReport gr;
     if (g < report_.guests.size()) gr = report_.guests[g];
-    const char* state = guest_failed_over_[g] ? "failed_over" : gr.outstanding ? "checkpointing" : "ok";
-    a.push_back({{"name", gs[g].name},
-                 {"nics", std::move(nics)},
+    const char* state = removed_[g]                 ? "removed"
+                        : guest_failed_over_[g]     ? "failed_over"
+                        : gr.outstanding            ? "checkpointing"
+                                                    : "ok";
+    a.push_back({{"name", names_[g]},
+                 {"nics", nics_json_[g]},
                  {"epoch", gr.epoch},
                  {"mode", to_string(guest_mode_[g])},
                  {"state", state},
@@ -399,8 +423,7 @@ ctrl::Json DaemonCtl::status() {
   for (unsigned r = 0; r < kRoleCount; ++r) {
     if (!report_.has_port[r]) continue;
     // Many guests: the first NIC's port of the role (`guests` lists every NIC's).
-    const std::string& spec =
-        r < kCompareRoles ? dp_.guests().front().nics.front().ports[r] : dp_.config().ports[r];
+    const std::string& spec = r < kCompareRoles ? first_ports_[r] : dp_.config().ports[r];
     ports[std::string(to_string(static_cast<Role>(r)))] = {
         {"device", device_name(spec)},
         {"link_up_events", report_.link_up[r]},
@@ -451,7 +474,7 @@ ctrl::Json DaemonCtl::stats(bool reset) {
                    {"refused_by_workers", t.settings_refused},
                    {"refused", settings_refused_}};
   j["workers"] = report_.workers.size();
-  if (sel >= 0) j["guest"] = dp_.guests()[static_cast<unsigned>(sel)].name;
+  if (sel >= 0) j["guest"] = names_[static_cast<unsigned>(sel)];
   j["since_s"] = (ctrl::monotonic_ns() - baseline_ns_) / 1000000000;
   if (reset) {  // a baseline: worker memory is never written from here
     baseline_ = t;
@@ -624,6 +647,110 @@ bool DaemonCtl::apply_settings(const Settings& s, std::string& error) {
   return false;
 }
 
+// Control loop: a guest added or removed (its link made first; the dataplane then the
+// daemon's per-guest state, under mu_ for the ctrl thread).
+void DaemonCtl::run_guest_op(Op& op) {
+  GuestOp& go = *op.guest_op;
+  if (op.kind == Op::add_guest) {
+    std::unique_ptr<CheckpointSink> sink;
+    CoordinatorSink* coord = nullptr;
+    const unsigned g = static_cast<unsigned>(dp_.guests().size());
+    std::vector<GuestSpec> specs;
+    Config next = dp_.config();
+    next.guests.push_back(go.config);
+    go.ok = resolve_guests(next, specs, go.error) &&
+            (!link_factory_ || link_factory_(g, specs.back(), sink, coord, go.error)) &&
+            dp_.add_guest(go.config, std::move(sink), go.error);
+    if (go.ok) {
+      const GuestSpec& spec = dp_.guests().back();
+      std::lock_guard lock(mu_);
+      names_.push_back(spec.name);
+      nics_json_.push_back(nics_json(spec));
+      removed_.push_back(false);
+      guest_settings_.push_back(spec.engine);
+      Mode m = Mode::colo;
+      mode_from_string(spec.engine.mode, m);
+      guest_mode_.push_back(m);
+      guest_sinks_.push_back(coord);
+      guest_kinds_.push_back(spec.checkpointer.kind);
+      guest_failed_over_.emplace_back();
+    }
+    if (go.ok && log_ != nullptr)
+      log_->append("guest", {{"guest", go.config.name}, {"change", "added"},
+                             {"nics", go.config.nics.size()}});
+  } else {
+    const int g = dp_.guest_index(go.name);
+    Report before = dp_.report();
+    go.ok = dp_.remove_guest(go.name, go.error);
+    if (go.ok) {
+      Report after = dp_.report();
+      const GuestReport& gr = after.guests[static_cast<unsigned>(g)];
+      const uint64_t held = g >= 0 ? before.guests[static_cast<unsigned>(g)].stats.held_frames : 0;
+      {
+        std::lock_guard lock(mu_);
+        removed_[static_cast<unsigned>(g)] = true;
+        report_ = after;
+      }
+      if (log_ != nullptr)
+        log_->append("guest", {{"guest", go.name}, {"change", "removed"},
+                               {"held_frames_flushed", held},
+                               {"released", gr.stats.engine.released_pvm()}});
+    }
+  }
+  go.done.store(true, std::memory_order_release);
+}
+
+bool DaemonCtl::add_guest(const GuestConfig& gc, ctrl::Json& result, std::string& error) {
+  if (!multi()) {
+    error = "guest add: lockstepd runs the single-pair configuration; start it with 'guests:' "
+            "to add and remove guests live";
+    return false;
+  }
+  auto go = std::make_shared<GuestOp>();
+  go->config = gc;
+  Op op;
+  op.kind = Op::add_guest;
+  op.guest_op = go;
+  post(op);
+  const uint64_t deadline = ctrl::monotonic_ns() + 10'000'000'000ull;
+  while (!go->done.load(std::memory_order_acquire)) {
+    if (ctrl::monotonic_ns() >= deadline || dp_.stopping()) {
+      error = "guest add: the control loop did not answer within 10 s";
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (!go->ok) {
+    error = go->error;
+    return false;
+  }
+  result = {{"added", gc.name}, {"nics", gc.nics.size()}};
+  return true;
+}
+
+bool DaemonCtl::remove_guest(const std::string& name, ctrl::Json& result, std::string& error) {
+  auto go = std::make_shared<GuestOp>();
+  go->name = name;
+  Op op;
+  op.kind = Op::remove_guest;
+  op.guest_op = go;
+  post(op);
+  const uint64_t deadline = ctrl::monotonic_ns() + 10'000'000'000ull;
+  while (!go->done.load(std::memory_order_acquire)) {
+    if (ctrl::monotonic_ns() >= deadline || dp_.stopping()) {
+      error = "guest del: the control loop did not answer within 10 s";
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (!go->ok) {
+    error = go->error;
+    return false;
+  }
+  result = {{"removed", name}};
+  return true;
+}
+
 bool DaemonCtl::request_checkpoint(std::string& error) {
   const int g = guest_for_change(error);
   if (g < 0) return false;
@@ -657,7 +784,7 @@ bool DaemonCtl::set_mode(Mode m, std::string& error) {
   }
   if (log_ != nullptr && from != m) {
     ctrl::Json j{{"from", to_string(from)}, {"to", to_string(m)}};
-    if (multi()) j["guest"] = dp_.guests()[g].name;
+    if (multi()) j["guest"] = names_[g];
     log_->append("mode", std::move(j));
   }
   return true;
@@ -689,10 +816,9 @@ void DaemonCtl::metrics(std::vector<ctrl::MetricSample>& out) {
       continue;
     }
     // Many guests: each guest's engines, labelled with it (sum by guest, or by worker).
-    for (size_t g = 0; g < ws.guests.size() && g < dp_.guests().size(); ++g)
+    for (size_t g = 0; g < ws.guests.size() && g < names_.size(); ++g)
       ctrl::append_engine_counters(ws.guests[g].engine,
-                                   {{"worker", std::to_string(w)}, {"guest", dp_.guests()[g].name}},
-                                   out);
+                                   {{"worker", std::to_string(w)}, {"guest", names_[g]}}, out);
   }
   for (const auto& gr : report_.guests) {
     ctrl::Labels l{{"guest", gr.name}};

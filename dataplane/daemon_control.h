@@ -9,10 +9,12 @@
 // and acts on control-plane events. Workers are never touched from the ctrl thread.
 #pragma once
 
+#include <array>
 #include <map>
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -61,6 +63,15 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   bool select_guest(const std::string& name, std::string& error);
   // `guests`: every guest with its NICs, epoch, mode and state.
   ctrl::Json guests();
+  // `guest add|del` (ctrl thread): run by the control loop, waited for (bounded).
+  bool add_guest(const GuestConfig& gc, ctrl::Json& result, std::string& error);
+  bool remove_guest(const std::string& name, ctrl::Json& result, std::string& error);
+  // Makes a new guest's checkpointer link (lockstepd; control loop). Null sink + true:
+  // simulated.
+  using LinkFactory = std::function<bool(unsigned g, const GuestSpec& spec,
+                                         std::unique_ptr<CheckpointSink>& sink,
+                                         CoordinatorSink*& coord_sink, std::string& error)>;
+  void set_link_factory(LinkFactory f) { link_factory_ = std::move(f); }
   // Total frames polled by the workers at the last publication (watchdog progress).
   uint64_t polls() const;
   // Empty while the workers poll (their poll count moved within `stall_ns`); else why
@@ -98,9 +109,17 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
     unsigned count;
     bool all_done() const;
   };
+  struct GuestOp {  // guest add|del between the ctrl thread and the control loop
+    GuestConfig config;
+    std::string name;
+    bool ok = false;
+    std::string error;
+    std::atomic<bool> done{false};
+  };
   struct Op {
-    enum Kind : uint8_t { broadcast, manual_checkpoint } kind = broadcast;
+    enum Kind : uint8_t { broadcast, manual_checkpoint, add_guest, remove_guest } kind = broadcast;
     unsigned guest = 0;  // manual_checkpoint: whose
+    std::shared_ptr<GuestOp> guest_op;
     CtrlMsg msg{};
     std::shared_ptr<Snapshots> snaps;  // keeps a conns snapshot alive
     std::shared_ptr<SettingsSnapshot> settings;  // keeps a settings change alive
@@ -112,7 +131,7 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   int guest_for_change(std::string& error) const;
   // The guest a read shows: the one named, else -1 (all of them).
   int guest_for_read() const { return selected_; }
-  bool multi() const { return !dp_.config().guests.empty(); }
+  bool multi() const { return multi_; }
   void publish(uint64_t now_ns);
   void post(Op op);
   // ControlObserver (control loop).
@@ -141,6 +160,13 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   std::vector<std::string> guest_kinds_;
   std::vector<std::optional<Survivor>> guest_failed_over_;
   int selected_ = -1;  // ctrl thread: the guest of the command being run
+  std::vector<std::string> names_;      // by guest index (under mu_: the ctrl thread reads)
+  std::vector<ctrl::Json> nics_json_;   // by guest index, for `guests`
+  std::array<std::string, kCompareRoles> first_ports_;  // the first NIC's, for `status`
+  bool multi_ = false;                  // started with `guests:`
+  std::vector<bool> removed_;
+  LinkFactory link_factory_;
+  void run_guest_op(Op& op);
   uint64_t epoch_ = 0;
   bool outstanding_ = false;
   std::optional<Survivor> failed_over_;  // applied to the workers

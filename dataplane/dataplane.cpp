@@ -7,6 +7,11 @@
 #include <rte_lcore.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_ring.h>
+#include <rte_bus.h>
+#include <rte_dev.h>
+
+#include <algorithm>
+#include <cstdio>
 
 #include <chrono>
 #include <thread>
@@ -41,6 +46,7 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
   std::unique_ptr<Dataplane> dp(new Dataplane());
   dp->cfg_ = cfg;
   if (!resolve_guests(cfg, dp->guests_, error)) return nullptr;
+  dp->removed_.assign(dp->guests_.size(), false);
   if (!plan_ports(cfg, dp->plan_, error)) return nullptr;
 
   if (pool == nullptr) {
@@ -242,6 +248,195 @@ void Dataplane::finish(uint64_t now_ns) {
   if (qos_) qos_->finish(now_ns);  // after every worker: frames handed over are freed too
 }
 
+bool Dataplane::run_guest_change(CtrlMsg::Kind kind, GuestChange& c, std::string& error) {
+  CtrlMsg m;
+  m.kind = kind;
+  m.settings = &c;
+  if (!control_->broadcast(m)) {
+    error = "a worker's control ring is full; try again";
+    return false;
+  }
+  const uint64_t now = now_tsc_ns();
+  if (lcores_.empty()) {  // stepped on this thread (tests)
+    for (auto& w : workers_) w->service_control(now);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (unsigned w = 0; w < workers_.size(); ++w) {
+    while (!c.done[w].load(std::memory_order_acquire)) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        // Never returns with a change half-applied in the dark: the workers poll, so
+        // this only happens when one is stuck; the process is not safe to run on.
+        std::fprintf(stderr, "lockstepd: worker %u did not take a guest change within 5 s\n", w);
+        std::abort();
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+  return true;
+}
+
+bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink> sink,
+                          std::string& error) {
+  if (cfg_.guests.empty()) {
+    error = "guest add: lockstepd runs the single-pair configuration; start it with 'guests:' "
+            "to add and remove guests live";
+    return false;
+  }
+  if (cfg_.clock == ClockKind::replay) {
+    error = "guest add: not with clock=replay";
+    return false;
+  }
+  for (const auto& g : cfg_.guests) {
+    if (g.name == gc.name) {
+      error = "guest add: a guest named '" + gc.name + "' is already served";
+      return false;
+    }
+  }
+  // The rules of a configuration that has it from the start.
+  Config next = cfg_;
+  next.guests.push_back(gc);
+  if (!validate(next, error)) return false;
+  std::vector<GuestSpec> specs;
+  if (!resolve_guests(next, specs, error)) return false;
+  const GuestSpec spec = specs.back();
+  const unsigned gi = static_cast<unsigned>(guests_.size());
+  if (gi >= kMaxGuests) {
+    error = "guest add: at most " + std::to_string(kMaxGuests) + " guests in a lockstepd's life";
+    return false;
+  }
+  // Ports: the guest's devices, probed when new, started once.
+  std::vector<PortPlan::Used> fresh;
+  std::vector<std::string> fresh_probed;
+  auto undo = [&] {
+    for (const auto& u : fresh) stop_port(u, events_, true);
+    for (const auto& d : fresh_probed) rte_eal_hotplug_remove("vdev", d.c_str());  // best effort
+  };
+  GuestChange change(worker_count());
+  change.guest = gi;
+  for (unsigned n = 0; n < spec.nics.size(); ++n) {
+    const NicConfig& nic = spec.nics[n];
+    UnitPlan u;
+    u.guest = gi;
+    u.nic = n;
+    u.mac = nic.mac;
+    u.has_mac = nic.has_mac;
+    u.vlan = nic.vlan;
+    for (unsigned r = 0; r < kCompareRoles; ++r) {
+      const std::string dev = device_name(nic.ports[r]);
+      uint16_t id = 0;
+      if (rte_eth_dev_get_port_by_name(dev.c_str(), &id) != 0) {
+        if (is_pci_address(dev) || rte_dev_probe(nic.ports[r].c_str()) != 0 ||
+            rte_eth_dev_get_port_by_name(dev.c_str(), &id) != 0) {
+          error = "config key 'guests." + gc.name + ".nics." + std::to_string(n) + "." +
+                  std::string(to_string(static_cast<Role>(r))) + "': cannot create device '" +
+                  nic.ports[r] + "'";
+          undo();
+          return false;
+        }
+        fresh_probed.push_back(dev);
+      }
+      u.port[r] = id;
+      bool known = false;
+      for (const auto& used : plan_.used) known = known || used.port == id;
+      for (const auto& used : fresh) known = known || used.port == id;
+      if (!known) {
+        PortPlan::Used used{id, static_cast<Role>(r), nic.ports[r], false};
+        if (!start_port(cfg_, plan_, used, pool_, events_, error)) {
+          undo();
+          return false;
+        }
+        fresh.push_back(used);
+        RxPort rx;
+        rx.port = id;
+        rx.role = static_cast<Role>(r);
+        rx.rxq_first = 0;
+        rx.rxq_count = plan_.nrx[id];
+        change.rx_add.push_back(rx);
+      }
+    }
+    change.units.push_back(u);
+  }
+  // An engine per NIC for every worker, made here (off the workers' path).
+  change.engines.resize(worker_count());
+  for (unsigned w = 0; w < worker_count(); ++w) {
+    for (size_t n = 0; n < change.units.size(); ++n) {
+      auto e = Engine::create(spec.engine, error);
+      if (!e) {
+        error = "guest '" + gc.name + "' engine settings: " + error;
+        undo();
+        return false;
+      }
+      change.engines[w].push_back(std::move(e));
+    }
+  }
+  // RSS: each worker reads its own queue of a new port, as of the others.
+  if (plan_.rss) {
+    for (auto& rx : change.rx_add) rx.rxq_count = 1;
+  }
+  for (auto& used : fresh) plan_.used.push_back(used);
+  for (auto& u : change.units) plan_.units.push_back(u);
+  guests_.push_back(spec);
+  removed_.push_back(false);
+  cfg_.guests.push_back(gc);
+  for (auto& d : fresh_probed) probed_.push_back(d);
+  if (!sink) sink = std::make_unique<SimulatedCheckpointer>(spec.checkpointer.latency_us * 1000);
+  control_->add_guest(spec.name, std::move(sink));
+  // RSS workers read queue w of a new port: each worker's copy is adjusted by its id.
+  return run_guest_change(CtrlMsg::add_guest, change, error);
+}
+
+bool Dataplane::remove_guest(const std::string& name, std::string& error) {
+  const int gi = guest_index(name);
+  if (gi < 0 || removed_[static_cast<unsigned>(gi)]) {
+    error = "guest del: no guest '" + name + "'";
+    return false;
+  }
+  const unsigned g = static_cast<unsigned>(gi);
+  unsigned live = 0;
+  for (size_t i = 0; i < removed_.size(); ++i) live += removed_[i] ? 0 : 1;
+  if (live == 1) {
+    error = "guest del: '" + name + "' is the last guest (stop lockstepd instead)";
+    return false;
+  }
+  // Ports only this guest's NICs use.
+  GuestChange change(worker_count());
+  change.guest = g;
+  std::vector<PortPlan::Used> gone;
+  for (const auto& used : plan_.used) {
+    if (used.role != Role::ext && used.role != Role::pvm && used.role != Role::svm) continue;
+    bool mine = false, others = false;
+    for (const auto& u : plan_.units) {
+      const bool on = u.port[static_cast<unsigned>(used.role)] == used.port;
+      if (!on) continue;
+      if (u.guest == g) mine = true;
+      else if (!removed_[u.guest]) others = true;
+    }
+    if (mine && !others && used.port != plan_.port[static_cast<unsigned>(used.role)]) {
+      gone.push_back(used);
+      change.rx_remove.push_back(static_cast<uint16_t>(used.port));
+    }
+  }
+  if (!run_guest_change(CtrlMsg::remove_guest, change, error)) return false;
+  removed_[g] = true;
+  control_->remove_guest(g);
+  cfg_.guests.erase(std::remove_if(cfg_.guests.begin(), cfg_.guests.end(),
+                                   [&](const GuestConfig& c) { return c.name == name; }),
+                    cfg_.guests.end());
+  for (const auto& used : gone) {
+    read_device_stats(last_dev_);
+    stop_port(used, events_, true);
+    plan_.used.erase(std::remove_if(plan_.used.begin(), plan_.used.end(),
+                                    [&](const PortPlan::Used& u) { return u.port == used.port; }),
+                     plan_.used.end());
+    const std::string dev = device_name(used.spec);
+    if (auto it = std::find(probed_.begin(), probed_.end(), dev); it != probed_.end()) {
+      rte_eal_hotplug_remove("vdev", dev.c_str());  // ours: made by guest add
+      probed_.erase(it);
+    }
+  }
+  return true;
+}
+
 void Dataplane::read_device_stats(Report& rep) const {
   for (const auto& used : plan_.used) {
     const unsigned r = static_cast<unsigned>(used.role);
@@ -300,6 +495,7 @@ Report Dataplane::report() const {
     GuestReport& gr = rep.guests[g];
     gr.name = guests_[g].name;
     gr.nics = static_cast<unsigned>(guests_[g].nics.size());
+    gr.removed = removed_[g];
     if (g < rep.total.guests.size()) gr.stats = rep.total.guests[g];
     if (cfg_.clock == ClockKind::replay) {
       gr.checkpoint_requests = rep.checkpoint_requests;

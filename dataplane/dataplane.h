@@ -49,6 +49,17 @@ class Dataplane {
   // Waits for the workers, then finishes each one (flush, apply, send), on this thread.
   void join_and_finish();
 
+  // Live (control thread; workers on lcores or stepped): guest `gc` added with its own
+  // checkpointer (null: simulated). Its NICs' new ports are probed (virtual devices) and
+  // started, every worker gets an engine per NIC. False + error, nothing changed, when
+  // it cannot (a name taken, a port rule broken, a device that does not start).
+  bool add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink> sink, std::string& error);
+  // Live: every worker flushes the guest's NICs (held PVM output released, the rest
+  // dropped, counted) and forgets them; ports no other guest uses are stopped and their
+  // virtual devices removed. The guest's final counters stay in the report (removed).
+  bool remove_guest(const std::string& name, std::string& error);
+  bool guest_removed(unsigned g) const { return g < removed_.size() && removed_[g]; }
+
   // Tests and the bench: one iteration of control and every worker on this thread.
   void step(uint64_t now_ns);
   // Tests: stop without lcores (finish every worker at now_ns).
@@ -78,8 +89,13 @@ class Dataplane {
   Dataplane() = default;
   static int lcore_main(void* arg);
 
+  // Runs a live change on every worker and waits (bounded) until each has done it.
+  bool run_guest_change(CtrlMsg::Kind kind, GuestChange& c, std::string& error);
+
   Config cfg_;
   std::vector<GuestSpec> guests_;
+  std::vector<bool> removed_;  // by guest index (removed guests keep theirs)
+  std::vector<std::string> probed_;  // virtual devices added live (removed with their guest)
   PortPlan plan_;
   rte_mempool* pool_ = nullptr;
   bool own_pool_ = false;

@@ -457,6 +457,56 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
   auto* daemon = cs.daemon.get();
   cs.registry.set_guest_selector(
       [daemon](const std::string& name, std::string& err) { return daemon->select_guest(name, err); });
+  cs.registry.add(
+      {"guest add", "NAME --config FILE",
+       "serve one more guest, live: FILE holds its nics, engine and checkpointer keys (as "
+       "guests.NAME in a configuration)",
+       3, 3, true, [daemon](const ctrl::CommandContext&, const ctrl::Args& a) {
+         if (a[1] != "--config") return ctrl::CommandResult::failure("usage: guest add NAME --config FILE");
+         std::string text, err;
+         lockstep::dp::GuestConfig gc;
+         if (!lockstep::dp::read_config_text(a[2], text, err) ||
+             !lockstep::dp::parse_guest_yaml(a[0], text, gc, err))
+           return ctrl::CommandResult::failure(err);
+         ctrl::Json result;
+         if (!daemon->add_guest(gc, result, err)) return ctrl::CommandResult::failure(err);
+         return ctrl::CommandResult::success(result);
+       }});
+  cs.registry.add({"guest del", "NAME",
+                   "stop serving a guest, live: its held PVM output is released, the rest "
+                   "dropped, counted; ports only it used are removed",
+                   1, 1, true, [daemon](const ctrl::CommandContext&, const ctrl::Args& a) {
+                     std::string err;
+                     ctrl::Json result;
+                     if (!daemon->remove_guest(a[0], result, err))
+                       return ctrl::CommandResult::failure(err);
+                     return ctrl::CommandResult::success(result);
+                   }});
+  // A guest added live gets its checkpointer link here (control loop).
+  daemon->set_link_factory([&cs, &cfg](unsigned g, const lockstep::dp::GuestSpec& spec,
+                                       std::unique_ptr<lockstep::dp::CheckpointSink>& sink,
+                                       lockstep::dp::CoordinatorSink*& coord_sink, std::string& err) {
+    auto gl = std::make_unique<GuestLink>();
+    gl->guest = g;
+    gl->name = spec.name;
+    gl->kind = spec.checkpointer.kind;
+    if (gl->kind != "simulated") {
+      ctrl::LinkConfig l;
+      if (!link_config(spec.checkpointer, cfg.heartbeat.name + "/" + spec.name,
+                       "guests." + spec.name + ".", l, err))
+        return false;
+      gl->coord = std::make_unique<ctrl::CheckpointCoordinator>(l, gl->events, gl->failover);
+      if (!gl->coord->start(err)) {
+        err = "guest '" + spec.name + "': checkpointer link: " + err;
+        return false;
+      }
+      auto s = std::make_unique<lockstep::dp::CoordinatorSink>(*gl->coord);
+      coord_sink = s.get();
+      sink = std::move(s);
+    }
+    cs.guest_links.push_back(std::move(gl));
+    return true;
+  });
   cs.registry.add({"guests", "",
                    "the guests this lockstepd serves: NICs, epoch, mode, state, checkpoints", 0, 0,
                    false, [daemon](const ctrl::CommandContext&, const ctrl::Args&) {

@@ -120,7 +120,14 @@ bool plan_ports(const Config& cfg, PortPlan& plan, std::string& error) {
 
 bool start_ports(const Config& cfg, PortPlan& plan, rte_mempool* pool,
                  std::array<PortEvents, kRoleCount>& events, std::string& error) {
-  for (const auto& used : plan.used) {
+  for (const auto& used : plan.used)
+    if (!start_port(cfg, plan, used, pool, events, error)) return false;
+  return true;
+}
+
+bool start_port(const Config& cfg, PortPlan& plan, const PortPlan::Used& used, rte_mempool* pool,
+                std::array<PortEvents, kRoleCount>& events, std::string& error) {
+  {
     const unsigned r = static_cast<unsigned>(used.role);
     auto port = static_cast<uint16_t>(used.port);
     std::string role = std::string(to_string(used.role));
@@ -182,14 +189,16 @@ bool start_ports(const Config& cfg, PortPlan& plan, rte_mempool* pool,
 }
 
 void stop_ports(const PortPlan& plan, std::array<PortEvents, kRoleCount>& events, bool close) {
-  for (const auto& used : plan.used) {
-    auto port = static_cast<uint16_t>(used.port);
-    auto* ev = &events[static_cast<unsigned>(used.role)];
-    rte_eth_dev_callback_unregister(port, RTE_ETH_EVENT_INTR_LSC, on_lsc, ev);
-    rte_eth_dev_callback_unregister(port, RTE_ETH_EVENT_QUEUE_STATE, on_event, ev);
-    rte_eth_dev_stop(port);
-    if (close) rte_eth_dev_close(port);
-  }
+  for (const auto& used : plan.used) stop_port(used, events, close);
+}
+
+void stop_port(const PortPlan::Used& used, std::array<PortEvents, kRoleCount>& events, bool close) {
+  auto port = static_cast<uint16_t>(used.port);
+  auto* ev = &events[static_cast<unsigned>(used.role)];
+  rte_eth_dev_callback_unregister(port, RTE_ETH_EVENT_INTR_LSC, on_lsc, ev);
+  rte_eth_dev_callback_unregister(port, RTE_ETH_EVENT_QUEUE_STATE, on_event, ev);
+  rte_eth_dev_stop(port);
+  if (close) rte_eth_dev_close(port);
 }
 
 }  // namespace lockstep::dp

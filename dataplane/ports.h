@@ -51,6 +51,11 @@ bool plan_ports(const Config& cfg, PortPlan& plan, std::string& error);
 bool start_ports(const Config& cfg, PortPlan& plan, rte_mempool* pool,
                  std::array<PortEvents, kRoleCount>& events, std::string& error);
 
+// One port of the plan (start_ports' step; a guest added live starts its new ports).
+bool start_port(const Config& cfg, PortPlan& plan, const PortPlan::Used& used, rte_mempool* pool,
+                std::array<PortEvents, kRoleCount>& events, std::string& error);
+void stop_port(const PortPlan::Used& used, std::array<PortEvents, kRoleCount>& events, bool close);
+
 // Stops (and closes, when close=true) every port of the plan, unregistering callbacks.
 void stop_ports(const PortPlan& plan, std::array<PortEvents, kRoleCount>& events, bool close);
 

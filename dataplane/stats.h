@@ -72,6 +72,8 @@ struct WorkerStats {
 // Single writer (the worker), many readers; readers retry while a write is in flight.
 class StatsSlot {
  public:
+  // Room for every guest: a publish never reallocates what a reader may be copying.
+  StatsSlot() { data_.guests.reserve(kMaxGuests); }
   void publish(const WorkerStats& s);
   WorkerStats read() const;
 
@@ -90,6 +92,7 @@ struct PortEvents {
 struct GuestReport {
   std::string name;
   unsigned nics = 0;
+  bool removed = false;              // `guest del`: its counters as they were
   uint64_t epoch = 0;
   bool outstanding = false;          // a checkpoint request with its checkpointer
   uint64_t checkpoint_requests = 0, checkpoint_coalesced = 0, checkpoints_done = 0;

@@ -93,9 +93,29 @@ Worker::Worker(const WorkerSetup& s, std::vector<std::unique_ptr<Engine>> engine
     units_[u].port = s_.units[u].port;
     units_[u].guest = s_.units[u].guest;
   }
+  // Room for every guest there may be: a live add never reallocates what the stats slot
+  // copies.
+  st_.guests.reserve(kMaxGuests);
+  st_.guests.resize(s_.guests);
+  rebuild_ports();
+  for (unsigned r = 0; r < kRoleCount; ++r) {
+    tx_[r].init(s_.port[r], s_.txq, s_.cfg->tx_retries, &st_.port[r],
+                &st_.drops[static_cast<unsigned>(DpDrop::tx_full)], &g_capture_tap.ring[r]);
+    if (s_.qos.egress[r] != nullptr) s_.qos.egress[r]->attach(s_.port[r], s_.txq, &st_.port[r]);
+    if (s_.qos.handoff[r] != nullptr) handoff_[r].init(s_.qos.handoff[r], s_.qos.handoff_drops);
+  }
+  publish_interval_tsc_ = rte_get_tsc_hz() / 20;  // 50 ms
+  replay_latency_ns_ = s_.cfg->checkpoint_latency_us * 1000;
+}
+
+void Worker::rebuild_ports() {
+  port_info_.fill(PortInfo{});
+  cls_.clear();
   for (unsigned r = 0; r < kRoleCount; ++r)
-    if (s_.port[r] >= 0) port_info_[static_cast<unsigned>(s_.port[r])].role = static_cast<uint8_t>(r);
+    if (s_.port[r] >= 0 && r >= kCompareRoles)
+      port_info_[static_cast<unsigned>(s_.port[r])].role = static_cast<uint8_t>(r);
   for (unsigned u = 0; u < units_.size(); ++u) {
+    if (!units_[u].engine) continue;  // a removed guest's
     for (unsigned r = 0; r < kCompareRoles; ++r) {
       const int p = units_[u].port[r];
       if (p < 0) continue;
@@ -122,15 +142,59 @@ Worker::Worker(const WorkerSetup& s, std::vector<std::unique_ptr<Engine>> engine
     }
   }
   group_slot_.assign(units_.size(), 0xffff);
-  st_.guests.resize(s_.guests);
-  for (unsigned r = 0; r < kRoleCount; ++r) {
-    tx_[r].init(s_.port[r], s_.txq, s_.cfg->tx_retries, &st_.port[r],
-                &st_.drops[static_cast<unsigned>(DpDrop::tx_full)], &g_capture_tap.ring[r]);
-    if (s_.qos.egress[r] != nullptr) s_.qos.egress[r]->attach(s_.port[r], s_.txq, &st_.port[r]);
-    if (s_.qos.handoff[r] != nullptr) handoff_[r].init(s_.qos.handoff[r], s_.qos.handoff_drops);
+}
+
+void Worker::add_guest(GuestChange& c, uint64_t) {
+  auto& engines = c.engines[s_.id];
+  for (size_t n = 0; n < c.units.size() && n < engines.size(); ++n) {
+    Unit u;
+    u.engine = std::move(engines[n]);
+    u.port = c.units[n].port;
+    u.guest = c.guest;
+    units_.push_back(std::move(u));
+    s_.units.push_back(c.units[n]);
   }
-  publish_interval_tsc_ = rte_get_tsc_hz() / 20;  // 50 ms
-  replay_latency_ns_ = s_.cfg->checkpoint_latency_us * 1000;
+  if (st_.guests.size() <= c.guest) st_.guests.resize(c.guest + 1);  // within the reserve
+  if (s_.reads_rx) {
+    // RSS (every worker reads): queue `id` of each new port; software steering: worker 0
+    // reads all of them.
+    const bool rss = s_.count > 1 && s_.steer_to.empty() && s_.steer_from == nullptr;
+    for (RxPort p : c.rx_add) {
+      if (rss) p.rxq_first = static_cast<uint16_t>(s_.id), p.rxq_count = 1;
+      s_.rx.push_back(p);
+      s_.role_of_port[p.port] = static_cast<uint8_t>(p.role);
+    }
+  } else {
+    for (const RxPort& p : c.rx_add) s_.role_of_port[p.port] = static_cast<uint8_t>(p.role);
+  }
+  rebuild_ports();
+}
+
+void Worker::remove_guest(GuestChange& c, uint64_t now_ns) {
+  // Its NICs' held output leaves as at shutdown (PVM output released, the SVM's and the
+  // ingress copies dropped, counted), then the engines go; the units keep their index.
+  for (auto& u : units_) {
+    if (!u.engine || u.guest != c.guest) continue;
+    u.engine->flush_all(now_ns);
+    drain_unit(u, now_ns);
+  }
+  flush_tx(now_ns);
+  publish_stats();  // the guest's final counters stay in its stats
+  for (auto& u : units_)
+    if (u.engine && u.guest == c.guest) u.engine.reset();
+  for (uint16_t port : c.rx_remove) {
+    s_.rx.erase(std::remove_if(s_.rx.begin(), s_.rx.end(), [port](const RxPort& p) { return p.port == port; }),
+                s_.rx.end());
+    s_.role_of_port[port] = kNoRole;
+    other_ports_.erase(std::remove(other_ports_.begin(), other_ports_.end(), port), other_ports_.end());
+  }
+  rebuild_ports();
+}
+
+void Worker::service_control(uint64_t now_ns) {
+  control_messages(now_ns);
+  apply_actions(now_ns);
+  flush_tx(now_ns);
 }
 
 void Worker::drop(rte_mbuf* m, DpDrop why) {
@@ -428,7 +492,7 @@ void Worker::drain_unit(Unit& u, uint64_t now_ns) {
 // checkpoint requests posted to the control thread.
 void Worker::apply_actions(uint64_t now_ns) {
   for (auto& u : units_) {
-    if (!u.touched) continue;
+    if (!u.touched || !u.engine) continue;
     u.touched = false;
     drain_unit(u, now_ns);
   }
@@ -443,7 +507,7 @@ void Worker::control_messages(uint64_t now_ns) {
         // made the SVM a copy of the PVM for all connections, whichever asked for it.
         bool any = false;
         for (auto& u : units_) {
-          if (m.guest != kAllGuests && u.guest != m.guest) continue;
+          if (!u.engine || (m.guest != kAllGuests && u.guest != m.guest)) continue;
           u.engine->checkpoint_done(u.engine->epoch(), now_ns);
           u.touched = any = true;
         }
@@ -453,14 +517,14 @@ void Worker::control_messages(uint64_t now_ns) {
       }
       case CtrlMsg::set_mode:
         for (auto& u : units_) {
-          if (m.guest != kAllGuests && u.guest != m.guest) continue;
+          if (!u.engine || (m.guest != kAllGuests && u.guest != m.guest)) continue;
           u.engine->set_mode(static_cast<Mode>(m.arg), now_ns);
           u.touched = true;
         }
         break;
       case CtrlMsg::failover:
         for (auto& u : units_) {
-          if (m.guest != kAllGuests && u.guest != m.guest) continue;
+          if (!u.engine || (m.guest != kAllGuests && u.guest != m.guest)) continue;
           u.engine->failover(static_cast<Survivor>(m.arg), now_ns);
           u.touched = true;
         }
@@ -471,7 +535,7 @@ void Worker::control_messages(uint64_t now_ns) {
         std::string err;
         bool ok = true;
         for (auto& u : units_) {
-          if (m.guest != kAllGuests && u.guest != m.guest) continue;
+          if (!u.engine || (m.guest != kAllGuests && u.guest != m.guest)) continue;
           ok = u.engine->apply_settings(snap->settings, err) && ok;
           u.touched = true;
         }
@@ -486,10 +550,18 @@ void Worker::control_messages(uint64_t now_ns) {
         publish_stats();
         break;
       }
+      case CtrlMsg::add_guest:
+      case CtrlMsg::remove_guest: {
+        auto* c = static_cast<GuestChange*>(const_cast<void*>(m.settings));
+        if (m.kind == CtrlMsg::add_guest) add_guest(*c, now_ns);
+        else remove_guest(*c, now_ns);
+        c->done[s_.id].store(true, std::memory_order_release);
+        break;
+      }
       case CtrlMsg::snapshot_conns: {  // an operator's `conns`: bounded, off the packet path
         auto* snap = static_cast<ConnSnapshot*>(const_cast<void*>(m.settings)) + s_.id;
         for (auto& u : units_) {
-          if (m.guest != kAllGuests && u.guest != m.guest) continue;
+          if (!u.engine || (m.guest != kAllGuests && u.guest != m.guest)) continue;
           if (snap->conns.size() >= snap->limit) break;
           std::vector<ConnInfo> part;
           u.engine->list_connections(part, snap->limit - snap->conns.size());
@@ -542,6 +614,7 @@ unsigned Worker::poll_once(uint64_t now_ns) {
   const bool housekeep = now_ns >= next_housekeep_ns_;
   if (housekeep) next_housekeep_ns_ = now_ns + kHousekeepNs;
   for (auto& u : units_) {
+    if (!u.engine) continue;
     if (housekeep || u.engine->due(now_ns)) {
       u.engine->advance(now_ns);
       u.touched = true;
@@ -572,6 +645,7 @@ void Worker::finish(uint64_t now_ns) {
   while (steer_in(now_ns) > 0) apply_actions(now_ns);
   control_messages(now_ns);
   for (auto& u : units_) {
+    if (!u.engine) continue;
     u.engine->flush_all(now_ns);
     u.touched = true;
   }
@@ -581,27 +655,28 @@ void Worker::finish(uint64_t now_ns) {
 }
 
 void Worker::publish_stats() {
-  if (units_.size() == 1) {
+  if (units_.size() == 1 && units_[0].engine) {
     st_.engine = units_[0].engine->counters();
     st_.held_frames = units_[0].engine->held_frames();
+    st_.guests[0].engine = st_.engine;
+    st_.guests[0].held_frames = st_.held_frames;
   } else {
+    // Per guest from its live NICs' engines; a removed guest keeps its last counters,
+    // which still count in the worker's total.
+    for (auto& u : units_)
+      if (u.engine) st_.guests[u.guest].engine = Counters{}, st_.guests[u.guest].held_frames = 0;
+    for (auto& u : units_) {
+      if (!u.engine) continue;
+      GuestStats& g = st_.guests[u.guest];
+      g.engine += u.engine->counters();
+      g.held_frames += u.engine->held_frames();
+    }
     st_.engine = Counters{};
     st_.held_frames = 0;
-    for (auto& g : st_.guests) g.engine = Counters{}, g.held_frames = 0;
-  }
-  for (auto& u : units_) {
-    GuestStats& g = st_.guests[u.guest];
-    if (units_.size() == 1) {
-      g.engine = st_.engine;
-      g.held_frames = st_.held_frames;
-      continue;
+    for (const auto& g : st_.guests) {
+      st_.engine += g.engine;
+      st_.held_frames += g.held_frames;
     }
-    const Counters& c = u.engine->counters();
-    const uint64_t held = u.engine->held_frames();
-    st_.engine += c;
-    st_.held_frames += held;
-    g.engine += c;
-    g.held_frames += held;
   }
   if (s_.slot) s_.slot->publish(st_);
 }

@@ -89,12 +89,29 @@ class UnitClassifier {
   std::vector<std::pair<int, unsigned>> all_;  // (vlan, unit) for floods
 };
 
+// A guest added or removed live (`guest add|del`), on its way to every worker: the
+// control side keeps it alive until each worker set its done flag.
+struct GuestChange {
+  unsigned guest = 0;
+  std::vector<UnitPlan> units;                              // add: the guest's NICs
+  std::vector<std::vector<std::unique_ptr<Engine>>> engines;  // add: [worker][nic]
+  std::vector<RxPort> rx_add;       // ports new to the dataplane (workers that read rx)
+  std::vector<uint16_t> rx_remove;  // ports no guest uses any more
+  std::unique_ptr<std::atomic<bool>[]> done;                // per worker
+  explicit GuestChange(unsigned workers) : done(new std::atomic<bool>[workers]) {
+    for (unsigned w = 0; w < workers; ++w) done[w].store(false);
+  }
+};
+
 class Worker {
  public:
   // One engine per unit of s.units, in that order.
   Worker(const WorkerSetup& s, std::vector<std::unique_ptr<Engine>> engines);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
+
+  // Control messages only (then their actions sent): a stepped dataplane's live changes.
+  void service_control(uint64_t now_ns);
 
   // One iteration at time now: control messages, rx, engine, deadlines, tx.
   // Returns the frames handled.
@@ -133,6 +150,7 @@ class Worker {
     std::array<int, kCompareRoles> port{-1, -1, -1};
     unsigned guest = 0;
     bool touched = false;  // frames pushed since its actions were last drained
+    // A removed guest's unit has no engine (its index stays: others keep theirs).
   };
   // What a port is to this worker: its role and its unit, or kClassified (shared port:
   // classifier `cls`).
@@ -154,6 +172,10 @@ class Worker {
   // a flooded client frame is copied to every other unit of its VLAN here.
   int unit_of(uint16_t port, Role r, rte_mbuf* m, uint64_t now_ns);
   void drain_unit(Unit& u, uint64_t now_ns);
+  // port_info_, the classifiers and the other units' tx buffers from the live units.
+  void rebuild_ports();
+  void add_guest(GuestChange& c, uint64_t now_ns);
+  void remove_guest(GuestChange& c, uint64_t now_ns);
   rte_mbuf* private_copy(const rte_mbuf* m);
   rte_mbuf* contiguous(rte_mbuf* m);
   void drop(rte_mbuf* m, DpDrop why);

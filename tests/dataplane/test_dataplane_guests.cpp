@@ -277,6 +277,109 @@ TEST_F(DataplaneGuests, DivergenceOnOneNicCheckpointsItsGuestOnceAndTheOthersFlo
   EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
 }
 
+// ---- guests added and removed live, under traffic ---------------------------------------
+
+TEST_F(DataplaneGuests, GuestsAreAddedAndRemovedLiveUnderTraffic) {
+  Config cfg;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  cfg.checkpoint_latency_us = 1000;
+  std::string err;
+  ASSERT_TRUE(dp::apply_override("engine.compare_timeout_us=10000", cfg, err)) << err;
+  cfg.guests.resize(2);
+  cfg.guests[0].name = "a";
+  cfg.guests[0].nics.resize(1);
+  cfg.guests[1].name = "b";
+  cfg.guests[1].nics.resize(1);
+  NicRig a0("la0", cfg.guests[0].nics[0]), b0("lb0", cfg.guests[1].nics[0]);
+  dp::GuestConfig d;
+  d.name = "d";
+  d.nics.resize(1);
+  NicRig d0("ld0", d.nics[0]);  // its ports exist; the dataplane starts them at `add`
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  rte_mempool* pool = dpl->pool();
+  Conversation ca(params(43000)), cb(params(43001)), cd(params(43002));
+  uint64_t t = 0;
+  auto open = [&](RingRig& rig, Conversation& c) {
+    ASSERT_TRUE(rig.inject(Role::ext, pool, c.client_syn()));
+    dpl->step(t += kMs);
+    ASSERT_TRUE(rig.inject(Role::pvm, pool, c.vm_synack(Vm::pvm)));
+    ASSERT_TRUE(rig.inject(Role::svm, pool, c.vm_synack(Vm::svm)));
+    dpl->step(t += kMs);
+    ASSERT_TRUE(rig.inject(Role::ext, pool, c.client_handshake_ack()));
+    dpl->step(t += kMs);
+    EXPECT_EQ(rig.collect(Role::ext).size(), 1u);
+    rig.collect(Role::pvm), rig.collect(Role::svm);
+  };
+  open(*a0.rig, ca);
+  open(*b0.rig, cb);
+
+  // A guest that is not valid is refused, nothing changes.
+  dp::GuestConfig bad = d;
+  bad.name = "a";
+  EXPECT_FALSE(dpl->add_guest(bad, nullptr, err));
+  EXPECT_NE(err.find("already"), std::string::npos) << err;
+  dp::GuestConfig clash = d;
+  clash.name = "e";
+  clash.nics[0].ports[1] = cfg.guests[0].nics[0].ports[1];  // a's PVM port, unclassified
+  EXPECT_FALSE(dpl->add_guest(clash, nullptr, err));
+  EXPECT_EQ(dpl->guests().size(), 2u);
+
+  // Guest b holds output (its SVM has not answered) when d is added and b removed.
+  Bytes b_out = cb.vm_stream(Vm::pvm, 0, 300);
+  ASSERT_TRUE(b0.rig->inject(Role::pvm, pool, b_out));
+  dpl->step(t += kMs);
+  ASSERT_TRUE(b0.rig->collect(Role::ext).empty());
+  ASSERT_TRUE(dpl->add_guest(d, nullptr, err)) << err;
+  ASSERT_EQ(dpl->guests().size(), 3u);
+  open(*d0.rig, cd);
+  Bytes d_out = cd.vm_stream(Vm::pvm, 0, 200);
+  ASSERT_TRUE(d0.rig->inject(Role::pvm, pool, d_out));
+  ASSERT_TRUE(d0.rig->inject(Role::svm, pool, cd.vm_stream(Vm::svm, 0, 200)));
+  dpl->step(t += 100000);
+  auto d_rel = d0.rig->collect(Role::ext);
+  ASSERT_EQ(d_rel.size(), 1u) << "the added guest is compared and released";
+  EXPECT_EQ(d_rel[0], d_out);
+
+  ASSERT_TRUE(dpl->remove_guest("b", err)) << err;
+  auto b_rel = b0.rig->collect(Role::ext);
+  ASSERT_EQ(b_rel.size(), 1u) << "a removed guest's held PVM output is released";
+  EXPECT_EQ(b_rel[0], b_out);
+  EXPECT_TRUE(dpl->guest_removed(1));
+  EXPECT_FALSE(dpl->remove_guest("b", err));
+  // b's ports are no longer read: a frame there stays in its ring.
+  ASSERT_TRUE(b0.rig->inject(Role::pvm, pool, cb.vm_stream(Vm::pvm, 300, 10)));
+  dpl->step(t += kMs);
+  EXPECT_TRUE(b0.rig->collect(Role::ext).empty());
+  // a keeps flowing.
+  Bytes a_out = ca.vm_stream(Vm::pvm, 0, 400);
+  ASSERT_TRUE(a0.rig->inject(Role::pvm, pool, a_out));
+  ASSERT_TRUE(a0.rig->inject(Role::svm, pool, ca.vm_stream(Vm::svm, 0, 400)));
+  dpl->step(t += 100000);
+  auto a_rel = a0.rig->collect(Role::ext);
+  ASSERT_EQ(a_rel.size(), 1u);
+  EXPECT_EQ(a_rel[0], a_out);
+
+  auto rep = dpl->report();
+  ASSERT_EQ(rep.guests.size(), 3u);
+  EXPECT_TRUE(rep.guests[1].removed);
+  EXPECT_EQ(rep.guests[1].stats.engine.released_pvm(), 2u) << "its counters stay";
+  EXPECT_EQ(rep.guests[1].stats.held_frames, 0u);
+  EXPECT_EQ(rep.guests[2].name, "d");
+  EXPECT_EQ(rep.guests[2].stats.engine.released_pvm(), 2u);
+  EXPECT_EQ(rep.checkpoint_requests, 0u);
+
+  dpl->finish(t + kMs);
+  for (auto* r : {a0.rig.get(), b0.rig.get(), d0.rig.get()})
+    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<Role>(role));
+  dpl->stop_ports(true);
+  rep = dpl->report();
+  for (const auto& g : rep.guests)
+    EXPECT_EQ(g.stats.engine.conservation_error(), "") << "guest " << g.name;
+  EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
+}
+
 // ---- the same on ports shared by every guest (a vSwitch hands them over one port) -----
 
 Bytes with_mac(Bytes b, bool destination, const std::array<uint8_t, 6>& mac) {
