@@ -13,6 +13,8 @@
 #   2. Guest b's SVM serves a different file under one name: b requests checkpoints, the
 #      client still gets b's PVM bytes, and a, fetched meanwhile, stays byte-exact with
 #      no checkpoint of its own.
+#   3. Guest c is added live (`lockstepctl guest add`; its VM ports are new devices,
+#      created then), serves byte-exact, and is removed live (`guest del`); a goes on.
 # lockstepctl guests / -g show each guest's epoch and checkpoints; at exit every mbuf is
 # back in its pool.
 #   guests_e2e.sh LOCKSTEPD LOCKSTEPCTL   exit 0 pass, 77 skip (not root / no netns), 1 fail
@@ -33,7 +35,7 @@ done
 P="g$(( $$ % 10000 ))"
 WORK=$(mktemp -d)
 PIDS=()
-NSS="c d ap as bp bs"
+NSS="c d ap as bp bs cp cs"
 down() { for n in $NSS; do ip netns del "$P$n" 2>/dev/null || true; done; }
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
@@ -68,15 +70,18 @@ pair "${P}ap0" "${P}ap" "${P}apv" $MAC_A 10.9.0.2
 pair "${P}as0" "${P}as" "${P}asv" $MAC_A 10.9.0.2
 pair "${P}bp0" "${P}bp" "${P}bpv" $MAC_B 10.9.0.3
 pair "${P}bs0" "${P}bs" "${P}bsv" $MAC_B 10.9.0.3
+MAC_C=02:00:00:00:00:0c
+pair "${P}cp0" "${P}cp" "${P}cpv" $MAC_C 10.9.0.4
+pair "${P}cs0" "${P}cs" "${P}csv" $MAC_C 10.9.0.4
 
-for d in ap as bp bs; do mkdir -p "$WORK/$d"; done
+for d in ap as bp bs cp cs; do mkdir -p "$WORK/$d"; done
 for size in 102400 1048576 4194304; do
   head -c $size /dev/urandom > "$WORK/ap/f$size.bin"
-  for d in as bp bs; do cp "$WORK/ap/f$size.bin" "$WORK/$d/f$size.bin"; done
+  for d in as bp bs cp cs; do cp "$WORK/ap/f$size.bin" "$WORK/$d/f$size.bin"; done
 done
 for d in ap as bp bs; do head -c 4000 /dev/urandom > "$WORK/$d/diff.bin"; done
 cp "$WORK/ap/diff.bin" "$WORK/as/diff.bin"   # guest a agrees; guest b's SVM does not
-for d in ap as bp bs; do
+for d in ap as bp bs cp cs; do
   ip netns exec "$P$d" $PY "$DEMO/httpd.py" --dir "$WORK/$d" & PIDS+=($!)
 done
 sleep 0.5
@@ -160,6 +165,24 @@ echo "guest b diverged: checkpoint requests a=$ra b=$rb (b's epoch $eb)"
 ctl -g nosuch status >/dev/null 2>&1 && fail "an unknown guest was accepted"
 ctl checkpoint >/dev/null 2>&1 && fail "a checkpoint without -g was accepted with two guests"
 ctl -g a checkpoint >/dev/null || fail "lockstepctl -g a checkpoint"
+
+# 3. Guest c, added and removed live.
+cat > "$WORK/c.yaml" <<EOF
+nics:
+  - {ext: "$EXT", pvm: "$(af 5 cp0)", svm: "$(af 6 cs0)", mac: "$MAC_C"}
+EOF
+ctl guest add c --config "$WORK/c.yaml" >/dev/null || fail "guest add c"
+ctl guest add c --config "$WORK/c.yaml" >/dev/null 2>&1 && fail "a second guest c was accepted"
+fetch 10.9.0.4 f1048576.bin "$WORK/got_c" || fail "guest c: transfer failed"
+cmp -s "$WORK/got_c" "$WORK/cp/f1048576.bin" || fail "guest c: not byte-exact"
+echo "ok: guest c added live, 1 MiB byte-exact"
+ctl guest del c >/dev/null || fail "guest del c"
+state=$(ctl guests -j | js "[g for g in s['guests'] if g['name']=='c'][0]['state']")
+[ "$state" = removed ] || fail "guest c is '$state' after guest del"
+ctl -g c status >/dev/null 2>&1 && fail "a removed guest is still addressed"
+fetch 10.9.0.2 f102400.bin "$WORK/got_a" || fail "guest a: transfer after c's removal failed"
+cmp -s "$WORK/got_a" "$WORK/ap/f102400.bin" || fail "guest a: not byte-exact after c's removal"
+echo "ok: guest c removed live; guest a goes on"
 
 kill -INT $LSD
 for _ in $(seq 100); do kill -0 $LSD 2>/dev/null || break; sleep 0.1; done
