@@ -8,7 +8,9 @@
 #   virsh suspend / resume arrive as STOP / RESUME (outside COLO: nothing released);
 #   the domain destroyed: the link goes down, saying why; created again: back up, and
 #     events flow on the new connection;
-#   libvirtd restarted (only when this script started it): down, then up again.
+#   libvirtd restarted (only when this script started it): down, then up again;
+#   a failover to the secondary sends x-colo-lost-heartbeat through libvirt to
+#     secondary_qmp (the same domain here), and QEMU's own refusal comes back.
 # libvirtd (and virtlogd) are started when none answers, and stopped at the end.
 #   libvirt_qmp.sh LOCKSTEPD LOCKSTEPCTL
 # Exit 0 pass, 1 fail, 77 skip (not root, libvirt or QEMU not installed, libvirtd will
@@ -93,6 +95,7 @@ echo "domain $DOM created, $(since "$T0") s"
   --set ports.ext=net_null0,no-rx=1 --set ports.pvm=net_null1,no-rx=1 \
   --set ports.svm=net_null2,no-rx=1 --set pool.mbufs=4095 --set pool.cache=0 \
   --set checkpointer.kind=qmp --set "checkpointer.endpoint=libvirt:$URI?domain=$DOM" \
+  --set "checkpointer.secondary_qmp=libvirt:$URI?domain=$DOM" \
   --set checkpointer.reconnect_ms=200 --set checkpointer.max_epoch_ms=0 \
   --set checkpointer.timeout_ms=3000 --set checkpointer.on_timeout=alarm \
   -- --no-huge -m 256 --no-pci --file-prefix=lslv$$ --no-telemetry >"$WORK/lsd.log" 2>&1 &
@@ -186,6 +189,12 @@ if [ -n "$LIBVIRTD_STARTED" ]; then
 else
   echo "libvirtd restart: not tried (this test did not start libvirtd)"
 fi
+# Failover to the secondary: x-colo-lost-heartbeat to secondary_qmp, here the same domain
+# through libvirt standing in for the SVM's QEMU; outside COLO QEMU itself refuses it.
+"$CTL" -s "$SOCK" failover secondary >/dev/null || fail "lockstepctl failover secondary"
+wait_true '"colo" in q.get("secondary_lost_heartbeat", "") and "failed" in q["secondary_lost_heartbeat"]' 15 \
+  "x-colo-lost-heartbeat through libvirt to secondary_qmp answered by QEMU"
+echo "  secondary_lost_heartbeat: $(q 'q["secondary_lost_heartbeat"]')"
 echo "link counters: $(q 'json.dumps({k: l[k] for k in ("connects", "connect_failures", "disconnects", "protocol_errors")})')"
 kill -0 "$LSD_PID" 2>/dev/null || fail "lockstepd exited"
 echo "PASS ($(since "$T0") s)"
