@@ -42,6 +42,7 @@ stop_pidfile() {  # pid file of a daemon this script started
 cleanup() {
   [ -n "$LSD_PID" ] && kill "$LSD_PID" 2>/dev/null && wait "$LSD_PID" 2>/dev/null
   timeout 30 virsh -q -c "$URI" destroy "$DOM" >/dev/null 2>&1
+  rm -f /var/log/libvirt/qemu/"$DOM".log*  # libvirt's log of the domain, gone with it
   [ -n "$LIBVIRTD_STARTED" ] && stop_pidfile "$WORK/libvirtd.pid"
   [ -n "$VIRTLOGD_STARTED" ] && stop_pidfile "$WORK/virtlogd.pid"
   rm -rf "$WORK"
