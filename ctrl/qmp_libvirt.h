@@ -27,6 +27,11 @@
 // blocking libvirt calls are there, never on the caller's thread). libvirt's event loop
 // (virEventRunDefaultImpl) runs on one process-wide thread started at the first open;
 // event callbacks write to the socket pair under the bridge's write lock.
+//
+// Linking: the bridge is library lockstep_ctrl_libvirt (qmp_libvirt_bridge.cpp, built
+// when libvirt-qemu is found; its dependency defines LOCKSTEP_HAVE_LIBVIRT), as the
+// corosync adapter is lockstep_ctrl_cluster; the programs that do not open libvirt
+// endpoints (lockstepctl, lockstep-colo, ...) do not load libvirt.
 #pragma once
 
 #include <string>
@@ -35,12 +40,18 @@
 
 namespace lockstep::ctrl {
 
-// False when this build has no libvirt (meson option libvirt, libvirt-qemu).
+// False until enable_libvirt_qmp() ran (so: in a build without libvirt).
 bool libvirt_qmp_available();
 
 // A stream speaking QMP for `ep` (Kind::libvirt), non-blocking; libvirt is opened on the
 // bridge's thread, so this returns at once. Invalid with `error` without libvirt or when
 // too many earlier bridges are still stuck in libvirt calls.
 Fd libvirt_qmp_open(const Endpoint& ep, std::string& error);
+
+// lockstep_ctrl_libvirt only: plugs the bridge in. Once, at start, before any thread.
+void enable_libvirt_qmp();
+
+using LibvirtQmpOpener = Fd (*)(const Endpoint&, std::string&);
+void set_libvirt_qmp_opener(LibvirtQmpOpener open);
 
 }  // namespace lockstep::ctrl

@@ -780,6 +780,9 @@ int run_colo_compare(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef LOCKSTEP_HAVE_LIBVIRT
+  ctrl::enable_libvirt_qmp();  // checkpointer endpoints libvirt:URI?domain=NAME
+#endif
   Options opt;
   if (int rc = parse_args(argc, argv, opt); rc >= 0) return rc;
   if (opt.colo) return run_colo_compare(opt);
