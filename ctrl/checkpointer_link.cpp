@@ -87,6 +87,10 @@ struct CheckpointCoordinator::Impl {
   bool failover_from_qemu = false;  // qmp: QEMU left COLO by itself; tell it nothing
   std::thread secondary;            // qmp: x-colo-lost-heartbeat to the SVM's QEMU
   std::string secondary_result;
+  // qmp: the last event and how long after QEMU stamped it it arrived (wall clock;
+  // through libvirt events take a longer path than replies).
+  std::string last_event;
+  int64_t last_event_lag_us = 0;
   std::string out;
   size_t out_pos = 0;
   uint64_t next_reconnect = 0, next_heartbeat = 0, hb_seq = 0, connected_since = 0;
@@ -251,6 +255,9 @@ Json CheckpointCoordinator::status() const {
     j["qemu"] = m.qmp.status_json();
     if (m.cfg.secondary_qmp) j["qemu"]["secondary_qmp"] = m.cfg.secondary_qmp->to_string();
     if (!m.secondary_result.empty()) j["qemu"]["secondary_lost_heartbeat"] = m.secondary_result;
+    if (!m.last_event.empty()) {
+      j["qemu"]["last_event"] = {{"name", m.last_event}, {"lag_us", m.last_event_lag_us}};
+    }
   }
   if (!m.last_error.empty()) j["last_error"] = m.last_error;
   j["checkpoint"] = m.fsm.status_json(now);
@@ -481,7 +488,7 @@ void CheckpointCoordinator::Impl::handle(std::vector<HeartbeatMonitor::Decision>
 void CheckpointCoordinator::Impl::on_connected(Fd fd, uint64_t now) {
   conn = std::move(fd);
   connecting = false;
-  ++c.connects;
+  if (cfg.dialect != Dialect::qmp) ++c.connects;  // qmp: once QEMU greeted (on_qmp, up)
   connected_since = now;
   hello_done = false;
   failover_sent = false;
@@ -504,7 +511,13 @@ void CheckpointCoordinator::Impl::disconnect(uint64_t now, const std::string& wh
   if (!conn.valid()) return;
   conn.reset();
   connecting = false;
-  ++c.disconnects;
+  // qmp: a connection given up before QEMU's greeting (a libvirt bridge that could not
+  // reach the domain, a socket that never greeted) is a failed connect.
+  if (cfg.dialect == Dialect::qmp && !hello_done) {
+    ++c.connect_failures;
+  } else {
+    ++c.disconnects;
+  }
   last_error = why;
   if (hello_done) event(EventKind::checkpointer_down, now, why);
   hello_done = false;
@@ -593,6 +606,11 @@ void CheckpointCoordinator::Impl::on_readable(uint64_t now) {
           continue;
         }
         ++c.messages_in;
+        if (msg.kind == QmpKind::event && msg.timestamp_us != 0) {
+          last_event = msg.event;
+          last_event_lag_us = static_cast<int64_t>(realtime_ns() / 1000) -
+                              static_cast<int64_t>(msg.timestamp_us);
+        }
         std::vector<QmpSession::Output> qo;
         qmp.on_message(msg, now, qo);
         on_qmp(qo, now);
@@ -714,6 +732,7 @@ void CheckpointCoordinator::Impl::on_qmp(std::vector<QmpSession::Output>& outs, 
     switch (o.kind) {
       case QmpSession::OutKind::send: send_bytes(o.text, now); break;
       case QmpSession::OutKind::up:
+        ++c.connects;
         hello_done = true;
         up = true;
         backoff_ns = cfg.reconnect_ns;
@@ -735,7 +754,7 @@ void CheckpointCoordinator::Impl::on_qmp(std::vector<QmpSession::Output>& outs, 
       }
       case QmpSession::OutKind::note: last_error = o.text; break;
       case QmpSession::OutKind::fail:
-        ++c.protocol_errors;
+        if (hello_done) ++c.protocol_errors;
         disconnect(now, o.text);
         break;
     }

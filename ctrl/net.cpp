@@ -17,10 +17,14 @@
 #include <charconv>
 #include <cstddef>
 
+#include "ctrl/libvirt_uri.h"
+#include "ctrl/qmp_libvirt.h"
+
 namespace lockstep::ctrl {
 
 std::string Endpoint::to_string() const {
   if (kind == Kind::unix_path) return "unix:" + path;
+  if (kind == Kind::libvirt) return libvirt_endpoint_text(LibvirtTarget{uri, domain});
   if (host.find(':') != std::string::npos) return "tcp:[" + host + "]:" + std::to_string(port);
   return "tcp:" + host + ":" + std::to_string(port);
 }
@@ -72,6 +76,17 @@ bool parse_endpoint(std::string_view text, Endpoint& out, std::string& error) {
   out.kind = Endpoint::Kind::tcp;
   out.host = std::string(host);
   out.port = static_cast<uint16_t>(p);
+  return true;
+}
+
+bool parse_qmp_endpoint(std::string_view text, Endpoint& out, std::string& error) {
+  if (!text.starts_with(kLibvirtPrefix)) return parse_endpoint(text, out, error);
+  out = Endpoint{};
+  LibvirtTarget t;
+  if (!parse_libvirt_endpoint(text, t, error)) return false;
+  out.kind = Endpoint::Kind::libvirt;
+  out.uri = std::move(t.uri);
+  out.domain = std::move(t.domain);
   return true;
 }
 
@@ -135,6 +150,10 @@ bool resolve_group(const std::string& name, gid_t& gid, std::string& error) {
 
 Fd listen_endpoint(const Endpoint& ep, std::string& error, unsigned mode,
                    const std::string& group, int backlog) {
+  if (ep.kind == Endpoint::Kind::libvirt) {
+    error = "cannot listen on a libvirt endpoint";
+    return {};
+  }
   if (ep.kind == Endpoint::Kind::unix_path) {
     sockaddr_un sa;
     socklen_t len;
@@ -209,7 +228,10 @@ Fd listen_endpoint(const Endpoint& ep, std::string& error, unsigned mode,
 
 Fd connect_endpoint(const Endpoint& ep, std::string& error, bool nonblocking) {
   Fd out;
-  if (ep.kind == Endpoint::Kind::unix_path) {
+  if (ep.kind == Endpoint::Kind::libvirt) {
+    out = libvirt_qmp_open(ep, error);
+    if (!out.valid()) return {};
+  } else if (ep.kind == Endpoint::Kind::unix_path) {
     sockaddr_un sa;
     socklen_t len;
     if (!unix_addr(ep.path, sa, len)) {
@@ -255,6 +277,7 @@ Fd connect_start(const Endpoint& ep, bool& in_progress, std::string& error) {
     error = errno_text(("connect " + ep.to_string()).c_str());
     return {};
   };
+  if (ep.kind == Endpoint::Kind::libvirt) return libvirt_qmp_open(ep, error);
   if (ep.kind == Endpoint::Kind::unix_path) {
     sockaddr_un sa;
     socklen_t len;

@@ -10,18 +10,24 @@
 
 namespace lockstep::ctrl {
 
-// "unix:/run/x.sock", "/run/x.sock" (a path), "tcp:127.0.0.1:9000" or "127.0.0.1:9000".
+// "unix:/run/x.sock", "/run/x.sock" (a path), "tcp:127.0.0.1:9000" or "127.0.0.1:9000";
+// for QEMU's monitor (parse_qmp_endpoint) also "libvirt:URI?domain=NAME" (libvirt_uri.h).
 struct Endpoint {
-  enum class Kind : uint8_t { unix_path, tcp };
+  enum class Kind : uint8_t { unix_path, tcp, libvirt };
   Kind kind = Kind::unix_path;
   std::string path;  // unix
   std::string host;  // tcp (numeric IPv4/IPv6 or a name)
   uint16_t port = 0;
+  std::string uri, domain;  // libvirt: connection URI and domain name
 
   std::string to_string() const;
 };
 
+// Sockets only (unix or tcp).
 bool parse_endpoint(std::string_view text, Endpoint& out, std::string& error);
+// A QEMU monitor: a socket, or a libvirt domain (its QMP through libvirt's pass-through,
+// ctrl/qmp_libvirt.h). Whether this build has libvirt is checked by the caller.
+bool parse_qmp_endpoint(std::string_view text, Endpoint& out, std::string& error);
 
 // An owning file descriptor.
 class Fd {
@@ -63,10 +69,12 @@ Fd listen_endpoint(const Endpoint& ep, std::string& error, unsigned mode = 0660,
 bool resolve_group(const std::string& name, gid_t& gid, std::string& error);
 
 // Blocking connect (then the fd is switched to non-blocking when `nonblocking`).
+// A libvirt endpoint gives a local stream that speaks QMP (qmp_libvirt.h) at once.
 Fd connect_endpoint(const Endpoint& ep, std::string& error, bool nonblocking = true);
 
 // Starts a non-blocking connect. Returns the socket with `in_progress` set when the
-// connection completes later (poll for POLLOUT, then connect_finish).
+// connection completes later (poll for POLLOUT, then connect_finish). A libvirt endpoint
+// never blocks here: libvirt is opened on the bridge's own thread.
 Fd connect_start(const Endpoint& ep, bool& in_progress, std::string& error);
 // After POLLOUT on a socket from connect_start: true when connected.
 bool connect_finish(int fd, std::string& error);

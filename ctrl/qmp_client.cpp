@@ -71,6 +71,10 @@ bool qmp_execute(const Endpoint& ep, std::string_view command, const Json& args,
   QmpDecoder dec;
   QmpMessage msg;
   if (!read_answer(fd.get(), dec, deadline, msg, error)) return false;
+  if (msg.kind == QmpKind::error) {  // the libvirt bridge could not reach the domain
+    error = msg.error_class + ": " + msg.error_desc;
+    return false;
+  }
   if (msg.kind != QmpKind::greeting) {
     error = "no QMP greeting";
     return false;

@@ -51,6 +51,13 @@ void QmpSession::on_message(const QmpMessage& m, uint64_t now_ns, std::vector<Ou
     case QmpKind::reply:
     case QmpKind::error: {
       ++c_.replies;
+      if (m.kind == QmpKind::error && m.id.is_null()) {
+        // QEMU could not read a command (whose answer would never come), or the libvirt
+        // bridge (qmp_libvirt.h) says why it closes: either way the connection is done.
+        ++c_.command_errors;
+        out.push_back({OutKind::fail, m.error_class + ": " + m.error_desc});
+        return;
+      }
       uint64_t id = m.id.is_number_unsigned() ? m.id.get<uint64_t>() : 0;
       auto it = pending_.find(id);
       if (it == pending_.end()) {

@@ -9,6 +9,8 @@
 //   STOP ... RESUME, in COLO primary mode -> checkpoint done (ours or QEMU's periodic one)
 //   COLO_EXIT {mode, reason} -> failover: mode primary = the primary survives
 //   failover decided here -> x-colo-lost-heartbeat
+//   an error with no id (QEMU could not read a command; the libvirt bridge cannot reach
+//   the domain) -> fail: the connection is given up and retried
 //
 // Whether a STOP/RESUME pair was a COLO checkpoint is decided by query-colo-status, sent
 // at each STOP: the answer (mode "primary") arrives after the STOP and, at the latest,

@@ -42,10 +42,11 @@ enum class Steering : uint8_t { software, rss, autodetect };
 
 // The checkpointer link (checkpointer.kind native, qemu or qmp). Times in ms.
 struct CheckpointerLink {
-  std::string endpoint;        // unix:/path, /path, tcp:HOST:PORT
+  std::string endpoint;        // unix:/path, /path, tcp:HOST:PORT; qmp: also libvirt:URI?domain=NAME
   bool listen = false;         // true: lockstepd listens, the checkpointer connects
   bool vnet_hdr = false;       // qemu: frames carry the be32 vnet_hdr_len word
-  // qmp: the SVM's QEMU monitor, told x-colo-lost-heartbeat when the secondary survives.
+  // qmp: the SVM's QEMU monitor (a socket or libvirt:URI?domain=NAME), told
+  // x-colo-lost-heartbeat when the secondary survives.
   std::string secondary_qmp;
   uint64_t max_epoch_ms = 20000;  // periodic checkpoint without divergence; 0 = off
   uint64_t timeout_ms = 5000;  // a checkpoint not done by then follows on_timeout

@@ -29,10 +29,12 @@
 #include "ctrl/commands.h"
 #include "ctrl/ctrl_server.h"
 #include "ctrl/heartbeat_udp.h"
+#include "ctrl/libvirt_uri.h"
 #ifdef LOCKSTEP_HAVE_COROSYNC
 #include "ctrl/cluster_cpg.h"
 #endif
 #include "ctrl/metrics_http.h"
+#include "ctrl/qmp_libvirt.h"
 #include "ctrl/systemd.h"
 #include "ctrl/telemetry_dpdk.h"
 #include "dataplane/capture.h"
@@ -219,10 +221,25 @@ bool link_config(const lockstep::dp::CheckpointerSettings& ck, const std::string
     error = "config key '" + prefix + "checkpointer.kind': " + ck.kind + " is not a link dialect";
     return false;
   }
-  if (!ctrl::parse_endpoint(c.endpoint, l.endpoint, error)) {
-    error = "config key '" + prefix + "checkpointer.endpoint': " + error;
-    return false;
-  }
+  // QEMU's monitor may be reached through libvirt (qmp only; ctrl/qmp_libvirt.h).
+  auto monitor = [&](const char* key, const std::string& text, ctrl::Endpoint& ep) {
+    bool qmp = l.dialect == ctrl::Dialect::qmp;
+    if (!qmp && text.starts_with(ctrl::kLibvirtPrefix)) {
+      error = "config key '" + prefix + key + "': a libvirt endpoint needs checkpointer.kind qmp";
+      return false;
+    }
+    if (!(qmp ? ctrl::parse_qmp_endpoint(text, ep, error) : ctrl::parse_endpoint(text, ep, error))) {
+      error = "config key '" + prefix + key + "': " + error;
+      return false;
+    }
+    if (ep.kind == ctrl::Endpoint::Kind::libvirt && !ctrl::libvirt_qmp_available()) {
+      error = "config key '" + prefix + key + "': this lockstepd was built without libvirt "
+              "(libvirt-qemu, meson option libvirt); give QEMU's QMP socket (unix:PATH) instead";
+      return false;
+    }
+    return true;
+  };
+  if (!monitor("checkpointer.endpoint", c.endpoint, l.endpoint)) return false;
   l.listen = c.listen;
   if (l.dialect == ctrl::Dialect::qmp && l.listen) {
     error = "config key '" + prefix + "checkpointer.listen': kind qmp connects to QEMU's monitor";
@@ -234,10 +251,7 @@ bool link_config(const lockstep::dp::CheckpointerSettings& ck, const std::string
       error = "config key '" + prefix + "checkpointer.secondary_qmp': only with checkpointer.kind qmp";
       return false;
     }
-    if (!ctrl::parse_endpoint(c.secondary_qmp, ep, error)) {
-      error = "config key '" + prefix + "checkpointer.secondary_qmp': " + error;
-      return false;
-    }
+    if (!monitor("checkpointer.secondary_qmp", c.secondary_qmp, ep)) return false;
     l.secondary_qmp = ep;
   }
   l.vnet_hdr = c.vnet_hdr;
@@ -908,6 +922,9 @@ int run_colo_compare(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef LOCKSTEP_HAVE_LIBVIRT
+  ctrl::enable_libvirt_qmp();  // checkpointer endpoints libvirt:URI?domain=NAME
+#endif
   Options opt;
   if (int rc = parse_args(argc, argv, opt); rc >= 0) return rc;
   if (opt.colo) return run_colo_compare(opt);

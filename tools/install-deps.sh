@@ -11,6 +11,7 @@ packages=(
   python3 python3-scapy tshark tcpdump iproute2 ethtool nginx-light curl
   qemu-system-x86
   corosync libcpg-dev libquorum-dev libcorosync-common-dev resource-agents
+  libvirt-dev libvirt-daemon-system libvirt-clients
 )
 
 missing=()

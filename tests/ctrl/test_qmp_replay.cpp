@@ -278,3 +278,28 @@ TEST_F(QmpReplay, RequestWhileDownIsSentAfterReconnect) {
 }
 
 }  // namespace
+
+namespace {
+
+// An error without an id: what the libvirt bridge (ctrl/qmp_libvirt.h) sends when it
+// cannot reach the domain, and QEMU for a command it could not read. The connection is
+// given up at once with the error as the reason: before the greeting a failed connect,
+// after it a disconnect; then the link tries again.
+TEST_F(QmpReplay, ErrorWithoutIdEndsTheConnection) {
+  start_link(sock_);
+  ASSERT_TRUE(peer_.accept());
+  peer_.send("{\"error\": {\"class\": \"LibvirtError\", \"desc\": \"domain 'pvm' is not running\"}}\r\n");
+  ASSERT_TRUE(wait_for([&] { return link_counter("connect_failures") >= 1; }));
+  EXPECT_EQ(coord_->status()["last_error"], "LibvirtError: domain 'pvm' is not running");
+  EXPECT_EQ(link_counter("connects"), 0u);
+  open();
+  EXPECT_EQ(link_counter("connects"), 1u);
+  peer_.send("{\"error\": {\"class\": \"LibvirtError\", \"desc\": \"domain 'pvm' stopped\"}}\r\n");
+  ASSERT_TRUE(wait_event(EventKind::checkpointer_down));
+  EXPECT_EQ(link_counter("disconnects"), 1u);
+  EXPECT_EQ(coord_->status()["last_error"], "LibvirtError: domain 'pvm' stopped");
+  open();
+  EXPECT_EQ(link_counter("connects"), 2u);
+}
+
+}  // namespace

@@ -37,5 +37,23 @@ expect_refused checkpointer.listen --set checkpointer.kind=qmp --set checkpointe
 expect_refused checkpointer.secondary_qmp "${NATIVE[@]}" --set checkpointer.secondary_qmp=unix:/tmp/s.sock
 expect_refused checkpointer.secondary_qmp --set checkpointer.kind=qmp --set checkpointer.endpoint=unix:/tmp/q.sock \
    --set checkpointer.secondary_qmp=tcp:nohost
+# QEMU's monitor through libvirt (qmp only). Without libvirt in the build a well-formed
+# libvirt endpoint is refused too, naming the key and saying why.
+LV="libvirt:qemu:///system?domain=pvm"
+out=$("$LSD" --set checkpointer.kind=qmp --set "checkpointer.endpoint=$LV" \
+  --set "checkpointer.secondary_qmp=libvirt:qemu+ssh://root@host-b/system?domain=svm" --check-config 2>&1); rc=$?
+if [ $rc != 0 ]; then
+  [ $rc = 2 ] && grep -q "checkpointer.endpoint.*built without libvirt" <<<"$out" || fail "libvirt endpoint: exit $rc: $out"
+  echo "refused, this lockstepd has no libvirt: $out"
+fi
+expect_refused checkpointer.endpoint --set checkpointer.kind=qmp --set "checkpointer.endpoint=libvirt:qemu:///system"
+expect_refused "checkpointer.endpoint.*missing domain=NAME" --set checkpointer.kind=qmp \
+   --set "checkpointer.endpoint=libvirt:qemu:///system?keyfile=/k"
+expect_refused "checkpointer.endpoint.*qemu driver" --set checkpointer.kind=qmp \
+   --set "checkpointer.endpoint=libvirt:xen:///system?domain=pvm"
+expect_refused "checkpointer.endpoint.*needs checkpointer.kind qmp" --set checkpointer.kind=native \
+   --set "checkpointer.endpoint=$LV"
+expect_refused "checkpointer.secondary_qmp.*domain= is empty" --set checkpointer.kind=qmp \
+   --set "checkpointer.endpoint=$LV" --set "checkpointer.secondary_qmp=libvirt:qemu:///system?domain="
 expect_refused ctrl.nonsense --set ctrl.nonsense=1
 echo PASS
