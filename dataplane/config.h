@@ -131,6 +131,9 @@ struct GuestSpec {
   std::vector<NicConfig> nics;
   Settings engine = Settings::defaults();
   CheckpointerSettings checkpointer;
+  // guests.NAME.peers.PEER.*: heartbeat peers its checkpointer link watches (the UDP
+  // heartbeats come in on the host's heartbeat.bind).
+  std::map<std::string, PeerSettings> peers;
 };
 
 struct Config {

@@ -88,7 +88,8 @@ bool set_guest_key(std::string_view key, std::string_view value, Config& cfg, st
     return false;
   }
   const std::string_view sub = rest.substr(dot + 1);
-  if (sub.starts_with("engine.") || sub == "checkpointer" || sub.starts_with("checkpointer.")) {
+  if (sub.starts_with("engine.") || sub == "checkpointer" || sub.starts_with("checkpointer.") ||
+      sub.starts_with("peers.")) {
     // Checked now, against a scratch configuration, so that the error names the key;
     // applied over the top level's values by resolve_guests.
     Config scratch;
@@ -109,7 +110,7 @@ bool set_guest_key(std::string_view key, std::string_view value, Config& cfg, st
   }
   if (!sub.starts_with("nics.")) {
     error = "config key '" + std::string(key) +
-            "': unknown key (a guest has nics, engine.* and checkpointer.*)";
+            "': unknown key (a guest has nics, engine.*, checkpointer.* and peers.*)";
     return false;
   }
   std::string_view nic_rest = sub.substr(5);
@@ -282,6 +283,12 @@ bool resolve_guests(const Config& cfg, std::vector<GuestSpec>& out, std::string&
     g.checkpointer.kind = c.checkpointer;
     g.checkpointer.latency_us = c.checkpoint_latency_us;
     g.checkpointer.link = c.link;
+    g.peers = c.peers;
+    if (!g.peers.empty() && g.checkpointer.kind == "simulated") {
+      error = "config key 'guests." + g.name + ".peers': heartbeat peers are watched by the "
+              "guest's checkpointer link (checkpointer.kind native, qemu or qmp)";
+      return false;
+    }
     if (g.checkpointer.kind != "simulated" && g.checkpointer.link.endpoint.empty()) {
       error = "config key 'guests." + g.name + ".checkpointer.endpoint': required with checkpointer.kind " +
               g.checkpointer.kind;

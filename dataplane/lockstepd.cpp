@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -179,11 +180,16 @@ struct CtrlStack {
   ctrl::FailoverController failover{&events};
   std::unique_ptr<ctrl::CheckpointCoordinator> coord;
   lockstep::dp::CoordinatorSink* sink = nullptr;  // owned by the dataplane's control
+  // Before the heartbeat receiver: it routes to them until it is gone.
+  std::vector<std::unique_ptr<GuestLink>> guest_links;  // `guests:`: one per guest
+  struct PeerRoutes {  // heartbeat sender -> the guests' links that watch it
+    std::mutex mu;
+    std::multimap<std::string, ctrl::CheckpointCoordinator*> by_peer;
+  } peer_routes;
   std::unique_ptr<ctrl::HeartbeatUdp> heartbeat;
 #ifdef LOCKSTEP_HAVE_COROSYNC
   std::unique_ptr<ctrl::ClusterCpg> cluster;  // cluster.kind corosync
 #endif
-  std::vector<std::unique_ptr<GuestLink>> guest_links;  // `guests:`: one per guest
   std::unique_ptr<DaemonCtl> daemon;
   std::unique_ptr<lockstep::dp::Capture> capture;  // `capture start|stop`
   std::unique_ptr<lockstep::dp::DataplaneQosControl> qos;  // `qos ...` commands
@@ -309,12 +315,16 @@ bool heartbeat_config(const Config& cfg, ctrl::HeartbeatUdpConfig& h, std::strin
 
 bool check_ctrl_config(const Config& cfg, std::string& error) {
   if (!cfg.guests.empty()) {
-    // Each guest its own checkpointer link. Heartbeat peers are watched by a link; with
-    // several guests they would have to say whose: not supported yet.
-    if (!cfg.peers.empty() || !cfg.heartbeat.bind.empty()) {
-      error = "config key 'peers': heartbeat peers are not supported with 'guests' yet "
-              "(each guest's checkpointer link watches its checkpointer)";
+    // Each guest its own checkpointer link, and its own heartbeat peers
+    // (guests.NAME.peers); the host only receives the datagrams (heartbeat.bind).
+    if (!cfg.peers.empty()) {
+      error = "config key 'peers': with 'guests', heartbeat peers belong to a guest "
+              "(guests.NAME.peers.PEER.*: the guest's checkpointer link watches them)";
       return false;
+    }
+    if (!cfg.heartbeat.bind.empty()) {
+      ctrl::HeartbeatUdpConfig h;
+      if (!heartbeat_config(cfg, h, error)) return false;
     }
     std::vector<lockstep::dp::GuestSpec> guests;
     if (!lockstep::dp::resolve_guests(cfg, guests, error)) return false;
@@ -353,6 +363,20 @@ bool check_ctrl_config(const Config& cfg, std::string& error) {
   return true;
 }
 
+// A guest's heartbeat peers: watched by its link, their datagrams routed to it.
+void add_guest_peers(CtrlStack& cs, GuestLink& gl, const lockstep::dp::GuestSpec& spec) {
+  for (const auto& [name, p] : spec.peers) {
+    ctrl::PeerConfig pc;
+    pc.name = name;
+    pc.timeout_ns = p.timeout_ms * 1000000;
+    pc.debounce_ns = p.debounce_ms * 1000000;
+    loss_action(p.action, pc.on_loss);
+    gl.coord->add_peer(pc);
+    std::lock_guard lock(cs.peer_routes.mu);
+    cs.peer_routes.by_peer.emplace(name, gl.coord.get());
+  }
+}
+
 // Many guests: each guest's checkpointer link, its events on a queue of its own.
 bool start_guest_links(const Config& cfg, CtrlStack& cs,
                        std::vector<std::unique_ptr<lockstep::dp::CheckpointSink>>& sinks,
@@ -371,6 +395,7 @@ bool start_guest_links(const Config& cfg, CtrlStack& cs,
                        "guests." + guests[g].name + ".", l, error))
         return false;
       gl->coord = std::make_unique<ctrl::CheckpointCoordinator>(l, gl->events, gl->failover);
+      add_guest_peers(cs, *gl, guests[g]);
       if (!gl->coord->start(error)) {
         error = "guest '" + guests[g].name + "': checkpointer link (" +
                 guests[g].checkpointer.link.endpoint + "): " + error;
@@ -381,6 +406,22 @@ bool start_guest_links(const Config& cfg, CtrlStack& cs,
       sinks[g] = std::move(s);
     }
     cs.guest_links.push_back(std::move(gl));
+  }
+  // The heartbeats of every guest's peers arrive on the host's one socket; each goes to
+  // the links that watch its sender.
+  if (!cfg.heartbeat.bind.empty()) {
+    ctrl::HeartbeatUdpConfig h;
+    if (!heartbeat_config(cfg, h, error)) return false;
+    auto* routes = &cs.peer_routes;
+    cs.heartbeat = std::make_unique<ctrl::HeartbeatUdp>(h, [routes](const std::string& peer, uint64_t seq) {
+      std::lock_guard lock(routes->mu);
+      auto [a, b] = routes->by_peer.equal_range(peer);
+      for (auto it = a; it != b; ++it) it->second->beat(peer, seq);
+    });
+    if (!cs.heartbeat->start(error)) {
+      error = "config key 'heartbeat.bind': " + error;
+      return false;
+    }
   }
   return true;
 }
@@ -510,6 +551,7 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
                        "guests." + spec.name + ".", l, err))
         return false;
       gl->coord = std::make_unique<ctrl::CheckpointCoordinator>(l, gl->events, gl->failover);
+      add_guest_peers(cs, *gl, spec);
       if (!gl->coord->start(err)) {
         err = "guest '" + spec.name + "': checkpointer link: " + err;
         return false;

@@ -85,6 +85,35 @@ checkpointer:
   EXPECT_EQ(g[1].engine.compare_timeout_us, 1234u);
 }
 
+TEST(GuestConfig, HeartbeatPeersBelongToAGuestsLink) {
+  const char* yaml = R"(
+heartbeat: {bind: "127.0.0.1:7000"}
+guests:
+  a:
+    nics: [{ext: p1, pvm: p2, svm: p3}]
+    checkpointer: {kind: native, endpoint: "unix:/run/a.sock"}
+    peers:
+      other-host: {timeout_ms: 300, action: failover-primary}
+)";
+  Config cfg;
+  std::string err;
+  ASSERT_TRUE(dp::parse_config(yaml, cfg, err)) << err;
+  ASSERT_TRUE(dp::validate(cfg, err)) << err;
+  std::vector<dp::GuestSpec> g;
+  ASSERT_TRUE(dp::resolve_guests(cfg, g, err)) << err;
+  ASSERT_EQ(g[0].peers.size(), 1u);
+  EXPECT_EQ(g[0].peers.at("other-host").timeout_ms, 300u);
+  EXPECT_EQ(g[0].peers.at("other-host").action, "failover-primary");
+  // A simulated checkpointer has no link to watch them.
+  Config sim;
+  ASSERT_TRUE(dp::parse_config("guests:\n  a:\n    nics: [{ext: p1, pvm: p2, svm: p3}]\n"
+                               "    peers: {x: {timeout_ms: 100}}\n",
+                               sim, err))
+      << err;
+  EXPECT_FALSE(dp::validate(sim, err));
+  EXPECT_NE(err.find("guests.a.peers"), std::string::npos) << err;
+}
+
 TEST(GuestConfig, WithoutGuestsTheSinglePairIsOneGuestNamedDefault) {
   Config cfg;
   std::string err;
