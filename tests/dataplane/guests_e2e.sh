@@ -107,6 +107,8 @@ guests:
       - {ext: "$EXT", pvm: "$(af 3 bp0)", svm: "$(af 4 bs0)", mac: "$MAC_B"}
 EOF
 "$LOCKSTEPD" --config "$WORK/lockstepd.yaml" --check-config >/dev/null || fail "config refused"
+"$LOCKSTEPD" --config "$HERE/../../examples/lockstepd-guests.yaml" --check-config >/dev/null ||
+  fail "examples/lockstepd-guests.yaml refused"
 
 ip netns exec "${P}d" "$LOCKSTEPD" --config "$WORK/lockstepd.yaml" --stats-json "$WORK/s.json" \
   -- "--file-prefix=lsg$$" --no-telemetry >>"$WORK/lsd.log" 2>&1 &
