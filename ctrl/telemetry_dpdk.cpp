@@ -47,6 +47,30 @@ int cb_metrics(const char*, const char* params, struct rte_tel_data* d) {
   return 0;
 }
 
+// /lockstep/guest,NAME: the samples of one guest (lockstepd with guests:), keyed as in
+// /lockstep/metrics without the guest label.
+int cb_guest(const char*, const char* params, struct rte_tel_data* d) {
+  const std::string guest = params != nullptr ? params : "";
+  if (guest.empty()) return -1;  // DPDK answers the error to the client
+  rte_tel_data_start_dict(d);
+  int n = 0;
+  for (auto s : collect()) {
+    bool mine = false;
+    for (auto it = s.labels.begin(); it != s.labels.end(); ++it) {
+      if (it->first != "guest") continue;
+      mine = it->second == guest;
+      s.labels.erase(it);
+      break;
+    }
+    if (!mine) continue;
+    std::string key = sample_key(s);
+    if (key.size() >= RTE_TEL_MAX_STRING_LEN || n >= RTE_TEL_MAX_DICT_ENTRIES) continue;
+    rte_tel_data_add_dict_u64(d, key.c_str(), static_cast<uint64_t>(s.value < 0 ? 0 : s.value));
+    ++n;
+  }
+  return 0;
+}
+
 int cb_names(const char*, const char*, struct rte_tel_data* d) {
   rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
   std::set<std::string> names;
@@ -68,7 +92,9 @@ bool register_dpdk_telemetry(MetricsSource source, std::string& error) {
   }
   if (rte_telemetry_register_cmd("/lockstep/metrics", cb_metrics,
                                  "lockstep counters; parameter: a metric name prefix") != 0 ||
-      rte_telemetry_register_cmd("/lockstep/names", cb_names, "lockstep metric names") != 0) {
+      rte_telemetry_register_cmd("/lockstep/names", cb_names, "lockstep metric names") != 0 ||
+      rte_telemetry_register_cmd("/lockstep/guest", cb_guest,
+                                 "one guest's counters; parameter: the guest's name") != 0) {
     error = "rte_telemetry_register_cmd failed (already registered?)";
     return false;
   }

@@ -111,7 +111,7 @@ EOF
   fail "examples/lockstepd-guests.yaml refused"
 
 ip netns exec "${P}d" "$LOCKSTEPD" --config "$WORK/lockstepd.yaml" --stats-json "$WORK/s.json" \
-  -- "--file-prefix=lsg$$" --no-telemetry >>"$WORK/lsd.log" 2>&1 &
+  -- "--file-prefix=lsg$$" >>"$WORK/lsd.log" 2>&1 &
 LSD=$!
 for _ in $(seq 50); do
   grep -q "running" "$WORK/lsd.log" 2>/dev/null && break
@@ -165,6 +165,19 @@ echo "guest b diverged: checkpoint requests a=$ra b=$rb (b's epoch $eb)"
 [ "$ra" = 0 ] || fail "guest a checkpointed because of guest b"
 [ "$(js "s['daemon']['guest']" < "$WORK/sb.json")" = b ] || fail "status -g b is not guest b's"
 ctl -g nosuch status >/dev/null 2>&1 && fail "an unknown guest was accepted"
+# DPDK telemetry: one guest's counters (/lockstep/guest,NAME), from lockstepd's socket.
+ip netns exec "${P}d" $PY - "lsg$$" <<'EOF' || fail "DPDK telemetry /lockstep/guest"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.settimeout(10)
+s.connect("/var/run/dpdk/%s/dpdk_telemetry.v2" % sys.argv[1])
+size = int(json.loads(s.recv(1024).decode())["max_output_len"])
+s.send(b"/lockstep/guest,b")
+d = json.loads(s.recv(size).decode())["/lockstep/guest"]
+assert d["lockstep_guest_checkpoint_requests_total"] >= 1, d
+assert any(k.startswith("lockstep_released_total/worker/0") for k in d), sorted(d)[:20]
+print("telemetry /lockstep/guest,b:", d["lockstep_guest_checkpoint_requests_total"], "requests")
+EOF
 ctl checkpoint >/dev/null 2>&1 && fail "a checkpoint without -g was accepted with two guests"
 ctl -g a checkpoint >/dev/null || fail "lockstepctl -g a checkpoint"
 
