@@ -194,6 +194,12 @@ for o in E.parse(sys.stdin).getroot().iter('lrm_rsc_op'):
 probe_rc() {  # the probe's result, from the controller's log (the CIB keeps the last op only)
   grep "Result of probe operation for $RSC" "$WORK/log/pacemaker.log" | grep -o 'rc=[0-9]*' | head -1 | cut -d= -f2
 }
+recovery() {  # RC N: the monitor that failed with RC and the N actions after it, with the
+               # times pacemaker's controller logged them
+  grep -E "Result of (monitor|demote|stop|start|promote) operation for $RSC.* rc=[0-9]" "$WORK/log/pacemaker.log" |
+    sort -u | grep -A"$2" "monitor operation.*rc=$1\$" | tail -$(( $2 + 1 )) |
+    sed 's/^[A-Z][a-z]* [0-9]* \([0-9:.]*\) .*Result of \([a-z]*\) operation.*: \([a-z ()]*\) |.*rc=\([0-9]*\).*/    \1 \2: \3 (rc \4)/'
+}
 op_is() { [ "$(op_rc "$1" "$2")" = "$3" ]; }
 cstate_is() { [ "$(cstate)" = "$1" ]; }
 failcount_is() { [ "$(failcount)" = "$1" ]; }
@@ -272,6 +278,7 @@ wait_for 10 cstate_is waiting ||
   fail "the restarted lockstepd: $(cstate)"
 P2=$(lsd_pid)
 say "2: another member's FAILOVER first: lockstepd failed (last failure: $(last_failure)), restarted by pacemaker $(since "$T") s later: pid $P2, cluster state $(cstate), fail-count $(failcount)"
+recovery 1 2
 [ "$(failcount)" = 1 ] || fail "fail-count $(failcount), want 1"
 crm_resource --cleanup -r "$RSC" >/dev/null 2>&1
 wait_for 10 failcount_is 0 || fail "cleanup left a fail-count"
@@ -310,17 +317,19 @@ say "   started and promoted $(since "$T") s after target-role was removed: pid 
 wait_for 10 op_is monitor 2000 8 ||
   fail "no promoted monitor result"
 T=$(date +%s.%N)
+KILLED_AT=$(date +%H:%M:%S.%3N)
 kill -9 "$P3"
 wait_for 20 failcount_is 1 || fail "the kill was not noticed: $(role)"
 DETECT=$(since "$T")
 wait_for 60 restarted "$P3" Promoted ||
   fail "not recovered: $(role)"
+RECOVERED=$(since "$T")
 sleep 3  # one more promoted monitor: the recovery is stable, and counted once
-say "5: lockstepd killed: noticed $DETECT s later (last failure: $(last_failure)), promoted again $(since "$T") s after the kill: pid $(lsd_pid), cluster state $(cstate), fail-count $(failcount)"
+say "5: lockstepd killed: noticed $DETECT s later (last failure: $(last_failure)), promoted again $RECOVERED s after the kill (as crm_mon shows it): pid $(lsd_pid), cluster state $(cstate), fail-count $(failcount)"
 [ "$(failcount)" = 1 ] || fail "fail-count $(failcount), want 1 (the kill, once)"
 [ "$(cstate)" = survivor ] || fail "recovered, but lockstepd's cluster state is $(cstate)"
-grep -E "Result of (demote|stop|start|promote) operation for $RSC" "$WORK/log/pacemaker.log" | sort -u |
-  tail -4 | sed 's/.*Result of \([a-z]*\) operation.*: \([a-z ]*\) |.*rc=\([0-9]*\).*/    \1: \2 (rc \3)/'
+echo "    $KILLED_AT lockstepd killed"
+recovery 9 4
 
 T=$(date +%s.%N)
 kill -TERM "$PCMKD"
