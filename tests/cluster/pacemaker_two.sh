@@ -252,6 +252,7 @@ wait_for 20 sh -c "[ -z \"\$(nsenter -t ${NODE_PID[1]} -n -m crm_resource -r $CL
 K_NS=$(python3 -c "import time; print(time.monotonic_ns())")
 T=$(date +%s.%N)
 KILLED_AT=$(date +%H:%M:%S.%3N)
+# shellcheck disable=SC2046  # one pid a word
 kill -9 $(ip netns pids "$P-n2") 2>/dev/null
 n1_survivor() { [ "$(cstate 1)" = survivor ]; }
 wait_for 20 n1_survivor || fail "n1's lockstepd did not take over: $(cstate 1)"

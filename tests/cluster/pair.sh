@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the two-node cluster tests (sourced after ../faults/rig.sh): a real two-node
 # corosync 3 cluster, knet over a veth pair between two network namespaces, and a
 # lockstepd on each node in the same namespace as that node's corosync (libqb's IPC
@@ -152,7 +153,7 @@ start_both() {  # [keep-b]: node B's lockstepd (undecided) stays
   start_lockstepd "${LINK_SETS[@]}" "${CL_A[@]}"
   checkpointer
   [ "${1:-}" = keep-b ] || start_b
-  local t=$(ts)
+  local t; t=$(ts)
   wait_for 20 paired || fail_cluster "the lockstepds never paired: A $(q a "r['cluster']") B $(q b "r['cluster']")"
   say "membership seen by both lockstepds (paired $( $PY -c "print('%.1f' % ($(ts) - $t))") s after start): A $(q a "[m['nodeid'] for m in r['cluster']['members']]") B $(q b "[m['nodeid'] for m in r['cluster']['members']]")"
 }
