@@ -122,6 +122,7 @@ void ClusterCore::config_change(std::span<const ClusterMember> members,
       peer_joined = true;
       peer_shutdown_ = false;
       peer_yellow_ = false;
+      yellow_alone_since_ = now_ns;  // our yellow counts against the peer from now on
       if (state_ == ClusterState::survivor)
         out.notes.push_back("the peer rejoined; the failover stands (it runs as secondary)");
     }
@@ -282,6 +283,10 @@ void ClusterCore::deliver(ClusterMember from, std::span<const uint8_t> bytes, ui
       break;
     case ClusterMsg::unyellow:
       if (!mine) {
+        // Both were yellow (a shared switch down) and the peer's link came back first:
+        // ours now gets its full yellow time from here, not from when it went down, so a
+        // switch whose ports come back one after the other fails nobody.
+        if (peer_yellow_) yellow_alone_since_ = now_ns;
         peer_yellow_ = false;
         out.notes.push_back("the peer's watched link is back");
       }
@@ -300,6 +305,7 @@ void ClusterCore::link(bool down, uint64_t now_ns, Output& out) {
   yellow_ = down;
   if (down) {
     yellow_since_ = now_ns;
+    yellow_alone_since_ = now_ns;
     out.notes.push_back("watched link down (yellow)");
   } else {
     out.notes.push_back("watched link back");
@@ -365,7 +371,7 @@ void ClusterCore::tick(uint64_t now_ns, Output& out) {
     }
   }
   if (yellow_ && !peer_yellow_ && !final() && !peers_.empty() &&
-      now_ns - yellow_since_ >= cfg_.yellow_ns)
+      now_ns - yellow_alone_since_ >= cfg_.yellow_ns)
     fail_self("watched link down for " + std::to_string(cfg_.yellow_ns / 1000000) +
                   " ms while the peer's is up",
               now_ns, out);

@@ -162,7 +162,8 @@ class ClusterCore {
   bool peer_shutdown_ = false;       // the peer said SHUTDOWN before leaving
   bool peer_hello_ = false;
   bool yellow_ = false, peer_yellow_ = false;
-  uint64_t yellow_since_ = 0;
+  uint64_t yellow_since_ = 0;        // our watched link down since
+  uint64_t yellow_alone_since_ = 0;  // ... and, since then, a peer present and not yellow
   std::string decision_;             // what was decided and why
   uint64_t decided_ns_ = 0;
   Counters c_;

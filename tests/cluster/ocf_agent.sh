@@ -4,7 +4,9 @@
 #   1 the agent's actions driven directly, in pacemaker's order, with their OCF codes:
 #     monitor 7, validate-all 0, start 0, monitor 0, promote (a secondary: FAILOVER on
 #     the group, delivered to itself) 0, monitor 8 and lockstepd's cluster state
-#     `survivor`, demote 0, monitor 0, stop 0, monitor 7; a bad config: validate-all 6
+#     `survivor`, demote 0, monitor 0, stop 0, monitor 7, demote 0 (a stopped instance is
+#     not promoted: pacemaker's recovery of a dead promoted one demotes it first), stop 0;
+#     a bad config: validate-all 6
 #   2 ocf-tester (Debian's resource-agents) over every action
 # exit 0 pass, 77 skip, 1 fail
 set -uo pipefail
@@ -130,6 +132,7 @@ expect demote 0
 expect monitor 0
 expect stop 0
 expect monitor 7
+expect demote 0
 expect stop 0
 
 if command -v ocf-tester >/dev/null; then

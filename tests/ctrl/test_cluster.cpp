@@ -390,10 +390,30 @@ TEST(ClusterCore, YellowOnBothSidesFailsNobody) {
   g.advance(20000 * kMs);
   EXPECT_EQ(g.a.core.state(), ClusterState::paired);
   EXPECT_EQ(g.b.core.state(), ClusterState::paired);
-  // The peer's link comes back, ours stays down: now we fail (the peer is not yellow).
+  // The peer's link comes back, ours stays down: we fail once ours has been down for the
+  // yellow time since then (not since it went down: that was while both were yellow).
   g.a.core.link(false, g.now, o);
-  g.advance(200 * kMs);
+  g.advance(9800 * kMs);
+  EXPECT_EQ(g.b.core.state(), ClusterState::paired);
+  g.advance(400 * kMs);
   EXPECT_EQ(g.b.core.state(), ClusterState::failed);
+}
+
+TEST(ClusterCore, YellowOnBothSidesThatRecoverOneAfterTheOtherFailsNobody) {
+  // A shared switch down for 20 s, whose ports come back 2 s apart.
+  Group g;
+  g.join_both();
+  ClusterCore::Output o;
+  g.a.core.link(true, g.now, o);
+  g.b.core.link(true, g.now, o);
+  g.advance(20000 * kMs);
+  g.a.core.link(false, g.now, o);
+  g.advance(2000 * kMs);
+  g.b.core.link(false, g.now, o);
+  g.advance(20000 * kMs);
+  EXPECT_EQ(g.a.core.state(), ClusterState::paired);
+  EXPECT_EQ(g.b.core.state(), ClusterState::paired);
+  EXPECT_EQ(g.a.decisions + g.b.decisions, 0);
 }
 
 TEST(ClusterCore, YellowThatRecoversInTimeFailsNobody) {
