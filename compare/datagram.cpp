@@ -1,9 +1,9 @@
-// Datagram compare (datagram.h; docs/design.md §5.4): UDP, ICMP, other IP protocols and, under non_ip_policy
-// = compare, non-IP frames. Per flow, PVM and SVM datagrams are matched FIFO by equal
-// compared bytes (UDP payload; ICMP type, code and body; the whole datagram for other
-// protocols; the whole frame for non-IP). A PVM datagram is released once it and every
-// PVM datagram of the flow that arrived before it are matched: release keeps arrival
-// order even when the SVM's copies come reordered.
+// Datagram compare (datagram.h; docs/design.md §5.4): UDP, ICMP, other IP protocols
+// and, under non_ip_policy = compare, non-IP frames. Per flow, PVM and SVM datagrams
+// are matched FIFO by equal compared bytes (UDP payload; ICMP type, code and body; the
+// whole datagram for other protocols; the whole frame for non-IP). A PVM datagram is
+// released once it and every PVM datagram of the flow that arrived before it are
+// matched: release keeps arrival order even when the SVM's copies come reordered.
 //
 // Divergence: a datagram unmatched for compare_timeout, or more than
 // datagram_reorder_slack unmatched datagrams on both sides of a flow at once.

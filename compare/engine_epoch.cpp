@@ -93,7 +93,9 @@ void EngineImpl::set_mode(Mode m, uint64_t now) {
       // Held PVM output stays until the next checkpoint; SVM output is no longer needed.
       for (uint32_t ci = conns_.oldest(); ci != kNil; ci = conns_.newer(ci)) {
         Conn& c = conns_[ci];
-        while (c.svm.head != kNil) out_.drop_frame(held_.pop(c.svm), DropReason::svm_unmatched_passthrough);
+        while (c.svm.head != kNil) {
+          out_.drop_frame(held_.pop(c.svm), DropReason::svm_unmatched_passthrough);
+        }
         c.diverged = true;
       }
       cp_.mode = m;
@@ -118,7 +120,9 @@ void EngineImpl::failover(Survivor s, uint64_t now) {
     release_all_held(ReleaseReason::failover);
     for (uint32_t ci = conns_.oldest(); ci != kNil; ci = conns_.newer(ci)) {
       Conn& c = conns_[ci];
-      while (c.ingress.head != kNil) out_.drop_frame(held_.pop(c.ingress), DropReason::svm_not_mirrored);
+      while (c.ingress.head != kNil) {
+        out_.drop_frame(held_.pop(c.ingress), DropReason::svm_not_mirrored);
+      }
     }
   } else {
     release_all_held(ReleaseReason::failover);  // PVM dropped, SVM released (see above)
@@ -141,7 +145,9 @@ void EngineImpl::flush_all(uint64_t now) {
       else out_.release_frame(idx, ReleaseReason::checkpoint);
     }
     while (c.svm.head != kNil) out_.drop_frame(held_.pop(c.svm), DropReason::svm_backlog_flushed);
-    while (c.ingress.head != kNil) out_.drop_frame(held_.pop(c.ingress), DropReason::svm_not_mirrored);
+    while (c.ingress.head != kNil) {
+      out_.drop_frame(held_.pop(c.ingress), DropReason::svm_not_mirrored);
+    }
     c.unmatched_pvm = c.unmatched_svm = 0;
   }
   while (unowned_.head != kNil) {

@@ -163,7 +163,8 @@ TcpStream::NormVerdict TcpStream::norm_resolve(Conn& c) {
       const uint32_t past_p = static_cast<uint32_t>(pt.since(x));
       const uint32_t past_s = static_cast<uint32_t>(st.since(x + c.seq_offset));
       const uint32_t xi_p = skip[kPvm] + static_cast<uint32_t>(x.since(from[kPvm]));
-      const uint32_t xi_s = skip[kSvm] + static_cast<uint32_t>((x + c.seq_offset).since(from[kSvm]));
+      const uint32_t xi_s =
+          skip[kSvm] + static_cast<uint32_t>((x + c.seq_offset).since(from[kSvm]));
       norm_->tail_append(c.norm, kPvm, norm_->window(kPvm) + xi_p, past_p);
       norm_->tail_append(c.norm, kSvm, norm_->window(kSvm) + xi_s, past_s);
       NormRuleCounters& rc = c_.normalize[sp[i].rule];

@@ -153,7 +153,9 @@ void TcpStream::translate_ingress(const Conn& c, uint8_t* data, const ParsedFram
   if (c.offset_known && (c.seq_offset != 0 || c.norm != kNil)) {
     // With normalization the offset may have changed at a span's end: positions before
     // it keep the previous one (norm_ack_offset).
-    auto off = [&](uint32_t pos) { return c.norm == kNil ? c.seq_offset : norm_ack_offset(c, pos); };
+    auto off = [&](uint32_t pos) {
+      return c.norm == kNil ? c.seq_offset : norm_ack_offset(c, pos);
+    };
     if (f.tcp_flags & kTcpAck) {
       patch32(data + f.l4_off + 8, csum, f.ack + off(f.ack));
       ++c_.acks_translated;

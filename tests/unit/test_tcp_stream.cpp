@@ -78,7 +78,8 @@ TEST(TcpStream, SynAcksTeachTheOffsetAndMatchAsEvents) {
   const uint64_t p = r.vm(Side::pvm, r.syn_p);
   EXPECT_TRUE(r.acts().empty()) << "the PVM's SYN/ACK waits for the SVM's";
   const uint64_t s = r.vm(Side::svm, r.syn_s);
-  EXPECT_EQ(r.acts(), (Strings{std::to_string(p) + ":release/matched", std::to_string(s) + ":free"}));
+  EXPECT_EQ(r.acts(),
+            (Strings{std::to_string(p) + ":release/matched", std::to_string(s) + ":free"}));
   const Conn& c = r.conns[r.ci];
   EXPECT_TRUE(c.offset_known);
   EXPECT_EQ(c.seq_offset, r.conv.vm_isn(Vm::svm) - r.conv.vm_isn(Vm::pvm));
