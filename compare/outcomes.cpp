@@ -27,8 +27,8 @@ void Outcomes::count_drop(Side side, DropReason why) {
 }
 
 void Outcomes::release_frame(uint32_t idx, ReleaseReason why) {
-  if (held_[idx].side == Side::pvm) {
-    const uint64_t held = now_ > held_[idx].arrival_ns ? now_ - held_[idx].arrival_ns : 0;
+  if (pool_[idx].side == Side::pvm) {
+    const uint64_t held = now_ > pool_[idx].arrival_ns ? now_ - pool_[idx].arrival_ns : 0;
     const unsigned b = latency_bucket(held);
     c_.held_release_ns += held;
     ++c_.hold_hist[b];
@@ -38,7 +38,7 @@ void Outcomes::release_frame(uint32_t idx, ReleaseReason why) {
     }
   }
   for (uint32_t j = idx; j != kNil;) {
-    Held& h = held_[j];
+    Held& h = pool_[j];
     const uint32_t next = h.frag_next;
     leave(h);
     emit(h.handle, ActionKind::release, u8(why), h.side);
@@ -50,7 +50,7 @@ void Outcomes::release_frame(uint32_t idx, ReleaseReason why) {
 
 void Outcomes::drop_frame(uint32_t idx, DropReason why) {
   for (uint32_t j = idx; j != kNil;) {
-    Held& h = held_[j];
+    Held& h = pool_[j];
     const uint32_t next = h.frag_next;
     leave(h);
     emit(h.handle, ActionKind::drop, u8(why), h.side);
@@ -62,7 +62,7 @@ void Outcomes::drop_frame(uint32_t idx, DropReason why) {
 
 void Outcomes::free_svm_frame(uint32_t idx) {
   for (uint32_t j = idx; j != kNil;) {
-    Held& h = held_[j];
+    Held& h = pool_[j];
     const uint32_t next = h.frag_next;
     leave(h);
     emit(h.handle, ActionKind::free, 0, Side::svm);
@@ -73,7 +73,7 @@ void Outcomes::free_svm_frame(uint32_t idx) {
 }
 
 void Outcomes::forward_ingress(uint32_t idx, bool translated) {
-  Held& h = held_[idx];
+  Held& h = pool_[idx];
   if (!translated) ++c_.ingress_untranslated;
   emit(h.handle, ActionKind::forward_svm, 0, Side::ingress);
   ++c_.svm_forwarded;
@@ -85,19 +85,10 @@ void Outcomes::drop_direct(Side side, uint64_t handle, DropReason why) {
   count_drop(side, why);
 }
 
-uint32_t Outcomes::drain(std::span<Action> out) {
-  const size_t n = std::min(out.size(), out_.size() - head_);
-  std::copy_n(out_.begin() + static_cast<ptrdiff_t>(head_), n, out.begin());
-  head_ += n;
-  if (head_ == out_.size()) {
-    out_.clear();
-    head_ = 0;
-  } else if (head_ > 4096 && head_ * 2 > out_.size()) {
-    // A caller that never drains everything: drop the consumed prefix now and then.
-    out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(head_));
-    head_ = 0;
-  }
-  return static_cast<uint32_t>(n);
+// A caller that never drains everything: drop the consumed prefix now and then.
+void Outcomes::compact() {
+  out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(head_));
+  head_ = 0;
 }
 
 }  // namespace lockstep

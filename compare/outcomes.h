@@ -27,7 +27,8 @@ class FragTable;
 
 class Outcomes {
  public:
-  Outcomes(HeldStore& held, FragTable& frags, Counters& c) : held_(held), frags_(frags), c_(c) {
+  Outcomes(HeldStore& held, FragTable& frags, Counters& c)
+      : held_(held), pool_(held.pool()), frags_(frags), c_(c) {
     out_.reserve(4096);
   }
 
@@ -58,14 +59,27 @@ class Outcomes {
     out_.push_back(Action{handle, kind, reason, side});
   }
 
-  uint32_t drain(std::span<Action> out);
+  uint32_t drain(std::span<Action> out) {
+    const size_t n = std::min(out.size(), out_.size() - head_);
+    std::copy_n(out_.begin() + static_cast<ptrdiff_t>(head_), n, out.begin());
+    head_ += n;
+    if (head_ == out_.size()) {
+      out_.clear();
+      head_ = 0;
+    } else if (head_ > 4096 && head_ * 2 > out_.size()) {
+      compact();
+    }
+    return static_cast<uint32_t>(n);
+  }
   uint32_t pending() const { return static_cast<uint32_t>(out_.size() - head_); }
 
  private:
   void count_drop(Side side, DropReason why);
+  void compact();
   void leave(Held& h);  // the reassembly buffer goes back, if any
 
   HeldStore& held_;
+  Held* const pool_;  // held_'s pool (HeldStore::pool)
   FragTable& frags_;
   Counters& c_;
   std::vector<Action> out_;
