@@ -117,7 +117,7 @@ uint32_t TcpStream::norm_window(Conn& c, unsigned side, SeqNum x, uint32_t& skip
     const SeqNum at = x + ahead;  // PVM space, where held segments are numbered
     uint32_t idx = find_cover(held_, list, at);
     if (idx == kNil) break;
-    Elem e = elem_at(held_[idx], at);
+    Elem e = elem_at(pool_[idx], at);
     if (e.kind != ElemKind::data) {
       done = true;  // FIN or RST: no byte follows (a SYN cannot follow data)
       break;
@@ -180,8 +180,8 @@ TcpStream::NormVerdict TcpStream::norm_resolve(Conn& c) {
         nc.prev_offset = c.seq_offset;
         nc.prev_until = pt;
         c.seq_offset += d;
-        for (uint32_t idx = c.svm.head; idx != kNil; idx = held_[idx].next) {
-          Held& h = held_[idx];
+        for (uint32_t idx = c.svm.head; idx != kNil; idx = pool_[idx].next) {
+          Held& h = pool_[idx];
           if (!h.untranslated) h.seq = h.seq - d;
         }
       }
@@ -230,8 +230,8 @@ bool TcpStream::norm_tcp_compare(uint32_t ci, uint64_t now) {
     if (p == kNil) break;
     uint32_t s = find_cover(held_, c.svm, c.cmp);
     if (s == kNil) break;
-    Elem ep = elem_at(held_[p], c.cmp);
-    Elem es = elem_at(held_[s], c.cmp);
+    Elem ep = elem_at(pool_[p], c.cmp);
+    Elem es = elem_at(pool_[s], c.cmp);
     if (ep.kind == es.kind) {
       const uint32_t len = ep.kind == ElemKind::data ? (ep.avail < es.avail ? ep.avail : es.avail)
                                                      : 1;

@@ -89,8 +89,8 @@ void TcpStream::learn_offset(uint32_t ci) {
     c.ts_offset = conns_.cold_of(c).svm_tsval_syn - conns_.cold_of(c).pvm_tsval_syn;
     c.ts_known = true;
   }
-  for (uint32_t idx = c.svm.head; idx != kNil; idx = held_[idx].next) {
-    Held& h = held_[idx];
+  for (uint32_t idx = c.svm.head; idx != kNil; idx = pool_[idx].next) {
+    Held& h = pool_[idx];
     if (h.untranslated) {
       h.seq = h.seq - c.seq_offset;
       h.untranslated = false;
@@ -129,7 +129,7 @@ void TcpStream::track_uncompared(Side side, const ParsedFrame& f, uint64_t now) 
 
 void TcpStream::output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uint64_t now) {
   Conn& c = conns_[ci];
-  const bool pvm = held_[idx].side == Side::pvm;
+  const bool pvm = pool_[idx].side == Side::pvm;
   const uint8_t fl = f.tcp_flags;
   const uint32_t syn = (fl & kTcpSyn) ? 1 : 0;
   const uint32_t fin = (fl & kTcpFin) ? 1 : 0;
@@ -138,7 +138,7 @@ void TcpStream::output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uint64_t
   if (syn && c.state == TcpState::closed && !ConnTable::holds(c)) reset_for_reuse(c);
 
   {
-    Held& h = held_[idx];
+    Held& h = pool_[idx];
     h.tcp_flags = fl;
     h.payload_off = f.payload_off;
     h.payload_len = f.payload_len;
@@ -167,7 +167,7 @@ void TcpStream::output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uint64_t
     c.state = TcpState::established;
   }
 
-  Held& h = held_[idx];
+  Held& h = pool_[idx];
   if (pvm || c.offset_known) {
     h.seq = pvm ? SeqNum(f.seq) : SeqNum(f.seq) - c.seq_offset;
   } else {
@@ -252,7 +252,7 @@ void TcpStream::output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uint64_t
   if (norm_ || other.count != 0 || list.count != 1) compare(ci, now);
   // The deadline only for a frame still held: one matched at once never needs a timer.
   // (tcp_compare frees frames but never allocates, so idx is this frame or free.)
-  if (held_[idx].live) held_.arm(idx, now + t_.timeout_ns);
+  if (pool_[idx].live) held_.arm(idx, now + t_.timeout_ns);
 }
 
 // The lockstep case, decided before the frame is held: the VMs emit the same segments,
@@ -287,14 +287,14 @@ bool TcpStream::match_on_arrival(uint32_t ci, Side side, uint64_t handle, uint8_
   if (own.count != 0 || other.head == kNil) return false;
   const SeqNum seq = pvm ? SeqNum(f.seq) : SeqNum(f.seq) - c.seq_offset;
   if (seq != c.cmp) return false;
-  const Held& o = held_[other.head];
+  const Held& o = pool_[other.head];
   if (o.untranslated || o.seq != seq || o.ext != len || o.payload_len != len) return false;
   if (!pvm && svm_late_after_rebase(c, SeqNum(f.seq), seq, len)) return false;
   // The PVM's copy (this frame or the held one) must also have its ACK covered.
   if (pvm ? ((f.tcp_flags & kTcpAck) &&
              (!c.svm_ack_seen || before(c.svm_ack, SeqNum(f.ack)) ||
               (f.sack_count > 0 && !sack_covered(c, data, f))))
-          : !ack_ready(c, held_[other.head])) {
+          : !ack_ready(c, pool_[other.head])) {
     return false;
   }
   if (std::memcmp(o.data + o.payload_off, data + f.payload_off, len) != 0) return false;
@@ -327,8 +327,8 @@ void TcpStream::compare(uint32_t ci, uint64_t now) {
     if (p == kNil) break;
     uint32_t s = find_cover(held_, c.svm, c.cmp);
     if (s == kNil) break;
-    Elem ep = elem_at(held_[p], c.cmp);
-    Elem es = elem_at(held_[s], c.cmp);
+    Elem ep = elem_at(pool_[p], c.cmp);
+    Elem es = elem_at(pool_[s], c.cmp);
     if (ep.kind != es.kind) {
       diverge_(ci, CheckpointReason::event_mismatch, now);
       return;
@@ -352,7 +352,7 @@ void TcpStream::compare(uint32_t ci, uint64_t now) {
 
 void TcpStream::release_matched(Conn& c) {
   while (c.pvm.head != kNil) {
-    Held& h = held_[c.pvm.head];
+    Held& h = pool_[c.pvm.head];
     if (h.ext != 0 && (h.untranslated || !before_eq(h.seq + h.ext, c.cmp))) break;
     if (!ack_ready(c, h)) break;
     if (h.ack_waited) {
@@ -366,7 +366,7 @@ void TcpStream::release_matched(Conn& c) {
                                                   : ReleaseReason::matched);
   }
   while (c.svm.head != kNil) {
-    const Held& h = held_[c.svm.head];
+    const Held& h = pool_[c.svm.head];
     if (h.untranslated || !before_eq(h.seq + h.ext, c.cmp)) break;
     out_.free_svm_frame(held_.pop(c.svm));
   }
@@ -378,7 +378,7 @@ void TcpStream::release_matched(Conn& c) {
 // once it is ack_timeout_us old (its timer is moved there before that); a frame waiting
 // only behind an earlier one of its flow leaves that one's deadline to speak.
 bool TcpStream::deadline(uint32_t idx, uint64_t now) {
-  Held& h = held_[idx];
+  Held& h = pool_[idx];
   Conn& c = conns_[h.conn];
   if (c.kind != ConnKind::tcp || h.side != Side::pvm || c.diverged) return false;
   const bool matched =
@@ -416,7 +416,7 @@ void TcpStream::ingress(uint32_t ci, uint64_t handle, uint8_t* data, uint32_t le
   if (wait) {
     uint32_t idx = held_.alloc(Side::ingress, handle, data, len, now);
     if (idx != kNil) {
-      held_[idx].conn = ci;
+      pool_[idx].conn = ci;
       if (c.ingress.count == 0) {
         ++c_.ingress_waited_isn;
         held_.arm(idx, now + t_.timeout_ns);
@@ -439,8 +439,8 @@ void TcpStream::flush_ingress(uint32_t ci, bool translated) {
     uint32_t idx = held_.pop(c.ingress);
     if (translated) {
       ParsedFrame f = kFreshFrame;
-      if (parse_fresh_frame(held_[idx].data, held_[idx].len, f) == ParseStatus::ok && f.is_tcp()) {
-        translate_ingress(c, held_[idx].data, f);
+      if (parse_fresh_frame(pool_[idx].data, pool_[idx].len, f) == ParseStatus::ok && f.is_tcp()) {
+        translate_ingress(c, pool_[idx].data, f);
       }
     }
     out_.forward_ingress(idx, translated);

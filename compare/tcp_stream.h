@@ -64,7 +64,8 @@ class TcpStream {
  public:
   TcpStream(const Tuning& t, ConnTable& conns, HeldStore& held, Outcomes& out, Counters& c,
             const CheckpointState& cp, DivergeDoor diverge)
-      : t_(t), conns_(conns), held_(held), out_(out), c_(c), cp_(cp), diverge_(diverge) {}
+      : t_(t), conns_(conns), held_(held), pool_(held.pool()), out_(out), c_(c), cp_(cp),
+        diverge_(diverge) {}
 
   // A VM frame of connection ci, before it is held: notes its ACK (note_ack), then
   // match_on_arrival settles the lockstep case without holding it (true: done).
@@ -118,6 +119,7 @@ class TcpStream {
   const Tuning& t_;
   ConnTable& conns_;
   HeldStore& held_;
+  Held* const pool_;  // held_'s frames (HeldStore::pool), read on every frame
   Outcomes& out_;
   Counters& c_;
   const CheckpointState& cp_;
