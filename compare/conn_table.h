@@ -169,12 +169,8 @@ class ConnTable {
     return lookup_or_create(k, flow_hash(k), kind, now, create);
   }
 
-  // Burst helpers (ConnIndex; touch() writes the LRU links of a record's neighbours).
+  // Burst helpers (ConnIndex).
   void prefetch(uint64_t hash) const { index_.prefetch(hash); }
-  void prefetch_neighbours(const Conn& c) const {
-    if (c.lru_prev != kNil) __builtin_prefetch(&conns_[c.lru_prev].lru_prev, 1);
-    if (c.lru_next != kNil) __builtin_prefetch(&conns_[c.lru_next].lru_prev, 1);
-  }
   const Conn* peek(uint64_t hash) const {
     const uint32_t ci = index_.peek(hash);
     return ci == kNil ? nullptr : &conns_[ci];

@@ -119,9 +119,9 @@ bool EngineImpl::push(Side side, uint64_t handle, uint8_t* data, uint32_t len, u
 
 // The burst path: the same dispatch per frame, after a pass that parses every frame of a
 // group, computes the flow key and hash of those that have one, and prefetches first the
-// index buckets, then the connections the buckets name, then what those connections lead
-// to: their LRU neighbours and the held frame each VM frame meets, then that frame's
-// bytes (four dependent misses per frame become four overlapped rounds per group). Which frames get a key mirrors dispatch: IP
+// index buckets, then the connections the buckets name (two dependent misses per frame
+// become two overlapped rounds per group). Further rounds (the held frame each VM frame
+// meets, its bytes, the LRU neighbours) cost more than they saved: docs/performance.md. Which frames get a key mirrors dispatch: IP
 // frames that are not fragments; the rest go without (dispatch computes what it needs).
 void EngineImpl::push_burst(std::span<const Engine::Input> in, uint64_t now,
                             std::span<bool> to_pvm) {
@@ -140,8 +140,6 @@ void EngineImpl::push_burst(std::span<const Engine::Input> in, uint64_t now,
   ParsedFrame* f = frames.at;
   Keyed* keyed = keys.at;
   std::array<bool, kGroup> has_key;
-  std::array<const Conn*, kGroup> peeked;
-  std::array<uint32_t, kGroup> met;
   for (size_t base = 0; base < in.size(); base += kGroup) {
     const size_t n = std::min(kGroup, in.size() - base);
     for (size_t i = 0; i < n; ++i) {
@@ -156,29 +154,11 @@ void EngineImpl::push_burst(std::span<const Engine::Input> in, uint64_t now,
       }
     }
     for (size_t i = 0; i < n; ++i) {
-      peeked[i] = has_key[i] ? conns_.peek(keyed[i].hash) : nullptr;
-      if (peeked[i] == nullptr) continue;
-      const char* p = reinterpret_cast<const char*>(peeked[i]);
-      for (size_t off = 0; off < sizeof(Conn); off += 64) __builtin_prefetch(p + off, 1);
-    }
-    // Third round, the connections on their way: what each VM frame reaches through its
-    // connection: the LRU neighbours that touch() relinks, and the held frame of the
-    // other side it meets first (the lockstep case compares with it at once).
-    for (size_t i = 0; i < n; ++i) {
-      met[i] = kNil;
-      const Conn* conn = peeked[i];
+      if (!has_key[i]) continue;
+      const Conn* conn = conns_.peek(keyed[i].hash);
       if (conn == nullptr) continue;
-      conns_.prefetch_neighbours(*conn);
-      const Side side = in[base + i].side;
-      if (side == Side::ingress) continue;
-      met[i] = (side == Side::pvm ? conn->svm : conn->pvm).head;
-      if (met[i] != kNil) held_.prefetch(met[i]);
-    }
-    // Fourth round: the bytes of those held frames, which the compare reads.
-    for (size_t i = 0; i < n; ++i) {
-      if (met[i] == kNil) continue;
-      const Held& h = held_[met[i]];
-      __builtin_prefetch(h.data + h.payload_off);
+      const char* p = reinterpret_cast<const char*>(conn);
+      for (size_t off = 0; off < sizeof(Conn); off += 64) __builtin_prefetch(p + off, 1);
     }
     for (size_t i = 0; i < n; ++i) {
       const Engine::Input& x = in[base + i];

@@ -77,8 +77,6 @@ class HeldStore {
   // The pool's first frame: it never moves (sized once), so a part on the per-frame
   // path may keep the pointer instead of reaching through the store each time.
   Held* pool() { return pool_.data(); }
-  // Burst helper: the frame's first cache line (its list link, extent, flags, bytes).
-  void prefetch(uint32_t idx) const { __builtin_prefetch(&pool_[idx]); }
 
   // A live frame, or kNil when the pool (reserve included) is exhausted.
   uint32_t alloc(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now) {
