@@ -1,6 +1,6 @@
-// Engine dispatch: parse, classify, connection table, held-frame pool, outcomes,
-// checkpoints, modes and failover. TCP and datagram compare live in tcp_stream.cpp and
-// datagram.cpp, reassembly in frag.cpp.
+// The engine's conductor (engine_impl.h): setup and settings, parsing and classifying
+// each frame and handing it to the part that compares it, time, and the views. What
+// spans the parts on a checkpoint, mode change or failover is in engine_epoch.cpp.
 #include "compare/engine.h"
 
 #include <algorithm>
@@ -12,20 +12,9 @@ namespace lockstep {
 
 namespace {
 
-uint32_t pow2_at_least(uint64_t n) {
-  uint32_t p = 1;
-  while (p < n && p < (1u << 31)) p <<= 1;
-  return p;
-}
-
 bool is_nd(const ParsedFrame& f) {
   return f.has_l4 && f.l4_proto == kProtoIcmpv6 && f.icmp_type >= 133 && f.icmp_type <= 137;
 }
-
-uint8_t u8(ReleaseReason r) { return static_cast<uint8_t>(r); }
-uint8_t u8(DropReason r) { return static_cast<uint8_t>(r); }
-unsigned ix(ReleaseReason r) { return static_cast<unsigned>(r); }
-unsigned ix(DropReason r) { return static_cast<unsigned>(r); }
 
 // Key of a non-IP frame: the ethertype stands in for the protocol, so that ARP, LLDP and
 // friends each get one FIFO per VLAN.
@@ -39,85 +28,24 @@ FlowKey non_ip_key(const ParsedFrame& f) {
 
 }  // namespace
 
-// ---------------------------------------------------------------------------- index
-
-ConnIndex::ConnIndex(uint32_t max_conns) {
-  uint32_t n = pow2_at_least(uint64_t{max_conns} * 2);
-  buckets_.assign(n, Bucket{});
-  mask_ = n - 1;
-}
-
-uint32_t ConnIndex::find(const FlowKey& k, uint64_t hash, const std::vector<Conn>& conns) const {
-  uint32_t tag = static_cast<uint32_t>(hash >> 32);
-  for (uint32_t i = static_cast<uint32_t>(hash) & mask_;; i = (i + 1) & mask_) {
-    const Bucket& b = buckets_[i];
-    if (b.conn == kNil) return kNil;
-    if (b.tag == tag && conns[b.conn].key == k) return b.conn;
-  }
-}
-
-void ConnIndex::insert(uint64_t hash, uint32_t conn) {
-  uint32_t i = static_cast<uint32_t>(hash) & mask_;
-  while (buckets_[i].conn != kNil) i = (i + 1) & mask_;
-  buckets_[i] = Bucket{static_cast<uint32_t>(hash >> 32), conn};
-}
-
-void ConnIndex::erase(uint64_t hash, uint32_t conn, const std::vector<Conn>& conns) {
-  uint32_t hole = static_cast<uint32_t>(hash) & mask_;
-  while (buckets_[hole].conn != conn) {
-    if (buckets_[hole].conn == kNil) return;
-    hole = (hole + 1) & mask_;
-  }
-  // Backward-shift deletion: pull later entries of the run into the hole when their
-  // home slot is not between the hole and where they sit.
-  for (uint32_t j = (hole + 1) & mask_; buckets_[j].conn != kNil; j = (j + 1) & mask_) {
-    uint32_t home = static_cast<uint32_t>(conns[buckets_[j].conn].hash) & mask_;
-    if (((j - home) & mask_) >= ((j - hole) & mask_)) {
-      buckets_[hole] = buckets_[j];
-      hole = j;
-    }
-  }
-  buckets_[hole] = Bucket{};
-}
-
 // ---------------------------------------------------------------------------- setup
 
 EngineImpl::EngineImpl(const Settings& s, PolicyTable policy)
     : settings_(s),
-      policy_(std::move(policy)),
-      timers_(static_cast<uint32_t>(s.max_held_frames + s.max_held_frames / 8 + 64)),
-      index_(static_cast<uint32_t>(s.max_connections)) {
-  uint32_t pool = static_cast<uint32_t>(s.max_held_frames + s.max_held_frames / 8 + 64);
-  held_.resize(pool);
-  for (uint32_t i = pool; i-- > 0;) {
-    held_[i].next = free_held_;
-    free_held_ = i;
-  }
-  held_soft_limit_ = static_cast<uint32_t>(s.max_held_frames);
-  conns_.resize(s.max_connections);
-  cold_.resize(s.max_connections);
-  for (uint32_t i = static_cast<uint32_t>(s.max_connections); i-- > 0;) {
-    conns_[i].lru_next = free_conn_;
-    free_conn_ = i;
-  }
-  frags_.resize(s.frag_max_datagrams);
+      t_(Tuning::from(s)),
+      cp_(c_, s.hybrid_threshold),
+      held_(s.max_held_frames, c_, cp_),
+      frags_(s.frag_max_datagrams, t_, held_, out_, c_),
+      out_(held_, frags_, c_),
+      conns_(static_cast<uint32_t>(s.max_connections), c_, cp_),
+      tcp_(t_, conns_, held_, out_, c_, cp_, DivergeDoor{this, &EngineImpl::diverge_door}),
+      dgram_(t_, conns_, held_, out_, frags_, c_, tcp_.normalizer(),
+             DivergeDoor{this, &EngineImpl::diverge_door}),
+      policy_(std::move(policy)) {
+  conns_.set_on_expire(
+      [](void* self, Conn& c) { static_cast<EngineImpl*>(self)->tcp_.norm_detach(c); }, this);
   fired_.reserve(1024);
-  out_.reserve(4096);
-  checkpoint_times_.assign(std::max<uint64_t>(1, s.hybrid_threshold), 0);
-  derive();
-  mode_from_string(settings_.mode, mode_);
-}
-
-void EngineImpl::derive() {
-  timeout_ns_ = settings_.compare_timeout_us * 1000;
-  ack_ns_ = settings_.ack_timeout_us * 1000;
-  idle_ns_ = settings_.idle_timeout_ms * 1000000;
-  linger_ns_ = settings_.closed_linger_ms * 1000000;
-  frag_timeout_ns_ = settings_.frag_timeout_ms * 1000000;
-  buffer_epoch_ns_ = settings_.buffer_epoch_us * 1000;
-  policy_action_from_string(settings_.non_ip_policy, non_ip_policy_);
-  policy_action_from_string(settings_.nd_policy, nd_policy_);
-  malformed_pass_ = settings_.malformed_policy == "pass";
+  mode_from_string(settings_.mode, cp_.mode);
 }
 
 std::unique_ptr<Engine> Engine::create(const Settings& s, std::string& error) {
@@ -151,7 +79,7 @@ bool EngineImpl::apply_settings(const Settings& s, std::string& error) {
   PolicyAction def = PolicyAction::compare;
   policy_action_from_string(s.default_policy, def);
   if (!policy.parse(s.policy_rules, def, error)) return false;
-  Mode m = mode_;
+  Mode m = cp_.mode;
   if (!mode_from_string(s.mode, m)) {
     error = "setting 'mode': unknown mode '" + s.mode + "'";
     return false;
@@ -169,229 +97,21 @@ bool EngineImpl::apply_settings(const Settings& s, std::string& error) {
                               error);
     if (!norm && !error.empty()) return false;
   }
-  bool mode_changed = s.mode != settings_.mode;
+  const bool mode_changed = s.mode != settings_.mode;
   settings_ = s;
   policy_ = std::move(policy);
   ++policy_gen_;
-  if (norm_changed) norm_install(std::move(norm));
-  if (s.hybrid_threshold != checkpoint_times_.size()) {
-    checkpoint_times_.assign(std::max<uint64_t>(1, s.hybrid_threshold), 0);
-    checkpoint_times_head_ = 0;
-  }
-  derive();
-  if (mode_changed) set_mode(m, last_now_);
+  if (norm_changed) tcp_.norm_install(std::move(norm));
+  if (s.hybrid_threshold != cp_.hybrid_size()) cp_.resize_hybrid(s.hybrid_threshold);
+  t_ = Tuning::from(settings_);
+  if (mode_changed) set_mode(m, out_.now());
   return true;
-}
-
-// ---------------------------------------------------------------------------- held pool
-
-void EngineImpl::list_remove(HeldList& l, uint32_t idx, uint32_t prev) {
-  uint32_t next = held_[idx].next;
-  if (prev == kNil) l.head = next;
-  else held_[prev].next = next;
-  if (l.tail == idx) l.tail = prev;
-  --l.count;
-  held_[idx].next = kNil;
-}
-
-// ---------------------------------------------------------------------------- outcomes
-
-void EngineImpl::release_frame(uint32_t idx, ReleaseReason why) {
-  if (held_[idx].side == Side::pvm) {
-    const uint64_t held = last_now_ > held_[idx].arrival_ns ? last_now_ - held_[idx].arrival_ns : 0;
-    const unsigned b = latency_bucket(held);
-    c_.held_release_ns += held;
-    ++c_.hold_hist[b];
-    if (why == ReleaseReason::matched) {
-      c_.svm_lag_ns += held;
-      ++c_.svm_lag_hist[b];
-    }
-  }
-  for (uint32_t j = idx; j != kNil;) {
-    Held& h = held_[j];
-    uint32_t next = h.frag_next;
-    if (h.reasm != kNil) frags_[h.reasm].in_use = false;
-    emit(h.handle, ActionKind::release, u8(why), h.side);
-    ++c_.released[ix(why)];
-    free_held(j);
-    j = next;
-  }
-}
-
-void EngineImpl::drop_frame(uint32_t idx, DropReason why) {
-  for (uint32_t j = idx; j != kNil;) {
-    Held& h = held_[j];
-    uint32_t next = h.frag_next;
-    if (h.reasm != kNil) frags_[h.reasm].in_use = false;
-    emit(h.handle, ActionKind::drop, u8(why), h.side);
-    switch (h.side) {
-      case Side::pvm: ++c_.pvm_dropped[ix(why)]; break;
-      case Side::svm: ++c_.svm_dropped[ix(why)]; break;
-      case Side::ingress: ++c_.ingress_dropped[ix(why)]; break;
-    }
-    free_held(j);
-    j = next;
-  }
-}
-
-void EngineImpl::free_svm_frame(uint32_t idx) {
-  for (uint32_t j = idx; j != kNil;) {
-    Held& h = held_[j];
-    uint32_t next = h.frag_next;
-    if (h.reasm != kNil) frags_[h.reasm].in_use = false;
-    emit(h.handle, ActionKind::free, 0, Side::svm);
-    ++c_.svm_freed;
-    free_held(j);
-    j = next;
-  }
-}
-
-void EngineImpl::forward_ingress(uint32_t idx, bool translated) {
-  Held& h = held_[idx];
-  if (!translated) ++c_.ingress_untranslated;
-  emit(h.handle, ActionKind::forward_svm, 0, Side::ingress);
-  ++c_.svm_forwarded;
-  free_held(idx);
-}
-
-void EngineImpl::drop_direct(Side side, uint64_t handle, DropReason why) {
-  emit(handle, ActionKind::drop, u8(why), side);
-  switch (side) {
-    case Side::pvm: ++c_.pvm_dropped[ix(why)]; break;
-    case Side::svm: ++c_.svm_dropped[ix(why)]; break;
-    case Side::ingress: ++c_.ingress_dropped[ix(why)]; break;
-  }
-}
-
-uint32_t EngineImpl::drain(std::span<Action> out) {
-  size_t n = std::min(out.size(), out_.size() - out_head_);
-  std::copy_n(out_.begin() + static_cast<ptrdiff_t>(out_head_), n, out.begin());
-  out_head_ += n;
-  if (out_head_ == out_.size()) {
-    out_.clear();
-    out_head_ = 0;
-  } else if (out_head_ > 4096 && out_head_ * 2 > out_.size()) {
-    // A caller that never drains everything: drop the consumed prefix now and then.
-    out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(out_head_));
-    out_head_ = 0;
-  }
-  return static_cast<uint32_t>(n);
-}
-
-// ---------------------------------------------------------------------------- connections
-
-uint32_t EngineImpl::lookup_or_create(const FlowKey& k, uint64_t hash, ConnKind kind,
-                                      uint64_t now, bool create) {
-  uint32_t ci = index_.find(k, hash, conns_);
-  if (ci != kNil || !create) return ci;
-  if (free_conn_ == kNil && !evict_one(now)) {
-    ++c_.conns_table_full;
-    request_checkpoint(CheckpointReason::table_full, &k, now);
-    return kNil;
-  }
-  ci = free_conn_;
-  free_conn_ = conns_[ci].lru_next;
-  Conn& c = conns_[ci];
-  c = Conn{};
-  cold_[ci] = ConnCold{};
-  c.key = k;
-  c.hash = hash;
-  c.kind = kind;
-  c.in_use = true;
-  c.last_seen_ns = now;
-  index_.insert(hash, ci);
-  lru_append(ci);
-  ++c_.conns_created;
-  ++c_.conns_active;
-  return ci;
-}
-
-bool EngineImpl::evict_one(uint64_t now) {
-  (void)now;
-  // Oldest first; only a connection that holds nothing may go, and only one whose state
-  // a new connection can do without: a TCP connection with a non-zero ISN offset still
-  // needs it to translate the client's acks and the SVM's sequence numbers. After the
-  // next checkpoint every offset is zero and any idle connection can go.
-  unsigned budget = 64;
-  for (uint32_t ci = lru_head_; ci != kNil && budget-- > 0; ci = conns_[ci].lru_next) {
-    const Conn& c = conns_[ci];
-    const bool needs_state = c.kind == ConnKind::tcp && c.state != TcpState::closed &&
-                             (c.seq_offset != 0 || c.ts_offset != 0 ||
-                              (c.pvm_syn && !c.offset_known));
-    if (!conn_holds(c) && !needs_state) {
-      expire_conn(ci);
-      return true;
-    }
-  }
-  return false;
-}
-
-void EngineImpl::expire_conn(uint32_t ci) {
-  Conn& c = conns_[ci];
-  norm_detach(c);
-  index_.erase(c.hash, ci, conns_);
-  lru_unlink(ci);
-  c.in_use = false;
-  c.closing_listed = false;
-  c.lru_next = free_conn_;
-  free_conn_ = ci;
-  ++c_.conns_expired;
-  --c_.conns_active;
-}
-
-void EngineImpl::mark_closed(uint32_t ci, uint64_t now) {
-  Conn& c = conns_[ci];
-  if (c.state == TcpState::closed) return;
-  c.state = TcpState::closed;
-  cold_[ci].closed_ns = now;
-  if (!c.closing_listed) {
-    c.closing_listed = true;
-    closing_.push_back(ci);
-  }
-}
-
-void EngineImpl::expire_idle(uint64_t now) {
-  unsigned budget = 64;
-  while (lru_head_ != kNil && budget-- > 0) {
-    uint32_t ci = lru_head_;
-    Conn& c = conns_[ci];
-    if (c.last_seen_ns + idle_ns_ > now) break;
-    if (conn_holds(c)) {
-      // Idle but holding output: its deadline handles it; look at the next one later.
-      lru_unlink(ci);
-      lru_append(ci);
-      continue;
-    }
-    expire_conn(ci);
-  }
-  budget = 64;
-  while (closing_head_ < closing_.size() && budget-- > 0) {
-    uint32_t ci = closing_[closing_head_];
-    Conn& c = conns_[ci];
-    if (!c.in_use || !c.closing_listed || c.state != TcpState::closed) {
-      ++closing_head_;
-      continue;
-    }
-    if (cold_[ci].closed_ns + linger_ns_ > now) break;
-    ++closing_head_;
-    c.closing_listed = false;
-    if (conn_holds(c)) {
-      c.closing_listed = true;
-      closing_.push_back(ci);
-      continue;
-    }
-    expire_conn(ci);
-  }
-  if (closing_head_ > 4096 && closing_head_ * 2 > closing_.size()) {
-    closing_.erase(closing_.begin(), closing_.begin() + static_cast<ptrdiff_t>(closing_head_));
-    closing_head_ = 0;
-  }
 }
 
 // ---------------------------------------------------------------------------- dispatch
 
 bool EngineImpl::push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now) {
-  last_now_ = now;
+  out_.set_now(now);
   ParsedFrame f = kFreshFrame;  // vector moves, not a `rep stos` (parse.h)
   parse_fresh_frame(data, len, f);
   return dispatch(side, handle, data, len, now, f, nullptr);
@@ -400,12 +120,13 @@ bool EngineImpl::push(Side side, uint64_t handle, uint8_t* data, uint32_t len, u
 // The burst path: the same dispatch per frame, after a pass that parses every frame of a
 // group, computes the flow key and hash of those that have one, and prefetches first the
 // index buckets, then the connections the buckets name (two dependent misses per frame
-// become two overlapped rounds per group). Which frames get a key mirrors dispatch: IP
+// become two overlapped rounds per group). Further rounds (the held frame each VM frame
+// meets, its bytes, the LRU neighbours) cost more than they saved: docs/performance.md. Which frames get a key mirrors dispatch: IP
 // frames that are not fragments; the rest go without (dispatch computes what it needs).
 void EngineImpl::push_burst(std::span<const Engine::Input> in, uint64_t now,
                             std::span<bool> to_pvm) {
   constexpr size_t kGroup = Engine::kBurstGroup;
-  last_now_ = now;
+  out_.set_now(now);
   // Left uninitialised: a used slot is written whole before it is read (default
   // construction would zero all of them on every call).
   union Frames {
@@ -429,14 +150,14 @@ void EngineImpl::push_burst(std::span<const Engine::Input> in, uint64_t now,
       if (has_key[i]) {
         const FlowKey k = flow_key_of(f[i]);
         new (&keyed[i]) Keyed{k, flow_hash(k)};
-        index_.prefetch(keyed[i].hash);
+        conns_.prefetch(keyed[i].hash);
       }
     }
     for (size_t i = 0; i < n; ++i) {
       if (!has_key[i]) continue;
-      const uint32_t ci = index_.peek(keyed[i].hash);
-      if (ci == kNil) continue;
-      const char* p = reinterpret_cast<const char*>(&conns_[ci]);
+      const Conn* conn = conns_.peek(keyed[i].hash);
+      if (conn == nullptr) continue;
+      const char* p = reinterpret_cast<const char*>(conn);
       for (size_t off = 0; off < sizeof(Conn); off += 64) __builtin_prefetch(p + off, 1);
     }
     for (size_t i = 0; i < n; ++i) {
@@ -472,55 +193,41 @@ bool EngineImpl::dispatch(Side side, uint64_t handle, uint8_t* data, uint32_t le
 void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t len,
                             uint64_t now, const ParsedFrame& f, const Keyed* keyed) {
   const bool pvm = side == Side::pvm;
-  if (failed_over_) {
-    if (*failed_over_ == Survivor::primary) {
-      if (pvm) release_direct(side, handle, ReleaseReason::failover);
-      else drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
-      return;
-    }
-    if (pvm) {
-      drop_direct(side, handle, DropReason::primary_lost);
-      return;
-    }
-    if (f.status == ParseStatus::ok && f.is_tcp()) {
-      uint32_t ci = lookup_or_create(flow_key_of(f), ConnKind::tcp, now, false);
-      if (ci != kNil) tcp_translate_svm_output(conns_[ci], data, len);
-    }
-    emit(handle, ActionKind::release, u8(ReleaseReason::svm_survivor), side);
-    ++c_.released[ix(ReleaseReason::svm_survivor)];
+  if (cp_.failed_over) {
+    on_failed_over(side, handle, data, len, now, f);
     return;
   }
 
   if (f.status != ParseStatus::ok && f.status != ParseStatus::non_ip) {
-    if (pvm && malformed_pass_) release_direct(side, handle, ReleaseReason::malformed_pass);
-    else drop_direct(side, handle, DropReason::malformed);
+    if (pvm && t_.malformed_pass) out_.release_direct(side, handle, ReleaseReason::malformed_pass);
+    else out_.drop_direct(side, handle, DropReason::malformed);
     return;
   }
 
-  if (mode_ != Mode::colo && f.status == ParseStatus::ok && f.is_tcp() && !f.is_fragment) {
+  if (cp_.mode != Mode::colo && f.status == ParseStatus::ok && f.is_tcp() && !f.is_fragment) {
     // Not comparing, but keep each connection's ISNs and the PVM's stream position so
     // that compare can resume right after the checkpoint that ends this mode.
-    tcp_track_uncompared(side, f, now);
+    tcp_.track_uncompared(side, f, now);
   }
 
-  if (mode_ == Mode::passthrough) {
-    if (pvm) release_direct(side, handle, ReleaseReason::passthrough);
-    else drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
+  if (cp_.mode == Mode::passthrough) {
+    if (pvm) out_.release_direct(side, handle, ReleaseReason::passthrough);
+    else out_.drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
     return;
   }
 
   PolicyAction action = PolicyAction::compare;
-  if (f.status == ParseStatus::non_ip) action = non_ip_policy_;
-  else if (is_nd(f)) action = nd_policy_;
+  if (f.status == ParseStatus::non_ip) action = t_.non_ip_policy;
+  else if (is_nd(f)) action = t_.nd_policy;
 
-  if (mode_ == Mode::buffer) {
+  if (cp_.mode == Mode::buffer) {
     if (!pvm) {
-      drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
+      out_.drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
       return;
     }
     if (action == PolicyAction::drop) {
-      drop_direct(side, handle, f.status == ParseStatus::non_ip ? DropReason::non_ip
-                                                                 : DropReason::policy_drop);
+      out_.drop_direct(side, handle, f.status == ParseStatus::non_ip ? DropReason::non_ip
+                                                                     : DropReason::policy_drop);
       return;
     }
     hold_without_conn(side, handle, data, len, now);
@@ -528,7 +235,7 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
   }
 
   if (f.status == ParseStatus::ok && f.is_fragment) {
-    frag_input(side, handle, data, len, now, f);
+    on_fragment(side, handle, data, len, now, f);
     return;
   }
 
@@ -537,12 +244,12 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
   ConnKind kind;
   if (f.status == ParseStatus::non_ip) {
     if (action == PolicyAction::pass) {
-      if (pvm) release_direct(side, handle, ReleaseReason::non_ip_pass);
-      else drop_direct(side, handle, DropReason::non_ip);
+      if (pvm) out_.release_direct(side, handle, ReleaseReason::non_ip_pass);
+      else out_.drop_direct(side, handle, DropReason::non_ip);
       return;
     }
     if (action == PolicyAction::drop) {
-      drop_direct(side, handle, DropReason::non_ip);
+      out_.drop_direct(side, handle, DropReason::non_ip);
       return;
     }
     key = non_ip_key(f);
@@ -554,38 +261,38 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
     kind = f.is_tcp() ? ConnKind::tcp : ConnKind::datagram;
   }
 
-  uint32_t ci = lookup_or_create(key, hash, kind, now, true);
+  uint32_t ci = conns_.lookup_or_create(key, hash, kind, now, true);
   if (ci == kNil) {
-    request_checkpoint(CheckpointReason::table_full, &key, now);
+    cp_.request(CheckpointReason::table_full, &key, now);
     if (pvm) hold_without_conn(side, handle, data, len, now);
-    else drop_direct(side, handle, DropReason::table_full);
+    else out_.drop_direct(side, handle, DropReason::table_full);
     return;
   }
-  touch(ci, now);
+  conns_.touch(ci, now);
   Conn& c = conns_[ci];
   if (kind != ConnKind::non_ip && action == PolicyAction::compare) action = policy_of(c);
   if (action == PolicyAction::pass) {
-    if (pvm) release_direct(side, handle, ReleaseReason::policy_pass);
-    else drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
+    if (pvm) out_.release_direct(side, handle, ReleaseReason::policy_pass);
+    else out_.drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
     return;
   }
   if (action == PolicyAction::drop) {
-    drop_direct(side, handle, DropReason::policy_drop);
+    out_.drop_direct(side, handle, DropReason::policy_drop);
     return;
   }
 
   if (kind == ConnKind::tcp) {
-    tcp_note_ack(c, side, data, f);
-    if (tcp_match_on_arrival(ci, side, handle, data, f)) return;
+    tcp_.note_ack(c, side, data, f);
+    if (tcp_.match_on_arrival(ci, side, handle, data, f)) return;
   }
-  uint32_t idx = alloc_held(side, handle, data, len, now);
+  uint32_t idx = held_.alloc(side, handle, data, len, now);
   if (idx == kNil) {
-    drop_direct(side, handle, DropReason::held_overflow);
+    out_.drop_direct(side, handle, DropReason::held_overflow);
     return;
   }
   held_[idx].conn = ci;
   if (kind == ConnKind::tcp) {
-    tcp_output(ci, idx, f, now);
+    tcp_.output(ci, idx, f, now);
     return;
   }
   Held& h = held_[idx];
@@ -604,308 +311,145 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
     h.payload_off = f.l4_off;
     h.payload_len = f.l3_end > f.l4_off ? f.l3_end - f.l4_off : 0;
   }
-  dgram_output(ci, idx, now);
+  dgram_.output(ci, idx, now);
+}
+
+void EngineImpl::on_failed_over(Side side, uint64_t handle, uint8_t* data, uint32_t len,
+                                uint64_t now, const ParsedFrame& f) {
+  const bool pvm = side == Side::pvm;
+  if (*cp_.failed_over == Survivor::primary) {
+    if (pvm) out_.release_direct(side, handle, ReleaseReason::failover);
+    else out_.drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
+    return;
+  }
+  if (pvm) {
+    out_.drop_direct(side, handle, DropReason::primary_lost);
+    return;
+  }
+  if (f.status == ParseStatus::ok && f.is_tcp()) {
+    const uint32_t ci = conns_.lookup_or_create(flow_key_of(f), ConnKind::tcp, now, false);
+    if (ci != kNil) tcp_.translate_svm_output(conns_[ci], data, len);
+  }
+  out_.release_direct(side, handle, ReleaseReason::svm_survivor);
+}
+
+// A fragment: reassembled first; a complete datagram then goes where an unfragmented
+// one would (its flow's policy, then datagram compare), its fragments chained to it.
+void EngineImpl::on_fragment(Side side, uint64_t handle, uint8_t* data, uint32_t len,
+                             uint64_t now, const ParsedFrame& f) {
+  FlowKey key;
+  const uint32_t rep = frags_.input(side, handle, data, len, now, f, key);
+  if (rep == kNil) return;
+  const bool pvm = side == Side::pvm;
+  const uint32_t ci = conns_.lookup_or_create(key, ConnKind::datagram, now, true);
+  if (ci == kNil) {
+    cp_.request(CheckpointReason::table_full, &key, now);
+    if (pvm) {
+      held_.push(unowned_, rep);
+      held_.arm(rep, now + t_.timeout_ns);
+    } else {
+      out_.drop_frame(rep, DropReason::table_full);
+    }
+    return;
+  }
+  conns_.touch(ci, now);
+  switch (policy_of(conns_[ci])) {
+    case PolicyAction::pass:
+      if (pvm) out_.release_frame(rep, ReleaseReason::policy_pass);
+      else out_.drop_frame(rep, DropReason::svm_unmatched_passthrough);
+      return;
+    case PolicyAction::drop: out_.drop_frame(rep, DropReason::policy_drop); return;
+    case PolicyAction::compare: break;
+  }
+  held_[rep].conn = ci;
+  dgram_.output(ci, rep, now);
 }
 
 void EngineImpl::hold_without_conn(Side side, uint64_t handle, uint8_t* data, uint32_t len,
                                    uint64_t now) {
-  uint32_t idx = alloc_held(side, handle, data, len, now);
+  uint32_t idx = held_.alloc(side, handle, data, len, now);
   if (idx == kNil) {
-    drop_direct(side, handle, DropReason::held_overflow);
+    out_.drop_direct(side, handle, DropReason::held_overflow);
     return;
   }
-  list_push(unowned_, idx);
-  arm_deadline(idx, now + (mode_ == Mode::buffer ? buffer_epoch_ns_ : timeout_ns_));
+  held_.push(unowned_, idx);
+  held_.arm(idx, now + (cp_.mode == Mode::buffer ? t_.buffer_epoch_ns : t_.timeout_ns));
 }
 
 bool EngineImpl::on_ingress(uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
                             const ParsedFrame& f, const Keyed* keyed) {
-  const bool to_pvm = !(failed_over_ && *failed_over_ == Survivor::secondary);
-  if (failed_over_ && *failed_over_ == Survivor::primary) {
-    drop_direct(Side::ingress, handle, DropReason::svm_not_mirrored);
+  const bool to_pvm = !(cp_.failed_over && *cp_.failed_over == Survivor::secondary);
+  if (cp_.failed_over && *cp_.failed_over == Survivor::primary) {
+    out_.drop_direct(Side::ingress, handle, DropReason::svm_not_mirrored);
     return to_pvm;
   }
   if (f.status != ParseStatus::ok || !f.is_tcp() || f.is_fragment) {
-    emit(handle, ActionKind::forward_svm, 0, Side::ingress);
-    ++c_.svm_forwarded;
+    out_.forward_direct(handle);
     return to_pvm;
   }
-  uint32_t ci = keyed ? lookup_or_create(keyed->key, keyed->hash, ConnKind::tcp, now, true)
-                      : lookup_or_create(flow_key_of(f), ConnKind::tcp, now, true);
+  const uint32_t ci =
+      keyed ? conns_.lookup_or_create(keyed->key, keyed->hash, ConnKind::tcp, now, true)
+            : conns_.lookup_or_create(flow_key_of(f), ConnKind::tcp, now, true);
   if (ci == kNil) {
-    emit(handle, ActionKind::forward_svm, 0, Side::ingress);
-    ++c_.svm_forwarded;
+    out_.forward_direct(handle);
     ++c_.ingress_untranslated;
     return to_pvm;
   }
-  touch(ci, now);
-  tcp_ingress(ci, handle, data, len, f, now);
+  conns_.touch(ci, now);
+  tcp_.ingress(ci, handle, data, len, f, now);
   return to_pvm;
 }
 
 // ---------------------------------------------------------------------------- time
 
 void EngineImpl::advance(uint64_t now) {
-  last_now_ = std::max(last_now_, now);
+  out_.advance_now(now);
   fired_.clear();
-  timers_.expire(now, [this](uint32_t id) { fired_.push_back(id); });
+  held_.expire(now, [this](uint32_t id) { fired_.push_back(id); });
   for (uint32_t id : fired_) {
     Held& h = held_[id];
     if (!h.live) continue;
     if (h.side == Side::ingress) {
-      if (h.conn != kNil) tcp_flush_ingress(h.conn, false);
+      if (h.conn != kNil) tcp_.flush_ingress(h.conn, false);
       continue;
     }
-    if (h.side == Side::pvm && h.conn != kNil && mode_ == Mode::colo && tcp_deadline(id, now)) {
+    if (h.side == Side::pvm && h.conn != kNil && cp_.mode == Mode::colo &&
+        tcp_.deadline(id, now)) {
       continue;
     }
     h.deadline_fired = true;
-    if (h.conn == kNil || mode_ == Mode::buffer) {
-      request_checkpoint(mode_ == Mode::buffer ? CheckpointReason::buffer_epoch
-                                               : CheckpointReason::deadline,
-                         nullptr, now);
+    if (h.conn == kNil || cp_.mode == Mode::buffer) {
+      cp_.request(cp_.mode == Mode::buffer ? CheckpointReason::buffer_epoch
+                                           : CheckpointReason::deadline,
+                  nullptr, now);
     } else {
       diverge(h.conn, CheckpointReason::deadline, now, id);
     }
   }
-  frag_expire(now);
-  expire_idle(now);
-  if (hybrid_active_ && mode_ == Mode::buffer && !mode_after_checkpoint_ &&
-      now >= buffer_since_ns_ + settings_.hybrid_quiet_ms * 1000000) {
+  frags_.expire(now);
+  conns_.expire_idle(now, t_.idle_ns, t_.linger_ns);
+  if (cp_.hybrid_active && cp_.mode == Mode::buffer && !cp_.mode_after_checkpoint &&
+      now >= cp_.buffer_since_ns + t_.hybrid_quiet_ns) {
     set_mode(Mode::colo, now);
   }
 }
 
-uint64_t EngineImpl::next_deadline() const { return std::min(timers_.earliest(), other_deadline()); }
+uint64_t EngineImpl::next_deadline() const { return std::min(held_.earliest(), other_deadline()); }
 
-bool EngineImpl::due(uint64_t now) const { return timers_.due(now) || other_deadline() <= now; }
+bool EngineImpl::due(uint64_t now) const { return held_.due(now) || other_deadline() <= now; }
 
 uint64_t EngineImpl::other_deadline() const {
-  uint64_t t = UINT64_MAX;
-  for (uint32_t fi = frag_age_head_; fi != kNil; fi = frags_[fi].next_age) {
-    const FragEntry& e = frags_[fi];
-    if (e.in_use && !e.complete) {
-      t = std::min(t, e.created_ns + frag_timeout_ns_);
-      break;
-    }
-  }
-  if (hybrid_active_ && mode_ == Mode::buffer && !mode_after_checkpoint_) {
-    t = std::min(t, buffer_since_ns_ + settings_.hybrid_quiet_ms * 1000000);
+  uint64_t t = frags_.next_deadline();
+  if (cp_.hybrid_active && cp_.mode == Mode::buffer && !cp_.mode_after_checkpoint) {
+    t = std::min(t, cp_.buffer_since_ns + t_.hybrid_quiet_ns);
   }
   return t;
-}
-
-// ---------------------------------------------------------------------------- checkpoints
-
-void EngineImpl::diverge(uint32_t ci, CheckpointReason reason, uint64_t now, uint32_t frame) {
-  Conn& c = conns_[ci];
-  c.diverged = true;
-  ++cold_[ci].divergences;
-  const bool first = !outstanding_;
-  request_checkpoint(reason, &c.key, now);
-  if (first && pending_request_) explain(ci, reason, frame, *pending_request_);
-}
-
-void EngineImpl::request_checkpoint(CheckpointReason reason, const FlowKey* flow, uint64_t now) {
-  ++c_.checkpoint_triggers;
-  if (outstanding_) return;
-  outstanding_ = true;
-  CheckpointRequest r;
-  r.epoch = epoch_;
-  r.reason = reason;
-  r.t_ns = now;
-  if (flow) {
-    r.flow = *flow;
-    r.has_flow = true;
-  }
-  pending_request_ = r;
-  ++c_.checkpoint_requests;
-  ++c_.checkpoint_reason[static_cast<unsigned>(reason)];
-}
-
-std::optional<CheckpointRequest> EngineImpl::take_checkpoint_request() {
-  auto r = pending_request_;
-  pending_request_.reset();
-  return r;
-}
-
-void EngineImpl::release_all_held(ReleaseReason why) {
-  const bool pvm_lost = failed_over_ && *failed_over_ == Survivor::secondary;
-  for (uint32_t ci = lru_head_; ci != kNil; ci = conns_[ci].lru_next) {
-    Conn& c = conns_[ci];
-    while (c.pvm.head != kNil) {
-      uint32_t idx = list_pop(c.pvm);
-      if (pvm_lost) drop_frame(idx, DropReason::primary_lost);
-      else release_frame(idx, why);
-    }
-    while (c.svm.head != kNil) {
-      uint32_t idx = list_pop(c.svm);
-      if (pvm_lost) {
-        tcp_translate_svm_output(c, held_[idx].data, held_[idx].len);
-        release_frame(idx, ReleaseReason::svm_survivor);
-      } else {
-        drop_frame(idx, DropReason::svm_backlog_flushed);
-      }
-    }
-    c.unmatched_pvm = c.unmatched_svm = 0;
-  }
-  while (unowned_.head != kNil) {
-    uint32_t idx = list_pop(unowned_);
-    if (pvm_lost) drop_frame(idx, DropReason::primary_lost);
-    else release_frame(idx, why);
-  }
-}
-
-void EngineImpl::checkpoint_done(uint64_t epoch, uint64_t now) {
-  last_now_ = std::max(last_now_, now);
-  if (epoch < epoch_) {
-    ++c_.checkpoint_done_stale;
-    return;
-  }
-  ++c_.checkpoints_done;
-  release_all_held(ReleaseReason::checkpoint);
-  // The SVM is now a copy of the PVM: rebase every connection.
-  for (uint32_t ci = lru_head_; ci != kNil; ci = conns_[ci].lru_next) {
-    Conn& c = conns_[ci];
-    c.diverged = false;
-    c.stale_valid = c.kind == ConnKind::tcp && c.seq_offset != 0;
-    c.stale_offset = c.seq_offset;
-    c.seq_offset = 0;
-    c.ts_offset = 0;
-    c.offset_known = true;
-    c.ts_known = true;
-    if (c.kind == ConnKind::tcp && (c.pvm_syn || c.cmp_valid)) {
-      c.cmp = c.pvm_next;
-      c.cmp_valid = true;
-    }
-    c.rebase_seq = c.cmp;
-    // The SVM has received what the PVM has: its ACK is the PVM's.
-    if (c.pvm_ack_seen) {
-      c.svm_ack = c.svm_ack_seen ? seq_max(c.svm_ack, c.pvm_ack) : c.pvm_ack;
-      c.svm_ack_seen = true;
-    }
-    c.svm_sack_count = 0;
-    c.client_offset = 0;
-    norm_rebase(c);
-    c.svm_syn = c.pvm_syn;
-    c.svm_isn = c.pvm_isn;
-    if (c.ingress.head != kNil) tcp_flush_ingress(ci, true);
-  }
-  epoch_ = epoch + 1;
-  outstanding_ = false;
-  pending_request_.reset();
-  hybrid_on_checkpoint(now);
-  if (mode_after_checkpoint_) {
-    Mode m = *mode_after_checkpoint_;
-    mode_after_checkpoint_.reset();
-    if (m != mode_) {
-      mode_ = m;
-      ++c_.mode_switches;
-      if (m == Mode::buffer) buffer_since_ns_ = now;
-    }
-  }
-}
-
-void EngineImpl::hybrid_on_checkpoint(uint64_t now) {
-  if (!settings_.hybrid || mode_ != Mode::colo || mode_after_checkpoint_) return;
-  size_t n = checkpoint_times_.size();
-  checkpoint_times_[checkpoint_times_head_] = now;
-  checkpoint_times_head_ = (checkpoint_times_head_ + 1) % n;
-  uint64_t oldest = checkpoint_times_[checkpoint_times_head_];  // n checkpoints ago
-  if (oldest != 0 && now - oldest <= settings_.hybrid_window_ms * 1000000) {
-    hybrid_active_ = true;
-    set_mode(Mode::buffer, now);
-    std::fill(checkpoint_times_.begin(), checkpoint_times_.end(), 0);
-  }
-}
-
-void EngineImpl::set_mode(Mode m, uint64_t now) {
-  if (failed_over_) return;
-  if (m == mode_) {
-    mode_after_checkpoint_.reset();
-    return;
-  }
-  settings_.mode = std::string(to_string(m));
-  switch (m) {
-    case Mode::passthrough:
-      release_all_held(ReleaseReason::passthrough);
-      for (uint32_t ci = lru_head_; ci != kNil; ci = conns_[ci].lru_next) {
-        if (conns_[ci].ingress.head != kNil) tcp_flush_ingress(ci, true);
-      }
-      mode_ = m;
-      ++c_.mode_switches;
-      break;
-    case Mode::buffer:
-      // Held PVM output stays until the next checkpoint; SVM output is no longer needed.
-      for (uint32_t ci = lru_head_; ci != kNil; ci = conns_[ci].lru_next) {
-        Conn& c = conns_[ci];
-        while (c.svm.head != kNil) drop_frame(list_pop(c.svm), DropReason::svm_unmatched_passthrough);
-        c.diverged = true;
-      }
-      mode_ = m;
-      buffer_since_ns_ = now;
-      ++c_.mode_switches;
-      break;
-    case Mode::colo:
-      // Comparing needs both VMs in step: resume at the next checkpoint.
-      mode_after_checkpoint_ = Mode::colo;
-      request_checkpoint(CheckpointReason::manual, nullptr, now);
-      if (hybrid_active_) hybrid_active_ = false;
-      break;
-  }
-}
-
-void EngineImpl::failover(Survivor s, uint64_t now) {
-  last_now_ = std::max(last_now_, now);
-  if (failed_over_) return;
-  failed_over_ = s;
-  ++c_.failovers;
-  if (s == Survivor::primary) {
-    release_all_held(ReleaseReason::failover);
-    for (uint32_t ci = lru_head_; ci != kNil; ci = conns_[ci].lru_next) {
-      Conn& c = conns_[ci];
-      while (c.ingress.head != kNil) drop_frame(list_pop(c.ingress), DropReason::svm_not_mirrored);
-    }
-  } else {
-    release_all_held(ReleaseReason::failover);  // PVM dropped, SVM released (see above)
-    for (uint32_t ci = lru_head_; ci != kNil; ci = conns_[ci].lru_next) {
-      if (conns_[ci].ingress.head != kNil) tcp_flush_ingress(ci, true);
-    }
-  }
-  mode_ = Mode::passthrough;
-  mode_after_checkpoint_.reset();
-  outstanding_ = false;
-  pending_request_.reset();
-}
-
-void EngineImpl::flush_all(uint64_t now) {
-  last_now_ = std::max(last_now_, now);
-  const bool pvm_lost = failed_over_ && *failed_over_ == Survivor::secondary;
-  for (uint32_t ci = lru_head_; ci != kNil; ci = conns_[ci].lru_next) {
-    Conn& c = conns_[ci];
-    while (c.pvm.head != kNil) {
-      uint32_t idx = list_pop(c.pvm);
-      if (pvm_lost) drop_frame(idx, DropReason::primary_lost);
-      else release_frame(idx, ReleaseReason::checkpoint);
-    }
-    while (c.svm.head != kNil) drop_frame(list_pop(c.svm), DropReason::svm_backlog_flushed);
-    while (c.ingress.head != kNil) drop_frame(list_pop(c.ingress), DropReason::svm_not_mirrored);
-    c.unmatched_pvm = c.unmatched_svm = 0;
-  }
-  while (unowned_.head != kNil) {
-    uint32_t idx = list_pop(unowned_);
-    if (pvm_lost) drop_frame(idx, DropReason::primary_lost);
-    else release_frame(idx, ReleaseReason::checkpoint);
-  }
-  for (uint32_t fi = 0; fi < frags_.size(); ++fi) {
-    if (frags_[fi].in_use && !frags_[fi].complete) frag_discard(fi, DropReason::frag_timeout);
-  }
 }
 
 // ---------------------------------------------------------------------------- views
 
 void EngineImpl::list_connections(std::vector<ConnInfo>& out, size_t limit) const {
-  for (uint32_t ci = lru_tail_; ci != kNil && out.size() < limit; ci = conns_[ci].lru_prev) {
+  for (uint32_t ci = conns_.newest(); ci != kNil && out.size() < limit; ci = conns_.older(ci)) {
     const Conn& c = conns_[ci];
     ConnInfo info;
     info.key = c.key;
@@ -925,17 +469,15 @@ void EngineImpl::list_connections(std::vector<ConnInfo>& out, size_t limit) cons
     info.bytes_matched = c.bytes_matched;
     info.last_seen_ns = c.last_seen_ns;
     info.svm_seq_offset = static_cast<int32_t>(c.seq_offset);
-    info.divergences = cold_[ci].divergences;
+    info.divergences = conns_.cold(ci).divergences;
     out.push_back(info);
   }
 }
 
 size_t EngineImpl::memory_bytes() const {
-  size_t frag_bytes = 0;
-  for (const auto& e : frags_) frag_bytes += sizeof(FragEntry) + e.buf.capacity();
-  return held_.size() * sizeof(Held) + conns_.size() * (sizeof(Conn) + sizeof(ConnCold)) +
-         conns_.size() * index_.bytes_per_conn() * 2 + frag_bytes +
-         held_.size() * 24 /* timer nodes */ + (norm_ ? norm_->memory_bytes() : 0);
+  const auto& norm = tcp_.normalizer();
+  return held_.memory_bytes() + conns_.memory_bytes() + frags_.memory_bytes() +
+         (norm ? norm->memory_bytes() : 0);
 }
 
 // ---------------------------------------------------------------------------- facade
@@ -963,19 +505,19 @@ void Engine::request_checkpoint(CheckpointReason reason, uint64_t now_ns) {
 void Engine::checkpoint_done(uint64_t epoch, uint64_t now_ns) {
   impl_->checkpoint_done(epoch, now_ns);
 }
-uint64_t Engine::epoch() const { return impl_->epoch_; }
-bool Engine::checkpoint_outstanding() const { return impl_->outstanding_; }
+uint64_t Engine::epoch() const { return impl_->epoch(); }
+bool Engine::checkpoint_outstanding() const { return impl_->outstanding(); }
 void Engine::failover(Survivor survivor, uint64_t now_ns) { impl_->failover(survivor, now_ns); }
 void Engine::set_mode(Mode m, uint64_t now_ns) { impl_->set_mode(m, now_ns); }
-Mode Engine::mode() const { return impl_->mode_; }
+Mode Engine::mode() const { return impl_->mode(); }
 bool Engine::apply_settings(const Settings& s, std::string& error) {
   return impl_->apply_settings(s, error);
 }
-const Settings& Engine::settings() const { return impl_->settings_; }
+const Settings& Engine::settings() const { return impl_->settings(); }
 void Engine::flush_all(uint64_t now_ns) { impl_->flush_all(now_ns); }
-const Counters& Engine::counters() const { return impl_->c_; }
+const Counters& Engine::counters() const { return impl_->counters(); }
 uint64_t Engine::held_frames() const {
-  const Counters& c = impl_->c_;
+  const Counters& c = impl_->counters();
   return c.held_pvm + c.held_svm + c.held_ingress;
 }
 void Engine::list_connections(std::vector<ConnInfo>& out, size_t limit) const {

@@ -1,4 +1,4 @@
-// The compare engine (DESIGN.md §5). One instance per worker thread, owned by that
+// The compare engine (docs/design.md §5). One instance per worker thread, owned by that
 // thread; no locks, no clock reads, no allocation on the per-frame path.
 //
 // Contract with the caller:

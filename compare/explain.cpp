@@ -1,4 +1,4 @@
-// What a checkpoint request says about its divergence (DESIGN.md §5): where the VMs'
+// What a checkpoint request says about its divergence (docs/design.md §5): where the VMs'
 // outputs first differ and the bytes of both around that point, so that an operator sees
 // the differing field (a date, a counter) without a capture. Runs once per request, never
 // per frame; reads the held frames as they are when the divergence is declared.
@@ -115,8 +115,8 @@ void EngineImpl::explain(uint32_t ci, CheckpointReason reason, uint32_t frame,
   const Held& hp = held_[p];
   const Held& hs = held_[s];
   if (reason != CheckpointReason::deadline) r.frame_ns = std::max(hp.arrival_ns, hs.arrival_ns);
-  const uint8_t* bp = compared_bytes(hp);
-  const uint8_t* bs = compared_bytes(hs);
+  const uint8_t* bp = dgram_.compared_bytes(hp);
+  const uint8_t* bs = dgram_.compared_bytes(hs);
   const uint32_t diff = first_difference(bp, bs, std::min(hp.payload_len, hs.payload_len));
   d.stream_offset = diff;
   d.has_offset = true;

@@ -50,10 +50,9 @@ std::string to_string(const IpAddr& a);
 
 namespace flow_key_detail {
 
-// Big-endian 64-bit load: comparing two of them orders bytes as memcmp does.
-inline uint64_t load_be64(const uint8_t* p) {
-  return (uint64_t{load_be32(p)} << 32) | load_be32(p + 4);
-}
+// Big-endian 64-bit loads (common/byte_order.h): comparing two of them orders bytes as
+// memcmp does.
+using lockstep::load_be64;
 
 // Orders two endpoints: address bytes first (as memcmp would, in two word compares),
 // then port.

@@ -1,16 +1,8 @@
-// IP reassembly (IPv4 and IPv6) before datagram compare. Each side's fragments are
-// collected per (side, src, dst, protocol, id, VLAN) in a bounded table; the bytes are
-// copied into the entry's buffer, and the fragment frames themselves stay held. When a
-// datagram is complete, its first-arrived fragment represents it in the flow's FIFO and
-// chains the others: a match releases the PVM's own fragments, in arrival order, and
-// frees the SVM's. IP IDs and fragment boundaries are not compared, only the bytes.
-//
-// An incomplete datagram is given up after frag_timeout_ms (its frames dropped and
-// counted as frag_timeout); a full table drops new fragments as frag_table_full.
+// IP reassembly (frag_table.h): the table of datagrams being reassembled.
 #include <algorithm>
 #include <cstring>
 
-#include "compare/engine_impl.h"
+#include "compare/frag_table.h"
 
 namespace lockstep {
 
@@ -30,8 +22,8 @@ bool covers(std::vector<std::pair<uint32_t, uint32_t>>& ranges, uint32_t total) 
 
 }  // namespace
 
-void EngineImpl::frag_input(Side side, uint64_t handle, uint8_t* data, uint32_t len,
-                            uint64_t now, const ParsedFrame& f) {
+uint32_t FragTable::input(Side side, uint64_t handle, uint8_t* data, uint32_t len,
+                          uint64_t now, const ParsedFrame& f, FlowKey& flow) {
   ++c_.frags_in;
   FragKey key;
   key.src = f.src;
@@ -42,14 +34,14 @@ void EngineImpl::frag_input(Side side, uint64_t handle, uint8_t* data, uint32_t 
   key.vlan = f.vlan_count ? static_cast<uint16_t>(f.vlan_tci[0] & 0xfff) : 0;
 
   uint32_t fi = kNil;
-  for (uint32_t i = frag_age_head_; i != kNil; i = frags_[i].next_age) {
+  for (uint32_t i = age_head_; i != kNil; i = frags_[i].next_age) {
     if (frags_[i].in_use && !frags_[i].complete && frags_[i].key == key) {
       fi = i;
       break;
     }
   }
   if (fi == kNil) {
-    frag_expire(now);
+    expire(now);
     for (uint32_t i = 0; i < frags_.size(); ++i) {
       if (!frags_[i].in_use && !frags_[i].in_age) {
         fi = i;
@@ -57,8 +49,8 @@ void EngineImpl::frag_input(Side side, uint64_t handle, uint8_t* data, uint32_t 
       }
     }
     if (fi == kNil) {
-      drop_direct(side, handle, DropReason::frag_table_full);
-      return;
+      out_.drop_direct(side, handle, DropReason::frag_table_full);
+      return kNil;
     }
     FragEntry& e = frags_[fi];
     e.key = key;
@@ -73,25 +65,25 @@ void EngineImpl::frag_input(Side side, uint64_t handle, uint8_t* data, uint32_t 
     e.created_ns = now;
     e.next_age = kNil;
     e.in_age = true;
-    if (frag_age_tail_ == kNil) frag_age_head_ = fi;
-    else frags_[frag_age_tail_].next_age = fi;
-    frag_age_tail_ = fi;
+    if (age_tail_ == kNil) age_head_ = fi;
+    else frags_[age_tail_].next_age = fi;
+    age_tail_ = fi;
   }
 
-  uint32_t idx = alloc_held(side, handle, data, len, now);
+  const uint32_t idx = held_.alloc(side, handle, data, len, now);
   if (idx == kNil) {
-    drop_direct(side, handle, DropReason::held_overflow);
-    return;
+    out_.drop_direct(side, handle, DropReason::held_overflow);
+    return kNil;
   }
   FragEntry& e = frags_[fi];
-  list_push(e.frames, idx);
+  held_.push(e.frames, idx);
   const uint32_t off = f.frag_offset;
   const uint32_t end = off + f.frag_data_len;
   if (end > 65535 || e.ranges.size() >= kMaxFragmentsPerDatagram ||
       (!f.more_fragments && e.have_last && e.total_len != end) ||
       (e.have_last && end > e.total_len)) {
-    frag_discard(fi, DropReason::frag_malformed);
-    return;
+    discard(fi, DropReason::frag_malformed);
+    return kNil;
   }
   if (e.buf.size() < end) e.buf.resize(end);
   if (f.frag_data_len > 0) std::memcpy(e.buf.data() + off, data + f.l4_off, f.frag_data_len);
@@ -104,10 +96,11 @@ void EngineImpl::frag_input(Side side, uint64_t handle, uint8_t* data, uint32_t 
     e.have_last = true;
     e.total_len = end;
   }
-  if (e.have_first && e.have_last && covers(e.ranges, e.total_len)) frag_complete(fi, now);
+  if (e.have_first && e.have_last && covers(e.ranges, e.total_len)) return complete(fi, flow);
+  return kNil;
 }
 
-void EngineImpl::frag_complete(uint32_t fi, uint64_t now) {
+uint32_t FragTable::complete(uint32_t fi, FlowKey& flow) {
   FragEntry& e = frags_[fi];
   e.complete = true;
   e.buf.resize(e.total_len);
@@ -121,7 +114,7 @@ void EngineImpl::frag_complete(uint32_t fi, uint64_t now) {
   }
   ParsedFrame first;
   parse_frame(held_[e.first_held].data, held_[e.first_held].len, first);
-  const FlowKey key = flow_key_of(first);
+  flow = flow_key_of(first);
 
   Held& r = held_[rep];
   r.reasm = fi;
@@ -138,49 +131,46 @@ void EngineImpl::frag_complete(uint32_t fi, uint64_t now) {
     r.payload_len = total;
   }
   ++c_.frag_datagrams;
-  const bool pvm = r.side == Side::pvm;
-
-  uint32_t ci = lookup_or_create(key, ConnKind::datagram, now, true);
-  if (ci == kNil) {
-    request_checkpoint(CheckpointReason::table_full, &key, now);
-    if (pvm) {
-      list_push(unowned_, rep);
-      arm_deadline(rep, now + timeout_ns_);
-    } else {
-      drop_frame(rep, DropReason::table_full);
-    }
-    return;
-  }
-  touch(ci, now);
-  switch (policy_of(conns_[ci])) {
-    case PolicyAction::pass:
-      if (pvm) release_frame(rep, ReleaseReason::policy_pass);
-      else drop_frame(rep, DropReason::svm_unmatched_passthrough);
-      return;
-    case PolicyAction::drop: drop_frame(rep, DropReason::policy_drop); return;
-    case PolicyAction::compare: break;
-  }
-  held_[rep].conn = ci;
-  dgram_output(ci, rep, now);
+  return rep;
 }
 
-void EngineImpl::frag_discard(uint32_t fi, DropReason why) {
+void FragTable::discard(uint32_t fi, DropReason why) {
   FragEntry& e = frags_[fi];
-  while (e.frames.head != kNil) drop_frame(list_pop(e.frames), why);
+  while (e.frames.head != kNil) out_.drop_frame(held_.pop(e.frames), why);
   e.in_use = false;
 }
 
-void EngineImpl::frag_expire(uint64_t now) {
-  while (frag_age_head_ != kNil) {
-    uint32_t fi = frag_age_head_;
+void FragTable::expire(uint64_t now) {
+  while (age_head_ != kNil) {
+    uint32_t fi = age_head_;
     FragEntry& e = frags_[fi];
-    if (e.in_use && !e.complete && e.created_ns + frag_timeout_ns_ > now) break;
-    frag_age_head_ = e.next_age;
-    if (frag_age_head_ == kNil) frag_age_tail_ = kNil;
+    if (e.in_use && !e.complete && e.created_ns + t_.frag_timeout_ns > now) break;
+    age_head_ = e.next_age;
+    if (age_head_ == kNil) age_tail_ = kNil;
     e.next_age = kNil;
     e.in_age = false;
-    if (e.in_use && !e.complete) frag_discard(fi, DropReason::frag_timeout);
+    if (e.in_use && !e.complete) discard(fi, DropReason::frag_timeout);
   }
+}
+
+void FragTable::discard_incomplete() {
+  for (uint32_t fi = 0; fi < frags_.size(); ++fi) {
+    if (frags_[fi].in_use && !frags_[fi].complete) discard(fi, DropReason::frag_timeout);
+  }
+}
+
+uint64_t FragTable::next_deadline() const {
+  for (uint32_t fi = age_head_; fi != kNil; fi = frags_[fi].next_age) {
+    const FragEntry& e = frags_[fi];
+    if (e.in_use && !e.complete) return e.created_ns + t_.frag_timeout_ns;
+  }
+  return UINT64_MAX;
+}
+
+size_t FragTable::memory_bytes() const {
+  size_t n = 0;
+  for (const auto& e : frags_) n += sizeof(FragEntry) + e.buf.capacity();
+  return n;
 }
 
 }  // namespace lockstep

@@ -35,7 +35,7 @@
 // outside the spans are equal and the spans pair up by rule, in order.
 #include <cstring>
 
-#include "compare/engine_impl.h"
+#include "compare/tcp_stream.h"
 
 namespace lockstep {
 
@@ -51,7 +51,7 @@ uint32_t first_difference(const uint8_t* a, const uint8_t* b, uint32_t n) {
 
 }  // namespace
 
-void EngineImpl::norm_install(std::unique_ptr<Normalizer> n) {
+void TcpStream::norm_install(std::unique_ptr<Normalizer> n) {
   // Per-rule counters follow their rule by name across a change.
   const auto old = c_.normalize;
   const auto old_names = c_.normalize_names;
@@ -71,7 +71,7 @@ void EngineImpl::norm_install(std::unique_ptr<Normalizer> n) {
   c_.normalize_state_bytes = 0;
 }
 
-void EngineImpl::norm_detach(Conn& c) {
+void TcpStream::norm_detach(Conn& c) {
   if (c.norm != kNil && norm_ && c.norm_gen == norm_gen_) {
     norm_->detach(c.norm);
     --c_.normalize_conns;
@@ -81,11 +81,11 @@ void EngineImpl::norm_detach(Conn& c) {
   c.norm_gen = 0;
 }
 
-void EngineImpl::norm_rebase(Conn& c) {
+void TcpStream::norm_rebase(Conn& c) {
   if (c.norm != kNil && norm_ && c.norm_gen == norm_gen_) norm_->conn(c.norm).started = false;
 }
 
-uint32_t EngineImpl::norm_ack_offset(const Conn& c, uint32_t pvm_pos) const {
+uint32_t TcpStream::norm_ack_offset(const Conn& c, uint32_t pvm_pos) const {
   if (!norm_ || c.norm_gen != norm_gen_) return c.seq_offset;
   const NormConn& n = norm_->conn(c.norm);
   if (n.has_prev && before(SeqNum(pvm_pos), n.prev_until)) return n.prev_offset;
@@ -98,7 +98,7 @@ uint32_t EngineImpl::norm_ack_offset(const Conn& c, uint32_t pvm_pos) const {
 // start, so that `^` cannot match there. Returns the bytes (sentinel included); `skip`
 // is 1 with a sentinel, `from` the position of the first real byte, `done` whether no
 // further byte can change what the window holds (full, or FIN/RST).
-uint32_t EngineImpl::norm_window(Conn& c, unsigned side, SeqNum x, uint32_t& skip, SeqNum& from,
+uint32_t TcpStream::norm_window(Conn& c, unsigned side, SeqNum x, uint32_t& skip, SeqNum& from,
                                  bool& done) {
   const uint32_t span = norm_->max_span();
   const uint32_t off = side == kSvm ? c.seq_offset : 0;
@@ -117,7 +117,7 @@ uint32_t EngineImpl::norm_window(Conn& c, unsigned side, SeqNum x, uint32_t& ski
     const SeqNum at = x + ahead;  // PVM space, where held segments are numbered
     uint32_t idx = find_cover(held_, list, at);
     if (idx == kNil) break;
-    Elem e = elem_at(held_[idx], at);
+    Elem e = elem_at(pool_[idx], at);
     if (e.kind != ElemKind::data) {
       done = true;  // FIN or RST: no byte follows (a SYN cannot follow data)
       break;
@@ -131,7 +131,7 @@ uint32_t EngineImpl::norm_window(Conn& c, unsigned side, SeqNum x, uint32_t& ski
   return n;
 }
 
-EngineImpl::NormVerdict EngineImpl::norm_resolve(Conn& c) {
+TcpStream::NormVerdict TcpStream::norm_resolve(Conn& c) {
   NormConn& nc = norm_->conn(c.norm);
   const SeqNum x = c.cmp;
   NormSpan sp[kNormMaxSpans], ss[kNormMaxSpans];
@@ -163,7 +163,8 @@ EngineImpl::NormVerdict EngineImpl::norm_resolve(Conn& c) {
       const uint32_t past_p = static_cast<uint32_t>(pt.since(x));
       const uint32_t past_s = static_cast<uint32_t>(st.since(x + c.seq_offset));
       const uint32_t xi_p = skip[kPvm] + static_cast<uint32_t>(x.since(from[kPvm]));
-      const uint32_t xi_s = skip[kSvm] + static_cast<uint32_t>((x + c.seq_offset).since(from[kSvm]));
+      const uint32_t xi_s =
+          skip[kSvm] + static_cast<uint32_t>((x + c.seq_offset).since(from[kSvm]));
       norm_->tail_append(c.norm, kPvm, norm_->window(kPvm) + xi_p, past_p);
       norm_->tail_append(c.norm, kSvm, norm_->window(kSvm) + xi_s, past_s);
       NormRuleCounters& rc = c_.normalize[sp[i].rule];
@@ -179,8 +180,8 @@ EngineImpl::NormVerdict EngineImpl::norm_resolve(Conn& c) {
         nc.prev_offset = c.seq_offset;
         nc.prev_until = pt;
         c.seq_offset += d;
-        for (uint32_t idx = c.svm.head; idx != kNil; idx = held_[idx].next) {
-          Held& h = held_[idx];
+        for (uint32_t idx = c.svm.head; idx != kNil; idx = pool_[idx].next) {
+          Held& h = pool_[idx];
           if (!h.untranslated) h.seq = h.seq - d;
         }
       }
@@ -200,7 +201,7 @@ EngineImpl::NormVerdict EngineImpl::norm_resolve(Conn& c) {
   return NormVerdict::wait;
 }
 
-bool EngineImpl::norm_tcp_compare(uint32_t ci, uint64_t now) {
+bool TcpStream::norm_tcp_compare(uint32_t ci, uint64_t now) {
   Conn& c = conns_[ci];
   if (c.norm_gen != norm_gen_) {
     // Once per connection (and per rule change): do any rules apply?
@@ -229,8 +230,8 @@ bool EngineImpl::norm_tcp_compare(uint32_t ci, uint64_t now) {
     if (p == kNil) break;
     uint32_t s = find_cover(held_, c.svm, c.cmp);
     if (s == kNil) break;
-    Elem ep = elem_at(held_[p], c.cmp);
-    Elem es = elem_at(held_[s], c.cmp);
+    Elem ep = elem_at(pool_[p], c.cmp);
+    Elem es = elem_at(pool_[s], c.cmp);
     if (ep.kind == es.kind) {
       const uint32_t len = ep.kind == ElemKind::data ? (ep.avail < es.avail ? ep.avail : es.avail)
                                                      : 1;
@@ -260,51 +261,17 @@ bool EngineImpl::norm_tcp_compare(uint32_t ci, uint64_t now) {
     switch (data ? norm_resolve(c) : NormVerdict::diverge) {
       case NormVerdict::skipped: continue;
       case NormVerdict::wait:
-        tcp_release_matched(c);
+        release_matched(c);
         return true;
       case NormVerdict::diverge:
-        tcp_release_matched(c);
-        diverge(ci, ep.kind != es.kind ? CheckpointReason::event_mismatch
+        release_matched(c);
+        diverge_(ci, ep.kind != es.kind ? CheckpointReason::event_mismatch
                                        : CheckpointReason::payload_mismatch,
                 now);
         return true;
     }
   }
-  tcp_release_matched(c);
-  return true;
-}
-
-bool EngineImpl::norm_dgram_equal(const Held& a, const Held& b) {
-  if (!norm_->has_rules(kProtoUdp) || a.conn == kNil) return false;
-  const Conn& c = conns_[a.conn];
-  if (c.kind != ConnKind::datagram) return false;
-  const uint64_t mask = norm_->mask_for(c.key);
-  if (mask == 0) return false;
-  constexpr unsigned kMax = 16;
-  NormSpan sa[kMax], sb[kMax];
-  const uint8_t* pa = compared_bytes(a);
-  const uint8_t* pb = compared_bytes(b);
-  const int na = norm_->spans(kProtoUdp, pa, a.payload_len, 0, mask, true, sa, kMax, c_);
-  const int nb = norm_->spans(kProtoUdp, pb, b.payload_len, 0, mask, true, sb, kMax, c_);
-  if (na <= 0 || na != nb) return false;
-  uint32_t ia = 0, ib = 0;
-  for (int k = 0; k <= na; ++k) {
-    const uint32_t ea = k < na ? sa[k].from.raw() : a.payload_len;
-    const uint32_t eb = k < na ? sb[k].from.raw() : b.payload_len;
-    if (ea - ia != eb - ib || std::memcmp(pa + ia, pb + ib, ea - ia) != 0) return false;
-    if (k < na) {
-      if (sa[k].rule != sb[k].rule) return false;
-      ia = sa[k].to.raw();
-      ib = sb[k].to.raw();
-    }
-  }
-  for (int k = 0; k < na; ++k) {
-    NormRuleCounters& rc = c_.normalize[sa[k].rule];
-    ++rc.spans;
-    const uint32_t la = sa[k].to.raw() - sa[k].from.raw();
-    rc.bytes += la;
-    if (la != sb[k].to.raw() - sb[k].from.raw()) ++rc.offsets;
-  }
+  release_matched(c);
   return true;
 }
 

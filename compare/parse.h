@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/byte_order.h"
+
 namespace lockstep {
 
 // Statuses, declared once: name used by counters, ctrl and docs.
@@ -131,24 +133,6 @@ ParseStatus parse_fresh_frame(const uint8_t* data, uint32_t len, ParsedFrame& fr
 // a handful of vector moves. `ParsedFrame f;` on a per-frame path became a `rep stos`,
 // whose start-up cost was half of Engine::push's samples (bench_qemu, 64 B payloads).
 extern const ParsedFrame kFreshFrame;
-
-// Byte-order helpers used by the parser and by the rewriters.
-inline uint16_t load_be16(const uint8_t* p) {
-  return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
-inline uint32_t load_be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-inline void store_be16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-inline void store_be32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
 
 inline IpAddr IpAddr::v4(uint32_t host_order) {
   IpAddr a;

@@ -1,4 +1,4 @@
-// Cluster membership and the failover decision taken from corosync (DESIGN.md §7
+// Cluster membership and the failover decision taken from corosync (docs/design.md §7
 // "cluster", docs/cluster.md).
 //
 // ClusterCore is the state machine alone: who promotes, split-brain resolution, quorum

@@ -12,7 +12,7 @@ FrameStatus FrameReader::next(std::string_view& payload) {
   size_t avail = buf_.size() - pos_;
   size_t header = extra_ ? 8 : 4;
   if (avail < 4) return FrameStatus::need_more;
-  uint32_t len = get_be32(buf_.data() + pos_);
+  uint32_t len = load_be32(buf_.data() + pos_);
   if (len > max_) {
     dead_ = true;
     buf_.clear();
@@ -20,7 +20,7 @@ FrameStatus FrameReader::next(std::string_view& payload) {
     return FrameStatus::oversize;
   }
   if (avail < header + len) return FrameStatus::need_more;
-  extra_word_ = extra_ ? get_be32(buf_.data() + pos_ + 4) : 0;
+  extra_word_ = extra_ ? load_be32(buf_.data() + pos_ + 4) : 0;
   payload = std::string_view(buf_.data() + pos_ + header, len);
   pos_ += header + len;
   return FrameStatus::frame;

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/byte_order.h"  // load_be32, append_be32: the length prefixes
+
 namespace lockstep::ctrl {
 
 enum class FrameStatus : uint8_t { frame, need_more, oversize };
@@ -37,17 +39,5 @@ class FrameReader {
   bool dead_ = false;
   uint32_t extra_word_ = 0;
 };
-
-// be32 helpers.
-inline void put_be32(std::string& out, uint32_t v) {
-  out.push_back(static_cast<char>(v >> 24));
-  out.push_back(static_cast<char>(v >> 16));
-  out.push_back(static_cast<char>(v >> 8));
-  out.push_back(static_cast<char>(v));
-}
-inline uint32_t get_be32(const char* p) {
-  auto b = [&](int i) { return static_cast<uint32_t>(static_cast<unsigned char>(p[i])); };
-  return b(0) << 24 | b(1) << 16 | b(2) << 8 | b(3);
-}
 
 }  // namespace lockstep::ctrl

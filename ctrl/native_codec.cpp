@@ -169,7 +169,7 @@ std::string encode_native(const NativeMessage& m) {
   std::string body = native_json(m);
   std::string out;
   out.reserve(4 + body.size());
-  put_be32(out, static_cast<uint32_t>(body.size()));
+  append_be32(out, static_cast<uint32_t>(body.size()));
   out += body;
   return out;
 }

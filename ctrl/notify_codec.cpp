@@ -17,8 +17,8 @@ std::string encode_notify(NotifyMessage m, bool vnet_hdr) {
   std::string_view text = notify_text(m);
   std::string out;
   out.reserve(8 + text.size());
-  put_be32(out, static_cast<uint32_t>(text.size()));
-  if (vnet_hdr) put_be32(out, 0);
+  append_be32(out, static_cast<uint32_t>(text.size()));
+  if (vnet_hdr) append_be32(out, 0);
   out.append(text);
   return out;
 }

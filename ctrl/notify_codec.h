@@ -1,4 +1,4 @@
-// QEMU/Xen colo-compare `notify_dev` protocol, byte for byte (DESIGN.md §7;
+// QEMU/Xen colo-compare `notify_dev` protocol, byte for byte (docs/design.md §7;
 // QEMU net/colo-compare.c, Xen tools/libxl/libxl_colo_proxy.c):
 //
 //   checkpointer -> compare  "COLO_USERSPACE_PROXY_INIT"  hello

@@ -15,7 +15,7 @@
 
 namespace lockstep::dp {
 
-// Port roles (DESIGN.md §2). Declared once: the enum, the config key and the help.
+// Port roles (docs/design.md §2). Declared once: the enum, the config key and the help.
 #define LOCKSTEP_PORT_ROLES(X)                                            \
   X(ext, "client side: ingress in, released PVM output out")              \
   X(pvm, "primary VM: ingress copy out, PVM output in")                   \

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "common/hash_mix.h"
 #include "dataplane/qos_config.h"
 
 namespace lockstep::dp {
@@ -19,24 +20,15 @@ uint64_t load64(const uint8_t* p) {
   return v;
 }
 
-uint64_t mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
-}
-
 // The scheduler's per-connection value: the 5-tuple in the direction sent (each
 // direction of a connection is its own flow on an egress port). Non-IP frames share 0.
 uint64_t conn_of(const sched::FlowFields& f) {
   if (!f.is_ip) return 0;
-  uint64_t h = mix(load64(f.src.b.data()) ^ 0x9e3779b97f4a7c15ull);
-  h = mix(h ^ load64(f.src.b.data() + 8));
-  h = mix(h ^ load64(f.dst.b.data()));
-  h = mix(h ^ load64(f.dst.b.data() + 8));
-  h = mix(h ^ (uint64_t{f.sport} << 24 | uint64_t{f.dport} << 8 | f.proto));
+  uint64_t h = mix64(load64(f.src.b.data()) ^ 0x9e3779b97f4a7c15ull);
+  h = mix64(h ^ load64(f.src.b.data() + 8));
+  h = mix64(h ^ load64(f.dst.b.data()));
+  h = mix64(h ^ load64(f.dst.b.data() + 8));
+  h = mix64(h ^ (uint64_t{f.sport} << 24 | uint64_t{f.dport} << 8 | f.proto));
   return h | 1;  // never 0: that one is non-IP
 }
 

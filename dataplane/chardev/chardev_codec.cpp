@@ -3,27 +3,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/byte_order.h"
+
 namespace lockstep::chardev {
 
-namespace {
-
-void put_be32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
-
-uint32_t get_be32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
-}
-
-}  // namespace
-
 size_t encode_header(uint8_t* out, uint32_t len, bool vnet_hdr, uint32_t vnet_hdr_len) {
-  put_be32(out, len);
+  store_be32(out, len);
   if (!vnet_hdr) return 4;
-  put_be32(out + 4, vnet_hdr_len);
+  store_be32(out + 4, vnet_hdr_len);
   return 8;
 }
 
@@ -55,8 +42,8 @@ ParseStatus ChardevParser::step(const uint8_t*& p, const uint8_t* end) {
           if (hdr_have_ < want) return ParseStatus::need_more;
         }
         hdr_have_ = 0;
-        len_ = get_be32(hdr_);
-        vnet_len_ = vnet_ ? get_be32(hdr_ + 4) : 0;
+        len_ = load_be32(hdr_);
+        vnet_len_ = vnet_ ? load_be32(hdr_ + 4) : 0;
         if (len_ > max_) {
           state_ = State::dead;
           p = end;

@@ -9,6 +9,8 @@
 #include <bit>
 #include <cstring>
 
+#include "common/hash_mix.h"
+
 namespace lockstep::sched {
 namespace {
 
@@ -55,15 +57,6 @@ struct Class {
   uint64_t backlog_bytes = 0;
   ClassCounters ctr;
 };
-
-uint64_t mix64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
-}
 
 uint64_t default_burst(uint64_t rate, uint32_t max_pkt) {
   return std::max<uint64_t>(std::max(kConnQuantum, max_pkt), rate / 100);  // 10 ms

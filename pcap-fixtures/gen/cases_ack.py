@@ -1,4 +1,4 @@
-"""ACK progress (DESIGN.md §5.2): a PVM frame leaves only once the SVM has acknowledged
+"""ACK progress (docs/design.md §5.2): a PVM frame leaves only once the SVM has acknowledged
 every client byte it acknowledges (cumulative ACK and, where both VMs use it, SACK), and
 per connection PVM frames leave in arrival order, pure ACKs included."""
 from . import frames as F

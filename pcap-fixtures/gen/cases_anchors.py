@@ -163,7 +163,7 @@ def t10_header_fields():
 def t11_pure_ack_silent_svm():
     k = Case("t11_pure_ack_silent_svm", "T11: PVM pure ACK on a flow where the SVM sends no data",
              "QEMU: held 5 s, 2 DO_CHECKPOINT. lockstep: a pure ACK has no bytes to compare; "
-             "it waits only until the SVM's ACK reaches its own (DESIGN.md §5.2), here the "
+             "it waits only until the SVM's ACK reaches its own (docs/design.md §5.2), here the "
              "SVM's pure ACK 2 ms later. Two flows: one after a handshake, one picked up "
              "mid-stream (no SYN seen). No checkpoint. (A SVM that never acknowledges the "
              "bytes is a divergence: tcp_ack_upload_svm_lost_segment.)")

@@ -513,7 +513,7 @@ def tcp_pure_acks():
              "The client uploads 60 kB; the PVM answers with 21 pure ACKs and a window "
              "update, the SVM with a third as many ACKs 275 µs later (its own delayed-ACK "
              "timing) and then only with its response. Pure ACKs carry nothing to compare; "
-             "each waits until the SVM has acknowledged what it acknowledges (DESIGN.md "
+             "each waits until the SVM has acknowledged what it acknowledges (docs/design.md "
              "§5.2) and leaves, in order, with the SVM ACK that reaches it: the last ones "
              "with the SVM's copy of the 201 response. No checkpoint.")
     c = TcpConn(k)

@@ -50,7 +50,7 @@ LATENCY_US = 1000
 
 
 def release_times(pvm, svm_acks):
-    """The ACK rule (DESIGN.md §5.2) as a model: PVM frame (time, acked client offset)
+    """The ACK rule (docs/design.md §5.2) as a model: PVM frame (time, acked client offset)
     leaves once the SVM has sent an ACK reaching that offset, and not before the PVM frame
     before it. Returns the release time of each PVM frame."""
     out, last = [], 0

@@ -13,6 +13,8 @@
 #include <deque>
 #include <memory>
 
+#include "common/byte_order.h"
+
 namespace lockstep::bench {
 
 namespace {
@@ -32,10 +34,6 @@ int listen_unix(const std::string& path) {
     return -1;
   }
   return fd;
-}
-
-uint32_t be32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
 }
 
 // One input stream: bytes read, complete frames found in them.
@@ -67,7 +65,7 @@ struct Input {
   uint64_t cut(bool keep) {
     uint64_t frames = 0;
     while (tail - parsed >= 4) {
-      const size_t end = parsed + 4 + be32(buf.get() + parsed);
+      const size_t end = parsed + 4 + load_be32(buf.get() + parsed);
       if (end > tail) break;
       parsed = end;
       ++frames;

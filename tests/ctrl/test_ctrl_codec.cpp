@@ -17,7 +17,7 @@ namespace {
 
 std::string be32(uint32_t v) {
   std::string s;
-  put_be32(s, v);
+  append_be32(s, v);
   return s;
 }
 

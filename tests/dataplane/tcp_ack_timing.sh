@@ -4,7 +4,7 @@
 # keeps Linux's delayed ACKs. Uploads of 1 KB .. 4 MB (PUT; the server answers with the
 # length and SHA-256 it received) and request/response exchanges must arrive byte-exact
 # with no checkpoint: lockstepd holds each PVM ACK until the SVM's cumulative ACK reaches
-# it (DESIGN.md §5.2) and never compares ACK numbers frame by frame. Prints how long PVM
+# it (docs/design.md §5.2) and never compares ACK numbers frame by frame. Prints how long PVM
 # frames waited for the SVM's ACK (pvm_ack_waits, p50/p99 from the ack_wait_us buckets).
 # As in tcp_e2e.sh, a checkpoint is excused (and the world rebuilt, at most twice) only
 # when the kernel dropped VM frames on a full AF_PACKET ring before lockstepd read them.

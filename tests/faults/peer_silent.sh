@@ -27,7 +27,7 @@ fetch f102400.bin && same f102400.bin || fail "transfer before the fault"
 ip netns exec "$P-client" curl -sS -m 60 --limit-rate 2M -o "$WORK/got.f8388608.bin" \
   http://10.9.0.2:8080/f8388608.bin & CURL=$!
 # An upload across the fault as well: the server answers with the length and SHA-256 of
-# what it received. The client only ever saw ACKs the SVM had matched (DESIGN.md §5.2),
+# what it received. The client only ever saw ACKs the SVM had matched (docs/design.md §5.2),
 # so whichever VM survives has every byte the client was told arrived.
 UP_WANT="8388608 $(sha256sum "$WORK/pvm/f8388608.bin" | cut -d' ' -f1)"
 ip netns exec "$P-client" curl -sS -m 60 --limit-rate 2M -T "$WORK/pvm/f8388608.bin" \

@@ -27,10 +27,6 @@ void require(bool ok) {
 // Small bound so that oversize is reachable from short inputs.
 constexpr uint32_t kMax = 2048;
 
-uint32_t be32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
-}
-
 struct Decoded {
   std::vector<Bytes> frames;
   std::vector<uint32_t> vnet_lens;
@@ -43,8 +39,8 @@ Decoded reference(const uint8_t* d, size_t n, bool vnet) {
   const size_t hl = vnet ? 8 : 4;
   size_t pos = 0;
   while (n - pos >= hl) {
-    const uint32_t len = be32(d + pos);
-    const uint32_t vl = vnet ? be32(d + pos + 4) : 0;
+    const uint32_t len = lockstep::load_be32(d + pos);
+    const uint32_t vl = vnet ? lockstep::load_be32(d + pos + 4) : 0;
     if (len > kMax) {
       r.fatal = ParseStatus::oversize;
       return r;

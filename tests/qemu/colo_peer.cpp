@@ -17,19 +17,11 @@
 #include <sstream>
 #include <string_view>
 
+#include "common/byte_order.h"
+
 namespace lockstep::qtest {
 
 namespace {
-
-void put_be32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
-uint32_t get_be32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
-}
 
 bool write_all(int fd, const void* data, size_t len) {
   const auto* p = static_cast<const uint8_t*>(data);
@@ -68,7 +60,7 @@ int connect_unix(const std::string& path, int timeout_ms) {
 
 std::string notify_frame(std::string_view msg, bool vnet) {
   std::string s(vnet ? 8 : 4, '\0');
-  put_be32(reinterpret_cast<uint8_t*>(s.data()), static_cast<uint32_t>(msg.size()));
+  store_be32(reinterpret_cast<uint8_t*>(s.data()), static_cast<uint32_t>(msg.size()));
   s += msg;
   return s;
 }
@@ -245,14 +237,14 @@ bool Peer::hello(std::string& error, int timeout_ms) {
 
 void Peer::append_framed(std::vector<uint8_t>& buf, const uint8_t* f, uint32_t len) const {
   uint8_t h[8]{};
-  put_be32(h, len);
+  store_be32(h, len);
   buf.insert(buf.end(), h, h + (vnet_ ? 8 : 4));
   buf.insert(buf.end(), f, f + len);
 }
 
 bool Peer::send_frame(int fd, const uint8_t* f, uint32_t len) {
   uint8_t h[8]{};
-  put_be32(h, len);
+  store_be32(h, len);
   iovec iov[2] = {{h, vnet_ ? size_t{8} : size_t{4}}, {const_cast<uint8_t*>(f), len}};
   msghdr msg{};
   msg.msg_iov = iov;
@@ -330,7 +322,7 @@ bool Peer::pump(int timeout_ms) {
       size_t pos = 0;
       std::lock_guard lock(mu);
       while (ob_len_ - pos >= hl) {
-        const uint32_t len = get_be32(ob_.data() + pos);
+        const uint32_t len = load_be32(ob_.data() + pos);
         if (len > ob_.size() - hl) {
           broken_ = true;
           break;
@@ -338,7 +330,7 @@ bool Peer::pump(int timeout_ms) {
         if (ob_len_ - pos < hl + len) break;
         const uint8_t* f = ob_.data() + pos + hl;
         uint32_t tag = 0;
-        if (tag_off_ != 0 && len >= tag_off_ + 4) tag = get_be32(f + tag_off_);
+        if (tag_off_ != 0 && len >= tag_off_ + 4) tag = load_be32(f + tag_off_);
         rx.push_back({now, len, tag});
         if (keep_) frames.emplace_back(f, f + len);
         pos += hl + len;
@@ -357,7 +349,7 @@ bool Peer::pump(int timeout_ms) {
       nb_.insert(nb_.end(), b, b + n);
       size_t pos = 0;
       while (nb_.size() - pos >= 4) {
-        const uint32_t len = get_be32(nb_.data() + pos);
+        const uint32_t len = load_be32(nb_.data() + pos);
         if (nb_.size() - pos < 4 + size_t{len}) break;
         std::string_view msg(reinterpret_cast<const char*>(nb_.data() + pos + 4), len);
         if (msg == "DO_CHECKPOINT") {

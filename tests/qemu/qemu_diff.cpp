@@ -15,7 +15,7 @@
 //           per flow; no DO_CHECKPOINT where expect.json says none, at least one where
 //           it says some; the engine's conservation law holds.
 // Per-flow order is the PVM's arrival order of every frame of the flow, pure TCP ACKs
-// included (DESIGN.md §5.2): lockstep holds a pure ACK behind an earlier held frame of
+// included (docs/design.md §5.2): lockstep holds a pure ACK behind an earlier held frame of
 // its flow and until the SVM's ACK reaches its own, so none may leave ahead of an
 // earlier frame of its flow ("acks ahead" must be 0 for lockstep). QEMU releases pure
 // ACKs on its own rules; for it the row only counts them.

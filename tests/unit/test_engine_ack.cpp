@@ -1,4 +1,4 @@
-// The ACK rule of the compare engine (DESIGN.md §5.2): a PVM frame leaves only once the
+// The ACK rule of the compare engine (docs/design.md §5.2): a PVM frame leaves only once the
 // SVM has acknowledged every client byte the frame acknowledges (cumulative ACK, and SACK
 // where both VMs use it), per connection in PVM order; an SVM ACK that stays behind past
 // ack_timeout_us is an ack_divergence. The random walk and the pcap fixtures cover the

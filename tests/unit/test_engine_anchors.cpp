@@ -1,5 +1,5 @@
 // The behaviours measured on QEMU's colo-compare (research/colo-anchors.md §6.1, T1-T16
-// and the checkpoint storm), each with the outcome lockstep intends (DESIGN.md §5),
+// and the checkpoint storm), each with the outcome lockstep intends (docs/design.md §5),
 // as one table: id, what QEMU did, what we do, and the case. After every case the
 // harness checks the contract (one action per handle) and conservation.
 //

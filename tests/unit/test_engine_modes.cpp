@@ -1,5 +1,5 @@
 // Modes (colo, buffer, passthrough), the hybrid switch, failover to either VM, live
-// settings, and checkpoint coalescing (DESIGN.md §5.5, §5.6, §5.8, §5.9).
+// settings, and checkpoint coalescing (docs/design.md §5.5, §5.6, §5.8, §5.9).
 //
 //   colo ──set_mode/hybrid: checkpoints faster than threshold──► buffer
 //   buffer ──hybrid_quiet_ms without divergence (or set_mode colo)──► colo

@@ -333,8 +333,8 @@ class Checkpointer {
     if (o_.garble > 0 && u(rng_) < o_.garble) {
       std::string junk = "\x01garbled\xff{not json";
       std::string frame;
-      put_be32(frame, static_cast<uint32_t>(junk.size()));
-      if (o_.dialect == Dialect::qemu && o_.vnet_hdr) put_be32(frame, 0);
+      append_be32(frame, static_cast<uint32_t>(junk.size()));
+      if (o_.dialect == Dialect::qemu && o_.vnet_hdr) append_be32(frame, 0);
       frame += junk;
       send(frame);
       log_line("fault_garble", "\"epoch\":" + std::to_string(a.epoch));

@@ -44,9 +44,9 @@ struct Options {
   std::vector<std::string> words;  // COMMAND [ARG...]
 };
 
-// One request, one reply line. False with `error`; `unreachable` when no daemon listens.
-bool exchange(const Options& o, const std::string& command, const std::vector<std::string>& args,
-              Json& r, std::string& error, bool& unreachable) {
+// Talking. The ctrl socket of `o`, connected; invalid with `error` (`unreachable` when
+// no daemon listens).
+lockstep::ctrl::Fd connect_ctl(const Options& o, std::string& error, bool& unreachable) {
   unreachable = false;
   lockstep::ctrl::Endpoint ep;
   const std::string& socket_path = o.socket_path;
@@ -57,39 +57,42 @@ bool exchange(const Options& o, const std::string& command, const std::vector<st
                                       ep, error) ||
       ep.kind != lockstep::ctrl::Endpoint::Kind::unix_path) {
     error = "bad socket path '" + socket_path + "'";
-    return false;
+    return {};
   }
   lockstep::ctrl::Fd fd = lockstep::ctrl::connect_endpoint(ep, error, true);
   if (!fd.valid()) {
     error += " (is lockstepd running? -s or LOCKSTEP_CTL_SOCKET)";
     unreachable = true;
-    return false;
   }
-  const double timeout_s = o.timeout_s;
-  Json req{{"command", command}, {"args", args}};
-  std::string line = req.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-  uint64_t deadline = lockstep::ctrl::monotonic_ns() + static_cast<uint64_t>(timeout_s * 1e9);
+  return fd;
+}
+
+// Sends `line` and reads until the first newline of the reply (returned without it),
+// within `timeout_s`. A daemon that refuses us (too many clients) writes its reason and
+// closes: the reply is read first, and a failed send still reads it.
+bool send_and_read(int fd, const std::string& line, double timeout_s, std::string& reply,
+                   std::string& error) {
+  const uint64_t deadline =
+      lockstep::ctrl::monotonic_ns() + static_cast<uint64_t>(timeout_s * 1e9);
   size_t sent = 0;
-  bool send_failed = false;  // the daemon may have closed after telling us why: read it
-  std::string reply;
+  bool send_failed = false;
   while (true) {
-    uint64_t now = lockstep::ctrl::monotonic_ns();
+    const uint64_t now = lockstep::ctrl::monotonic_ns();
     if (now >= deadline) {
       error = "no reply within " + std::to_string(timeout_s) + " s";
       return false;
     }
     const bool sending = sent < line.size() && !send_failed;
-    pollfd p{fd.get(), static_cast<short>(sending ? POLLOUT | POLLIN : POLLIN), 0};
-    int rc = poll(&p, 1, static_cast<int>((deadline - now) / 1000000 + 1));
+    pollfd p{fd, static_cast<short>(sending ? POLLOUT | POLLIN : POLLIN), 0};
+    const int rc = poll(&p, 1, static_cast<int>((deadline - now) / 1000000 + 1));
     if (rc < 0 && errno != EINTR) {
       error = std::string("poll: ") + std::strerror(errno);
       return false;
     }
     if (rc <= 0) continue;
-    // Read first: a daemon that refuses us (too many clients) writes its reason and closes.
     if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
       char buf[65536];
-      ssize_t n = recv(fd.get(), buf, sizeof buf, 0);
+      const ssize_t n = recv(fd, buf, sizeof buf, 0);
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (n <= 0) {
         if (reply.empty()) {
@@ -108,7 +111,7 @@ bool exchange(const Options& o, const std::string& command, const std::vector<st
       continue;
     }
     if ((p.revents & POLLOUT) && sending) {
-      long n = lockstep::ctrl::write_some(fd.get(), line.data() + sent, line.size() - sent);
+      const long n = lockstep::ctrl::write_some(fd, line.data() + sent, line.size() - sent);
       if (n < 0) {
         send_failed = true;
         continue;
@@ -117,6 +120,18 @@ bool exchange(const Options& o, const std::string& command, const std::vector<st
     }
   }
   reply = reply.substr(0, reply.find('\n'));
+  return true;
+}
+
+// One request, one reply line. False with `error`; `unreachable` when no daemon listens.
+bool exchange(const Options& o, const std::string& command, const std::vector<std::string>& args,
+              Json& r, std::string& error, bool& unreachable) {
+  lockstep::ctrl::Fd fd = connect_ctl(o, error, unreachable);
+  if (!fd.valid()) return false;
+  const Json req{{"command", command}, {"args", args}};
+  const std::string line = req.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  std::string reply;
+  if (!send_and_read(fd.get(), line, o.timeout_s, reply, error)) return false;
   r = Json::parse(reply, nullptr, false);
   if (r.is_discarded() || !r.is_object() || !r.contains("ok")) {
     error = "malformed reply from the daemon";
@@ -125,6 +140,7 @@ bool exchange(const Options& o, const std::string& command, const std::vector<st
   return true;
 }
 
+// Printing.
 void print_json(const Json& j, bool pretty) {
   std::printf("%s\n", j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace).c_str());
 }
@@ -323,31 +339,9 @@ int follow_events(const Options& o, std::vector<std::string> args) {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Options o;
-  if (int rc = parse(argc, argv, o); rc >= 0) return rc;
-  if (o.help || (!o.words.empty() && o.words.front() == "help")) {
-    std::vector<std::string> words = o.words;
-    if (!o.help) words.erase(words.begin());
-    return words.empty() ? help_list(o) : help_command(o, words);
-  }
-  if (o.words.empty()) return fail("no command given (try 'lockstepctl help')");
-  const std::string command = o.words.front();
-  std::vector<std::string> args(o.words.begin() + 1, o.words.end());
-  if (command == "events") {
-    auto f = std::find_if(args.begin(), args.end(),
-                          [](const std::string& w) { return w == "-f" || w == "--follow"; });
-    if (f != args.end()) {
-      args.erase(f);
-      return follow_events(o, args);
-    }
-  }
-  Json r;
-  std::string error;
-  bool unreachable = false;
-  if (!exchange(o, command, args, r, error, unreachable)) return fail(error);
+// A command's reply: its result (JSON or for people), or the daemon's refusal on stderr.
+// The exit status.
+int print_reply(const Options& o, const std::string& command, const Json& r) {
   if (!r.value("ok", false)) {
     std::string err = r.contains("error") && r["error"].is_string() ? r["error"].get<std::string>()
                                                                    : "rejected";
@@ -363,4 +357,35 @@ int main(int argc, char** argv) {
     std::fwrite(out.data(), 1, out.size(), stdout);
   }
   return 0;
+}
+
+// Takes -f/--follow out of `events`' arguments: whether it was there.
+bool take_follow(std::vector<std::string>& args) {
+  auto f = std::find_if(args.begin(), args.end(),
+                        [](const std::string& w) { return w == "-f" || w == "--follow"; });
+  if (f == args.end()) return false;
+  args.erase(f);
+  return true;
+}
+
+}  // namespace
+
+// Parse, talk, print.
+int main(int argc, char** argv) {
+  Options o;
+  if (int rc = parse(argc, argv, o); rc >= 0) return rc;
+  if (o.help || (!o.words.empty() && o.words.front() == "help")) {
+    std::vector<std::string> words = o.words;
+    if (!o.help) words.erase(words.begin());
+    return words.empty() ? help_list(o) : help_command(o, words);
+  }
+  if (o.words.empty()) return fail("no command given (try 'lockstepctl help')");
+  const std::string command = o.words.front();
+  std::vector<std::string> args(o.words.begin() + 1, o.words.end());
+  if (command == "events" && take_follow(args)) return follow_events(o, args);
+  Json r;
+  std::string error;
+  bool unreachable = false;
+  if (!exchange(o, command, args, r, error, unreachable)) return fail(error);
+  return print_reply(o, command, r);
 }
