@@ -690,7 +690,9 @@ void DaemonCtl::run_guest_op(Op& op) {
         std::lock_guard lock(mu_);
         removed_[static_cast<unsigned>(g)] = true;
         report_ = after;
+        guest_sinks_[static_cast<unsigned>(g)] = nullptr;  // its link stops below
       }
+      if (on_guest_removed_) on_guest_removed_(static_cast<unsigned>(g));
       if (log_ != nullptr)
         log_->append("guest", {{"guest", go.name}, {"change", "removed"},
                                {"held_frames_flushed", held},

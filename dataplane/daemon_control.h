@@ -72,6 +72,8 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
                                          std::unique_ptr<CheckpointSink>& sink,
                                          CoordinatorSink*& coord_sink, std::string& error)>;
   void set_link_factory(LinkFactory f) { link_factory_ = std::move(f); }
+  // Told (control loop) when a guest was removed: its link is stopped there.
+  void set_on_guest_removed(std::function<void(unsigned g)> f) { on_guest_removed_ = std::move(f); }
   // Total frames polled by the workers at the last publication (watchdog progress).
   uint64_t polls() const;
   // Empty while the workers poll (their poll count moved within `stall_ns`); else why
@@ -166,6 +168,7 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   bool multi_ = false;                  // started with `guests:`
   std::vector<bool> removed_;
   LinkFactory link_factory_;
+  std::function<void(unsigned g)> on_guest_removed_;
   void run_guest_op(Op& op);
   uint64_t epoch_ = 0;
   bool outstanding_ = false;

@@ -171,6 +171,7 @@ struct GuestLink {
   ctrl::FailoverController failover{&events};
   std::unique_ptr<ctrl::CheckpointCoordinator> coord;   // null: simulated
   lockstep::dp::CoordinatorSink* sink = nullptr;        // owned by the dataplane's control
+  std::atomic<bool> removed{false};                     // `guest del`: link stopped
 };
 
 // The control plane around the dataplane (ctrl/README.md, "How the daemon plugs in").
@@ -209,7 +210,7 @@ std::string health(const CtrlStack& cs) {
                               : std::string("starting");
   if (why.empty() && cs.coord && !cs.coord->connected()) why = "checkpointer link down";
   for (const auto& gl : cs.guest_links)
-    if (why.empty() && gl->coord && !gl->coord->connected())
+    if (why.empty() && gl->coord && !gl->removed.load() && !gl->coord->connected())
       why = "guest " + gl->name + ": checkpointer link down";
   return why;
 }
@@ -537,6 +538,19 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
                        return ctrl::CommandResult::failure(err);
                      return ctrl::CommandResult::success(result);
                    }});
+  // A guest removed live: its link stops, its heartbeat peers are no longer routed.
+  daemon->set_on_guest_removed([&cs](unsigned g) {
+    for (auto& gl : cs.guest_links) {
+      if (gl->guest != g || !gl->coord) continue;
+      {
+        std::lock_guard lock(cs.peer_routes.mu);
+        for (auto it = cs.peer_routes.by_peer.begin(); it != cs.peer_routes.by_peer.end();)
+          it = it->second == gl->coord.get() ? cs.peer_routes.by_peer.erase(it) : std::next(it);
+      }
+      gl->removed.store(true);
+      gl->coord->stop();
+    }
+  });
   // A guest added live gets its checkpointer link here (control loop).
   daemon->set_link_factory([&cs, &cfg](unsigned g, const lockstep::dp::GuestSpec& spec,
                                        std::unique_ptr<lockstep::dp::CheckpointSink>& sink,
