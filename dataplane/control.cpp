@@ -75,6 +75,12 @@ void ControlPlane::remove_guest(unsigned g) {
   if (g < guests_.size()) guests_[g].removed = true;
 }
 
+bool ControlPlane::room_for_broadcast() const {
+  for (const auto& r : rings_)
+    if (rte_ring_free_count(r.to_worker) == 0) return false;
+  return true;
+}
+
 void ControlPlane::request(unsigned guest, const CheckpointRequest& req, uint64_t now_ns) {
   if (guest >= guests_.size() || guests_[guest].removed) return;
   GuestControl& g = guests_[guest];

@@ -149,6 +149,9 @@ class ControlPlane {
 
   // Broadcasts (operators, ctrl/): every worker gets the message (m.guest: whose NICs).
   bool broadcast(const CtrlMsg& m);
+  // Every worker's ring has room for one more message (the control thread is their only
+  // producer: a broadcast right after reaches every worker).
+  bool room_for_broadcast() const;
   // A request not from a worker (an operator's manual checkpoint): coalesced like the
   // workers' requests.
   void request(const CheckpointRequest& req, uint64_t now_ns) { request(0, req, now_ns); }

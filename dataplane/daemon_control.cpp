@@ -702,6 +702,21 @@ void DaemonCtl::run_guest_op(Op& op) {
   go.done.store(true, std::memory_order_release);
 }
 
+bool DaemonCtl::post_and_wait(Op op, const char* what, std::string& error) {
+  std::shared_ptr<GuestOp> go = op.guest_op;
+  post(std::move(op));
+  const uint64_t deadline = ctrl::monotonic_ns() + 10'000'000'000ull;
+  while (!go->done.load(std::memory_order_acquire)) {
+    if (ctrl::monotonic_ns() >= deadline || dp_.stopping()) {
+      error = std::string(what) + ": the control loop did not answer within 10 s";
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (!go->ok) error = go->error;
+  return go->ok;
+}
+
 bool DaemonCtl::add_guest(const GuestConfig& gc, ctrl::Json& result, std::string& error) {
   if (!multi()) {
     error = "guest add: lockstepd runs the single-pair configuration; start it with 'guests:' "
@@ -713,19 +728,7 @@ bool DaemonCtl::add_guest(const GuestConfig& gc, ctrl::Json& result, std::string
   Op op;
   op.kind = Op::add_guest;
   op.guest_op = go;
-  post(op);
-  const uint64_t deadline = ctrl::monotonic_ns() + 10'000'000'000ull;
-  while (!go->done.load(std::memory_order_acquire)) {
-    if (ctrl::monotonic_ns() >= deadline || dp_.stopping()) {
-      error = "guest add: the control loop did not answer within 10 s";
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (!go->ok) {
-    error = go->error;
-    return false;
-  }
+  if (!post_and_wait(op, "guest add", error)) return false;
   result = {{"added", gc.name}, {"nics", gc.nics.size()}};
   return true;
 }
@@ -736,19 +739,7 @@ bool DaemonCtl::remove_guest(const std::string& name, ctrl::Json& result, std::s
   Op op;
   op.kind = Op::remove_guest;
   op.guest_op = go;
-  post(op);
-  const uint64_t deadline = ctrl::monotonic_ns() + 10'000'000'000ull;
-  while (!go->done.load(std::memory_order_acquire)) {
-    if (ctrl::monotonic_ns() >= deadline || dp_.stopping()) {
-      error = "guest del: the control loop did not answer within 10 s";
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (!go->ok) {
-    error = go->error;
-    return false;
-  }
+  if (!post_and_wait(op, "guest del", error)) return false;
   result = {{"removed", name}};
   return true;
 }

@@ -170,6 +170,8 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   LinkFactory link_factory_;
   std::function<void(unsigned g)> on_guest_removed_;
   void run_guest_op(Op& op);
+  // guest add|del: posted to the control loop, waited for (10 s at most).
+  bool post_and_wait(Op op, const char* what, std::string& error);
   uint64_t epoch_ = 0;
   bool outstanding_ = false;
   std::optional<Survivor> failed_over_;  // applied to the workers

@@ -252,7 +252,8 @@ bool Dataplane::run_guest_change(CtrlMsg::Kind kind, GuestChange& c, std::string
   CtrlMsg m;
   m.kind = kind;
   m.settings = &c;
-  if (!control_->broadcast(m)) {
+  // All or none: a worker that got it reads `c`, which must outlive its answer.
+  if (!control_->room_for_broadcast() || !control_->broadcast(m)) {
     error = "a worker's control ring is full; try again";
     return false;
   }
@@ -302,6 +303,10 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
   const unsigned gi = static_cast<unsigned>(guests_.size());
   if (gi >= kMaxGuests) {
     error = "guest add: at most " + std::to_string(kMaxGuests) + " guests in a lockstepd's life";
+    return false;
+  }
+  if (!control_->room_for_broadcast()) {
+    error = "guest add: a worker's control ring is full; try again";
     return false;
   }
   // Ports: the guest's devices, probed when new, started once.

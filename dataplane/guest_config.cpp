@@ -12,8 +12,6 @@
 namespace lockstep::dp {
 namespace {
 
-constexpr std::string_view kNicRoles[kCompareRoles] = {"ext", "pvm", "svm"};
-
 bool valid_guest_name(std::string_view n) {
   if (n.empty() || n.size() > 32) return false;
   for (char c : n)
@@ -129,7 +127,7 @@ bool set_guest_key(std::string_view key, std::string_view value, Config& cfg, st
   if (g.nics.size() <= idx) g.nics.resize(idx + 1);
   NicConfig& nic = g.nics[idx];
   for (unsigned r = 0; r < kCompareRoles; ++r) {
-    if (field != kNicRoles[r]) continue;
+    if (field != to_string(static_cast<Role>(r))) continue;
     if (value.empty()) return bad("a DPDK device string");
     nic.ports[r] = std::string(value);
     return true;
@@ -163,7 +161,7 @@ std::vector<std::pair<std::string, std::string>> port_devices(const Config& cfg)
   for (const auto& g : cfg.guests)
     for (size_t i = 0; i < g.nics.size(); ++i)
       for (unsigned r = 0; r < kCompareRoles; ++r)
-        add("guests." + g.name + ".nics." + std::to_string(i) + "." + std::string(kNicRoles[r]),
+        add("guests." + g.name + ".nics." + std::to_string(i) + "." + std::string(to_string(static_cast<Role>(r))),
             g.nics[i].ports[r]);
   return out;
 }
@@ -172,7 +170,7 @@ bool validate_guests(const Config& cfg, std::string& error) {
   if (cfg.guests.empty()) return true;
   for (unsigned r = 0; r < kCompareRoles; ++r) {
     if (!cfg.ports[r].empty()) {
-      error = "config key 'ports." + std::string(kNicRoles[r]) +
+      error = "config key 'ports." + std::string(to_string(static_cast<Role>(r))) +
               "': not with 'guests' (each guest's nics name their ports)";
       return false;
     }
@@ -202,7 +200,7 @@ bool validate_guests(const Config& cfg, std::string& error) {
       ++units;
       const std::string base = "guests." + g.name + ".nics." + std::to_string(i);
       for (unsigned r = 0; r < kCompareRoles; ++r) {
-        const std::string key = base + "." + std::string(kNicRoles[r]);
+        const std::string key = base + "." + std::string(to_string(static_cast<Role>(r)));
         if (n.ports[r].empty()) {
           error = "config key '" + key + "': required";
           return false;

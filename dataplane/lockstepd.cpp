@@ -378,6 +378,34 @@ void add_guest_peers(CtrlStack& cs, GuestLink& gl, const lockstep::dp::GuestSpec
   }
 }
 
+// Guest `g`'s checkpointer (at start, or for `guest add`): its link, with its events on
+// a queue of its own, started; `sink` the dataplane's end (left null: simulated).
+bool start_guest_link(const Config& cfg, CtrlStack& cs, unsigned g, const lockstep::dp::GuestSpec& spec,
+                      std::unique_ptr<lockstep::dp::CheckpointSink>& sink, std::string& error) {
+  auto gl = std::make_unique<GuestLink>();
+  gl->guest = g;
+  gl->name = spec.name;
+  gl->kind = spec.checkpointer.kind;
+  if (gl->kind != "simulated") {
+    ctrl::LinkConfig l;
+    if (!link_config(spec.checkpointer, cfg.heartbeat.name + "/" + spec.name,
+                     "guests." + spec.name + ".", l, error))
+      return false;
+    gl->coord = std::make_unique<ctrl::CheckpointCoordinator>(l, gl->events, gl->failover);
+    add_guest_peers(cs, *gl, spec);
+    if (!gl->coord->start(error)) {
+      error = "guest '" + spec.name + "': checkpointer link (" + spec.checkpointer.link.endpoint +
+              "): " + error;
+      return false;
+    }
+    auto s = std::make_unique<lockstep::dp::CoordinatorSink>(*gl->coord);
+    gl->sink = s.get();
+    sink = std::move(s);
+  }
+  cs.guest_links.push_back(std::move(gl));
+  return true;
+}
+
 // Many guests: each guest's checkpointer link, its events on a queue of its own.
 bool start_guest_links(const Config& cfg, CtrlStack& cs,
                        std::vector<std::unique_ptr<lockstep::dp::CheckpointSink>>& sinks,
@@ -386,27 +414,7 @@ bool start_guest_links(const Config& cfg, CtrlStack& cs,
   if (!lockstep::dp::resolve_guests(cfg, guests, error)) return false;
   sinks.resize(guests.size());
   for (size_t g = 0; g < guests.size(); ++g) {
-    auto gl = std::make_unique<GuestLink>();
-    gl->guest = static_cast<unsigned>(g);
-    gl->name = guests[g].name;
-    gl->kind = guests[g].checkpointer.kind;
-    if (gl->kind != "simulated") {
-      ctrl::LinkConfig l;
-      if (!link_config(guests[g].checkpointer, cfg.heartbeat.name + "/" + guests[g].name,
-                       "guests." + guests[g].name + ".", l, error))
-        return false;
-      gl->coord = std::make_unique<ctrl::CheckpointCoordinator>(l, gl->events, gl->failover);
-      add_guest_peers(cs, *gl, guests[g]);
-      if (!gl->coord->start(error)) {
-        error = "guest '" + guests[g].name + "': checkpointer link (" +
-                guests[g].checkpointer.link.endpoint + "): " + error;
-        return false;
-      }
-      auto s = std::make_unique<lockstep::dp::CoordinatorSink>(*gl->coord);
-      gl->sink = s.get();
-      sinks[g] = std::move(s);
-    }
-    cs.guest_links.push_back(std::move(gl));
+    if (!start_guest_link(cfg, cs, static_cast<unsigned>(g), guests[g], sinks[g], error)) return false;
   }
   // The heartbeats of every guest's peers arrive on the host's one socket; each goes to
   // the links that watch its sender.
@@ -517,8 +525,19 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
       {"guest add", "NAME --config FILE",
        "serve one more guest, live: FILE holds its nics, engine and checkpointer keys (as "
        "guests.NAME in a configuration)",
-       3, 3, true, [daemon](const ctrl::CommandContext&, const ctrl::Args& a) {
+       3, 3, true, [daemon](const ctrl::CommandContext& ctx, const ctrl::Args& a) {
          if (a[1] != "--config") return ctrl::CommandResult::failure("usage: guest add NAME --config FILE");
+         // The file names devices lockstepd (root) creates, vhost sockets and pcap files
+         // included: from a ctrl-group member only a file root owns and only root may
+         // change, as the configuration itself.
+         if (ctx.cred.uid != 0) {
+           struct stat st {};
+           if (lstat(a[2].c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+               (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+             return ctrl::CommandResult::failure(
+                 "guest add: " + a[2] + " must be a regular file owned by root and writable by root "
+                 "only (or ask as root)");
+         }
          std::string text, err;
          lockstep::dp::GuestConfig gc;
          if (!lockstep::dp::read_config_text(a[2], text, err) ||
@@ -555,26 +574,8 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
   daemon->set_link_factory([&cs, &cfg](unsigned g, const lockstep::dp::GuestSpec& spec,
                                        std::unique_ptr<lockstep::dp::CheckpointSink>& sink,
                                        lockstep::dp::CoordinatorSink*& coord_sink, std::string& err) {
-    auto gl = std::make_unique<GuestLink>();
-    gl->guest = g;
-    gl->name = spec.name;
-    gl->kind = spec.checkpointer.kind;
-    if (gl->kind != "simulated") {
-      ctrl::LinkConfig l;
-      if (!link_config(spec.checkpointer, cfg.heartbeat.name + "/" + spec.name,
-                       "guests." + spec.name + ".", l, err))
-        return false;
-      gl->coord = std::make_unique<ctrl::CheckpointCoordinator>(l, gl->events, gl->failover);
-      add_guest_peers(cs, *gl, spec);
-      if (!gl->coord->start(err)) {
-        err = "guest '" + spec.name + "': checkpointer link: " + err;
-        return false;
-      }
-      auto s = std::make_unique<lockstep::dp::CoordinatorSink>(*gl->coord);
-      coord_sink = s.get();
-      sink = std::move(s);
-    }
-    cs.guest_links.push_back(std::move(gl));
+    if (!start_guest_link(cfg, cs, g, spec, sink, err)) return false;
+    coord_sink = cs.guest_links.back()->sink;
     return true;
   });
   cs.registry.add({"guests", "",

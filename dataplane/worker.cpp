@@ -447,8 +447,8 @@ unsigned Worker::steer_in(uint64_t now_ns) {
   for (unsigned i = 0; i < n; ++i) {
     uint16_t p = bufs[i]->port;  // set by the reading worker (not every PMD sets it)
     uint8_t role = p < RTE_MAX_ETHPORTS ? s_.role_of_port[p] : kNoRole;
-    if (role == kNoRole) {
-      rte_pktmbuf_free(bufs[i]);
+    if (role == kNoRole) {  // its guest was removed while it was on its way here
+      drop(bufs[i], DpDrop::unclassified);
       continue;
     }
     handle(static_cast<Role>(role), bufs[i], now_ns);
