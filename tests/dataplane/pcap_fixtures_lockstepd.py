@@ -14,6 +14,7 @@ Cases whose expect.json wants a refusal (exit != 0) are skipped here: they test
 lockstep-replay's own command line. Exit 0 when every case agrees.
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ sys.dont_write_bytecode = True
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "pcap-fixtures"))
+SMALL_POOL = 16383
 EMPTY_PCAP = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
 
 
@@ -88,11 +90,15 @@ def run_lockstepd(lockstepd, name, inputs, exp, out):
             f.write(EMPTY_PCAP)
     rel = os.path.join(out, "lockstepd-released.pcap")
     stats = os.path.join(out, "lockstepd-stats.json")
+    # A small pool starts in half the time; the cases with thousands of frames get the
+    # large one (every frame of a case may be held at once).
+    total = sum(len(frames(p)) for p in inputs.values())
+    big = total > SMALL_POOL // 2
     sets = {
         "clock": "replay",
         "workers": "1",
-        "pool.mbufs": "65535",
-        "eal.memory_mb": "512",
+        "pool.mbufs": "65535" if big else str(SMALL_POOL),
+        "eal.memory_mb": "512" if big else "256",
         "ports.ext": f"net_pcap0,rx_pcap={ingress},tx_pcap={rel}",
         "ports.pvm": f"net_pcap1,rx_pcap={inputs['primary']},tx_pcap={os.path.join(out, 'to-pvm.pcap')}",
         "ports.svm": f"net_pcap2,rx_pcap={inputs['secondary']},tx_pcap={os.path.join(out, 'to-svm.pcap')}",
@@ -116,62 +122,69 @@ def run_lockstepd(lockstepd, name, inputs, exp, out):
     return (frames(rel), st["checkpoints"]["requested"]), None
 
 
+def run_case(a, name):
+    """("ok"|"failed"|"replay_failed"|"skip", the line to print)."""
+    cdir = os.path.join(a.fixtures, name)
+    try:
+        with open(os.path.join(cdir, "expect.json"), encoding="utf-8") as f:
+            exp = json.load(f)
+    except OSError:
+        return "skip", ""
+    inputs = inputs_of(cdir, exp)
+    if exp.get("exit", 0) != 0 or not all(os.path.exists(p) for p in inputs.values()):
+        return "skip", ""
+    out = os.path.join(a.out, name)
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    ref, err = run_replay(a.replay, inputs, exp, out)
+    if err:
+        return "replay_failed", f"FAIL {name}: {err}"
+    got, err = run_lockstepd(a.lockstepd, name, inputs, exp, out)
+    if err:
+        return "failed", f"FAIL {name}: {err}"
+    (ref_frames, ref_req), (dp_frames, dp_req) = ref, got
+    why = []
+    if len(dp_frames) != len(ref_frames):
+        why.append(f"released {len(dp_frames)} frames, lockstep-replay {len(ref_frames)}")
+    else:
+        for i, (x, y) in enumerate(zip(dp_frames, ref_frames)):
+            if x != y:
+                why.append(f"released frame {i} differs")
+                break
+    if dp_req != ref_req:
+        why.append(f"checkpoint requests {dp_req}, lockstep-replay {ref_req}")
+    if why:
+        return "failed", f"FAIL {name}: {'; '.join(why)}"
+    shutil.rmtree(out, ignore_errors=True)
+    return "ok", f"ok   {name}: {len(dp_frames)} released, {dp_req} checkpoint request(s)"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lockstepd", required=True)
     ap.add_argument("--replay", required=True)
     ap.add_argument("--fixtures", default=DEFAULT_FIXTURES)
     ap.add_argument("--out", default="pcap-fixtures-lockstepd")
+    ap.add_argument("--jobs", type=int, default=2, help="cases run at once (default 2)")
     ap.add_argument("cases", nargs="*")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(a.fixtures, "CASES")):
         print(f"SKIP: no pcap-fixtures/CASES under {a.fixtures}")
         return 77
     names = a.cases or case_names(a.fixtures)
+    # Two cases at a time (each lockstepd polls one lcore; clock=replay makes a run
+    # deterministic whatever the load), reported in the order of CASES.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        results = list(pool.map(lambda n: run_case(a, n), names))
     failed, ran, skipped = [], 0, 0
-    for name in names:
-        cdir = os.path.join(a.fixtures, name)
-        try:
-            with open(os.path.join(cdir, "expect.json"), encoding="utf-8") as f:
-                exp = json.load(f)
-        except OSError:
+    for name, (status, text) in zip(names, results):
+        if status == "skip":
             skipped += 1
             continue
-        inputs = inputs_of(cdir, exp)
-        if exp.get("exit", 0) != 0 or not all(os.path.exists(p) for p in inputs.values()):
-            skipped += 1
-            continue
-        out = os.path.join(a.out, name)
-        shutil.rmtree(out, ignore_errors=True)
-        os.makedirs(out)
-        ref, err = run_replay(a.replay, inputs, exp, out)
-        if err:
-            failed.append((name, err))
-            print(f"FAIL {name}: {err}")
-            continue
-        got, err = run_lockstepd(a.lockstepd, name, inputs, exp, out)
-        ran += 1
-        if err:
-            failed.append((name, err))
-            print(f"FAIL {name}: {err}")
-            continue
-        (ref_frames, ref_req), (dp_frames, dp_req) = ref, got
-        why = []
-        if len(dp_frames) != len(ref_frames):
-            why.append(f"released {len(dp_frames)} frames, lockstep-replay {len(ref_frames)}")
-        else:
-            for i, (x, y) in enumerate(zip(dp_frames, ref_frames)):
-                if x != y:
-                    why.append(f"released frame {i} differs")
-                    break
-        if dp_req != ref_req:
-            why.append(f"checkpoint requests {dp_req}, lockstep-replay {ref_req}")
-        if why:
-            failed.append((name, "; ".join(why)))
-            print(f"FAIL {name}: {'; '.join(why)}")
-        else:
-            print(f"ok   {name}: {len(dp_frames)} released, {dp_req} checkpoint request(s)")
-            shutil.rmtree(out, ignore_errors=True)
+        ran += status != "replay_failed"
+        print(text)
+        if status != "ok":
+            failed.append(name)
     print(f"\n{ran} case(s) through lockstepd, {len(failed)} failed, {skipped} skipped (refusal cases)")
     return 1 if failed else 0
 
