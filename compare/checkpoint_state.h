@@ -36,6 +36,7 @@ class CheckpointState {
     pending_.reset();
     return r;
   }
+  bool waiting() const { return pending_.has_value(); }
   // The request waiting to be taken, to be filled in further (explain), or null.
   CheckpointRequest* pending() { return pending_ ? &*pending_ : nullptr; }
   // Checkpoint-done for `epoch`: false (counted stale) for an epoch already closed.

@@ -4,6 +4,7 @@
 #include "compare/engine.h"
 
 #include <algorithm>
+#include <array>
 #include <new>
 
 #include "compare/engine_impl.h"
@@ -127,46 +128,41 @@ void EngineImpl::push_burst(std::span<const Engine::Input> in, uint64_t now,
                             std::span<bool> to_pvm) {
   constexpr size_t kGroup = Engine::kBurstGroup;
   out_.set_now(now);
-  // Left uninitialised: a used slot is written whole before it is read (default
-  // construction would zero all of them on every call).
-  union Frames {
-    Frames() {}
-    ParsedFrame at[kGroup];
-  } frames;
-  union Keys {
-    Keys() {}
-    Keyed at[kGroup];
-  } keys;
-  ParsedFrame* f = frames.at;
-  Keyed* keyed = keys.at;
-  std::array<bool, kGroup> has_key;
+  // Left uninitialised: stage() writes a slot before it is read (default construction
+  // would zero all of them on every call).
+  union Slots {
+    Slots() {}
+    Staged at[kGroup];
+  } staged;
   for (size_t base = 0; base < in.size(); base += kGroup) {
     const size_t n = std::min(kGroup, in.size() - base);
+    for (size_t i = 0; i < n; ++i) stage(in[base + i], staged.at[i]);
+    for (size_t i = 0; i < n; ++i) prefetch(staged.at[i]);
     for (size_t i = 0; i < n; ++i) {
-      const Engine::Input& x = in[base + i];
-      new (&f[i]) ParsedFrame(kFreshFrame);
-      has_key[i] = parse_fresh_frame(x.data, x.len, f[i]) == ParseStatus::ok &&
-                   !f[i].is_fragment && (x.side != Side::ingress || f[i].is_tcp());
-      if (has_key[i]) {
-        const FlowKey k = flow_key_of(f[i]);
-        new (&keyed[i]) Keyed{k, flow_hash(k)};
-        conns_.prefetch(keyed[i].hash);
-      }
-    }
-    for (size_t i = 0; i < n; ++i) {
-      if (!has_key[i]) continue;
-      const Conn* conn = conns_.peek(keyed[i].hash);
-      if (conn == nullptr) continue;
-      const char* p = reinterpret_cast<const char*>(conn);
-      for (size_t off = 0; off < sizeof(Conn); off += 64) __builtin_prefetch(p + off, 1);
-    }
-    for (size_t i = 0; i < n; ++i) {
-      const Engine::Input& x = in[base + i];
-      const bool r = dispatch(x.side, x.handle, x.data, x.len, now, f[i],
-                              has_key[i] ? &keyed[i] : nullptr);
+      const bool r = process(in[base + i], staged.at[i], now);
       if (base + i < to_pvm.size()) to_pvm[base + i] = r;
     }
   }
+}
+
+void EngineImpl::stage(const Engine::Input& x, Staged& s) const {
+  // Member by member: building the aggregate would zero it first (a `rep stos`).
+  new (&s.frame) ParsedFrame(kFreshFrame);
+  s.keyed = parse_fresh_frame(x.data, x.len, s.frame) == ParseStatus::ok &&
+            !s.frame.is_fragment && (x.side != Side::ingress || s.frame.is_tcp());
+  if (s.keyed) {
+    const FlowKey k = flow_key_of(s.frame);
+    new (&s.flow) Keyed{k, flow_hash(k)};
+    conns_.prefetch(s.flow.hash);
+  }
+}
+
+void EngineImpl::prefetch(const Staged& s) const {
+  if (!s.keyed) return;
+  const Conn* conn = conns_.peek(s.flow.hash);
+  if (conn == nullptr) return;
+  const char* p = reinterpret_cast<const char*>(conn);
+  for (size_t off = 0; off < sizeof(Conn); off += 64) __builtin_prefetch(p + off, 1);
 }
 
 bool EngineImpl::dispatch(Side side, uint64_t handle, uint8_t* data, uint32_t len,
@@ -439,7 +435,7 @@ uint64_t EngineImpl::next_deadline() const { return std::min(held_.earliest(), o
 bool EngineImpl::due(uint64_t now) const { return held_.due(now) || other_deadline() <= now; }
 
 uint64_t EngineImpl::other_deadline() const {
-  uint64_t t = frags_.next_deadline();
+  uint64_t t = frags_.deadline_bound();
   if (cp_.hybrid_active && cp_.mode == Mode::buffer && !cp_.mode_after_checkpoint) {
     t = std::min(t, cp_.buffer_since_ns + t_.hybrid_quiet_ns);
   }
@@ -491,10 +487,39 @@ bool Engine::push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint6
 void Engine::push_burst(std::span<const Input> frames, uint64_t now_ns, std::span<bool> to_pvm) {
   impl_->push_burst(frames, now_ns, to_pvm);
 }
+void Engine::push_burst_multi(std::span<Engine* const> engines, std::span<const Input> in,
+                              uint64_t now_ns, std::span<bool> to_pvm) {
+  constexpr size_t kGroup = kBurstGroup;
+  union Slots {
+    Slots() {}
+    EngineImpl::Staged at[kGroup];
+  } staged;
+  std::array<EngineImpl*, kGroup> e;
+  for (size_t base = 0; base < in.size(); base += kGroup) {
+    const size_t n = std::min(kGroup, in.size() - base);
+    for (size_t i = 0; i < n; ++i) __builtin_prefetch(engines[base + i]);
+    for (size_t i = 0; i < n; ++i) e[i] = engines[base + i]->impl_.get();
+    for (size_t i = 0; i < n; ++i) e[i]->stage(in[base + i], staged.at[i]);
+    for (size_t i = 0; i < n; ++i) e[i]->prefetch(staged.at[i]);
+    for (size_t i = 0; i < n; ++i) {
+      e[i]->set_now(now_ns);
+      const bool r = e[i]->process(in[base + i], staged.at[i], now_ns);
+      if (base + i < to_pvm.size()) to_pvm[base + i] = r;
+    }
+  }
+}
 void Engine::advance(uint64_t now_ns) { impl_->advance(now_ns); }
 uint64_t Engine::next_deadline() const { return impl_->next_deadline(); }
 bool Engine::due(uint64_t now_ns) const { return impl_->due(now_ns); }
+uint64_t Engine::deadline_bound() const { return impl_->deadline_bound(); }
 uint32_t Engine::drain(std::span<Action> out) { return impl_->drain(out); }
+Engine::Collected Engine::collect(std::span<Action> out) {
+  Collected c;
+  c.actions = impl_->drain(out);
+  c.request = impl_->request_waiting();
+  c.wake_ns = impl_->deadline_bound();
+  return c;
+}
 uint32_t Engine::pending_actions() const { return impl_->pending_actions(); }
 std::optional<CheckpointRequest> Engine::take_checkpoint_request() {
   return impl_->take_checkpoint_request();

@@ -70,6 +70,14 @@ class Engine {
   // frames, to_pvm[i] (when to_pvm is not empty) is what push() would return.
   void push_burst(std::span<const Input> frames, uint64_t now_ns, std::span<bool> to_pvm = {});
 
+  // One RX burst for several engines at once (a port shared by guest NICs, where a burst
+  // may carry one frame per engine): frame i goes to *engines[i]. The outcome is that of
+  // push_burst on each engine with its frames in their order; the parsing, hashing and
+  // prefetching of push_burst run across all the engines' frames, so that their cache
+  // misses overlap, and the caller makes one call for the burst, not one per engine.
+  static void push_burst_multi(std::span<Engine* const> engines, std::span<const Input> frames,
+                               uint64_t now_ns, std::span<bool> to_pvm = {});
+
   // Fire every deadline at or before now.
   void advance(uint64_t now_ns);
 
@@ -78,9 +86,22 @@ class Engine {
   // next_deadline() <= now, cheaper: per poll, a bound answers (the held frames' timers
   // are walked only when it says one may be due).
   bool due(uint64_t now_ns) const;
+  // A lower bound of next_deadline(), cheaper still (no walk). It stays a bound until the
+  // engine is next pushed, advanced or told anything: a caller polling many engines keeps
+  // it and asks due() only once it has passed.
+  uint64_t deadline_bound() const;
 
   // Moves up to out.size() actions into out, returns how many.
   uint32_t drain(std::span<Action> out);
+  // drain(), whether a checkpoint request waits and deadline_bound(), in one visit: what a
+  // caller polling many engines needs after it fed one. A request is then taken with
+  // take_checkpoint_request().
+  struct Collected {
+    uint32_t actions = 0;  // moved into out; out.size() when more may wait
+    bool request = false;
+    uint64_t wake_ns = 0;
+  };
+  Collected collect(std::span<Action> out);
   uint32_t pending_actions() const;
 
   std::optional<CheckpointRequest> take_checkpoint_request();

@@ -17,6 +17,7 @@
 // on the per-frame path.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -47,9 +48,28 @@ class EngineImpl {
   // engine.cpp: frames and time.
   bool push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now);
   void push_burst(std::span<const Engine::Input> in, uint64_t now, std::span<bool> to_pvm);
+  // A frame's flow key and hash, computed before its dispatch (a burst).
+  struct Keyed {
+    FlowKey key;
+    uint64_t hash = 0;
+  };
+  // The phases of a burst, one frame at a time (push_burst, Engine::push_burst_multi).
+  // A frame staged: parsed, its flow hashed, its index bucket prefetched.
+  struct Staged {
+    ParsedFrame frame;
+    Keyed flow;
+    bool keyed;
+  };
+  void stage(const Engine::Input& in, Staged& out) const;
+  void prefetch(const Staged& s) const;
+  bool process(const Engine::Input& in, const Staged& s, uint64_t now) {
+    return dispatch(in.side, in.handle, in.data, in.len, now, s.frame, s.keyed ? &s.flow : nullptr);
+  }
+  void set_now(uint64_t now) { out_.set_now(now); }
   void advance(uint64_t now);
   uint64_t next_deadline() const;
   bool due(uint64_t now) const;
+  uint64_t deadline_bound() const { return std::min(held_.earliest_bound(), other_deadline()); }
   uint32_t drain(std::span<Action> out) { return out_.drain(out); }
   uint32_t pending_actions() const { return out_.pending(); }
   bool apply_settings(const Settings& s, std::string& error);
@@ -59,6 +79,7 @@ class EngineImpl {
 
   // engine_epoch.cpp: checkpoints, modes, failover.
   std::optional<CheckpointRequest> take_checkpoint_request() { return cp_.take(); }
+  bool request_waiting() const { return cp_.waiting(); }
   void request_checkpoint(CheckpointReason reason, const FlowKey* flow, uint64_t now) {
     cp_.request(reason, flow, now);
   }
@@ -92,10 +113,6 @@ class EngineImpl {
 
   // Per-frame dispatch. `keyed`: the frame's flow key and hash computed beforehand (a
   // burst), or null.
-  struct Keyed {
-    FlowKey key;
-    uint64_t hash = 0;
-  };
   bool dispatch(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
                 const ParsedFrame& f, const Keyed* keyed);
   void on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,

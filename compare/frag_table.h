@@ -68,6 +68,8 @@ class FragTable {
   void discard_incomplete();
   // When the oldest incomplete datagram times out, UINT64_MAX when none.
   uint64_t next_deadline() const;
+  // next_deadline() without a call when nothing is being reassembled (the usual case).
+  uint64_t deadline_bound() const { return age_head_ == kNil ? UINT64_MAX : next_deadline(); }
 
   // A reassembled datagram's bytes (from the end of its IP header); its entry is free
   // again once the datagram has left the engine.

@@ -153,6 +153,7 @@ class HeldStore {
   void expire(uint64_t now, Fire&& fire) { timers_.expire(now, static_cast<Fire&&>(fire)); }
   uint64_t earliest() const { return timers_.earliest(); }
   bool due(uint64_t now) const { return timers_.due(now); }
+  uint64_t earliest_bound() const { return timers_.earliest_bound(); }  // <= earliest()
 
   size_t memory_bytes() const { return pool_.size() * (sizeof(Held) + 24 /* timer nodes */); }
 

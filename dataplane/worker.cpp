@@ -32,10 +32,13 @@ uint64_t UnitClassifier::key(const uint8_t* mac, int vlan) {
   return k | static_cast<uint64_t>(vlan + 1) << 48;  // vlan -1 (any): 0
 }
 
+// Fibonacci hashing: the top bits of the product (the keys of one port differ in a few
+// low MAC bits, which the middle bits of the product spread badly).
+uint64_t UnitClassifier::slot(uint64_t k) const { return (k * 0x9e3779b97f4a7c15ull) >> shift_; }
+
 int UnitClassifier::find(uint64_t k) const {
   if (keys_.empty()) return -1;
-  uint64_t h = k * 0x9e3779b97f4a7c15ull;
-  for (uint64_t i = (h >> 32) & mask_;; i = (i + 1) & mask_) {
+  for (uint64_t i = slot(k);; i = (i + 1) & mask_) {
     if (keys_[i] == k) return units_[i];
     if (keys_[i] == ~0ull) return -1;
   }
@@ -53,9 +56,9 @@ void UnitClassifier::add(const UnitPlan& u, unsigned unit) {
   keys_.assign(cap, ~0ull);
   units_.assign(cap, 0);
   mask_ = cap - 1;
+  shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(cap));
   for (auto [k, v] : entries) {
-    uint64_t h = k * 0x9e3779b97f4a7c15ull;
-    uint64_t i = (h >> 32) & mask_;
+    uint64_t i = slot(k);
     while (keys_[i] != ~0ull) i = (i + 1) & mask_;
     keys_[i] = k;
     units_[i] = static_cast<uint16_t>(v);
@@ -141,7 +144,6 @@ void Worker::rebuild_ports() {
       }
     }
   }
-  group_slot_.assign(units_.size(), 0xffff);
 }
 
 void Worker::add_guest(GuestChange& c, uint64_t) {
@@ -263,13 +265,16 @@ void Worker::from_vm(unsigned unit, Side side, rte_mbuf* m, uint64_t now_ns) {
                  now_ns);
 }
 
-// One RX burst of ext, pvm or svm frames of one unit this worker owns (no steering) into
-// its engine at once (Engine::push_burst: parsed, hashed and prefetched together), with
-// the same outcome as ingress()/from_vm() per frame. The PVM copies of client frames go
-// out after the burst, in order, before the poll's TX flush as before.
-void Worker::engine_burst(unsigned unit, Role r, rte_mbuf** bufs, unsigned n, uint64_t now_ns) {
-  // Left uninitialised: slot k is written whole before it is read (value-initialising the
-  // array cost a 2 KiB memset per call: with many guests a call may carry one frame).
+// A compared port's RX burst into the units' engines, with the same outcome as
+// ingress()/from_vm() per frame: `unit` null, all of it to unit `only` (a port of one
+// NIC, Engine::push_burst); else frame i to unit[i] (a port shared by guest NICs, where
+// a burst may carry one frame per engine: Engine::push_burst_multi, one call for all).
+// The PVM copies of client frames go out after the engines, in order, before the poll's
+// TX flush as before.
+void Worker::compare_burst(Role r, rte_mbuf** bufs, unsigned n, const uint16_t* unit,
+                           unsigned only, uint64_t now_ns) {
+  // Left uninitialised: slot k is written whole before it is read (value-initialising
+  // the array would cost a memset of KiBs per call).
   union Inputs {
     Inputs() {}
     Engine::Input at[kMaxBurst];
@@ -277,8 +282,9 @@ void Worker::engine_burst(unsigned unit, Role r, rte_mbuf** bufs, unsigned n, ui
   Engine::Input* in = inputs.at;
   std::array<rte_mbuf*, kMaxBurst> orig;
   std::array<bool, kMaxBurst> to_pvm;
+  std::array<Engine*, kMaxBurst> engine;
+  std::array<uint16_t, kMaxBurst> unit_of_input;
   const Side side = r == Role::ext ? Side::ingress : r == Role::pvm ? Side::pvm : Side::svm;
-  Unit& u = units_[unit];
   unsigned k = 0;
   for (unsigned i = 0; i < n; ++i) {
     rte_mbuf* m = bufs[i];
@@ -300,17 +306,27 @@ void Worker::engine_burst(unsigned unit, Role r, rte_mbuf** bufs, unsigned n, ui
         continue;
       }
     }
-    new (&in[k++]) Engine::Input{side, reinterpret_cast<uint64_t>(c), rte_pktmbuf_mtod(c, uint8_t*),
-                                 c->pkt_len};
+    const unsigned u = unit == nullptr ? only : unit[i];
+    Unit& un = units_[u];
+    un.touched = true;
+    ++st_.guests[un.guest].frames;
+    engine[k] = un.engine.get();
+    unit_of_input[k] = static_cast<uint16_t>(u);
+    new (&in[k++]) Engine::Input{side, reinterpret_cast<uint64_t>(c),
+                                 rte_pktmbuf_mtod(c, uint8_t*), c->pkt_len};
   }
-  u.touched = true;
-  st_.guests[u.guest].frames += k;
-  u.engine->push_burst(std::span<const Engine::Input>(in, k), now_ns,
-                       std::span<bool>(to_pvm.data(), k));
+  if (unit == nullptr) {
+    if (k > 0) units_[only].engine->push_burst(std::span<const Engine::Input>(in, k), now_ns,
+                                               std::span<bool>(to_pvm.data(), k));
+  } else {
+    Engine::push_burst_multi(std::span<Engine* const>(engine.data(), k),
+                             std::span<const Engine::Input>(in, k), now_ns,
+                             std::span<bool>(to_pvm.data(), k));
+  }
   if (side != Side::ingress) return;
   for (unsigned j = 0; j < k; ++j) {
     if (to_pvm[j])
-      out(Role::pvm, u.port[1], orig[j], sched::Role::proxy, now_ns);
+      out(Role::pvm, units_[unit_of_input[j]].port[1], orig[j], sched::Role::proxy, now_ns);
     else
       drop(orig[j], DpDrop::pvm_not_mirrored);
   }
@@ -352,42 +368,26 @@ void Worker::port_burst(const RxPort& p, rte_mbuf** bufs, unsigned n, uint64_t n
   }
   const PortInfo& pi = port_info_[p.port];
   if (pi.unit >= 0) {
-    engine_burst(static_cast<unsigned>(pi.unit), p.role, bufs, n, now_ns);
+    compare_burst(p.role, bufs, n, nullptr, static_cast<unsigned>(pi.unit), now_ns);
     return;
   }
-  // A shared port: the burst split per unit (order kept within each), each part one
-  // engine burst.
-  std::array<uint16_t, kMaxBurst> unit, distinct, count, first;
-  unsigned nd = 0;
+  // A shared port: each frame's unit first (the classifier reads each frame's MACs: their
+  // lines are fetched for the whole burst first); unclassified frames are dropped here.
+  for (unsigned i = 0; i < n; ++i) rte_prefetch0(rte_pktmbuf_mtod(bufs[i], const void*));
+  std::array<rte_mbuf*, kMaxBurst> kept;
+  std::array<uint16_t, kMaxBurst> unit;
+  unsigned k = 0;
   for (unsigned i = 0; i < n; ++i) {
     const int u = unit_of(p.port, p.role, bufs[i], now_ns);
     if (u < 0) {
       ++st_.frames;
       drop(bufs[i], DpDrop::unclassified);
-      unit[i] = 0xffff;
       continue;
     }
-    unit[i] = static_cast<uint16_t>(u);
-    uint16_t& slot = group_slot_[static_cast<unsigned>(u)];
-    if (slot == 0xffff) {
-      slot = static_cast<uint16_t>(nd);
-      distinct[nd] = static_cast<uint16_t>(u);
-      count[nd++] = 0;
-    }
-    ++count[slot];
+    kept[k] = bufs[i];
+    unit[k++] = static_cast<uint16_t>(u);
   }
-  for (unsigned d = 0, at = 0; d < nd; ++d) first[d] = static_cast<uint16_t>(at), at += count[d];
-  std::array<rte_mbuf*, kMaxBurst> sorted;
-  std::array<uint16_t, kMaxBurst> fill{};
-  for (unsigned i = 0; i < n; ++i) {
-    if (unit[i] == 0xffff) continue;
-    const uint16_t d = group_slot_[unit[i]];
-    sorted[first[d] + fill[d]++] = bufs[i];
-  }
-  for (unsigned d = 0; d < nd; ++d) {
-    group_slot_[distinct[d]] = 0xffff;
-    engine_burst(distinct[d], p.role, sorted.data() + first[d], count[d], now_ns);
-  }
+  if (k > 0) compare_burst(p.role, kept.data(), k, unit.data(), 0, now_ns);
 }
 
 void Worker::handle(Role r, rte_mbuf* m, uint64_t now_ns) {
@@ -457,9 +457,10 @@ unsigned Worker::steer_in(uint64_t now_ns) {
 }
 
 void Worker::drain_unit(Unit& u, uint64_t now_ns) {
-  uint32_t n;
-  while ((n = u.engine->drain(std::span<Action>(actions_))) > 0) {
-    for (uint32_t i = 0; i < n; ++i) {
+  Engine::Collected got;
+  do {
+    got = u.engine->collect(std::span<Action>(actions_));
+    for (uint32_t i = 0; i < got.actions; ++i) {
       const Action& a = actions_[i];
       auto* m = reinterpret_cast<rte_mbuf*>(a.handle);
       switch (a.kind) {
@@ -472,8 +473,10 @@ void Worker::drain_unit(Unit& u, uint64_t now_ns) {
         case ActionKind::drop: rte_pktmbuf_free(m); break;
       }
     }
-  }
-  if (s_.cfg->clock == ClockKind::replay) return;  // run_replay's simulated checkpointer
+  } while (got.actions == actions_.size());
+  u.wake_ns = got.wake_ns;
+  // clock=replay: run_replay's simulated checkpointer takes the requests.
+  if (s_.cfg->clock == ClockKind::replay || !got.request) return;
   while (auto req = u.engine->take_checkpoint_request()) {
     ReqMsg msg;
     msg.req = *req;
@@ -606,7 +609,6 @@ unsigned Worker::poll_once(uint64_t now_ns) {
         }
         port_burst(p, bufs.data(), n, now_ns);
         handled += n;
-        apply_actions(now_ns);
       }
     }
   }
@@ -615,11 +617,17 @@ unsigned Worker::poll_once(uint64_t now_ns) {
   if (housekeep) next_housekeep_ns_ = now_ns + kHousekeepNs;
   for (auto& u : units_) {
     if (!u.engine) continue;
+    // The bound kept in the unit spares a visit to every engine's lines on every poll.
+    if (!housekeep && now_ns < u.wake_ns) continue;
     if (housekeep || u.engine->due(now_ns)) {
       u.engine->advance(now_ns);
       u.touched = true;
+    } else {
+      u.wake_ns = u.engine->deadline_bound();  // exact now: due() walked
     }
   }
+  // Once a poll: every engine fed or advanced is visited once, whatever number of ports
+  // and bursts fed it (with many guest NICs, a visit per burst cost more than the frames).
   apply_actions(now_ns);
   flush_tx(now_ns);
   uint64_t t1 = rte_rdtsc();

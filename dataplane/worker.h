@@ -82,10 +82,12 @@ class UnitClassifier {
 
  private:
   static uint64_t key(const uint8_t* mac, int vlan);
+  uint64_t slot(uint64_t k) const;
   int find(uint64_t k) const;
   std::vector<uint64_t> keys_;
   std::vector<uint16_t> units_;
   uint64_t mask_ = 0;
+  unsigned shift_ = 61;
   std::vector<std::pair<int, unsigned>> all_;  // (vlan, unit) for floods
 };
 
@@ -150,6 +152,7 @@ class Worker {
     std::array<int, kCompareRoles> port{-1, -1, -1};
     unsigned guest = 0;
     bool touched = false;  // frames pushed since its actions were last drained
+    uint64_t wake_ns = 0;  // the engine's deadline_bound() when last drained
     // A removed guest's unit has no engine (its index stays: others keep theirs).
   };
   // What a port is to this worker: its role and its unit, or kClassified (shared port:
@@ -165,7 +168,8 @@ class Worker {
   void handle(Role r, rte_mbuf* m, uint64_t now_ns);
   void ingress(unsigned unit, rte_mbuf* m, uint64_t now_ns);
   void from_vm(unsigned unit, Side side, rte_mbuf* m, uint64_t now_ns);
-  void engine_burst(unsigned unit, Role r, rte_mbuf** bufs, unsigned n, uint64_t now_ns);
+  void compare_burst(Role r, rte_mbuf** bufs, unsigned n, const uint16_t* unit, unsigned only,
+                     uint64_t now_ns);
   // A burst from a port: straight into its unit's engine, or classified per unit first.
   void port_burst(const RxPort& p, rte_mbuf** bufs, unsigned n, uint64_t now_ns);
   // The unit of a frame read on `port` (-1: none matches; dropped, counted by the caller);
@@ -213,7 +217,6 @@ class Worker {
   // Ports of the other units (not a role's first): plain tx, counted under their role.
   std::array<TxBuffer, RTE_MAX_ETHPORTS> tx_port_{};
   std::vector<int> other_ports_;
-  std::vector<uint16_t> group_slot_;  // port_burst's scratch, by unit (0xffff: none)
   std::array<QosHandoff, kRoleCount> handoff_{};
   WorkerStats st_;
   std::array<Action, kMaxBurst> actions_{};

@@ -1,6 +1,8 @@
 // Engine::push_burst against Engine::push: the same frames, pushed one by one into one
 // engine and in bursts (random sizes, up to twice the prefetch group) into another, give
 // the same actions in the same order, the same checkpoint requests and the same counters.
+// Engine::push_burst_multi the same for three engines fed from one interleaved stream
+// (as a worker's shared port feeds its guests' NICs).
 // The mix: TCP connections (handshake, data both ways, retransmissions, pure ACKs, a
 // diverging byte, FINs), UDP flows, ARP, IP fragments, truncated frames; a full
 // connection table in one run.
@@ -8,6 +10,8 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -200,6 +204,127 @@ TEST(EngineBurst, SameOutcomeAsOneByOne) {
 
 TEST(EngineBurst, SameOutcomeWithAFullTable) {
   expect_same(make_mix(9, 60), EngineHarness::settings_with({{"max_connections", "32"}}), 9);
+}
+
+// Three engines, each with its own mix, fed from one random interleaving of the three:
+// one by one (push into the frame's engine) or in bursts through push_burst_multi. Each
+// engine's log and counters are compared.
+std::vector<Run> run_multi(const std::vector<std::vector<Ev>>& mixes, uint64_t seed, bool burst) {
+  const size_t ne = mixes.size();
+  std::vector<std::unique_ptr<Engine>> e(ne);
+  std::string err;
+  for (auto& x : e) {
+    x = Engine::create(Settings::defaults(), err);
+    EXPECT_TRUE(x) << err;
+    if (!x) return {};
+  }
+  struct Item {
+    size_t engine;
+    Side side;
+    Bytes bytes;
+  };
+  std::vector<Item> items;
+  std::mt19937_64 rng(seed);
+  std::vector<size_t> next(ne, 0);
+  for (size_t left = 0; [&] {
+         left = 0;
+         for (size_t k = 0; k < ne; ++k) left += mixes[k].size() - next[k];
+         return left > 0;
+       }();) {
+    size_t k = rng() % ne;
+    while (next[k] == mixes[k].size()) k = (k + 1) % ne;
+    items.push_back({k, mixes[k][next[k]].side, mixes[k][next[k]].frame});
+    ++next[k];
+  }
+  std::vector<Run> r(ne);
+  std::vector<std::optional<std::pair<uint64_t, uint64_t>>> pending(ne);
+  uint64_t now = 1'000'000'000;
+  std::vector<Action> acts(64);
+  auto drain = [&] {
+    for (size_t k = 0; k < ne; ++k) {
+      for (uint32_t n; (n = e[k]->drain(acts)) > 0;)
+        for (uint32_t i = 0; i < n; ++i)
+          r[k].log.push_back("a " + std::to_string(acts[i].handle) + " " +
+                             std::to_string(int(acts[i].kind)) + " " + std::to_string(int(acts[i].reason)));
+      if (auto q = e[k]->take_checkpoint_request()) {
+        r[k].log.push_back("c " + std::to_string(q->epoch) + " " + std::string(to_string(q->reason)));
+        pending[k] = std::make_pair(q->epoch, now + 2'000'000);
+      }
+    }
+  };
+  auto time_passes = [&] {
+    for (size_t k = 0; k < ne; ++k) {
+      if (pending[k] && pending[k]->second <= now) {
+        e[k]->checkpoint_done(pending[k]->first, now);
+        pending[k].reset();
+      }
+      e[k]->advance(now);
+    }
+  };
+  for (size_t i = 0; i < items.size();) {
+    const size_t n = std::min<size_t>(items.size() - i, 1 + rng() % (2 * Engine::kBurstGroup));
+    now += 50'000 + rng() % 200'000;
+    time_passes();
+    if (burst) {
+      std::vector<Engine::Input> in(n);
+      std::vector<Engine*> to(n);
+      bool flags[2 * Engine::kBurstGroup];
+      for (size_t j = 0; j < n; ++j) {
+        Item& x = items[i + j];
+        in[j] = {x.side, i + j + 1, x.bytes.data(), static_cast<uint32_t>(x.bytes.size())};
+        to[j] = e[x.engine].get();
+      }
+      Engine::push_burst_multi(to, in, now, std::span<bool>(flags, n));
+      for (size_t j = 0; j < n; ++j)
+        if (items[i + j].side == Side::ingress) r[items[i + j].engine].log.push_back("p " + std::to_string(flags[j]));
+    } else {
+      for (size_t j = 0; j < n; ++j) {
+        Item& x = items[i + j];
+        bool to = e[x.engine]->push(x.side, i + j + 1, x.bytes.data(),
+                                    static_cast<uint32_t>(x.bytes.size()), now);
+        if (x.side == Side::ingress) r[x.engine].log.push_back("p " + std::to_string(to));
+      }
+    }
+    drain();
+    i += n;
+  }
+  for (int k = 0; k < 100; ++k) {
+    now += 50'000'000;
+    time_passes();
+    drain();
+  }
+  for (size_t k = 0; k < ne; ++k) {
+    e[k]->flush_all(now);
+  }
+  drain();
+  for (size_t k = 0; k < ne; ++k) {
+    r[k].counters = e[k]->counters();
+    EXPECT_EQ(r[k].counters.conservation_error(), "");
+  }
+  return r;
+}
+
+TEST(EngineBurst, ManyEnginesInOneBurstSameOutcome) {
+  for (uint64_t seed : {4ull, 5ull}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::vector<std::vector<Ev>> mixes = {make_mix(seed, 20), make_mix(seed + 10, 25),
+                                          make_mix(seed + 20, 15)};
+    auto one = run_multi(mixes, seed, false);
+    auto multi = run_multi(mixes, seed, true);
+    ASSERT_EQ(one.size(), 3u);
+    ASSERT_EQ(multi.size(), 3u);
+    uint64_t requests = 0;
+    for (size_t k = 0; k < 3; ++k) {
+      SCOPED_TRACE("engine " + std::to_string(k));
+      ASSERT_EQ(one[k].log.size(), multi[k].log.size());
+      for (size_t i = 0; i < one[k].log.size(); ++i)
+        ASSERT_EQ(one[k].log[i], multi[k].log[i]) << "first difference at entry " << i;
+      EXPECT_EQ(one[k].counters.flatten(), multi[k].counters.flatten());
+      EXPECT_GT(one[k].counters.released_pvm(), 0u);
+      requests += one[k].counters.checkpoint_requests;
+    }
+    EXPECT_GT(requests, 0u) << "the mixes should diverge somewhere";
+  }
 }
 
 }  // namespace
