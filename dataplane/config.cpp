@@ -208,6 +208,21 @@ bool set_key(std::string_view key, std::string_view value, Config& cfg, std::str
     }
     return set_qos_key(key, rn, value, cfg.pool_mbufs, cfg.qos[static_cast<unsigned>(r)], error);
   }
+  if (key == "ports.mac") {
+    if (!parse_mac(value, cfg.default_mac)) return bad("a MAC address xx:xx:xx:xx:xx:xx");
+    cfg.default_has_mac = true;
+    return true;
+  }
+  if (key == "ports.vlan") {
+    uint64_t v = 0;
+    if (!parse_u64(value, v) || v > 4095) return bad("a VLAN id in [0, 4095]");
+    cfg.default_vlan = static_cast<int>(v);
+    return true;
+  }
+  if (key == "guest_del.held") {
+    if (!held_policy_from_string(value, cfg.guest_del_held)) return bad("release or drop");
+    return true;
+  }
   if (key.starts_with("ports.")) {
     Role r;
     if (!role_from_string(key.substr(6), r)) {
@@ -317,6 +332,14 @@ bool flatten(const YAML::Node& n, const std::string& prefix,
 }
 
 }  // namespace
+
+std::string_view to_string(HeldPolicy p) { return p == HeldPolicy::drop ? "drop" : "release"; }
+
+bool held_policy_from_string(std::string_view s, HeldPolicy& out) {
+  if (s == "release") return out = HeldPolicy::release, true;
+  if (s == "drop") return out = HeldPolicy::drop, true;
+  return false;
+}
 
 std::string_view to_string(Role r) {
   auto i = static_cast<unsigned>(r);
@@ -466,6 +489,7 @@ bool apply_override(std::string_view assignment, Config& cfg, std::string& error
 
 bool validate(const Config& cfg, std::string& error) {
   if (!validate_guests(cfg, error)) return false;
+  if (!check_qos_guests(cfg, error)) return false;
   for (Role r : {Role::ext, Role::pvm, Role::svm}) {
     if (cfg.guests.empty() && !cfg.has(r)) {
       error = "config key 'ports." + std::string(to_string(r)) + "': required";
