@@ -795,7 +795,8 @@ bool DaemonCtl::capture_start(const ctrl::CaptureRequest& r, ctrl::Json& result,
     error = "capture is not available";
     return false;
   }
-  return capture_->start(r, result, error);
+  // -g NAME: only that guest's frames (its ports of the role, its share of a shared one).
+  return capture_->start(r, guest_for_read(), result, error);
 }
 
 bool DaemonCtl::capture_stop(const std::string& port, ctrl::Json& result, std::string& error) {

@@ -99,7 +99,9 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   // The capture facility (set by lockstepd when built); null: capture refused.
   struct CaptureHooks {
     virtual ~CaptureHooks() = default;
-    virtual bool start(const ctrl::CaptureRequest& r, ctrl::Json& result, std::string& error) = 0;
+    // `guest` >= 0 (`-g NAME`): that guest's frames only; -1: the whole role.
+    virtual bool start(const ctrl::CaptureRequest& r, int guest, ctrl::Json& result,
+                       std::string& error) = 0;
     virtual bool stop(const std::string& port, ctrl::Json& result, std::string& error) = 0;
   };
   void set_capture(CaptureHooks* c) { capture_ = c; }

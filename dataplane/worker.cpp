@@ -635,7 +635,7 @@ unsigned Worker::poll_once(uint64_t now_ns) {
         // `capture start` on this role: copies before the frames go anywhere (one load
         // per burst while no capture runs).
         if (g_capture_tap.ring[r].load(std::memory_order_relaxed) != nullptr)
-          capture_burst(r, bufs.data(), n);
+          capture_burst(r, p.port, bufs.data(), n);
         for (uint16_t i = 0; i < n; ++i) {
           pc.rx_bytes += bufs[i]->pkt_len;
           bufs[i]->port = p.port;

@@ -191,7 +191,13 @@ ctl guest add c --config "$WORK/c.yaml" >/dev/null 2>&1 && fail "a second guest 
 fetch 10.9.0.4 f1048576.bin "$WORK/got_c" || fail "guest c: transfer failed"
 cmp -s "$WORK/got_c" "$WORK/cp/f1048576.bin" || fail "guest c: not byte-exact"
 echo "ok: guest c added live, 1 MiB byte-exact"
-ctl guest del c >/dev/null || fail "guest del c"
+ctl guest del c --held keep >/dev/null 2>&1 && fail "guest del --held keep was accepted"
+ctl guest del c --held 2>/dev/null && fail "guest del --held without a value was accepted"
+ctl guest del c --held drop -j > "$WORK/del.json" || fail "guest del c --held drop"
+[ "$(js "s['held'], s['dropped'] >= 0, s['released']" < "$WORK/del.json")" = "('drop', True, 0)" ] ||
+  fail "guest del reply: $(cat "$WORK/del.json")"
+ctl metrics 2>/dev/null | grep -q 'lockstep_guest_del_held_frames_total{.*guest="c"' ||
+  fail "no lockstep_guest_del_held_frames_total for c"
 state=$(ctl guests -j | js "[g for g in s['guests'] if g['name']=='c'][0]['state']")
 [ "$state" = removed ] || fail "guest c is '$state' after guest del"
 ctl -g c status >/dev/null 2>&1 && fail "a removed guest is still addressed"
