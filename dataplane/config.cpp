@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "dataplane/qos_config.h"
+#include "dataplane/sched/spec.h"
 
 #include <charconv>
 #include <fstream>
@@ -485,6 +486,29 @@ bool apply_override(std::string_view assignment, Config& cfg, std::string& error
     return false;
   }
   return set_key(assignment.substr(0, eq), assignment.substr(eq + 1), cfg, error);
+}
+
+std::vector<std::string> qos_guest_names(const Config& cfg) {
+  std::vector<std::string> names;
+  if (cfg.guests.empty()) names.emplace_back("default");
+  for (const auto& g : cfg.guests) names.push_back(g.name);
+  return names;
+}
+
+bool check_qos_guests(const Config& cfg, std::string& error) {
+  const std::vector<std::string> names = qos_guest_names(cfg);
+  const sched::GuestNamesScope scope(names);
+  for (unsigned r = 0; r < kRoleCount; ++r) {
+    if (cfg.qos[r].empty()) continue;
+    const std::string rn(to_string(static_cast<Role>(r)));
+    sched::QosConfig qc;
+    std::string e;
+    if (!build_qos_config(rn, cfg.qos[r], qos_limits(cfg.pool_mbufs), qc, e)) {
+      error = "config key 'qos." + rn + "': " + e;
+      return false;
+    }
+  }
+  return true;
 }
 
 bool validate(const Config& cfg, std::string& error) {

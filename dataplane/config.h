@@ -253,6 +253,13 @@ bool parse_guest_yaml(const std::string& name, std::string_view yaml_text, Guest
                       std::string& error);
 std::string format_mac(const std::array<uint8_t, 6>& mac);
 
+// The guest names a filter's `guest NAME` resolves against, the index being the
+// dataplane's guest index: the `guests:` map in order, or the single pair's "default".
+std::vector<std::string> qos_guest_names(const Config& cfg);
+// The `qos.ROLE` sections checked against the configuration's guests (a filter naming a
+// guest the configuration lacks is refused naming the key, the line and the token).
+bool check_qos_guests(const Config& cfg, std::string& error);
+
 // A config file larger than this is refused (load_config_file).
 inline constexpr size_t kMaxConfigBytes = 1 << 20;
 

@@ -13,9 +13,6 @@
 
 #include <string>
 #include <string_view>
-#include <vector>
-
-#include "dataplane/config.h"
 
 #include "dataplane/sched/config.h"
 #include "dataplane/sched/roles.h"
@@ -45,13 +42,6 @@ bool set_qos_key(std::string_view key, std::string_view role_name, std::string_v
 // refused naming the key, the line and the token. `script` receives the text.
 bool set_qos_roles_key(std::string_view key, std::string_view value, std::string& script,
                        std::string& error);
-
-// The guest names a filter's `guest NAME` resolves against, the index being the
-// dataplane's guest index: the `guests:` map in order, or the single pair's "default".
-std::vector<std::string> qos_guest_names(const Config& cfg);
-// The `qos.ROLE` sections checked against the configuration's guests (a filter naming a
-// guest the configuration lacks is refused naming the key, the line and the token).
-bool check_qos_guests(const Config& cfg, std::string& error);
 
 // What the default role rules take from lockstepd's configuration: the UDP ports of
 // heartbeat.bind and heartbeat.send_to (HOST:PORT, comma-separated), and the TCP port of
