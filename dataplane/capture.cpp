@@ -189,13 +189,56 @@ uint64_t Capture::tsc_to_unix_ns(uint64_t tsc) const {
   return d < 0 ? base_unix_ns_ - ns : base_unix_ns_ + ns;
 }
 
-bool Capture::start(const ctrl::CaptureRequest& req, ctrl::Json& result, std::string& error) {
+bool Capture::start(const ctrl::CaptureRequest& req, int guest, ctrl::Json& result,
+                    std::string& error) {
   Role role;
   if (!role_from_string(req.port, role)) {
     error = "capture: unknown port '" + req.port + "' (ext, pvm, svm, host or link)";
     return false;
   }
   const auto r = static_cast<unsigned>(role);
+  std::unique_ptr<CaptureGuestFilter> filter;
+  if (guest >= 0) {
+    const auto g = static_cast<unsigned>(guest);
+    if (r >= kCompareRoles) {
+      error = "capture: " + req.port + " carries no guest's NIC (-g captures ext, pvm or svm)";
+      return false;
+    }
+    if (g >= dp_.guests().size() || dp_.guest_removed(g)) {
+      error = "capture: no guest " + std::to_string(g);
+      return false;
+    }
+    filter = std::make_unique<CaptureGuestFilter>();
+    filter->guest = g;
+    filter->ext = role == Role::ext;
+    const auto& units = dp_.plan().units;
+    for (const UnitPlan& u : units) {
+      if (u.guest != g || u.port[r] < 0) continue;
+      const auto p = static_cast<unsigned>(u.port[r]);
+      if (filter->mode[p] != CaptureGuestFilter::kNone) continue;
+      bool others = false;
+      for (const UnitPlan& o : units)
+        others = others || (o.port[r] == u.port[r] && o.guest != g && !dp_.guest_removed(o.guest));
+      if (!others) {
+        filter->mode[p] = CaptureGuestFilter::kAll;
+        continue;
+      }
+      // A shared port: the worker's classification of it, told whose each NIC is.
+      auto cls = std::make_shared<UnitClassifier>();
+      CaptureGuestFilter::Shared sh;
+      for (size_t i = 0; i < units.size(); ++i) {
+        const UnitPlan& o = units[i];
+        if (o.port[r] != u.port[r] || dp_.guest_removed(o.guest)) continue;
+        cls->add(o, static_cast<unsigned>(sh.unit_guest.size()));
+        sh.unit_guest.push_back(static_cast<uint16_t>(o.guest));
+        if (o.guest == g) sh.vlans.push_back(o.vlan);
+      }
+      sh.cls = std::move(cls);
+      filter->mode[p] = CaptureGuestFilter::kClassify;
+      filter->shared_at[p] = static_cast<uint8_t>(filter->shared.size());
+      filter->shared.push_back(std::move(sh));
+    }
+  }
   if (dp_.plan().port[r] < 0) {
     error = "capture: this lockstepd has no " + req.port + " port";
     return false;
@@ -282,14 +325,17 @@ bool Capture::start(const ctrl::CaptureRequest& req, ctrl::Json& result, std::st
   a.max_bytes = req.max_bytes;
   CaptureRing& ring = *rings_[r];
   a.dropped_at_start = ring.dropped_full();
+  const CaptureGuestFilter* f = filter.get();
+  if (filter) filters_.push_back(std::move(filter));
   a.gen = ring.start(static_cast<uint8_t>((req.rx ? kCaptureRx : 0) | (req.tx ? kCaptureTx : 0)),
-                     req.snaplen);
+                     req.snaplen, f);
   act_[r] = a;
   g_capture_tap.ring[r].store(&ring, std::memory_order_release);
   if (opt_.writer_thread && !thread_.joinable()) thread_ = std::thread([this] { run(); });
   const char* dir = req.rx && req.tx ? "both" : req.rx ? "rx" : "tx";
   result = {{"port", req.port},     {"path", a.path},        {"direction", dir},
             {"max_bytes", a.max_bytes}, {"snaplen", req.snaplen}};
+  if (f != nullptr) result["guest"] = dp_.guests()[f->guest].name;
   return true;
 }
 

@@ -26,6 +26,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "dataplane/capture_tap.h"
 #include "dataplane/daemon_control.h"
@@ -50,7 +51,11 @@ class Capture final : public DaemonCtl::CaptureHooks {
   Capture(const Capture&) = delete;
   Capture& operator=(const Capture&) = delete;
 
-  bool start(const ctrl::CaptureRequest& r, ctrl::Json& result, std::string& error) override;
+  bool start(const ctrl::CaptureRequest& r, int guest, ctrl::Json& result,
+             std::string& error) override;
+  bool start(const ctrl::CaptureRequest& r, ctrl::Json& result, std::string& error) {
+    return start(r, -1, result, error);
+  }
   // Empty port: every capture under way.
   bool stop(const std::string& port, ctrl::Json& result, std::string& error) override;
 
@@ -76,6 +81,9 @@ class Capture final : public DaemonCtl::CaptureHooks {
   std::mutex mu_;
   std::array<Active, kRoleCount> act_{};
   std::array<std::unique_ptr<CaptureRing>, kRoleCount> rings_{};
+  // Every per-guest filter handed to a ring, kept as long as the rings (a worker may
+  // still read one it loaded just before a stop).
+  std::vector<std::unique_ptr<CaptureGuestFilter>> filters_;
   uint64_t base_tsc_ = 0, base_unix_ns_ = 0, tsc_hz_ = 1;
   std::thread thread_;
   std::atomic<bool> stop_{false};

@@ -21,11 +21,38 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace lockstep::dp {
 
 enum CaptureDir : uint8_t { kCaptureRx = 1, kCaptureTx = 2 };
+
+class UnitClassifier;
+
+// `lockstepctl -g NAME capture start ROLE`: which frames of the role's ports are the
+// guest's. A port only the guest uses: all of them; a port shared with other guests:
+// those the worker's classifier gives to one of the guest's NICs (a client frame by its
+// destination MAC/VLAN as it comes in, a frame to the clients by its source as it goes
+// out; a VM's frame by its source as it comes in, by its destination as it goes to the
+// VM), a broadcast or multicast when it goes to one of the guest's NICs (its VLAN);
+// other ports: none. Made by the control side at `capture start` from the guests'
+// NICs as they are then; read by the workers while the capture runs.
+struct CaptureGuestFilter {
+  static constexpr uint8_t kNone = 0, kAll = 1, kClassify = 2;
+  struct Shared {
+    std::shared_ptr<const UnitClassifier> cls;  // every live NIC on the port
+    std::vector<uint16_t> unit_guest;           // the guest of each unit it names
+    std::vector<int> vlans;                     // the guest's NICs' VLANs there (-1: any)
+  };
+  unsigned guest = 0;
+  bool ext = false;  // the ext role: client frames in, frames to the clients out
+  std::array<uint8_t, RTE_MAX_ETHPORTS> mode{};
+  std::array<uint8_t, RTE_MAX_ETHPORTS> shared_at{};  // index into `shared`
+  std::vector<Shared> shared;
+  // No allocation: a mode lookup, and on a shared port one classifier lookup.
+  bool wants(int port, const rte_mbuf* m, CaptureDir dir) const;
+};
 
 struct CaptureRecord {
   uint32_t state;  // kPending, kReady or kSkip (atomic access)
@@ -48,14 +75,16 @@ class CaptureRing {
   CaptureRing(const CaptureRing&) = delete;
   CaptureRing& operator=(const CaptureRing&) = delete;
 
-  // Control side: a new capture (directions, snaplen); records of earlier captures still
-  // in the ring are skipped by consume(). Returns the new generation.
-  uint32_t start(uint8_t dirs, uint32_t snaplen);
+  // Control side: a new capture (directions, snaplen; `filter`: one guest's frames only,
+  // null: all; it must outlive every capture of the ring); records of earlier captures
+  // still in the ring are skipped by consume(). Returns the new generation.
+  uint32_t start(uint8_t dirs, uint32_t snaplen, const CaptureGuestFilter* filter = nullptr);
 
-  // Worker side. Reserves and fills one record per frame in `pos` (kNone when full, counted);
-  // returns how many were reserved. Records stay pending until commit().
+  // Worker side. Reserves and fills one record per frame in `pos` (kNone when full,
+  // counted, or not the filtered guest's); returns how many were reserved. Records stay
+  // pending until commit(). `port`: the port the burst was read from or is sent to.
   unsigned copy_burst(rte_mbuf* const* bufs, unsigned n, CaptureDir dir, uint64_t tsc,
-                      uint32_t* pos);
+                      uint32_t* pos, int port = -1);
   // Records pos[0..n): the first `keep` ready, the rest skipped.
   void commit(const uint32_t* pos, unsigned n, unsigned keep);
   bool wants(CaptureDir d) const { return (dirs_.load(std::memory_order_relaxed) & d) != 0; }
@@ -101,6 +130,7 @@ class CaptureRing {
   std::atomic<uint64_t> head_{0};          // reserved up to (producers, under lock_)
   alignas(64) std::atomic<uint64_t> tail_{0};  // consumed up to
   std::atomic<uint8_t> dirs_{0};
+  std::atomic<const CaptureGuestFilter*> filter_{nullptr};
   std::atomic<uint32_t> snaplen_{65535};
   std::atomic<uint64_t> dropped_{0}, copied_{0};
 };
@@ -113,8 +143,8 @@ struct CaptureTap {
 };
 extern CaptureTap g_capture_tap;
 
-// Worker side, rx: copies a received burst into the role's ring (when its capture takes
-// received frames). Called only when the role's slot is not null.
-void capture_burst(unsigned role, rte_mbuf* const* bufs, uint16_t n);
+// Worker side, rx: copies a burst received on `port` into the role's ring (when its
+// capture takes received frames). Called only when the role's slot is not null.
+void capture_burst(unsigned role, uint16_t port, rte_mbuf* const* bufs, uint16_t n);
 
 }  // namespace lockstep::dp

@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "dataplane/qos_config.h"
+#include "dataplane/sched/spec.h"
 
 #include <charconv>
 #include <fstream>
@@ -208,6 +209,21 @@ bool set_key(std::string_view key, std::string_view value, Config& cfg, std::str
     }
     return set_qos_key(key, rn, value, cfg.pool_mbufs, cfg.qos[static_cast<unsigned>(r)], error);
   }
+  if (key == "ports.mac") {
+    if (!parse_mac(value, cfg.default_mac)) return bad("a MAC address xx:xx:xx:xx:xx:xx");
+    cfg.default_has_mac = true;
+    return true;
+  }
+  if (key == "ports.vlan") {
+    uint64_t v = 0;
+    if (!parse_u64(value, v) || v > 4095) return bad("a VLAN id in [0, 4095]");
+    cfg.default_vlan = static_cast<int>(v);
+    return true;
+  }
+  if (key == "guest_del.held") {
+    if (!held_policy_from_string(value, cfg.guest_del_held)) return bad("release or drop");
+    return true;
+  }
   if (key.starts_with("ports.")) {
     Role r;
     if (!role_from_string(key.substr(6), r)) {
@@ -317,6 +333,14 @@ bool flatten(const YAML::Node& n, const std::string& prefix,
 }
 
 }  // namespace
+
+std::string_view to_string(HeldPolicy p) { return p == HeldPolicy::drop ? "drop" : "release"; }
+
+bool held_policy_from_string(std::string_view s, HeldPolicy& out) {
+  if (s == "release") return out = HeldPolicy::release, true;
+  if (s == "drop") return out = HeldPolicy::drop, true;
+  return false;
+}
 
 std::string_view to_string(Role r) {
   auto i = static_cast<unsigned>(r);
@@ -464,8 +488,32 @@ bool apply_override(std::string_view assignment, Config& cfg, std::string& error
   return set_key(assignment.substr(0, eq), assignment.substr(eq + 1), cfg, error);
 }
 
+std::vector<std::string> qos_guest_names(const Config& cfg) {
+  std::vector<std::string> names;
+  if (cfg.guests.empty()) names.emplace_back("default");
+  for (const auto& g : cfg.guests) names.push_back(g.name);
+  return names;
+}
+
+bool check_qos_guests(const Config& cfg, std::string& error) {
+  const std::vector<std::string> names = qos_guest_names(cfg);
+  const sched::GuestNamesScope scope(names);
+  for (unsigned r = 0; r < kRoleCount; ++r) {
+    if (cfg.qos[r].empty()) continue;
+    const std::string rn(to_string(static_cast<Role>(r)));
+    sched::QosConfig qc;
+    std::string e;
+    if (!build_qos_config(rn, cfg.qos[r], qos_limits(cfg.pool_mbufs), qc, e)) {
+      error = "config key 'qos." + rn + "': " + e;
+      return false;
+    }
+  }
+  return true;
+}
+
 bool validate(const Config& cfg, std::string& error) {
   if (!validate_guests(cfg, error)) return false;
+  if (!check_qos_guests(cfg, error)) return false;
   for (Role r : {Role::ext, Role::pvm, Role::svm}) {
     if (cfg.guests.empty() && !cfg.has(r)) {
       error = "config key 'ports." + std::string(to_string(r)) + "': required";

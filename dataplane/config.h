@@ -119,6 +119,13 @@ struct GuestConfig {
   std::vector<std::pair<std::string, std::string>> keys;
 };
 
+// What `guest del` does with the guest's held PVM output (guest_del.held, or
+// `guest del NAME --held release|drop`): release it, as at shutdown, or drop it,
+// counted (drops.guest_del_held, the guest's del_dropped).
+enum class HeldPolicy : uint8_t { release, drop };
+std::string_view to_string(HeldPolicy p);
+bool held_policy_from_string(std::string_view s, HeldPolicy& out);
+
 struct CheckpointerSettings {
   std::string kind = "simulated";  // simulated | native | qemu | qmp
   uint64_t latency_us = 1000;      // simulated
@@ -187,6 +194,13 @@ struct Config {
   // Guests by name, in file order. Empty: one guest, "default", made of ports.ext/pvm/svm,
   // engine.* and checkpointer.* (the single-pair configuration).
   std::vector<GuestConfig> guests;
+  // The single-pair guest's MAC and VLAN (ports.mac, ports.vlan): what tells its frames
+  // apart once a guest added live shares one of its ports.
+  std::array<uint8_t, 6> default_mac{};
+  bool default_has_mac = false;
+  int default_vlan = -1;
+  // `guest del` without --held (guest_del.held).
+  HeldPolicy guest_del_held = HeldPolicy::release;
 
   bool has(Role r) const { return !ports[static_cast<unsigned>(r)].empty(); }
   const std::string& port(Role r) const { return ports[static_cast<unsigned>(r)]; }
@@ -223,6 +237,11 @@ bool resolve_guests(const Config& cfg, std::vector<GuestSpec>& out, std::string&
 // Every port device of the configuration with the key that names it ("ports.ext",
 // "guests.web.nics.1.pvm"), each device string once (a shared port is one device).
 std::vector<std::pair<std::string, std::string>> port_devices(const Config& cfg);
+// The configuration as a `guests:` map: itself when it has one, else the single pair as
+// the guest `default` (its ports, ports.mac/ports.vlan; top-level engine and checkpointer
+// keys apply to it as to any guest; its top-level peers stay with its running link and
+// are left out). What `guest add` checks a new guest against.
+Config as_guests_config(const Config& cfg);
 // guests.NAME.* (set_key's share of the guest keys; dataplane/guest_config.cpp).
 bool set_guest_key(std::string_view key, std::string_view value, Config& cfg, std::string& error);
 // The guest checks of validate(): NICs complete, shared ports classified, names unique.
@@ -233,6 +252,13 @@ bool parse_mac(std::string_view text, std::array<uint8_t, 6>& out);
 bool parse_guest_yaml(const std::string& name, std::string_view yaml_text, GuestConfig& out,
                       std::string& error);
 std::string format_mac(const std::array<uint8_t, 6>& mac);
+
+// The guest names a filter's `guest NAME` resolves against, the index being the
+// dataplane's guest index: the `guests:` map in order, or the single pair's "default".
+std::vector<std::string> qos_guest_names(const Config& cfg);
+// The `qos.ROLE` sections checked against the configuration's guests (a filter naming a
+// guest the configuration lacks is refused naming the key, the line and the token).
+bool check_qos_guests(const Config& cfg, std::string& error);
 
 // A config file larger than this is refused (load_config_file).
 inline constexpr size_t kMaxConfigBytes = 1 << 20;

@@ -656,7 +656,7 @@ void DaemonCtl::run_guest_op(Op& op) {
     CoordinatorSink* coord = nullptr;
     const unsigned g = static_cast<unsigned>(dp_.guests().size());
     std::vector<GuestSpec> specs;
-    Config next = dp_.config();
+    Config next = as_guests_config(dp_.config());
     next.guests.push_back(go.config);
     go.ok = resolve_guests(next, specs, go.error) &&
             (!link_factory_ || link_factory_(g, specs.back(), sink, coord, go.error)) &&
@@ -674,6 +674,8 @@ void DaemonCtl::run_guest_op(Op& op) {
       guest_sinks_.push_back(coord);
       guest_kinds_.push_back(spec.checkpointer.kind);
       guest_failed_over_.emplace_back();
+      // A single pair serves guests from now on: its pair is the guest `default`.
+      multi_.store(true, std::memory_order_release);
     }
     if (go.ok && log_ != nullptr)
       log_->append("guest", {{"guest", go.config.name}, {"change", "added"},
@@ -681,7 +683,7 @@ void DaemonCtl::run_guest_op(Op& op) {
   } else {
     const int g = dp_.guest_index(go.name);
     Report before = dp_.report();
-    go.ok = dp_.remove_guest(go.name, go.error);
+    go.ok = dp_.remove_guest(go.name, go.error, go.held, &go.released, &go.dropped);
     if (go.ok) {
       Report after = dp_.report();
       const GuestReport& gr = after.guests[static_cast<unsigned>(g)];
@@ -696,6 +698,9 @@ void DaemonCtl::run_guest_op(Op& op) {
       if (log_ != nullptr)
         log_->append("guest", {{"guest", go.name}, {"change", "removed"},
                                {"held_frames_flushed", held},
+                               {"held", to_string(go.held)},
+                               {"held_released", go.released},
+                               {"held_dropped", go.dropped},
                                {"released", gr.stats.engine.released_pvm()}});
     }
   }
@@ -718,11 +723,6 @@ bool DaemonCtl::post_and_wait(Op op, const char* what, std::string& error) {
 }
 
 bool DaemonCtl::add_guest(const GuestConfig& gc, ctrl::Json& result, std::string& error) {
-  if (!multi()) {
-    error = "guest add: lockstepd runs the single-pair configuration; start it with 'guests:' "
-            "to add and remove guests live";
-    return false;
-  }
   auto go = std::make_shared<GuestOp>();
   go->config = gc;
   Op op;
@@ -733,14 +733,21 @@ bool DaemonCtl::add_guest(const GuestConfig& gc, ctrl::Json& result, std::string
   return true;
 }
 
-bool DaemonCtl::remove_guest(const std::string& name, ctrl::Json& result, std::string& error) {
+bool DaemonCtl::remove_guest(const std::string& name, const HeldPolicy* held, ctrl::Json& result,
+                             std::string& error) {
   auto go = std::make_shared<GuestOp>();
   go->name = name;
+  go->held = held != nullptr ? *held : dp_.config().guest_del_held;
   Op op;
   op.kind = Op::remove_guest;
   op.guest_op = go;
   if (!post_and_wait(op, "guest del", error)) return false;
-  result = {{"removed", name}};
+  // The held PVM output's fate; the SVM's and the ingress copies still held are dropped
+  // either way (the engine's counters).
+  result = {{"removed", name},
+            {"held", to_string(go->held)},
+            {"released", go->released},
+            {"dropped", go->dropped}};
   return true;
 }
 
@@ -788,7 +795,8 @@ bool DaemonCtl::capture_start(const ctrl::CaptureRequest& r, ctrl::Json& result,
     error = "capture is not available";
     return false;
   }
-  return capture_->start(r, result, error);
+  // -g NAME: only that guest's frames (its ports of the role, its share of a shared one).
+  return capture_->start(r, guest_for_read(), result, error);
 }
 
 bool DaemonCtl::capture_stop(const std::string& port, ctrl::Json& result, std::string& error) {
@@ -827,6 +835,15 @@ void DaemonCtl::metrics(std::vector<ctrl::MetricSample>& out) {
                      ctrl::MetricType::gauge, static_cast<double>(gr.stats.held_frames), l);
     ctrl::add_sample(out, "lockstep_guest_nics", "the guest's NICs (compare units)",
                      ctrl::MetricType::gauge, static_cast<double>(gr.nics), l);
+    if (gr.removed) {  // `guest del`: what became of its held PVM output
+      for (const auto& [fate, n] : {std::pair{"released", gr.stats.del_released},
+                                    std::pair{"dropped", gr.stats.del_dropped}}) {
+        ctrl::Labels lf{{"guest", gr.name}, {"fate", fate}};
+        ctrl::add_sample(out, "lockstep_guest_del_held_frames_total",
+                         "a removed guest's held PVM output at `guest del`: released or dropped",
+                         ctrl::MetricType::counter, static_cast<double>(n), lf);
+      }
+    }
   }
   const auto& t = report_.total;
   for (unsigned r = 0; r < kRoleCount; ++r) {

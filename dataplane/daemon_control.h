@@ -65,7 +65,10 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   ctrl::Json guests();
   // `guest add|del` (ctrl thread): run by the control loop, waited for (bounded).
   bool add_guest(const GuestConfig& gc, ctrl::Json& result, std::string& error);
-  bool remove_guest(const std::string& name, ctrl::Json& result, std::string& error);
+  // `held`: what becomes of the guest's held PVM output; null: the configuration's
+  // guest_del.held. The reply says how many frames were released and dropped.
+  bool remove_guest(const std::string& name, const HeldPolicy* held, ctrl::Json& result,
+                    std::string& error);
   // Makes a new guest's checkpointer link (lockstepd; control loop). Null sink + true:
   // simulated.
   using LinkFactory = std::function<bool(unsigned g, const GuestSpec& spec,
@@ -96,7 +99,9 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   // The capture facility (set by lockstepd when built); null: capture refused.
   struct CaptureHooks {
     virtual ~CaptureHooks() = default;
-    virtual bool start(const ctrl::CaptureRequest& r, ctrl::Json& result, std::string& error) = 0;
+    // `guest` >= 0 (`-g NAME`): that guest's frames only; -1: the whole role.
+    virtual bool start(const ctrl::CaptureRequest& r, int guest, ctrl::Json& result,
+                       std::string& error) = 0;
     virtual bool stop(const std::string& port, ctrl::Json& result, std::string& error) = 0;
   };
   void set_capture(CaptureHooks* c) { capture_ = c; }
@@ -114,6 +119,8 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   struct GuestOp {  // guest add|del between the ctrl thread and the control loop
     GuestConfig config;
     std::string name;
+    HeldPolicy held = HeldPolicy::release;  // del
+    uint64_t released = 0, dropped = 0;     // del: the held PVM output's fate
     bool ok = false;
     std::string error;
     std::atomic<bool> done{false};
@@ -133,7 +140,7 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   int guest_for_change(std::string& error) const;
   // The guest a read shows: the one named, else -1 (all of them).
   int guest_for_read() const { return selected_; }
-  bool multi() const { return multi_; }
+  bool multi() const { return multi_.load(std::memory_order_acquire); }
   void publish(uint64_t now_ns);
   void post(Op op);
   // ControlObserver (control loop).
@@ -165,7 +172,8 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   std::vector<std::string> names_;      // by guest index (under mu_: the ctrl thread reads)
   std::vector<ctrl::Json> nics_json_;   // by guest index, for `guests`
   std::array<std::string, kCompareRoles> first_ports_;  // the first NIC's, for `status`
-  bool multi_ = false;                  // started with `guests:`
+  // Started with `guests:`, or a guest added to the single pair (then `default`).
+  std::atomic<bool> multi_{false};
   std::vector<bool> removed_;
   LinkFactory link_factory_;
   std::function<void(unsigned g)> on_guest_removed_;

@@ -278,11 +278,6 @@ bool Dataplane::run_guest_change(CtrlMsg::Kind kind, GuestChange& c, std::string
 
 bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink> sink,
                           std::string& error) {
-  if (cfg_.guests.empty()) {
-    error = "guest add: lockstepd runs the single-pair configuration; start it with 'guests:' "
-            "to add and remove guests live";
-    return false;
-  }
   if (cfg_.clock == ClockKind::replay) {
     error = "guest add: not with clock=replay";
     return false;
@@ -293,8 +288,22 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
       return false;
     }
   }
-  // The rules of a configuration that has it from the start.
-  Config next = cfg_;
+  // The rules of a configuration that has it from the start (a single pair: the guest
+  // `default`, which has no MAC unless ports.mac/ports.vlan give it one).
+  if (cfg_.guests.empty() && !cfg_.default_has_mac && cfg_.default_vlan < 0) {
+    for (size_t n = 0; n < gc.nics.size(); ++n)
+      for (unsigned r = 0; r < kCompareRoles; ++r)
+        if (device_name(gc.nics[n].ports[r]) == device_name(cfg_.ports[r])) {
+          const std::string role(to_string(static_cast<Role>(r)));
+          error = "config key 'guests." + gc.name + ".nics." + std::to_string(n) + "." + role +
+                  "': device '" + device_name(cfg_.ports[r]) +
+                  "' is the single-pair guest 'default''s port (ports." + role +
+                  "), which has no mac or vlan to tell its frames apart: give '" + gc.name +
+                  "' ports of its own, or set ports.mac (ports.vlan) and restart";
+          return false;
+        }
+  }
+  Config next = as_guests_config(cfg_);
   next.guests.push_back(gc);
   if (!validate(next, error)) return false;
   std::vector<GuestSpec> specs;
@@ -382,7 +391,17 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
   for (auto& u : change.units) plan_.units.push_back(u);
   guests_.push_back(spec);
   removed_.push_back(false);
+  if (cfg_.guests.empty()) {
+    Config full = as_guests_config(cfg_);
+    full.peers = cfg_.peers;  // still watched by the single pair's link
+    cfg_ = std::move(full);
+  }
   cfg_.guests.push_back(gc);
+  if (qos_) {
+    std::vector<std::string> names;
+    for (const auto& g : guests_) names.push_back(g.name);
+    qos_->set_guests(std::move(names));
+  }
   for (auto& d : fresh_probed) probed_.push_back(d);
   if (!sink) sink = std::make_unique<SimulatedCheckpointer>(spec.checkpointer.latency_us * 1000);
   control_->add_guest(spec.name, std::move(sink));
@@ -390,7 +409,8 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
   return run_guest_change(CtrlMsg::add_guest, change, error);
 }
 
-bool Dataplane::remove_guest(const std::string& name, std::string& error) {
+bool Dataplane::remove_guest(const std::string& name, std::string& error, HeldPolicy held,
+                             uint64_t* released, uint64_t* dropped) {
   const int gi = guest_index(name);
   if (gi < 0 || removed_[static_cast<unsigned>(gi)]) {
     error = "guest del: no guest '" + name + "'";
@@ -406,6 +426,7 @@ bool Dataplane::remove_guest(const std::string& name, std::string& error) {
   // Ports only this guest's NICs use.
   GuestChange change(worker_count());
   change.guest = g;
+  change.held = held;
   std::vector<PortPlan::Used> gone;
   for (const auto& used : plan_.used) {
     if (used.role != Role::ext && used.role != Role::pvm && used.role != Role::svm) continue;
@@ -422,6 +443,10 @@ bool Dataplane::remove_guest(const std::string& name, std::string& error) {
     }
   }
   if (!run_guest_change(CtrlMsg::remove_guest, change, error)) return false;
+  uint64_t rel = 0, drp = 0;
+  for (unsigned w = 0; w < worker_count(); ++w) rel += change.released[w], drp += change.dropped[w];
+  if (released != nullptr) *released = rel;
+  if (dropped != nullptr) *dropped = drp;
   removed_[g] = true;
   control_->remove_guest(g);
   cfg_.guests.erase(std::remove_if(cfg_.guests.begin(), cfg_.guests.end(),

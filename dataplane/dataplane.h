@@ -50,14 +50,20 @@ class Dataplane {
   void join_and_finish();
 
   // Live (control thread; workers on lcores or stepped): guest `gc` added with its own
-  // checkpointer (null: simulated). Its NICs' new ports are probed (virtual devices) and
+  // checkpointer (null: simulated). A single-pair configuration serves the pair as the
+  // guest `default`: a new guest has ports of its own, or shares one of default's only
+  // when default has a MAC/VLAN (ports.mac, ports.vlan). Its NICs' new ports are probed (virtual devices) and
   // started, every worker gets an engine per NIC. False + error, nothing changed, when
   // it cannot (a name taken, a port rule broken, a device that does not start).
   bool add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink> sink, std::string& error);
   // Live: every worker flushes the guest's NICs (held PVM output released, the rest
   // dropped, counted) and forgets them; ports no other guest uses are stopped and their
   // virtual devices removed. The guest's final counters stay in the report (removed).
-  bool remove_guest(const std::string& name, std::string& error);
+  // `held`: release (as at shutdown) or drop the guest's held PVM output (counted,
+  // drops.guest_del_held); `released`/`dropped` (when given) receive how many.
+  bool remove_guest(const std::string& name, std::string& error,
+                    HeldPolicy held = HeldPolicy::release, uint64_t* released = nullptr,
+                    uint64_t* dropped = nullptr);
   bool guest_removed(unsigned g) const { return g < removed_.size() && removed_[g]; }
 
   // Tests and the bench: one iteration of control and every worker on this thread.

@@ -166,6 +166,25 @@ std::vector<std::pair<std::string, std::string>> port_devices(const Config& cfg)
   return out;
 }
 
+Config as_guests_config(const Config& cfg) {
+  if (!cfg.guests.empty()) return cfg;
+  Config c = cfg;
+  GuestConfig g;
+  g.name = "default";
+  NicConfig nic;
+  for (unsigned r = 0; r < kCompareRoles; ++r) {
+    nic.ports[r] = cfg.ports[r];
+    c.ports[r].clear();
+  }
+  nic.mac = cfg.default_mac;
+  nic.has_mac = cfg.default_has_mac;
+  nic.vlan = cfg.default_vlan;
+  g.nics.push_back(nic);
+  c.guests.push_back(std::move(g));
+  c.peers.clear();  // watched by the single pair's link, which goes on as it is
+  return c;
+}
+
 bool validate_guests(const Config& cfg, std::string& error) {
   if (cfg.guests.empty()) return true;
   for (unsigned r = 0; r < kCompareRoles; ++r) {
@@ -257,6 +276,9 @@ bool resolve_guests(const Config& cfg, std::vector<GuestSpec>& out, std::string&
     g.name = "default";
     NicConfig nic;
     for (unsigned r = 0; r < kCompareRoles; ++r) nic.ports[r] = cfg.ports[r];
+    nic.mac = cfg.default_mac;
+    nic.has_mac = cfg.default_has_mac;
+    nic.vlan = cfg.default_vlan;
     g.nics.push_back(nic);
     top(g);
     out.push_back(std::move(g));

@@ -547,13 +547,25 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
          if (!daemon->add_guest(gc, result, err)) return ctrl::CommandResult::failure(err);
          return ctrl::CommandResult::success(result);
        }});
-  cs.registry.add({"guest del", "NAME",
-                   "stop serving a guest, live: its held PVM output is released, the rest "
-                   "dropped, counted; ports only it used are removed",
-                   1, 1, true, [daemon](const ctrl::CommandContext&, const ctrl::Args& a) {
+  cs.registry.add({"guest del", "NAME [--held release|drop]",
+                   "stop serving a guest, live: its held PVM output is released (or, --held "
+                   "drop, dropped; default guest_del.held), the rest dropped, counted; ports "
+                   "only it used are removed",
+                   1, 3, true, [daemon](const ctrl::CommandContext&, const ctrl::Args& a) {
+                     lockstep::dp::HeldPolicy held{};
+                     const lockstep::dp::HeldPolicy* chosen = nullptr;
+                     if (a.size() == 2 || (a.size() == 3 && a[1] != "--held"))
+                       return ctrl::CommandResult::failure(
+                           "usage: guest del NAME [--held release|drop]");
+                     if (a.size() == 3) {
+                       if (!lockstep::dp::held_policy_from_string(a[2], held))
+                         return ctrl::CommandResult::failure(
+                             "guest del: --held takes release or drop, not '" + a[2] + "'");
+                       chosen = &held;
+                     }
                      std::string err;
                      ctrl::Json result;
-                     if (!daemon->remove_guest(a[0], result, err))
+                     if (!daemon->remove_guest(a[0], chosen, result, err))
                        return ctrl::CommandResult::failure(err);
                      return ctrl::CommandResult::success(result);
                    }});

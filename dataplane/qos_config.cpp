@@ -57,6 +57,8 @@ bool set_qos_key(std::string_view key, std::string_view role_name, std::string_v
   }
   sched::QosConfig cfg;
   std::string e;
+  // `guest NAME` is resolved once the whole file is read (check_qos_guests).
+  const sched::GuestNamesScope any_guest({}, true);
   if (!build_qos_config(role_name, text, qos_limits(pool_mbufs), cfg, e)) {
     error = "config key '" + std::string(key) + "': " + e;
     return false;

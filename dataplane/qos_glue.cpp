@@ -64,7 +64,7 @@ void QosEgress::enqueue_staged(uint64_t now_ns) {
     rte_mbuf* m = in_[i];
     sched::FlowFields f = sched::Classifier::fields_of(
         rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
-        static_cast<sched::Role>(in_role_[i]));
+        static_cast<sched::Role>(in_role_[i]), in_guest_[i]);
     // Between the hosts the path gives no role: the role map does (same parse).
     if (f.role == sched::Role::other && roles_ != nullptr) f.role = roles_->resolve(f);
     ++ctr_.role_frames[static_cast<unsigned>(f.role)];
@@ -118,7 +118,7 @@ unsigned QosEgress::service(uint64_t now_ns) {
     while ((k = rte_ring_sc_dequeue_burst_elem(handoff_, got.data(), sizeof(QosHandoffElem),
                                                kQosBurst, nullptr)) > 0) {
       ctr_.handed_off += k;
-      for (unsigned i = 0; i < k; ++i) add(got[i].m, static_cast<sched::Role>(got[i].role), now_ns);
+      for (unsigned i = 0; i < k; ++i) add(got[i].m, got[i].traffic(), now_ns, got[i].guest());
     }
   }
   enqueue_staged(now_ns);
@@ -144,7 +144,7 @@ void QosEgress::reconcile(const sched::QosConfig& target, uint64_t now_ns) {
 void QosEgress::drain_and_free(uint64_t now_ns) {
   if (handoff_ != nullptr) {
     QosHandoffElem e;
-    while (rte_ring_sc_dequeue_elem(handoff_, &e, sizeof e) == 0) add(e.m, static_cast<sched::Role>(e.role), now_ns);
+    while (rte_ring_sc_dequeue_elem(handoff_, &e, sizeof e) == 0) add(e.m, e.traffic(), now_ns, e.guest());
   }
   enqueue_staged(now_ns);
   for (uint32_t i = 0; i < pend_n_; ++i) rte_pktmbuf_free(pend_[pend_first_ + i]);
@@ -169,6 +169,11 @@ void QosHandoff::flush() {
 
 // ---- QosHub ---------------------------------------------------------------------------
 
+void QosHub::set_guests(std::vector<std::string> names) {
+  std::lock_guard lk(mu_);
+  guest_names_ = std::move(names);
+}
+
 std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, kRoleCount>& port,
                                        unsigned workers, std::string& error) {
   bool any = false;
@@ -176,6 +181,7 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
   if (!any) return nullptr;
   std::unique_ptr<QosHub> hub(new QosHub());
   hub->limits_ = qos_limits(cfg.pool_mbufs);
+  hub->guest_names_ = qos_guest_names(cfg);
   {
     const auto defaults = sched::default_role_rules(role_defaults_from(
         cfg.heartbeat.bind, cfg.heartbeat.send_to, cfg.checkpointer, cfg.link.endpoint));
@@ -195,6 +201,7 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
     }
     sched::QosConfig qc;
     std::string e;
+    const sched::GuestNamesScope scope(hub->guest_names_);
     if (!build_qos_config(name, cfg.qos[r], hub->limits_, qc, e)) {
       error = "config key 'qos." + name + "': " + e;
       return nullptr;
@@ -271,7 +278,11 @@ uint64_t QosHub::apply(const std::string& port, const std::string& command, std:
             (known.empty() ? std::string("none") : known) + "; add a qos: section for it)";
     return 0;
   }
-  sched::ParseResult pr = sched::parse_command(command);
+  sched::ParseResult pr;
+  {
+    const sched::GuestNamesScope scope(guest_names_);  // the guests served now
+    pr = sched::parse_command(command);
+  }
   if (!pr.ok) {
     error = pr.error;
     return 0;

@@ -70,11 +70,13 @@ class QosEgress {
   // Called by the owner worker once it knows its tx queue and counters.
   void attach(int port_id, uint16_t txq, PortCounters* counters);
 
-  // Stages one frame; a full stage is classified and enqueued at now.
-  void add(rte_mbuf* m, sched::Role traffic, uint64_t now_ns) {
+  // Stages one frame; a full stage is classified and enqueued at now. `guest`: the
+  // guest whose NIC it leaves (filters `guest NAME`), sched::kNoGuest for none.
+  void add(rte_mbuf* m, sched::Role traffic, uint64_t now_ns, uint16_t guest = sched::kNoGuest) {
     if (n_in_ == kQosBurst) enqueue_staged(now_ns);
     in_[n_in_] = m;
     in_role_[n_in_] = static_cast<uint8_t>(traffic);
+    in_guest_[n_in_] = guest;
     ++n_in_;
   }
   // Takes frames other workers handed over (handoff ring), enqueues what is staged,
@@ -111,6 +113,7 @@ class QosEgress {
   QosGlueCounters ctr_;
   std::array<rte_mbuf*, kQosBurst> in_{};
   std::array<uint8_t, kQosBurst> in_role_{};
+  std::array<uint16_t, kQosBurst> in_guest_{};
   uint32_t n_in_ = 0;
   std::array<sched::Packet, kQosBurst> pkts_{};
   std::array<uint64_t, kQosBurst> handles_{};
@@ -118,10 +121,13 @@ class QosEgress {
   uint32_t pend_first_ = 0, pend_n_ = 0;
 };
 
-// A frame on its way from a worker to the port owner, with its traffic role.
+// A frame on its way from a worker to the port owner, with its traffic role (bits 0..7)
+// and its guest (bits 8..23).
 struct QosHandoffElem {
   rte_mbuf* m;
   uint64_t role;
+  sched::Role traffic() const { return static_cast<sched::Role>(role & 0xff); }
+  uint16_t guest() const { return static_cast<uint16_t>(role >> 8); }
 };
 static_assert(sizeof(QosHandoffElem) == 16);
 
@@ -132,9 +138,9 @@ class QosHandoff {
     ring_ = ring;
     drops_ = shared_drops;
   }
-  void add(rte_mbuf* m, sched::Role traffic) {
+  void add(rte_mbuf* m, sched::Role traffic, uint16_t guest = sched::kNoGuest) {
     if (n_ == kQosBurst) flush();
-    buf_[n_++] = QosHandoffElem{m, static_cast<uint64_t>(traffic)};
+    buf_[n_++] = QosHandoffElem{m, static_cast<uint64_t>(traffic) | (uint64_t{guest} << 8)};
   }
   void flush();
 
@@ -211,6 +217,8 @@ class QosHub {
   uint64_t apply_role(const std::string& command, std::string& error);
   // The control copy of the role map.
   sched::RoleMap roles() const;
+  // The dataplane's guests by index (a filter's `guest NAME`): set when one is added.
+  void set_guests(std::vector<std::string> names);
 
   // ---- worker 0
   void poll_messages(uint64_t now_ns);
@@ -230,6 +238,7 @@ class QosHub {
   rte_ring* msgs_ = nullptr;  // QosMsg, SPSC: control (under mu_) -> worker 0
 
   mutable std::mutex mu_;
+  std::vector<std::string> guest_names_;  // under mu_ (create: before any other thread)
   std::array<sched::QosConfig, kRoleCount> control_cfg_{};
   struct Published {
     uint64_t generation;

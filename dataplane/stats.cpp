@@ -34,6 +34,8 @@ GuestStats& GuestStats::operator+=(const GuestStats& o) {
   frames += o.frames;
   checkpoint_requests_posted += o.checkpoint_requests_posted;
   checkpoints_applied += o.checkpoints_applied;
+  del_released += o.del_released;
+  del_dropped += o.del_dropped;
   return *this;
 }
 
@@ -186,6 +188,10 @@ std::string Report::json() const {
     kv("checkpoints_done", gr.checkpoints_done);
     kv("held_frames", gr.stats.held_frames);
     kv("frames", gr.stats.frames);
+    if (gr.removed) {
+      kv("del_released", gr.stats.del_released);
+      kv("del_dropped", gr.stats.del_dropped);
+    }
     o << "\"engine\":{";
     auto gflat = gr.stats.engine.flatten();
     for (size_t i = 0; i < gflat.size(); ++i) kv(gflat[i].first, gflat[i].second, i + 1 < gflat.size());

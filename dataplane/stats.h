@@ -22,7 +22,8 @@ namespace lockstep::dp {
   X(tx_full, "tx queue still full after the bounded retries")                            \
   X(pvm_not_mirrored, "client frame not sent to the PVM (engine: no PVM after failover)") \
   X(ctrl_ring_full, "checkpoint request could not be posted to the control thread")       \
-  X(unclassified, "frame on a port shared by guests that matches no guest NIC (mac/vlan)")
+  X(unclassified, "frame on a port shared by guests that matches no guest NIC (mac/vlan)") \
+  X(guest_del_held, "held PVM output of a guest removed with 'guest del --held drop'")
 
 enum class DpDrop : uint8_t {
 #define LOCKSTEP_X(name, help) name,
@@ -47,6 +48,8 @@ struct GuestStats {
   uint64_t frames = 0;                 // frames into its engines
   uint64_t checkpoint_requests_posted = 0;
   uint64_t checkpoints_applied = 0;
+  // `guest del`: its held PVM output released (sent) or dropped (--held drop).
+  uint64_t del_released = 0, del_dropped = 0;
   GuestStats& operator+=(const GuestStats& o);
 };
 

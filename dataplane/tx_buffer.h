@@ -51,7 +51,7 @@ class TxBuffer {
     std::array<uint32_t, kTxBufferSize> cap_pos;
     if (cap != nullptr) [[unlikely]] {
       if (cap->wants(kCaptureTx))
-        cap->copy_burst(bufs_.data(), n_, kCaptureTx, rte_rdtsc(), cap_pos.data());
+        cap->copy_burst(bufs_.data(), n_, kCaptureTx, rte_rdtsc(), cap_pos.data(), port_);
       else
         cap = nullptr;
     }

@@ -174,12 +174,46 @@ void Worker::add_guest(GuestChange& c, uint64_t) {
 
 void Worker::remove_guest(GuestChange& c, uint64_t now_ns) {
   // Its NICs' held output leaves as at shutdown (PVM output released, the SVM's and the
-  // ingress copies dropped, counted), then the engines go; the units keep their index.
+  // ingress copies dropped, counted) or, with --held drop, the PVM output is dropped too
+  // (drops.guest_del_held); then the engines go; the units keep their index.
+  GuestStats& gs = st_.guests[c.guest];
+  const bool drop_held = c.held == HeldPolicy::drop;
+  uint64_t released = 0, dropped = 0;
   for (auto& u : units_) {
     if (!u.engine || u.guest != c.guest) continue;
+    drain_unit(u, now_ns);  // what the engine decided before: as always
     u.engine->flush_all(now_ns);
-    drain_unit(u, now_ns);
+    uint32_t n;
+    while ((n = u.engine->drain(std::span<Action>(actions_))) > 0) {
+      for (uint32_t i = 0; i < n; ++i) {
+        const Action& a = actions_[i];
+        auto* m = reinterpret_cast<rte_mbuf*>(a.handle);
+        switch (a.kind) {
+          case ActionKind::release:
+            if (drop_held) {
+              drop(m, DpDrop::guest_del_held);
+              ++dropped;
+            } else {
+              out(Role::ext, u.port[0], m,
+                  a.side == Side::svm ? sched::Role::svm_output : sched::Role::proxy, now_ns,
+                  u.guest);
+              ++released;
+            }
+            break;
+          case ActionKind::forward_svm:
+            out(Role::svm, u.port[2], m, sched::Role::proxy, now_ns, u.guest);
+            break;
+          case ActionKind::free:
+          case ActionKind::drop: rte_pktmbuf_free(m); break;
+        }
+      }
+    }
+    drain_unit(u, now_ns);  // its checkpoint requests, as before
   }
+  gs.del_released += released;
+  gs.del_dropped += dropped;
+  c.released[s_.id] = released;
+  c.dropped[s_.id] = dropped;
   flush_tx(now_ns);
   publish_stats();  // the guest's final counters stay in its stats
   for (auto& u : units_)
@@ -247,7 +281,7 @@ void Worker::ingress(unsigned unit, rte_mbuf* m, uint64_t now_ns) {
   bool send_pvm = u.engine->push(Side::ingress, reinterpret_cast<uint64_t>(svm),
                                  rte_pktmbuf_mtod(svm, uint8_t*), svm->pkt_len, now_ns);
   if (send_pvm)
-    out(Role::pvm, u.port[1], m, sched::Role::proxy, now_ns);
+    out(Role::pvm, u.port[1], m, sched::Role::proxy, now_ns, u.guest);
   else
     drop(m, DpDrop::pvm_not_mirrored);
 }
@@ -466,9 +500,11 @@ void Worker::drain_unit(Unit& u, uint64_t now_ns) {
       switch (a.kind) {
         case ActionKind::release:  // the SVM's own output only after failover to it
           out(Role::ext, u.port[0], m,
-              a.side == Side::svm ? sched::Role::svm_output : sched::Role::proxy, now_ns);
+              a.side == Side::svm ? sched::Role::svm_output : sched::Role::proxy, now_ns, u.guest);
           break;
-        case ActionKind::forward_svm: out(Role::svm, u.port[2], m, sched::Role::proxy, now_ns); break;
+        case ActionKind::forward_svm:
+          out(Role::svm, u.port[2], m, sched::Role::proxy, now_ns, u.guest);
+          break;
         case ActionKind::free:
         case ActionKind::drop: rte_pktmbuf_free(m); break;
       }
@@ -602,7 +638,7 @@ unsigned Worker::poll_once(uint64_t now_ns) {
         // `capture start` on this role: copies before the frames go anywhere (one load
         // per burst while no capture runs).
         if (g_capture_tap.ring[r].load(std::memory_order_relaxed) != nullptr)
-          capture_burst(r, bufs.data(), n);
+          capture_burst(r, p.port, bufs.data(), n);
         for (uint16_t i = 0; i < n; ++i) {
           pc.rx_bytes += bufs[i]->pkt_len;
           bufs[i]->port = p.port;

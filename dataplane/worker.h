@@ -99,8 +99,14 @@ struct GuestChange {
   std::vector<std::vector<std::unique_ptr<Engine>>> engines;  // add: [worker][nic]
   std::vector<RxPort> rx_add;       // ports new to the dataplane (workers that read rx)
   std::vector<uint16_t> rx_remove;  // ports no guest uses any more
+  HeldPolicy held = HeldPolicy::release;  // remove: the guest's held PVM output
   std::unique_ptr<std::atomic<bool>[]> done;                // per worker
-  explicit GuestChange(unsigned workers) : done(new std::atomic<bool>[workers]) {
+  // remove: per worker, held PVM output released (sent on) and dropped (--held drop);
+  // written by the worker before its done flag.
+  std::unique_ptr<uint64_t[]> released, dropped;
+  explicit GuestChange(unsigned workers)
+      : done(new std::atomic<bool>[workers]), released(new uint64_t[workers]()),
+        dropped(new uint64_t[workers]()) {
     for (unsigned w = 0; w < workers; ++w) done[w].store(false);
   }
 };
@@ -188,14 +194,18 @@ class Worker {
   // tx buffer. `traffic` is the frame's role in lockstep, for the scheduler's filters.
   // `port`: the unit's port of that role (a guest NIC's own); the role's scheduler, when
   // it has one, serves the first unit's port.
+  // `guest`: the unit's guest, for the scheduler's `guest NAME` filters (none between
+  // the hosts).
   void out(Role r, rte_mbuf* m, sched::Role traffic, uint64_t now_ns) {
     out(r, s_.port[static_cast<unsigned>(r)], m, traffic, now_ns);
   }
-  void out(Role r, int port, rte_mbuf* m, sched::Role traffic, uint64_t now_ns) {
+  void out(Role r, int port, rte_mbuf* m, sched::Role traffic, uint64_t now_ns,
+           unsigned guest = sched::kNoGuest) {
     const unsigned i = static_cast<unsigned>(r);
     if (port == s_.port[i]) {
-      if (s_.qos.egress[i] != nullptr) return s_.qos.egress[i]->add(m, traffic, now_ns);
-      if (s_.qos.handoff[i] != nullptr) return handoff_[i].add(m, traffic);
+      const auto g = static_cast<uint16_t>(guest);
+      if (s_.qos.egress[i] != nullptr) return s_.qos.egress[i]->add(m, traffic, now_ns, g);
+      if (s_.qos.handoff[i] != nullptr) return handoff_[i].add(m, traffic, g);
       return tx_[i].add(m);
     }
     if (port < 0) return drop(m, DpDrop::tx_full);

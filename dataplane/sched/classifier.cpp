@@ -48,6 +48,7 @@ IpAddr IpPrefix::network() const {
 bool Match::matches(const FlowFields& f) const {
   if (fields == 0) return true;
   if ((fields & kRole) && f.role != role) return false;
+  if ((fields & kGuest) && f.guest != guest) return false;
   const uint32_t ip_fields = kSrc | kDst | kSport | kDport | kPort | kProto | kDscp | kFamily;
   if (!(fields & ip_fields)) return true;
   if (!f.is_ip) return false;
@@ -88,9 +89,10 @@ bool Classifier::remove(uint32_t pref) {
   return false;
 }
 
-FlowFields Classifier::fields_of(const uint8_t* frame, uint32_t len, Role role) {
+FlowFields Classifier::fields_of(const uint8_t* frame, uint32_t len, Role role, uint16_t guest) {
   FlowFields f;
   f.role = role;
+  f.guest = guest;
   ParsedFrame p;
   const ParseStatus st = parse_frame(frame, len, p);
   switch (st) {  // the IP header itself must be sound for addresses and DSCP

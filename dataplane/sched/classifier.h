@@ -1,7 +1,7 @@
 // Filters that map a packet to a class, first match wins, else the default class. A
 // filter matches on any of: source/destination prefix (IPv4 or IPv6), source/destination
-// /either port range, IP protocol, DSCP, address family, and the traffic's role in
-// lockstep (given by the caller). Pure C++; frames are parsed with compare/parse.h.
+// /either port range, IP protocol, DSCP, address family, the traffic's role in lockstep
+// and its guest (both given by the caller). Pure C++; frames are parsed with compare/parse.h.
 //
 // Ownership: a Classifier belongs to the thread that owns the port's Scheduler; it is
 // rebuilt between bursts when the configuration changes. classify() allocates nothing.
@@ -27,6 +27,7 @@ struct FlowFields {
   uint16_t sport = 0, dport = 0;
   uint8_t dscp = 0;
   Role role = Role::other;
+  uint16_t guest = kNoGuest;  // the guest whose NIC the frame leaves (lockstepd's index)
 };
 
 // An address prefix; IPv4 prefixes are kept on the IPv4-mapped form (::ffff:a.b.c.d/96+n)
@@ -51,6 +52,7 @@ struct Match {
   enum : uint32_t {
     kSrc = 1u << 0, kDst = 1u << 1, kSport = 1u << 2, kDport = 1u << 3, kPort = 1u << 4,
     kProto = 1u << 5, kDscp = 1u << 6, kRole = 1u << 7, kFamily = 1u << 8,
+    kGuest = 1u << 9,
   };
   uint32_t fields = 0;  // which of the members below are checked; 0 matches everything
   IpPrefix src, dst;
@@ -59,6 +61,8 @@ struct Match {
   uint64_t dscp_set = 0;         // bit d set: DSCP d matches
   Role role = Role::other;
   bool family_v6 = false;
+  uint16_t guest = kNoGuest;                    // `guest NAME`, resolved to its index
+  std::array<char, kMaxGuestName + 1> guest_name{};  // as written (shown, read back)
 
   bool matches(const FlowFields& f) const;
 };
@@ -89,10 +93,12 @@ class Classifier {
   }
   // Parses the frame (compare/parse.h) and classifies it; frames that do not parse as
   // IP still match filters on role alone.
-  ClassId classify_frame(const uint8_t* frame, uint32_t len, Role role) const {
-    return classify(fields_of(frame, len, role));
+  ClassId classify_frame(const uint8_t* frame, uint32_t len, Role role,
+                         uint16_t guest = kNoGuest) const {
+    return classify(fields_of(frame, len, role, guest));
   }
-  static FlowFields fields_of(const uint8_t* frame, uint32_t len, Role role);
+  static FlowFields fields_of(const uint8_t* frame, uint32_t len, Role role,
+                              uint16_t guest = kNoGuest);
 
  private:
   std::array<Filter, kMaxFilters> filters_{};

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 
@@ -344,6 +346,7 @@ std::string format_match(const Match& m) {
     if (!s.empty()) s += ' ';
     s += k + " " + v;
   };
+  if (m.fields & Match::kGuest) add("guest", std::string(m.guest_name.data()));
   if (m.fields & Match::kRole) add("role", std::string(to_string(m.role)));
   if (m.fields & Match::kFamily) add("family", m.family_v6 ? "ipv6" : "ipv4");
   if (m.fields & Match::kProto) add("proto", std::to_string(m.proto));
@@ -518,9 +521,54 @@ bool parse_class(Cursor& c, Command& cmd, std::string& err) {
 }
 
 constexpr const char* kFilterWords =
-    "pref, src, dst, sport, dport, port, proto, dscp, family, role, all, then class NAME";
+    "pref, src, dst, sport, dport, port, proto, dscp, family, role, guest, all, then class NAME";
+
+struct GuestNamesState {
+  std::span<const std::string> names;
+  bool any = false, set = false;
+};
+thread_local GuestNamesState t_guests;
+
+bool valid_guest_name(std::string_view n) {
+  if (n.empty() || n.size() > kMaxGuestName) return false;
+  for (char ch : n)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) return false;
+  return true;
+}
+
+bool parse_guest(std::string_view v, Match& m, std::string& err) {
+  if (!valid_guest_name(v)) {
+    err = "guest: bad name " + q(v) + " (1 to 32 letters, digits, '-' or '_')";
+    return false;
+  }
+  for (size_t g = 0; g < t_guests.names.size(); ++g) {
+    if (t_guests.names[g] != v) continue;
+    m.guest = static_cast<uint16_t>(g);
+    std::copy(v.begin(), v.end(), m.guest_name.begin());
+    m.guest_name[v.size()] = '\0';
+    return true;
+  }
+  if (t_guests.any) {
+    m.guest = kNoGuest;
+    std::copy(v.begin(), v.end(), m.guest_name.begin());
+    m.guest_name[v.size()] = '\0';
+    return true;
+  }
+  std::string known;
+  for (const auto& n : t_guests.names) known += (known.empty() ? "" : ", ") + n;
+  err = "guest: unknown guest " + q(v) +
+        (known.empty() ? std::string(" (no guests known here)") : " (guests: " + known + ")");
+  return false;
+}
 
 }  // namespace
+
+GuestNamesScope::GuestNamesScope(std::span<const std::string> names, bool any_name)
+    : prev_names_(t_guests.names), prev_any_(t_guests.any), prev_set_(t_guests.set) {
+  t_guests = GuestNamesState{names, any_name, true};
+}
+
+GuestNamesScope::~GuestNamesScope() { t_guests = GuestNamesState{prev_names_, prev_any_, prev_set_}; }
 
 int parse_match_word(std::span<const std::string_view> toks, size_t& i, Match& m,
                      std::string& err) {
@@ -563,6 +611,8 @@ int parse_match_word(std::span<const std::string_view> toks, size_t& i, Match& m
       }
       ok = (err = "role: unknown role " + q(v) + " (expected " + all + ")", false);
     }
+  } else if (k == "guest") {
+    ok = field(Match::kGuest) && parse_guest(v, m, err);
   } else if (k == "all" || k == "matchall") {
     ++i;
     return 1;

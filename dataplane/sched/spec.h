@@ -11,7 +11,7 @@
 //   MATCH: src PREFIX | dst PREFIX | sport P[-P] | dport P[-P] | port P[-P]
 //          | proto tcp|udp|icmp|icmpv6|sctp|N | dscp N|0xN|ef|csN|afNN[,...]
 //          | family ipv4|ipv6 | role proxy|svm_output|checkpoint|block_replication|heartbeat|other
-//          | all
+//          | guest NAME | all
 //   RATE: a number with bit, kbit, mbit, gbit, tbit (decimal bits/s), kibit..tibit (binary),
 //         bps, kbps, mbps, gbps, tbps (bytes/s), or a bare number (bits/s), as tc reads them
 //   SIZE: a number with b (bytes), k/kb, m/mb, g/gb (x1024), kbit/mbit/gbit (bits), or bare
@@ -41,7 +41,23 @@ bool parse_port_range(std::string_view tok, PortRange& out, std::string& err);
 bool parse_proto(std::string_view tok, uint8_t& out, std::string& err);
 bool parse_dscp_set(std::string_view tok, uint64_t& set, std::string& err);
 
-// One MATCH word (src, dst, sport, dport, port, proto, dscp, family, role, all) and its
+// The guests `guest NAME` may name (lockstepd's guests, the index is the position), for
+// the parses on this thread while the scope lives. Without one, `guest` is refused
+// (unknown guest). `any_name`: every well-formed name is taken, unresolved (a config key
+// checked before the file's guests are known; the whole is checked again with them).
+class GuestNamesScope {
+ public:
+  explicit GuestNamesScope(std::span<const std::string> names, bool any_name = false);
+  ~GuestNamesScope();
+  GuestNamesScope(const GuestNamesScope&) = delete;
+  GuestNamesScope& operator=(const GuestNamesScope&) = delete;
+
+ private:
+  std::span<const std::string> prev_names_;
+  bool prev_any_ = false, prev_set_ = false;
+};
+
+// One MATCH word (src, dst, sport, dport, port, proto, dscp, family, role, guest, all) and its
 // value at toks[i]: 1 when taken (i moves past them), 0 on a bad value (err names the
 // word and token), -1 when toks[i] is not a MATCH word (i unchanged). Shared by filters
 // and the role map (roles.h).

@@ -14,6 +14,9 @@ inline constexpr uint8_t kMaxPrio = 7;       // strict priority levels 0 (first)
 using ClassId = uint8_t;
 inline constexpr ClassId kNoClass = 0xff;
 inline constexpr uint32_t kNil = 0xffffffffu;  // end of an index list
+// A frame's guest (lockstepd's guest index) when it has none: host/link traffic.
+inline constexpr uint16_t kNoGuest = 0xffff;
+inline constexpr size_t kMaxGuestName = 32;
 
 // What the caller tells the scheduler about a packet. The scheduler never looks at the
 // bytes: `handle` is given back by dequeue, `conn` is any stable per-connection value

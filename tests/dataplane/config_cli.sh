@@ -20,6 +20,15 @@ expect_refused workers --set workers=0
 expect_refused ports.svm --set ports.svm=
 expect_refused pool.mbufs --set pool.mbufs=many
 expect_refused policy_rules --set 'engine.policy_rules=tcp:99999=pass'
+expect_refused guest_del.held --set guest_del.held=keep
+expect_refused ports.mac --set ports.mac=52:54
+# A scheduler filter naming a guest the configuration lacks: key, line and token.
+expect_refused "qos.ext': line 3: guest: unknown guest 'zz'" --set 'qos.ext=qdisc add ext rate 1gbit
+class add ext slow prio 1 rate 1mbit ceil 1mbit
+filter add ext guest zz class slow'
+"$LSD" --check-config --set guest_del.held=drop --set 'qos.ext=qdisc add ext rate 1gbit
+class add ext slow prio 1 rate 1mbit ceil 1mbit
+filter add ext guest default class slow' >/dev/null || fail "guest_del.held=drop or a filter on guest default refused"
 tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
 printf 'ports:\n  ext: net_ring0\nqueues:\n  burst: 1000\n' >"$tmp"
 expect_refused queues.burst --config "$tmp"

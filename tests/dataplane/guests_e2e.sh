@@ -93,6 +93,7 @@ workers: 1
 ctrl:
   socket: $WORK/ctl
   metrics: "off"
+  capture_dir: $WORK/cap
 engine:
   compare_timeout_us: 100000
 checkpointer:
@@ -179,6 +180,19 @@ assert any(k.startswith("lockstep_released_total/worker/0") for k in d), sorted(
 print("telemetry /lockstep/guest,b:", d["lockstep_guest_checkpoint_requests_total"], "requests")
 EOF
 ctl checkpoint >/dev/null 2>&1 && fail "a checkpoint without -g was accepted with two guests"
+# One guest's frames on the shared ext port (-g): a transfer to a fills a's capture and
+# leaves b's with its broadcasts (ARP) at most.
+for g in b a; do
+  ctl -g $g capture start ext "ext-$g.pcapng" -j > "$WORK/cap-$g.json" || fail "capture -g $g"
+  [ "$(js "s['guest']" < "$WORK/cap-$g.json")" = $g ] || fail "capture -g $g: $(cat "$WORK/cap-$g.json")"
+  fetch 10.9.0.2 f102400.bin "$WORK/got_a" || fail "guest a: transfer under capture failed"
+  ctl capture stop ext -j > "$WORK/cap-$g.json" || fail "capture stop"
+done
+nb=$(js "s['frames']" < "$WORK/cap-b.json")
+na=$(js "s['frames']" < "$WORK/cap-a.json")
+echo "capture -g on the shared ext port during a transfer to a: a $na frames, b $nb"
+[ "$na" -ge 60 ] || fail "capture -g a holds $na frames of a 100 KiB transfer"
+[ "$nb" -le 10 ] || fail "capture -g b holds $nb frames of a transfer to a"
 ctl -g a checkpoint >/dev/null || fail "lockstepctl -g a checkpoint"
 
 # 3. Guest c, added and removed live.
@@ -191,7 +205,14 @@ ctl guest add c --config "$WORK/c.yaml" >/dev/null 2>&1 && fail "a second guest 
 fetch 10.9.0.4 f1048576.bin "$WORK/got_c" || fail "guest c: transfer failed"
 cmp -s "$WORK/got_c" "$WORK/cp/f1048576.bin" || fail "guest c: not byte-exact"
 echo "ok: guest c added live, 1 MiB byte-exact"
-ctl guest del c >/dev/null || fail "guest del c"
+ctl guest del c --held keep >/dev/null 2>&1 && fail "guest del --held keep was accepted"
+ctl guest del c --held 2>/dev/null && fail "guest del --held without a value was accepted"
+ctl guest del c --held drop -j > "$WORK/del.json" || fail "guest del c --held drop"
+[ "$(js "s['held'], s['dropped'] >= 0, s['released']" < "$WORK/del.json")" = "drop True 0" ] ||
+  fail "guest del reply: $(cat "$WORK/del.json")"
+ctl metrics > "$WORK/metrics.txt" 2>/dev/null || fail "lockstepctl metrics"
+grep -q 'lockstep_guest_del_held_frames_total{.*guest="c"' "$WORK/metrics.txt" ||
+  fail "no lockstep_guest_del_held_frames_total for c"
 state=$(ctl guests -j | js "[g for g in s['guests'] if g['name']=='c'][0]['state']")
 [ "$state" = removed ] || fail "guest c is '$state' after guest del"
 ctl -g c status >/dev/null 2>&1 && fail "a removed guest is still addressed"

@@ -529,6 +529,99 @@ TEST_F(DataplaneCapture, FilesOnlyByNameInTheCaptureDirNeverOverwrittenMode0640)
   std::remove(victim.c_str());
 }
 
+
+// ---- -g NAME: one guest's frames, on its own ports and on a shared one ------------------
+
+Bytes mac_at(Bytes b, bool destination, const std::array<uint8_t, 6>& mac) {
+  std::copy(mac.begin(), mac.end(), b.begin() + (destination ? 0 : 6));
+  return b;
+}
+
+TEST_F(DataplaneCapture, OneGuestsFramesOnlyOnItsPortsAndItsShareOfASharedOne) {
+  Config cfg;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  Config sx, sa, sb;
+  RingRig shared("cgs", {Role::ext, Role::pvm, Role::svm}, 1, sx);
+  RingRig ra("cga", {Role::ext, Role::pvm, Role::svm}, 1, sa);
+  RingRig rb("cgb", {Role::ext, Role::pvm, Role::svm}, 1, sb);
+  const std::array<uint8_t, 6> mac_a{0x52, 0x54, 0, 0, 2, 0x0a}, mac_b{0x52, 0x54, 0, 0, 2, 0x0b};
+  cfg.guests.resize(2);
+  for (unsigned g = 0; g < 2; ++g) {
+    const Config& own = g == 0 ? sa : sb;
+    cfg.guests[g].name = g == 0 ? "a" : "b";
+    dp::NicConfig nic;
+    nic.ports = {sx.ports[0], own.ports[1], own.ports[2]};  // ext shared, VM ports own
+    nic.mac = g == 0 ? mac_a : mac_b;
+    nic.has_mac = true;
+    cfg.guests[g].nics.push_back(nic);
+  }
+  std::string err;
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  rte_mempool* pool = dpl->pool();
+  {
+    Capture cap(*dpl, cap_opts(1u << 20));
+    const std::string ext_path = temp_path("g_ext"), pvm_path = temp_path("g_pvm");
+    ctrl::Json res;
+    EXPECT_FALSE(cap.start(request("link", temp_path("g_link")), 1, res, err));
+    EXPECT_NE(err.find("no guest's NIC"), std::string::npos) << err;
+    ASSERT_TRUE(cap.start(request("ext", ext_path), 1, res, err)) << err;
+    EXPECT_EQ(res["guest"], "b");
+    ASSERT_TRUE(cap.start(request("pvm", pvm_path), 1, res, err)) << err;
+
+    Conversation ca(conv_params(48000)), cb(conv_params(48001));
+    uint64_t t = 0;
+    const Bytes syn_a = mac_at(ca.client_syn(), true, mac_a), syn_b = mac_at(cb.client_syn(), true, mac_b);
+    const Bytes bcast = mac_at(ca.client_ack(0, 0), true, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff});
+    ASSERT_TRUE(shared.inject(Role::ext, pool, syn_a));
+    ASSERT_TRUE(shared.inject(Role::ext, pool, syn_b));
+    ASSERT_TRUE(shared.inject(Role::ext, pool, bcast));
+    dpl->step(t += kMs);
+    const Bytes sa_p = mac_at(ca.vm_synack(Vm::pvm), false, mac_a);
+    const Bytes sb_p = mac_at(cb.vm_synack(Vm::pvm), false, mac_b);
+    ASSERT_TRUE(ra.inject(Role::pvm, pool, sa_p));
+    ASSERT_TRUE(ra.inject(Role::svm, pool, mac_at(ca.vm_synack(Vm::svm), false, mac_a)));
+    ASSERT_TRUE(rb.inject(Role::pvm, pool, sb_p));
+    ASSERT_TRUE(rb.inject(Role::svm, pool, mac_at(cb.vm_synack(Vm::svm), false, mac_b)));
+    dpl->step(t += kMs);
+    auto released = shared.collect(Role::ext);
+    ASSERT_EQ(released.size(), 2u) << "both guests' SYN/ACKs on the shared ext";
+    EXPECT_EQ(ra.collect(Role::pvm).size(), 2u) << "a's PVM: its SYN and the broadcast";
+    EXPECT_EQ(rb.collect(Role::pvm).size(), 2u);
+
+    ASSERT_TRUE(cap.stop("ext", res, err)) << err;
+    EXPECT_EQ(res["frames_rx"], 2) << "b's SYN and the broadcast: not a's SYN";
+    EXPECT_EQ(res["frames_tx"], 1) << "b's SYN/ACK: not a's";
+    PcapNg p = read_pcapng(ext_path);
+    ASSERT_TRUE(p.ok) << p.error;
+    ASSERT_EQ(p.packets.size(), 3u);
+    EXPECT_EQ(p.packets[0].data, syn_b);
+    EXPECT_EQ(p.packets[1].data, bcast);
+    EXPECT_TRUE(std::equal(mac_b.begin(), mac_b.end(), p.packets[2].data.begin() + 6))
+        << "the frame sent to the clients is b's";
+    EXPECT_EQ(p.packets[2].flags & 3u, 2u);
+
+    ASSERT_TRUE(cap.stop("pvm", res, err)) << err;
+    p = read_pcapng(pvm_path);
+    ASSERT_TRUE(p.ok) << p.error;
+    ASSERT_EQ(p.packets.size(), 3u) << "b's PVM port only: SYN and broadcast out, SYN/ACK in";
+    for (const auto& k : p.packets) {
+      const bool out = (k.flags & 3u) == 2u;
+      const auto* mac = k.data.data() + (out ? 0 : 6);
+      EXPECT_TRUE(std::equal(mac_b.begin(), mac_b.end(), mac) || (out && mac[0] == 0xff));
+    }
+    std::remove(ext_path.c_str());
+    std::remove(pvm_path.c_str());
+  }
+  dpl->finish(10 * kMs);
+  for (auto* r : {&shared, &ra, &rb})
+    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<Role>(role));
+  dpl->stop_ports(true);
+  auto rep = dpl->report();
+  EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
+}
+
 }  // namespace
 }  // namespace lockstep
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dataplane/dataplane.h"
+#include "dataplane/sched/spec.h"
 #include "tests/dataplane/eal_env.h"
 #include "tests/dataplane/ring_rig.h"
 #include "tests/support/frame_builder.h"
@@ -161,6 +162,76 @@ TEST(GuestConfig, RefusesWhatCannotWorkNamingTheKey) {
     EXPECT_FALSE(ok) << c.yaml;
     EXPECT_NE(err.find(c.key), std::string::npos) << c.yaml << " -> " << err;
   }
+}
+
+
+TEST(GuestConfig, GuestDelHeldPortsMacAndQosGuestFiltersAreCheckedAtLoad) {
+  Config cfg;
+  std::string err;
+  ASSERT_TRUE(dp::parse_config("guest_del:\n  held: drop\n"
+                               "ports: {ext: p1, pvm: p2, svm: p3, mac: '52:54:00:00:00:01', vlan: 7}\n",
+                               cfg, err))
+      << err;
+  ASSERT_TRUE(dp::validate(cfg, err)) << err;
+  EXPECT_EQ(cfg.guest_del_held, dp::HeldPolicy::drop);
+  std::vector<dp::GuestSpec> g;
+  ASSERT_TRUE(dp::resolve_guests(cfg, g, err)) << err;
+  EXPECT_TRUE(g[0].nics[0].has_mac) << "the single pair's MAC: its NIC's";
+  EXPECT_EQ(g[0].nics[0].vlan, 7);
+  // as_guests_config: the single pair as the guest `default`.
+  Config full = dp::as_guests_config(cfg);
+  ASSERT_EQ(full.guests.size(), 1u);
+  EXPECT_EQ(full.guests[0].name, "default");
+  EXPECT_EQ(full.guests[0].nics[0].ports[0], "p1");
+  EXPECT_TRUE(full.ports[0].empty());
+  EXPECT_TRUE(dp::validate(full, err)) << err;
+  // Junk refused naming the key.
+  Config junk;
+  EXPECT_FALSE(dp::parse_config("guest_del: {held: keep}\nports: {ext: p1, pvm: p2, svm: p3}\n", junk, err));
+  EXPECT_NE(err.find("guest_del.held"), std::string::npos) << err;
+  EXPECT_NE(err.find("release or drop"), std::string::npos) << err;
+  EXPECT_FALSE(dp::apply_override("ports.mac=01:02", junk, err));
+  EXPECT_NE(err.find("ports.mac"), std::string::npos) << err;
+
+  // A scheduler filter naming a guest: resolved to the guest's index once the file's
+  // guests are known (qos: may come first); an unknown one is refused naming the key,
+  // the line and the token.
+  const std::string qos_then_guests = R"(
+qos:
+  ext:
+    - qdisc add ext rate 1gbit
+    - class add ext slow prio 1 rate 1mbit ceil 1mbit
+    - filter add ext guest GUEST class slow
+guests:
+  a: {nics: [{ext: p1, pvm: p2, svm: p3, mac: "52:54:00:00:00:0a"}]}
+  b: {nics: [{ext: p1, pvm: p4, svm: p5, mac: "52:54:00:00:00:0b"}]}
+)";
+  auto with = [&](const std::string& guest) {
+    std::string y = qos_then_guests;
+    y.replace(y.find("GUEST"), 5, guest);
+    return y;
+  };
+  Config ok;
+  ASSERT_TRUE(dp::parse_config(with("b"), ok, err)) << err;
+  EXPECT_TRUE(dp::validate(ok, err)) << err;
+  Config unknown;
+  const bool refused = !dp::parse_config(with("zz"), unknown, err) || !dp::validate(unknown, err);
+  EXPECT_TRUE(refused);
+  EXPECT_NE(err.find("qos.ext"), std::string::npos) << err;
+  EXPECT_NE(err.find("line 3"), std::string::npos) << err;
+  EXPECT_NE(err.find("'zz'"), std::string::npos) << err;
+  // The pure parser: the name resolved to its index, shown back as written.
+  const std::vector<std::string> names{"a", "b"};
+  sched::ParseResult pr;
+  {
+    const sched::GuestNamesScope scope(names);
+    pr = sched::parse_command("filter add ext guest b proto tcp class slow");
+  }
+  ASSERT_TRUE(pr.ok) << pr.error;
+  EXPECT_EQ(pr.cmd.filter.match.guest, 1u);
+  EXPECT_NE(sched::format_match(pr.cmd.filter.match).find("guest b"), std::string::npos);
+  EXPECT_FALSE(sched::parse_command("filter add ext guest b class slow").ok)
+      << "without the guests known, a guest name is refused";
 }
 
 // ---- three guests, four NICs, each NIC on its own ports -------------------------------
@@ -498,6 +569,302 @@ TEST_F(DataplaneGuests, SharedPortsAreSplitByMacAndVlan) {
   rep = dpl->report();
   for (const auto& g : rep.guests)
     EXPECT_EQ(g.stats.engine.conservation_error(), "") << "guest " << g.name;
+  EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
+}
+
+
+// ---- guest del --held drop: the held PVM output dropped, counted ------------------------
+
+TEST_F(DataplaneGuests, GuestDelReleasesOrDropsTheHeldOutputAsAsked) {
+  Config cfg;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  std::string err;
+  ASSERT_TRUE(dp::apply_override("engine.compare_timeout_us=100000", cfg, err)) << err;
+  cfg.guests.resize(3);
+  const char* names[] = {"a", "b", "c"};
+  std::vector<std::unique_ptr<NicRig>> rigs;
+  for (unsigned g = 0; g < 3; ++g) {
+    cfg.guests[g].name = names[g];
+    cfg.guests[g].nics.resize(1);
+    rigs.push_back(std::make_unique<NicRig>(std::string("hd") + names[g], cfg.guests[g].nics[0]));
+  }
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  rte_mempool* pool = dpl->pool();
+  std::vector<Conversation> conv;
+  for (unsigned g = 0; g < 3; ++g) conv.emplace_back(params(static_cast<uint16_t>(44000 + g)));
+  uint64_t t = 0;
+  for (unsigned g = 0; g < 3; ++g) {
+    RingRig& rig = *rigs[g]->rig;
+    ASSERT_TRUE(rig.inject(Role::ext, pool, conv[g].client_syn()));
+    dpl->step(t += kMs);
+    ASSERT_TRUE(rig.inject(Role::pvm, pool, conv[g].vm_synack(Vm::pvm)));
+    ASSERT_TRUE(rig.inject(Role::svm, pool, conv[g].vm_synack(Vm::svm)));
+    dpl->step(t += kMs);
+    ASSERT_TRUE(rig.inject(Role::ext, pool, conv[g].client_handshake_ack()));
+    dpl->step(t += kMs);
+    ASSERT_EQ(rig.collect(Role::ext).size(), 1u);
+    rig.collect(Role::pvm), rig.collect(Role::svm);
+  }
+  // b holds two segments, c one: their SVMs have not answered.
+  ASSERT_TRUE(rigs[1]->rig->inject(Role::pvm, pool, conv[1].vm_stream(Vm::pvm, 0, 300)));
+  ASSERT_TRUE(rigs[1]->rig->inject(Role::pvm, pool, conv[1].vm_stream(Vm::pvm, 300, 300)));
+  Bytes c_out = conv[2].vm_stream(Vm::pvm, 0, 200);
+  ASSERT_TRUE(rigs[2]->rig->inject(Role::pvm, pool, c_out));
+  dpl->step(t += kMs);
+  ASSERT_TRUE(rigs[1]->rig->collect(Role::ext).empty());
+  ASSERT_TRUE(rigs[2]->rig->collect(Role::ext).empty());
+
+  uint64_t released = 99, dropped = 99;
+  ASSERT_TRUE(dpl->remove_guest("b", err, dp::HeldPolicy::drop, &released, &dropped)) << err;
+  EXPECT_EQ(dropped, 2u) << "b's held PVM output dropped";
+  EXPECT_EQ(released, 0u);
+  EXPECT_TRUE(rigs[1]->rig->collect(Role::ext).empty()) << "nothing of b's reaches its clients";
+  ASSERT_TRUE(dpl->remove_guest("c", err, dp::HeldPolicy::release, &released, &dropped)) << err;
+  EXPECT_EQ(released, 1u);
+  EXPECT_EQ(dropped, 0u);
+  auto c_rel = rigs[2]->rig->collect(Role::ext);
+  ASSERT_EQ(c_rel.size(), 1u) << "c's held PVM output released, as at shutdown";
+  EXPECT_EQ(c_rel[0], c_out);
+
+  auto rep = dpl->report();
+  EXPECT_EQ(rep.guests[1].stats.del_dropped, 2u);
+  EXPECT_EQ(rep.guests[1].stats.del_released, 0u);
+  EXPECT_EQ(rep.guests[2].stats.del_released, 1u);
+  EXPECT_EQ(rep.guests[2].stats.del_dropped, 0u);
+  EXPECT_EQ(rep.total.drops[static_cast<unsigned>(dp::DpDrop::guest_del_held)], 2u)
+      << "counted under its drop reason";
+  EXPECT_EQ(dp::to_string(dp::DpDrop::guest_del_held), "guest_del_held");
+
+  dpl->finish(t + kMs);
+  for (auto& r : rigs)
+    for (unsigned role = 0; role < 3; ++role) r->rig->drain(static_cast<Role>(role));
+  dpl->stop_ports(true);
+  rep = dpl->report();
+  for (const auto& gr : rep.guests)
+    EXPECT_EQ(gr.stats.engine.conservation_error(), "") << "guest " << gr.name;
+  EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
+}
+
+// ---- guest add on a single-pair configuration: the pair is the guest `default` ----------
+
+TEST_F(DataplaneGuests, GuestAddOnASinglePairMakesItTheGuestDefault) {
+  Config cfg;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  std::string err;
+  ASSERT_TRUE(dp::apply_override("engine.compare_timeout_us=10000", cfg, err)) << err;
+  RingRig rig("spd", {Role::ext, Role::pvm, Role::svm}, 1, cfg);  // ports.ext/pvm/svm
+  ASSERT_TRUE(cfg.guests.empty());
+  dp::GuestConfig n;
+  n.name = "n";
+  n.nics.resize(1);
+  NicRig n0("spn", n.nics[0]);
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  rte_mempool* pool = dpl->pool();
+
+  // One that wants default's ext port: default has no MAC to tell its frames apart.
+  dp::GuestConfig clash = n;
+  clash.name = "x";
+  clash.nics[0].ports[0] = cfg.ports[0];
+  clash.nics[0].mac = {0x52, 0x54, 0, 0, 0, 0x33};
+  clash.nics[0].has_mac = true;
+  EXPECT_FALSE(dpl->add_guest(clash, nullptr, err));
+  EXPECT_NE(err.find("single-pair guest 'default'"), std::string::npos) << err;
+  EXPECT_NE(err.find("ports.mac"), std::string::npos) << err;
+  EXPECT_EQ(dpl->guests().size(), 1u);
+
+  ASSERT_TRUE(dpl->add_guest(n, nullptr, err)) << err;
+  ASSERT_EQ(dpl->guests().size(), 2u);
+  EXPECT_EQ(dpl->guests()[0].name, "default");
+  EXPECT_EQ(dpl->guest_index("n"), 1);
+  EXPECT_EQ(dpl->config().guests.size(), 2u) << "the configuration is a guests: map now";
+
+  Conversation cd(params(45000)), cn(params(45001));
+  uint64_t t = 0;
+  for (auto [r, c] : {std::pair{&rig, &cd}, std::pair{n0.rig.get(), &cn}}) {
+    ASSERT_TRUE(r->inject(Role::ext, pool, c->client_syn()));
+    dpl->step(t += kMs);
+    ASSERT_TRUE(r->inject(Role::pvm, pool, c->vm_synack(Vm::pvm)));
+    ASSERT_TRUE(r->inject(Role::svm, pool, c->vm_synack(Vm::svm)));
+    dpl->step(t += kMs);
+    ASSERT_EQ(r->collect(Role::ext).size(), 1u);
+    ASSERT_TRUE(r->inject(Role::ext, pool, c->client_handshake_ack()));
+    dpl->step(t += kMs);
+    r->collect(Role::pvm), r->collect(Role::svm);
+  }
+  // n diverges and checkpoints alone; default flows.
+  ASSERT_TRUE(n0.rig->inject(Role::pvm, pool, cn.vm_stream(Vm::pvm, 0, 100, 1)));
+  ASSERT_TRUE(n0.rig->inject(Role::svm, pool, cn.vm_stream(Vm::svm, 0, 100, 2)));
+  Bytes d_out = cd.vm_stream(Vm::pvm, 0, 100);
+  ASSERT_TRUE(rig.inject(Role::pvm, pool, d_out));
+  ASSERT_TRUE(rig.inject(Role::svm, pool, cd.vm_stream(Vm::svm, 0, 100)));
+  dpl->step(t += 100000);
+  auto d_rel = rig.collect(Role::ext);
+  ASSERT_EQ(d_rel.size(), 1u);
+  EXPECT_EQ(d_rel[0], d_out);
+  for (int i = 0; i < 4; ++i) dpl->step(t += kMs);
+  EXPECT_EQ(n0.rig->collect(Role::ext).size(), 1u) << "released by its own checkpoint";
+  auto rep = dpl->report();
+  EXPECT_EQ(rep.guests[1].checkpoint_requests, 1u);
+  EXPECT_EQ(rep.guests[0].checkpoint_requests, 0u);
+  // And removed again: default goes on.
+  ASSERT_TRUE(dpl->remove_guest("n", err)) << err;
+  EXPECT_FALSE(dpl->remove_guest("default", err)) << "the last guest stays";
+
+  dpl->finish(t + kMs);
+  for (auto* r : {&rig, n0.rig.get()})
+    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<Role>(role));
+  dpl->stop_ports(true);
+  rep = dpl->report();
+  EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
+}
+
+TEST_F(DataplaneGuests, GuestAddSharesTheSinglePairsPortWhenDefaultHasAMac) {
+  Config cfg;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  std::string err;
+  RingRig rig("spm", {Role::ext, Role::pvm, Role::svm}, 1, cfg);
+  const std::array<uint8_t, 6> dmac{0x52, 0x54, 0, 0, 0, 0x0d}, smac{0x52, 0x54, 0, 0, 0, 0x5e};
+  ASSERT_TRUE(dp::apply_override("ports.mac=52:54:00:00:00:0d", cfg, err)) << err;
+  dp::GuestConfig s;
+  s.name = "s";
+  s.nics.resize(1);
+  NicRig s0("sps", s.nics[0]);
+  s.nics[0].ports[0] = cfg.ports[0];  // default's ext, classified by MAC
+  s.nics[0].mac = smac;
+  s.nics[0].has_mac = true;
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  rte_mempool* pool = dpl->pool();
+  ASSERT_TRUE(dpl->add_guest(s, nullptr, err)) << err;
+
+  Conversation cd(params(46000)), cs(params(46001));
+  uint64_t t = 0;
+  ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(cd.client_syn(), true, dmac)));
+  ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(cs.client_syn(), true, smac)));
+  ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(cs.client_syn(), true, {0x52, 0x54, 0, 0, 0, 0x77})));
+  dpl->step(t += kMs);
+  EXPECT_EQ(rig.collect(Role::pvm).size(), 1u) << "default's client frame to default's PVM";
+  EXPECT_EQ(s0.rig->collect(Role::pvm).size(), 1u) << "s's client frame to s's PVM";
+  ASSERT_TRUE(rig.inject(Role::pvm, pool, with_mac(cd.vm_synack(Vm::pvm), false, dmac)));
+  ASSERT_TRUE(rig.inject(Role::svm, pool, with_mac(cd.vm_synack(Vm::svm), false, dmac)));
+  ASSERT_TRUE(s0.rig->inject(Role::pvm, pool, with_mac(cs.vm_synack(Vm::pvm), false, smac)));
+  ASSERT_TRUE(s0.rig->inject(Role::svm, pool, with_mac(cs.vm_synack(Vm::svm), false, smac)));
+  dpl->step(t += kMs);
+  EXPECT_EQ(rig.collect(Role::ext).size(), 2u) << "both SYN/ACKs released on the shared ext";
+  auto rep = dpl->report();
+  EXPECT_EQ(rep.total.drops[static_cast<unsigned>(dp::DpDrop::unclassified)], 1u)
+      << "the frame for neither MAC";
+  EXPECT_EQ(rep.guests[1].stats.engine.released_pvm(), 1u);
+  EXPECT_EQ(rep.guests[0].stats.engine.released_pvm(), 1u);
+
+  dpl->finish(t + kMs);
+  for (auto* r : {&rig, s0.rig.get()})
+    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<Role>(role));
+  dpl->stop_ports(true);
+  rep = dpl->report();
+  EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
+}
+
+// ---- one scheduler on a shared ext port shapes each guest apart (`guest NAME`) ----------
+
+TEST_F(DataplaneGuests, ASchedulerOnASharedPortShapesOneGuestAndNotTheOther) {
+  Config cfg;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  std::string err;
+  Config scratch;
+  RingRig rig("gqs", {Role::ext, Role::pvm, Role::svm}, 1, scratch);
+  const std::array<std::array<uint8_t, 6>, 2> macs{{{0x52, 0x54, 0, 0, 1, 1}, {0x52, 0x54, 0, 0, 1, 2}}};
+  cfg.guests.resize(2);
+  for (unsigned g = 0; g < 2; ++g) {
+    cfg.guests[g].name = g == 0 ? "a" : "b";
+    dp::NicConfig nic;
+    for (unsigned r = 0; r < 3; ++r) nic.ports[r] = scratch.ports[r];
+    nic.mac = macs[g];
+    nic.has_mac = true;
+    cfg.guests[g].nics.push_back(nic);
+  }
+  // b: 80 kbit/s (10 000 bytes/s) with a 2 KiB burst; a: the unshaped default.
+  ASSERT_TRUE(dp::apply_override("qos.ext=qdisc add ext rate 10gbit burst 64k\n"
+                                 "class add ext fast prio 0 rate 5gbit ceil 10gbit default\n"
+                                 "class add ext slow prio 1 rate 80kbit ceil 80kbit burst 2k cburst 2k\n"
+                                 "filter add ext guest b class slow\n",
+                                 cfg, err))
+      << err;
+  ASSERT_TRUE(dp::validate(cfg, err)) << err;
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  ASSERT_NE(dpl->qos(), nullptr);
+  rte_mempool* pool = dpl->pool();
+  std::vector<Conversation> conv;
+  for (unsigned g = 0; g < 2; ++g) conv.emplace_back(params(static_cast<uint16_t>(47000 + g)));
+  uint64_t t = 0;
+  for (unsigned g = 0; g < 2; ++g)
+    ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(conv[g].client_syn(), true, macs[g])));
+  dpl->step(t += kMs);
+  for (unsigned g = 0; g < 2; ++g) {
+    ASSERT_TRUE(rig.inject(Role::pvm, pool, with_mac(conv[g].vm_synack(Vm::pvm), false, macs[g])));
+    ASSERT_TRUE(rig.inject(Role::svm, pool, with_mac(conv[g].vm_synack(Vm::svm), false, macs[g])));
+  }
+  dpl->step(t += kMs);
+  for (unsigned g = 0; g < 2; ++g)
+    ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(conv[g].client_handshake_ack(), true, macs[g])));
+  dpl->step(t += kMs);
+  // Let b's bucket fill again after its SYN/ACK, then start clean.
+  dpl->step(t += 1000 * kMs);
+  auto count = [&](const std::vector<Bytes>& frames, unsigned g, uint64_t& bytes) {
+    unsigned n = 0;
+    for (const auto& f : frames)
+      if (std::equal(macs[g].begin(), macs[g].end(), f.begin() + 6)) ++n, bytes += f.size();
+    return n;
+  };
+  rig.collect(Role::ext), rig.collect(Role::pvm), rig.collect(Role::svm);
+
+  // Ten 1000-byte segments from each guest, compared and released at once.
+  constexpr unsigned kSegs = 10;
+  uint64_t a_bytes_in = 0, b_bytes_in = 0;
+  for (unsigned i = 0; i < kSegs; ++i)
+    for (unsigned g = 0; g < 2; ++g) {
+      Bytes out = with_mac(conv[g].vm_stream(Vm::pvm, i * 1000, 1000), false, macs[g]);
+      (g == 0 ? a_bytes_in : b_bytes_in) += out.size();
+      ASSERT_TRUE(rig.inject(Role::pvm, pool, out));
+      ASSERT_TRUE(rig.inject(Role::svm, pool, with_mac(conv[g].vm_stream(Vm::svm, i * 1000, 1000), false, macs[g])));
+    }
+  dpl->step(t += 100000);
+  dpl->step(t += 100000);
+  auto first = rig.collect(Role::ext);
+  uint64_t a_bytes = 0, b_bytes = 0;
+  EXPECT_EQ(count(first, 0, a_bytes), kSegs) << "a is not shaped: all out at once";
+  EXPECT_EQ(a_bytes, a_bytes_in);
+  const unsigned b_first = count(first, 1, b_bytes);
+  EXPECT_GE(b_first, 1u);
+  EXPECT_LE(b_first, 2u) << "b gets its 2 KiB burst, no more";
+  // 200 ms later: at most 2 000 bytes more for b (two frames), none for a (all out).
+  dpl->step(t += 200 * kMs);
+  auto later = rig.collect(Role::ext);
+  uint64_t ignore = 0;
+  const unsigned b_later = count(later, 1, b_bytes);
+  EXPECT_LE(b_later, 2u) << "b held to 80 kbit/s";
+  EXPECT_EQ(count(later, 0, ignore), 0u);
+  // Two more seconds: the rest of b's output, in order, byte for byte.
+  for (int i = 0; i < 20; ++i) dpl->step(t += 100 * kMs);
+  auto rest = rig.collect(Role::ext);
+  EXPECT_EQ(b_first + b_later + count(rest, 1, b_bytes), kSegs) << "b's output all out, late";
+  EXPECT_EQ(b_bytes, b_bytes_in);
+
+  // Live: a filter naming a guest that is not served is refused, naming it.
+  EXPECT_EQ(dpl->qos()->apply("ext", "filter add ext guest zz class slow", err), 0u);
+  EXPECT_NE(err.find("unknown guest 'zz'"), std::string::npos) << err;
+
+  dpl->finish(t + kMs);
+  for (unsigned role = 0; role < 3; ++role) rig.drain(static_cast<Role>(role));
+  dpl->stop_ports(true);
+  auto rep = dpl->report();
   EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
 }
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 #include "dataplane/sched/spec.h"
@@ -88,6 +89,36 @@ TEST(SchedClassifier, FirstMatchWinsElseDefault) {
   EXPECT_TRUE(c.remove(10));
   EXPECT_FALSE(c.remove(10));
   EXPECT_EQ(c.classify_frame(tcp.data(), static_cast<uint32_t>(tcp.size()), Role::proxy), 2);
+}
+
+TEST(SchedClassifier, GuestMatchesTheCallersGuestOnlyAndNeedsItsNameKnown) {
+  const std::vector<std::string> guests{"web", "db"};
+  Classifier c;
+  c.set_default(9);
+  {
+    const GuestNamesScope scope(guests);
+    ASSERT_EQ(c.add(filter("guest db", 10, 1)), "");
+    ASSERT_EQ(c.add(filter("guest web proto udp", 20, 2)), "");
+    ParseResult bad = parse_command("filter add link guest cache class x");
+    EXPECT_FALSE(bad.ok);
+    EXPECT_NE(bad.error.find("unknown guest 'cache' (guests: web, db)"), std::string::npos) << bad.error;
+    EXPECT_FALSE(parse_command("filter add link guest a/b class x").ok) << "not a guest name";
+    EXPECT_FALSE(parse_command("filter add link guest web guest db class x").ok) << "given twice";
+  }
+  EXPECT_FALSE(parse_command("filter add link guest web class x").ok) << "no guests known here";
+  auto udp = frame(false, 17, kA4, kB4, 40000, 53, 0);
+  auto tcp = frame(false, 6, kA4, kB4, 40000, 80, 0);
+  const auto n = static_cast<uint32_t>(udp.size()), m = static_cast<uint32_t>(tcp.size());
+  EXPECT_EQ(c.classify_frame(udp.data(), n, Role::proxy, 1), 1) << "db's";
+  EXPECT_EQ(c.classify_frame(udp.data(), n, Role::proxy, 0), 2) << "web's UDP";
+  EXPECT_EQ(c.classify_frame(tcp.data(), m, Role::proxy, 0), 9) << "web's TCP: no filter";
+  EXPECT_EQ(c.classify_frame(udp.data(), n, Role::other), 9) << "no guest (between the hosts)";
+  EXPECT_EQ(format_match(c.filters()[0].match), "guest db");
+  // Read back from its text, as `qos show` prints it.
+  const GuestNamesScope scope(guests);
+  ParseResult again = parse_command("filter add link " + format_match(c.filters()[1].match) + " class x");
+  ASSERT_TRUE(again.ok) << again.error;
+  EXPECT_EQ(again.cmd.filter.match.guest, 0u);
 }
 
 TEST(SchedClassifier, PrefixesOfBothFamilies) {
