@@ -359,8 +359,9 @@ void Worker::compare_burst(Role r, rte_mbuf** bufs, unsigned n, const uint16_t* 
   }
   if (side != Side::ingress) return;
   for (unsigned j = 0; j < k; ++j) {
+    const Unit& u = units_[unit_of_input[j]];
     if (to_pvm[j])
-      out(Role::pvm, units_[unit_of_input[j]].port[1], orig[j], sched::Role::proxy, now_ns);
+      out(Role::pvm, u.port[1], orig[j], sched::Role::proxy, now_ns, u.guest);
     else
       drop(orig[j], DpDrop::pvm_not_mirrored);
   }
