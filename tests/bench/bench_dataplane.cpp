@@ -23,7 +23,7 @@
 
 #include "common/cli.h"
 #include "compare/parse.h"
-#include "dataplane/dataplane.h"
+#include "dataplane/edge/dataplane.h"
 #include "tests/dataplane/ring_rig.h"
 #include "tests/support/frame_builder.h"
 
@@ -31,7 +31,7 @@ namespace {
 
 using lockstep::dp::Config;
 using lockstep::dp::Dataplane;
-using lockstep::dp::Role;
+using lockstep::dp::PortRole;
 using lockstep::dptest::RingRig;
 using lockstep::test::Bytes;
 using lockstep::test::Conversation;
@@ -89,7 +89,7 @@ CaseResult run_case(unsigned payload, unsigned flows, uint64_t target_released, 
   }
   std::string name = "b";  // (appended, not "b" + ...: g++ 12 -Wrestrict false positive)
   name += std::to_string(tag);
-  auto rig = std::make_unique<RingRig>(name, std::initializer_list<Role>{Role::ext, Role::pvm, Role::svm},
+  auto rig = std::make_unique<RingRig>(name, std::initializer_list<PortRole>{PortRole::ext, PortRole::pvm, PortRole::svm},
                                        1, cfg, 16384);
   if (guests > 0) {
     for (unsigned g = 0; g < guests; ++g) {
@@ -134,16 +134,16 @@ CaseResult run_case(unsigned payload, unsigned flows, uint64_t target_released, 
       if (guests > 0) set_mac(b, false, unit);
       return b;
     };
-    rig->inject(Role::ext, pool, client(c.client_syn()));
-    rig->inject(Role::pvm, pool, vm(c.vm_synack(Vm::pvm)));
-    rig->inject(Role::svm, pool, vm(c.vm_synack(Vm::svm)));
-    rig->inject(Role::ext, pool, client(c.client_handshake_ack()));
+    rig->inject(PortRole::ext, pool, client(c.client_syn()));
+    rig->inject(PortRole::pvm, pool, vm(c.vm_synack(Vm::pvm)));
+    rig->inject(PortRole::svm, pool, vm(c.vm_synack(Vm::svm)));
+    rig->inject(PortRole::ext, pool, client(c.client_handshake_ack()));
     fl[i].pvm = vm(c.vm_data(Vm::pvm, 0, payload_bytes));
     fl[i].svm = vm(c.vm_data(Vm::svm, 0, payload_bytes));
     fl[i].ack = client(c.client_ack(0, 0));
     if (i % 512 == 511 || i + 1 == flows) {
       for (int k = 0; k < 64; ++k) dp->step(now());
-      for (Role r : {Role::ext, Role::pvm, Role::svm}) rig->drain(r);
+      for (PortRole r : {PortRole::ext, PortRole::pvm, PortRole::svm}) rig->drain(r);
     }
   }
   auto d = lockstep::test::decode(fl[0].pvm);
@@ -201,9 +201,9 @@ CaseResult run_case(unsigned payload, unsigned flows, uint64_t target_released, 
         std::memcpy(rte_pktmbuf_mtod(sv[b], uint8_t*) + pay_off, &t_in, 8);
       }
     }
-    rte_ring_sp_enqueue_burst(rig->in(Role::pvm), reinterpret_cast<void**>(pv.data()), kBatch, nullptr);
-    rte_ring_sp_enqueue_burst(rig->in(Role::svm), reinterpret_cast<void**>(sv.data()), kBatch, nullptr);
-    rte_ring_sp_enqueue_burst(rig->in(Role::ext), reinterpret_cast<void**>(ak.data()), na, nullptr);
+    rte_ring_sp_enqueue_burst(rig->in(PortRole::pvm), reinterpret_cast<void**>(pv.data()), kBatch, nullptr);
+    rte_ring_sp_enqueue_burst(rig->in(PortRole::svm), reinterpret_cast<void**>(sv.data()), kBatch, nullptr);
+    rte_ring_sp_enqueue_burst(rig->in(PortRole::ext), reinterpret_cast<void**>(ak.data()), na, nullptr);
     const uint64_t p0 = rte_rdtsc();
     dp->worker(0).poll_once(now());
     const uint64_t took = rte_rdtsc() - p0;
@@ -219,7 +219,7 @@ CaseResult run_case(unsigned payload, unsigned flows, uint64_t target_released, 
     // Collect released frames (latency), free the mirrored ones.
     void* objs[64];
     unsigned k;
-    while ((k = rte_ring_sc_dequeue_burst(rig->out(Role::ext)[0], objs, 64, nullptr)) > 0) {
+    while ((k = rte_ring_sc_dequeue_burst(rig->out(PortRole::ext)[0], objs, 64, nullptr)) > 0) {
       uint64_t t_out = rte_rdtsc();
       for (unsigned j = 0; j < k; ++j) {
         auto* m = static_cast<rte_mbuf*>(objs[j]);
@@ -232,8 +232,8 @@ CaseResult run_case(unsigned payload, unsigned flows, uint64_t target_released, 
       rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(objs), k);
       released += k;
     }
-    rig->drain(Role::pvm);
-    rig->drain(Role::svm);
+    rig->drain(PortRole::pvm);
+    rig->drain(PortRole::svm);
   }
   uint64_t wall = rte_rdtsc() - wall0;
   const auto& st = dp->worker(0).stats();
@@ -256,7 +256,7 @@ CaseResult run_case(unsigned payload, unsigned flows, uint64_t target_released, 
   }
   r.checkpoints = dp->report().checkpoint_requests;
   dp->finish(now());
-  for (Role x : {Role::ext, Role::pvm, Role::svm}) rig->drain(x);
+  for (PortRole x : {PortRole::ext, PortRole::pvm, PortRole::svm}) rig->drain(x);
   dp->stop_ports(true);
   dp.reset();
   return r;

@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "common/cli.h"
-#include "dataplane/sched/scheduler.h"
+#include "dataplane/qos/sched/scheduler.h"
 
 namespace {
 

@@ -13,20 +13,20 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/config.h"
+#include "dataplane/daemon/lockstepd_config.h"
 
 namespace lockstep::dptest {
 
-using dp::Role;
-using dp::kRoleCount;
+using dp::PortRole;
+using dp::kPortRoleCount;
 
 class RingRig {
  public:
   // Creates ports for the roles in `roles` with `txq` tx queues each; names are unique
   // per rig (`tag`). Fills cfg.ports.
-  RingRig(const std::string& tag, std::initializer_list<Role> roles, unsigned txq,
+  RingRig(const std::string& tag, std::initializer_list<PortRole> roles, unsigned txq,
           dp::Config& cfg, unsigned ring_size = 65536) {
-    for (Role r : roles) {
+    for (PortRole r : roles) {
       unsigned i = static_cast<unsigned>(r);
       std::string base = tag + "_" + std::string(dp::to_string(r));
       in_[i] = rte_ring_create((base + "_in").c_str(), ring_size, SOCKET_ID_ANY,
@@ -43,8 +43,8 @@ class RingRig {
     }
   }
   ~RingRig() {
-    for (unsigned i = 0; i < kRoleCount; ++i) {
-      drain(static_cast<Role>(i));
+    for (unsigned i = 0; i < kPortRoleCount; ++i) {
+      drain(static_cast<PortRole>(i));
       rte_ring_free(in_[i]);
       for (auto* r : out_[i]) rte_ring_free(r);
     }
@@ -53,11 +53,11 @@ class RingRig {
   RingRig& operator=(const RingRig&) = delete;
 
   bool ok() const { return ok_; }
-  rte_ring* in(Role r) const { return in_[static_cast<unsigned>(r)]; }
-  const std::vector<rte_ring*>& out(Role r) const { return out_[static_cast<unsigned>(r)]; }
+  rte_ring* in(PortRole r) const { return in_[static_cast<unsigned>(r)]; }
+  const std::vector<rte_ring*>& out(PortRole r) const { return out_[static_cast<unsigned>(r)]; }
 
   // The peer of `r` sends one frame (an mbuf from `pool`).
-  bool inject(Role r, rte_mempool* pool, const uint8_t* data, size_t len) {
+  bool inject(PortRole r, rte_mempool* pool, const uint8_t* data, size_t len) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool);
     if (m == nullptr) return false;
     char* p = rte_pktmbuf_append(m, static_cast<uint16_t>(len));
@@ -72,12 +72,12 @@ class RingRig {
     }
     return true;
   }
-  bool inject(Role r, rte_mempool* pool, const std::vector<uint8_t>& f) {
+  bool inject(PortRole r, rte_mempool* pool, const std::vector<uint8_t>& f) {
     return inject(r, pool, f.data(), f.size());
   }
 
   // Frames lockstep sent on `r` (every tx queue, queue 0 first), freed.
-  std::vector<std::vector<uint8_t>> collect(Role r) {
+  std::vector<std::vector<uint8_t>> collect(PortRole r) {
     std::vector<std::vector<uint8_t>> out;
     for (auto* ring : out_[static_cast<unsigned>(r)]) {
       void* obj;
@@ -93,7 +93,7 @@ class RingRig {
     return out;
   }
   // Frees what lockstep sent on `r`; returns how many.
-  size_t drain(Role r) {
+  size_t drain(PortRole r) {
     size_t n = 0;
     for (auto* ring : out_[static_cast<unsigned>(r)]) {
       void* objs[64];
@@ -112,8 +112,8 @@ class RingRig {
   }
 
  private:
-  std::array<rte_ring*, kRoleCount> in_{};
-  std::array<std::vector<rte_ring*>, kRoleCount> out_{};
+  std::array<rte_ring*, kPortRoleCount> in_{};
+  std::array<std::vector<rte_ring*>, kPortRoleCount> out_{};
   bool ok_ = true;
 };
 

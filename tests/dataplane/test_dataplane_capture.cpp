@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/capture.h"
-#include "dataplane/dataplane.h"
+#include "dataplane/daemon/capture.h"
+#include "dataplane/edge/dataplane.h"
 #include "tests/dataplane/eal_env.h"
 #include "tests/dataplane/ring_rig.h"
 #include "tests/support/frame_builder.h"
@@ -31,7 +31,7 @@ namespace {
 using dp::Capture;
 using dp::Config;
 using dp::Dataplane;
-using dp::Role;
+using dp::PortRole;
 using dptest::EalEnv;
 using dptest::RingRig;
 using test::Bytes;
@@ -190,14 +190,14 @@ struct Fixture {
     cfg.pool_cache = 0;
     cfg.checkpoint_latency_us = 1000;
     cfg.tx_retries = 1;
-    rig = std::make_unique<RingRig>(tag, std::initializer_list<Role>{Role::ext, Role::pvm, Role::svm},
+    rig = std::make_unique<RingRig>(tag, std::initializer_list<PortRole>{PortRole::ext, PortRole::pvm, PortRole::svm},
                                     1, cfg, ring_size);
     dp = Dataplane::create(cfg, error);
   }
   ~Fixture() {
     if (dp) {
       dp->finish(1000 * kMs);
-      for (unsigned r = 0; r < dp::kRoleCount; ++r) rig->drain(static_cast<Role>(r));
+      for (unsigned r = 0; r < dp::kPortRoleCount; ++r) rig->drain(static_cast<PortRole>(r));
       dp->stop_ports(true);
       auto rep = dp->report();
       EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
@@ -205,7 +205,7 @@ struct Fixture {
     dp.reset();
     rig.reset();
   }
-  bool inject(Role r, const Bytes& b) { return rig->inject(r, dp->pool(), b); }
+  bool inject(PortRole r, const Bytes& b) { return rig->inject(r, dp->pool(), b); }
 
   Config cfg;
   std::string error;
@@ -252,18 +252,18 @@ TEST_F(DataplaneCapture, BothDirectionsInOrderWithFlagsAndBytes) {
   std::vector<std::pair<uint32_t, Bytes>> want;  // (epb direction, bytes)
   uint64_t t = 0;
   Bytes syn = c.client_syn(), pvm_synack = c.vm_synack(Vm::pvm);
-  ASSERT_TRUE(f.inject(Role::ext, syn));
+  ASSERT_TRUE(f.inject(PortRole::ext, syn));
   f.dp->step(t += kMs);
-  ASSERT_TRUE(f.inject(Role::pvm, pvm_synack));
-  ASSERT_TRUE(f.inject(Role::svm, c.vm_synack(Vm::svm)));
+  ASSERT_TRUE(f.inject(PortRole::pvm, pvm_synack));
+  ASSERT_TRUE(f.inject(PortRole::svm, c.vm_synack(Vm::svm)));
   f.dp->step(t += kMs);
   Bytes ack = c.client_handshake_ack(), data = c.vm_stream(Vm::pvm, 0, 700);
-  ASSERT_TRUE(f.inject(Role::ext, ack));
+  ASSERT_TRUE(f.inject(PortRole::ext, ack));
   f.dp->step(t += kMs);
-  ASSERT_TRUE(f.inject(Role::pvm, data));
-  ASSERT_TRUE(f.inject(Role::svm, c.vm_stream(Vm::svm, 0, 700)));
+  ASSERT_TRUE(f.inject(PortRole::pvm, data));
+  ASSERT_TRUE(f.inject(PortRole::svm, c.vm_stream(Vm::svm, 0, 700)));
   f.dp->step(t += kMs);
-  auto sent = f.rig->collect(Role::pvm);  // what the device took, as it took it
+  auto sent = f.rig->collect(PortRole::pvm);  // what the device took, as it took it
   ASSERT_EQ(sent.size(), 2u);
   EXPECT_EQ(sent[0], syn) << "the PVM gets the client's frame untouched";
   want = {{2, sent[0]}, {1, pvm_synack}, {2, sent[1]}, {1, data}};
@@ -328,7 +328,7 @@ TEST_F(DataplaneCapture, OneDirectionAndSnaplen) {
   for (uint16_t i = 0; i < 10; ++i) {
     Conversation c(conv_params(static_cast<uint16_t>(41000 + i)));
     in.push_back(c.client_data(1, test::stream_bytes(i, 0, 100u + 37u * i), 1));
-    ASSERT_TRUE(f.inject(Role::ext, in.back()));
+    ASSERT_TRUE(f.inject(PortRole::ext, in.back()));
   }
   f.dp->step(kMs);
   ASSERT_TRUE(cap.stop("", res, err)) << err;
@@ -383,7 +383,7 @@ TEST_F(DataplaneCapture, FullRingIsCountedAndMaxBytesEndsTheFileWhole) {
   ASSERT_TRUE(cap.start(req, res, err)) << err;
   for (uint16_t i = 0; i < 30; ++i) {  // one rx burst (32)
     Conversation c(conv_params(static_cast<uint16_t>(42000 + i)));
-    ASSERT_TRUE(f.inject(Role::ext, c.client_data(1, test::stream_bytes(i, 0, 300), 1)));
+    ASSERT_TRUE(f.inject(PortRole::ext, c.client_data(1, test::stream_bytes(i, 0, 300), 1)));
   }
   f.dp->step(kMs);
   ASSERT_TRUE(cap.stop("ext", res, err)) << err;
@@ -402,7 +402,7 @@ TEST_F(DataplaneCapture, FullRingIsCountedAndMaxBytesEndsTheFileWhole) {
   ASSERT_TRUE(cap.start(small, res, err)) << err;
   for (uint16_t i = 0; i < 8; ++i) {
     Conversation c(conv_params(static_cast<uint16_t>(43000 + i)));
-    ASSERT_TRUE(f.inject(Role::ext, c.client_data(1, test::stream_bytes(i, 0, 300), 1)));
+    ASSERT_TRUE(f.inject(PortRole::ext, c.client_data(1, test::stream_bytes(i, 0, 300), 1)));
   }
   f.dp->step(2 * kMs);
   ASSERT_TRUE(cap.stop("ext", res, err)) << err;
@@ -438,14 +438,14 @@ TEST_F(DataplaneCapture, FramesTheDeviceRefusedAreNotInTheFile) {
   for (int round = 0; round < 3; ++round) {
     for (uint16_t i = 0; i < 30; ++i) {  // one rx burst (32) each
       Conversation c(conv_params(static_cast<uint16_t>(44000 + round * 100 + i)));
-      ASSERT_TRUE(f.inject(Role::ext, c.client_syn()));
+      ASSERT_TRUE(f.inject(PortRole::ext, c.client_syn()));
     }
     f.dp->step(t += kMs);
   }
   ASSERT_TRUE(cap.stop("pvm", res, err)) << err;
-  auto sent = f.rig->collect(Role::pvm);
+  auto sent = f.rig->collect(PortRole::pvm);
   ASSERT_EQ(sent.size(), 63u) << "the device took 63 of 90";
-  EXPECT_EQ(f.dp->report().total.port[static_cast<unsigned>(Role::pvm)].tx_dropped, 27u);
+  EXPECT_EQ(f.dp->report().total.port[static_cast<unsigned>(PortRole::pvm)].tx_dropped, 27u);
   EXPECT_EQ(res["frames_tx"], 63);
   PcapNg p = read_pcapng(path);
   ASSERT_TRUE(p.ok) << p.error;
@@ -542,9 +542,9 @@ TEST_F(DataplaneCapture, OneGuestsFramesOnlyOnItsPortsAndItsShareOfASharedOne) {
   cfg.pool_mbufs = 4095;
   cfg.pool_cache = 0;
   Config sx, sa, sb;
-  RingRig shared("cgs", {Role::ext, Role::pvm, Role::svm}, 1, sx);
-  RingRig ra("cga", {Role::ext, Role::pvm, Role::svm}, 1, sa);
-  RingRig rb("cgb", {Role::ext, Role::pvm, Role::svm}, 1, sb);
+  RingRig shared("cgs", {PortRole::ext, PortRole::pvm, PortRole::svm}, 1, sx);
+  RingRig ra("cga", {PortRole::ext, PortRole::pvm, PortRole::svm}, 1, sa);
+  RingRig rb("cgb", {PortRole::ext, PortRole::pvm, PortRole::svm}, 1, sb);
   const std::array<uint8_t, 6> mac_a{0x52, 0x54, 0, 0, 2, 0x0a}, mac_b{0x52, 0x54, 0, 0, 2, 0x0b};
   cfg.guests.resize(2);
   for (unsigned g = 0; g < 2; ++g) {
@@ -574,21 +574,21 @@ TEST_F(DataplaneCapture, OneGuestsFramesOnlyOnItsPortsAndItsShareOfASharedOne) {
     uint64_t t = 0;
     const Bytes syn_a = mac_at(ca.client_syn(), true, mac_a), syn_b = mac_at(cb.client_syn(), true, mac_b);
     const Bytes bcast = mac_at(ca.client_ack(0, 0), true, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff});
-    ASSERT_TRUE(shared.inject(Role::ext, pool, syn_a));
-    ASSERT_TRUE(shared.inject(Role::ext, pool, syn_b));
-    ASSERT_TRUE(shared.inject(Role::ext, pool, bcast));
+    ASSERT_TRUE(shared.inject(PortRole::ext, pool, syn_a));
+    ASSERT_TRUE(shared.inject(PortRole::ext, pool, syn_b));
+    ASSERT_TRUE(shared.inject(PortRole::ext, pool, bcast));
     dpl->step(t += kMs);
     const Bytes sa_p = mac_at(ca.vm_synack(Vm::pvm), false, mac_a);
     const Bytes sb_p = mac_at(cb.vm_synack(Vm::pvm), false, mac_b);
-    ASSERT_TRUE(ra.inject(Role::pvm, pool, sa_p));
-    ASSERT_TRUE(ra.inject(Role::svm, pool, mac_at(ca.vm_synack(Vm::svm), false, mac_a)));
-    ASSERT_TRUE(rb.inject(Role::pvm, pool, sb_p));
-    ASSERT_TRUE(rb.inject(Role::svm, pool, mac_at(cb.vm_synack(Vm::svm), false, mac_b)));
+    ASSERT_TRUE(ra.inject(PortRole::pvm, pool, sa_p));
+    ASSERT_TRUE(ra.inject(PortRole::svm, pool, mac_at(ca.vm_synack(Vm::svm), false, mac_a)));
+    ASSERT_TRUE(rb.inject(PortRole::pvm, pool, sb_p));
+    ASSERT_TRUE(rb.inject(PortRole::svm, pool, mac_at(cb.vm_synack(Vm::svm), false, mac_b)));
     dpl->step(t += kMs);
-    auto released = shared.collect(Role::ext);
+    auto released = shared.collect(PortRole::ext);
     ASSERT_EQ(released.size(), 2u) << "both guests' SYN/ACKs on the shared ext";
-    EXPECT_EQ(ra.collect(Role::pvm).size(), 2u) << "a's PVM: its SYN and the broadcast";
-    EXPECT_EQ(rb.collect(Role::pvm).size(), 2u);
+    EXPECT_EQ(ra.collect(PortRole::pvm).size(), 2u) << "a's PVM: its SYN and the broadcast";
+    EXPECT_EQ(rb.collect(PortRole::pvm).size(), 2u);
 
     ASSERT_TRUE(cap.stop("ext", res, err)) << err;
     EXPECT_EQ(res["frames_rx"], 2) << "b's SYN and the broadcast: not a's SYN";
@@ -616,7 +616,7 @@ TEST_F(DataplaneCapture, OneGuestsFramesOnlyOnItsPortsAndItsShareOfASharedOne) {
   }
   dpl->finish(10 * kMs);
   for (auto* r : {&shared, &ra, &rb})
-    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<Role>(role));
+    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<PortRole>(role));
   dpl->stop_ports(true);
   auto rep = dpl->report();
   EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";

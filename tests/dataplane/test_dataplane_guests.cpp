@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/dataplane.h"
-#include "dataplane/sched/spec.h"
+#include "dataplane/edge/dataplane.h"
+#include "dataplane/qos/sched/spec.h"
 #include "tests/dataplane/eal_env.h"
 #include "tests/dataplane/ring_rig.h"
 #include "tests/support/frame_builder.h"
@@ -25,7 +25,7 @@ namespace {
 
 using dp::Config;
 using dp::Dataplane;
-using dp::Role;
+using dp::PortRole;
 using dptest::EalEnv;
 using dptest::RingRig;
 using test::Bytes;
@@ -247,7 +247,7 @@ class DataplaneGuests : public ::testing::Test {
 struct NicRig {
   NicRig(const std::string& tag, dp::NicConfig& nic) {
     Config scratch;
-    rig = std::make_unique<RingRig>(tag, std::initializer_list<Role>{Role::ext, Role::pvm, Role::svm},
+    rig = std::make_unique<RingRig>(tag, std::initializer_list<PortRole>{PortRole::ext, PortRole::pvm, PortRole::svm},
                                     1, scratch);
     for (unsigned r = 0; r < 3; ++r) nic.ports[r] = scratch.ports[r];
   }
@@ -293,48 +293,48 @@ TEST_F(DataplaneGuests, DivergenceOnOneNicCheckpointsItsGuestOnceAndTheOthersFlo
                           {b0.rig.get(), Conversation(params(41002))},
                           {c0.rig.get(), Conversation(params(41003))}};
   uint64_t t = 0;
-  for (auto& f : flows) ASSERT_TRUE(f.rig->inject(Role::ext, pool, f.conv.client_syn()));
+  for (auto& f : flows) ASSERT_TRUE(f.rig->inject(PortRole::ext, pool, f.conv.client_syn()));
   dpl->step(t += kMs);
   for (auto& f : flows) {
-    ASSERT_TRUE(f.rig->inject(Role::pvm, pool, f.conv.vm_synack(Vm::pvm)));
-    ASSERT_TRUE(f.rig->inject(Role::svm, pool, f.conv.vm_synack(Vm::svm)));
+    ASSERT_TRUE(f.rig->inject(PortRole::pvm, pool, f.conv.vm_synack(Vm::pvm)));
+    ASSERT_TRUE(f.rig->inject(PortRole::svm, pool, f.conv.vm_synack(Vm::svm)));
   }
   dpl->step(t += kMs);
   for (auto& f : flows) {
-    ASSERT_EQ(f.rig->collect(Role::ext).size(), 1u) << "each NIC's SYN/ACK released on its own ext";
-    ASSERT_EQ(f.rig->collect(Role::pvm).size(), 1u) << "each client SYN mirrored on its own NIC";
-    ASSERT_EQ(f.rig->collect(Role::svm).size(), 1u);
-    ASSERT_TRUE(f.rig->inject(Role::ext, pool, f.conv.client_handshake_ack()));
+    ASSERT_EQ(f.rig->collect(PortRole::ext).size(), 1u) << "each NIC's SYN/ACK released on its own ext";
+    ASSERT_EQ(f.rig->collect(PortRole::pvm).size(), 1u) << "each client SYN mirrored on its own NIC";
+    ASSERT_EQ(f.rig->collect(PortRole::svm).size(), 1u);
+    ASSERT_TRUE(f.rig->inject(PortRole::ext, pool, f.conv.client_handshake_ack()));
   }
   dpl->step(t += kMs);
-  for (auto& f : flows) f.rig->collect(Role::pvm), f.rig->collect(Role::svm);
+  for (auto& f : flows) f.rig->collect(PortRole::pvm), f.rig->collect(PortRole::svm);
 
   // Guest a: NIC 0 holds PVM output the SVM has not produced yet; NIC 1 diverges.
   Bytes a0_out = flows[0].conv.vm_stream(Vm::pvm, 0, 300);
-  ASSERT_TRUE(a0.rig->inject(Role::pvm, pool, a0_out));
+  ASSERT_TRUE(a0.rig->inject(PortRole::pvm, pool, a0_out));
   Bytes a1_out = flows[1].conv.vm_stream(Vm::pvm, 0, 400, 1);
-  ASSERT_TRUE(a1.rig->inject(Role::pvm, pool, a1_out));
-  ASSERT_TRUE(a1.rig->inject(Role::svm, pool, flows[1].conv.vm_stream(Vm::svm, 0, 400, 2)));
+  ASSERT_TRUE(a1.rig->inject(PortRole::pvm, pool, a1_out));
+  ASSERT_TRUE(a1.rig->inject(PortRole::svm, pool, flows[1].conv.vm_stream(Vm::svm, 0, 400, 2)));
   // Guests b and c agree: released in the same step, byte-exact.
   Bytes b_out = flows[2].conv.vm_stream(Vm::pvm, 0, 500);
   Bytes c_out = flows[3].conv.vm_stream(Vm::pvm, 0, 600);
-  ASSERT_TRUE(b0.rig->inject(Role::pvm, pool, b_out));
-  ASSERT_TRUE(b0.rig->inject(Role::svm, pool, flows[2].conv.vm_stream(Vm::svm, 0, 500)));
-  ASSERT_TRUE(c0.rig->inject(Role::pvm, pool, c_out));
-  ASSERT_TRUE(c0.rig->inject(Role::svm, pool, flows[3].conv.vm_stream(Vm::svm, 0, 600)));
+  ASSERT_TRUE(b0.rig->inject(PortRole::pvm, pool, b_out));
+  ASSERT_TRUE(b0.rig->inject(PortRole::svm, pool, flows[2].conv.vm_stream(Vm::svm, 0, 500)));
+  ASSERT_TRUE(c0.rig->inject(PortRole::pvm, pool, c_out));
+  ASSERT_TRUE(c0.rig->inject(PortRole::svm, pool, flows[3].conv.vm_stream(Vm::svm, 0, 600)));
   dpl->step(t += 100000);  // 0.1 ms: less than the checkpoint latency
-  auto b_rel = b0.rig->collect(Role::ext);
-  auto c_rel = c0.rig->collect(Role::ext);
+  auto b_rel = b0.rig->collect(PortRole::ext);
+  auto c_rel = c0.rig->collect(PortRole::ext);
   ASSERT_EQ(b_rel.size(), 1u) << "guest b is not held by guest a's divergence";
   EXPECT_EQ(b_rel[0], b_out);
   ASSERT_EQ(c_rel.size(), 1u) << "guest c is not held by guest a's divergence";
   EXPECT_EQ(c_rel[0], c_out);
-  EXPECT_TRUE(a0.rig->collect(Role::ext).empty()) << "held: the SVM has not answered";
-  EXPECT_TRUE(a1.rig->collect(Role::ext).empty()) << "held: diverged, checkpoint pending";
+  EXPECT_TRUE(a0.rig->collect(PortRole::ext).empty()) << "held: the SVM has not answered";
+  EXPECT_TRUE(a1.rig->collect(PortRole::ext).empty()) << "held: diverged, checkpoint pending";
 
   for (int i = 0; i < 4; ++i) dpl->step(t += kMs);  // the checkpoint (1 ms) is done
-  auto a0_rel = a0.rig->collect(Role::ext);
-  auto a1_rel = a1.rig->collect(Role::ext);
+  auto a0_rel = a0.rig->collect(PortRole::ext);
+  auto a1_rel = a1.rig->collect(PortRole::ext);
   ASSERT_EQ(a1_rel.size(), 1u) << "the diverged NIC's output released by the checkpoint";
   EXPECT_EQ(a1_rel[0], a1_out);
   ASSERT_EQ(a0_rel.size(), 1u) << "the guest's other NIC released by the same checkpoint";
@@ -342,10 +342,10 @@ TEST_F(DataplaneGuests, DivergenceOnOneNicCheckpointsItsGuestOnceAndTheOthersFlo
 
   // More from b after a's checkpoint: still released at once.
   Bytes b_more = flows[2].conv.vm_stream(Vm::pvm, 500, 200);
-  ASSERT_TRUE(b0.rig->inject(Role::pvm, pool, b_more));
-  ASSERT_TRUE(b0.rig->inject(Role::svm, pool, flows[2].conv.vm_stream(Vm::svm, 500, 200)));
+  ASSERT_TRUE(b0.rig->inject(PortRole::pvm, pool, b_more));
+  ASSERT_TRUE(b0.rig->inject(PortRole::svm, pool, flows[2].conv.vm_stream(Vm::svm, 500, 200)));
   dpl->step(t += 100000);
-  auto b_rel2 = b0.rig->collect(Role::ext);
+  auto b_rel2 = b0.rig->collect(PortRole::ext);
   ASSERT_EQ(b_rel2.size(), 1u);
   EXPECT_EQ(b_rel2[0], b_more);
 
@@ -368,7 +368,7 @@ TEST_F(DataplaneGuests, DivergenceOnOneNicCheckpointsItsGuestOnceAndTheOthersFlo
 
   dpl->finish(t + kMs);
   for (auto* r : {a0.rig.get(), a1.rig.get(), b0.rig.get(), c0.rig.get()})
-    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<Role>(role));
+    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<PortRole>(role));
   dpl->stop_ports(true);
   rep = dpl->report();
   for (const auto& g : rep.guests)
@@ -402,15 +402,15 @@ TEST_F(DataplaneGuests, GuestsAreAddedAndRemovedLiveUnderTraffic) {
   Conversation ca(params(43000)), cb(params(43001)), cd(params(43002));
   uint64_t t = 0;
   auto open = [&](RingRig& rig, Conversation& c) {
-    ASSERT_TRUE(rig.inject(Role::ext, pool, c.client_syn()));
+    ASSERT_TRUE(rig.inject(PortRole::ext, pool, c.client_syn()));
     dpl->step(t += kMs);
-    ASSERT_TRUE(rig.inject(Role::pvm, pool, c.vm_synack(Vm::pvm)));
-    ASSERT_TRUE(rig.inject(Role::svm, pool, c.vm_synack(Vm::svm)));
+    ASSERT_TRUE(rig.inject(PortRole::pvm, pool, c.vm_synack(Vm::pvm)));
+    ASSERT_TRUE(rig.inject(PortRole::svm, pool, c.vm_synack(Vm::svm)));
     dpl->step(t += kMs);
-    ASSERT_TRUE(rig.inject(Role::ext, pool, c.client_handshake_ack()));
+    ASSERT_TRUE(rig.inject(PortRole::ext, pool, c.client_handshake_ack()));
     dpl->step(t += kMs);
-    EXPECT_EQ(rig.collect(Role::ext).size(), 1u);
-    rig.collect(Role::pvm), rig.collect(Role::svm);
+    EXPECT_EQ(rig.collect(PortRole::ext).size(), 1u);
+    rig.collect(PortRole::pvm), rig.collect(PortRole::svm);
   };
   open(*a0.rig, ca);
   open(*b0.rig, cb);
@@ -428,36 +428,36 @@ TEST_F(DataplaneGuests, GuestsAreAddedAndRemovedLiveUnderTraffic) {
 
   // Guest b holds output (its SVM has not answered) when d is added and b removed.
   Bytes b_out = cb.vm_stream(Vm::pvm, 0, 300);
-  ASSERT_TRUE(b0.rig->inject(Role::pvm, pool, b_out));
+  ASSERT_TRUE(b0.rig->inject(PortRole::pvm, pool, b_out));
   dpl->step(t += kMs);
-  ASSERT_TRUE(b0.rig->collect(Role::ext).empty());
+  ASSERT_TRUE(b0.rig->collect(PortRole::ext).empty());
   ASSERT_TRUE(dpl->add_guest(d, nullptr, err)) << err;
   ASSERT_EQ(dpl->guests().size(), 3u);
   open(*d0.rig, cd);
   Bytes d_out = cd.vm_stream(Vm::pvm, 0, 200);
-  ASSERT_TRUE(d0.rig->inject(Role::pvm, pool, d_out));
-  ASSERT_TRUE(d0.rig->inject(Role::svm, pool, cd.vm_stream(Vm::svm, 0, 200)));
+  ASSERT_TRUE(d0.rig->inject(PortRole::pvm, pool, d_out));
+  ASSERT_TRUE(d0.rig->inject(PortRole::svm, pool, cd.vm_stream(Vm::svm, 0, 200)));
   dpl->step(t += 100000);
-  auto d_rel = d0.rig->collect(Role::ext);
+  auto d_rel = d0.rig->collect(PortRole::ext);
   ASSERT_EQ(d_rel.size(), 1u) << "the added guest is compared and released";
   EXPECT_EQ(d_rel[0], d_out);
 
   ASSERT_TRUE(dpl->remove_guest("b", err)) << err;
-  auto b_rel = b0.rig->collect(Role::ext);
+  auto b_rel = b0.rig->collect(PortRole::ext);
   ASSERT_EQ(b_rel.size(), 1u) << "a removed guest's held PVM output is released";
   EXPECT_EQ(b_rel[0], b_out);
   EXPECT_TRUE(dpl->guest_removed(1));
   EXPECT_FALSE(dpl->remove_guest("b", err));
   // b's ports are no longer read: a frame there stays in its ring.
-  ASSERT_TRUE(b0.rig->inject(Role::pvm, pool, cb.vm_stream(Vm::pvm, 300, 10)));
+  ASSERT_TRUE(b0.rig->inject(PortRole::pvm, pool, cb.vm_stream(Vm::pvm, 300, 10)));
   dpl->step(t += kMs);
-  EXPECT_TRUE(b0.rig->collect(Role::ext).empty());
+  EXPECT_TRUE(b0.rig->collect(PortRole::ext).empty());
   // a keeps flowing.
   Bytes a_out = ca.vm_stream(Vm::pvm, 0, 400);
-  ASSERT_TRUE(a0.rig->inject(Role::pvm, pool, a_out));
-  ASSERT_TRUE(a0.rig->inject(Role::svm, pool, ca.vm_stream(Vm::svm, 0, 400)));
+  ASSERT_TRUE(a0.rig->inject(PortRole::pvm, pool, a_out));
+  ASSERT_TRUE(a0.rig->inject(PortRole::svm, pool, ca.vm_stream(Vm::svm, 0, 400)));
   dpl->step(t += 100000);
-  auto a_rel = a0.rig->collect(Role::ext);
+  auto a_rel = a0.rig->collect(PortRole::ext);
   ASSERT_EQ(a_rel.size(), 1u);
   EXPECT_EQ(a_rel[0], a_out);
 
@@ -472,7 +472,7 @@ TEST_F(DataplaneGuests, GuestsAreAddedAndRemovedLiveUnderTraffic) {
 
   dpl->finish(t + kMs);
   for (auto* r : {a0.rig.get(), b0.rig.get(), d0.rig.get()})
-    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<Role>(role));
+    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<PortRole>(role));
   dpl->stop_ports(true);
   rep = dpl->report();
   for (const auto& g : rep.guests)
@@ -494,7 +494,7 @@ TEST_F(DataplaneGuests, SharedPortsAreSplitByMacAndVlan) {
   std::string err;
   ASSERT_TRUE(dp::apply_override("engine.compare_timeout_us=10000", cfg, err)) << err;
   Config scratch;
-  RingRig rig("gsh", {Role::ext, Role::pvm, Role::svm}, 1, scratch);
+  RingRig rig("gsh", {PortRole::ext, PortRole::pvm, PortRole::svm}, 1, scratch);
   const std::array<std::array<uint8_t, 6>, 3> macs{{{0x52, 0x54, 0, 0, 0, 1},
                                                     {0x52, 0x54, 0, 0, 0, 2},
                                                     {0x52, 0x54, 0, 0, 0, 3}}};
@@ -516,45 +516,45 @@ TEST_F(DataplaneGuests, SharedPortsAreSplitByMacAndVlan) {
 
   uint64_t t = 0;
   for (unsigned g = 0; g < 3; ++g)
-    ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(conv[g].client_syn(), true, macs[g])));
+    ASSERT_TRUE(rig.inject(PortRole::ext, pool, with_mac(conv[g].client_syn(), true, macs[g])));
   dpl->step(t += kMs);
-  auto to_pvm = rig.collect(Role::pvm);
+  auto to_pvm = rig.collect(PortRole::pvm);
   ASSERT_EQ(to_pvm.size(), 3u);
-  rig.collect(Role::svm);
+  rig.collect(PortRole::svm);
   for (unsigned g = 0; g < 3; ++g) {
-    ASSERT_TRUE(rig.inject(Role::pvm, pool, with_mac(conv[g].vm_synack(Vm::pvm), false, macs[g])));
-    ASSERT_TRUE(rig.inject(Role::svm, pool, with_mac(conv[g].vm_synack(Vm::svm), false, macs[g])));
+    ASSERT_TRUE(rig.inject(PortRole::pvm, pool, with_mac(conv[g].vm_synack(Vm::pvm), false, macs[g])));
+    ASSERT_TRUE(rig.inject(PortRole::svm, pool, with_mac(conv[g].vm_synack(Vm::svm), false, macs[g])));
   }
   dpl->step(t += kMs);
-  EXPECT_EQ(rig.collect(Role::ext).size(), 3u);
+  EXPECT_EQ(rig.collect(PortRole::ext).size(), 3u);
   for (unsigned g = 0; g < 3; ++g)
-    ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(conv[g].client_handshake_ack(), true, macs[g])));
+    ASSERT_TRUE(rig.inject(PortRole::ext, pool, with_mac(conv[g].client_handshake_ack(), true, macs[g])));
   dpl->step(t += kMs);
-  rig.collect(Role::pvm), rig.collect(Role::svm);
+  rig.collect(PortRole::pvm), rig.collect(PortRole::svm);
 
   // Guest 1 diverges; 0 and 2 agree.
   std::vector<Bytes> outs;
   for (unsigned g = 0; g < 3; ++g) {
     outs.push_back(with_mac(conv[g].vm_stream(Vm::pvm, 0, 256, 1), false, macs[g]));
-    ASSERT_TRUE(rig.inject(Role::pvm, pool, outs.back()));
-    ASSERT_TRUE(rig.inject(Role::svm, pool,
+    ASSERT_TRUE(rig.inject(PortRole::pvm, pool, outs.back()));
+    ASSERT_TRUE(rig.inject(PortRole::svm, pool,
                            with_mac(conv[g].vm_stream(Vm::svm, 0, 256, g == 1 ? 2 : 1), false, macs[g])));
   }
   // A frame for no guest's MAC, and one from an unknown VM MAC: dropped, counted.
   std::array<uint8_t, 6> stranger{0x52, 0x54, 0, 0, 0, 9};
-  ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(conv[0].client_ack(0, 0), true, stranger)));
-  ASSERT_TRUE(rig.inject(Role::pvm, pool, with_mac(conv[0].vm_pure_ack(Vm::pvm, 256), false, stranger)));
+  ASSERT_TRUE(rig.inject(PortRole::ext, pool, with_mac(conv[0].client_ack(0, 0), true, stranger)));
+  ASSERT_TRUE(rig.inject(PortRole::pvm, pool, with_mac(conv[0].vm_pure_ack(Vm::pvm, 256), false, stranger)));
   // A broadcast from the clients (ARP-like): every guest's PVM and SVM gets it.
   Bytes bcast = with_mac(conv[0].client_ack(0, 0), true, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff});
-  ASSERT_TRUE(rig.inject(Role::ext, pool, bcast));
+  ASSERT_TRUE(rig.inject(PortRole::ext, pool, bcast));
   dpl->step(t += 100000);
-  auto rel = rig.collect(Role::ext);
+  auto rel = rig.collect(PortRole::ext);
   ASSERT_EQ(rel.size(), 2u) << "guests 0 and 2 released at once";
   EXPECT_EQ(rel[0], outs[0]);
   EXPECT_EQ(rel[1], outs[2]);
-  EXPECT_EQ(rig.collect(Role::pvm).size(), 3u) << "the broadcast reaches each guest's PVM";
+  EXPECT_EQ(rig.collect(PortRole::pvm).size(), 3u) << "the broadcast reaches each guest's PVM";
   for (int i = 0; i < 4; ++i) dpl->step(t += kMs);
-  rel = rig.collect(Role::ext);
+  rel = rig.collect(PortRole::ext);
   ASSERT_EQ(rel.size(), 1u) << "guest 1 released by its checkpoint";
   EXPECT_EQ(rel[0], outs[1]);
   auto rep = dpl->report();
@@ -564,7 +564,7 @@ TEST_F(DataplaneGuests, SharedPortsAreSplitByMacAndVlan) {
   EXPECT_EQ(rep.guests[2].checkpoint_requests, 0u);
 
   dpl->finish(t + kMs);
-  for (unsigned role = 0; role < 3; ++role) rig.drain(static_cast<Role>(role));
+  for (unsigned role = 0; role < 3; ++role) rig.drain(static_cast<PortRole>(role));
   dpl->stop_ports(true);
   rep = dpl->report();
   for (const auto& g : rep.guests)
@@ -597,34 +597,34 @@ TEST_F(DataplaneGuests, GuestDelReleasesOrDropsTheHeldOutputAsAsked) {
   uint64_t t = 0;
   for (unsigned g = 0; g < 3; ++g) {
     RingRig& rig = *rigs[g]->rig;
-    ASSERT_TRUE(rig.inject(Role::ext, pool, conv[g].client_syn()));
+    ASSERT_TRUE(rig.inject(PortRole::ext, pool, conv[g].client_syn()));
     dpl->step(t += kMs);
-    ASSERT_TRUE(rig.inject(Role::pvm, pool, conv[g].vm_synack(Vm::pvm)));
-    ASSERT_TRUE(rig.inject(Role::svm, pool, conv[g].vm_synack(Vm::svm)));
+    ASSERT_TRUE(rig.inject(PortRole::pvm, pool, conv[g].vm_synack(Vm::pvm)));
+    ASSERT_TRUE(rig.inject(PortRole::svm, pool, conv[g].vm_synack(Vm::svm)));
     dpl->step(t += kMs);
-    ASSERT_TRUE(rig.inject(Role::ext, pool, conv[g].client_handshake_ack()));
+    ASSERT_TRUE(rig.inject(PortRole::ext, pool, conv[g].client_handshake_ack()));
     dpl->step(t += kMs);
-    ASSERT_EQ(rig.collect(Role::ext).size(), 1u);
-    rig.collect(Role::pvm), rig.collect(Role::svm);
+    ASSERT_EQ(rig.collect(PortRole::ext).size(), 1u);
+    rig.collect(PortRole::pvm), rig.collect(PortRole::svm);
   }
   // b holds two segments, c one: their SVMs have not answered.
-  ASSERT_TRUE(rigs[1]->rig->inject(Role::pvm, pool, conv[1].vm_stream(Vm::pvm, 0, 300)));
-  ASSERT_TRUE(rigs[1]->rig->inject(Role::pvm, pool, conv[1].vm_stream(Vm::pvm, 300, 300)));
+  ASSERT_TRUE(rigs[1]->rig->inject(PortRole::pvm, pool, conv[1].vm_stream(Vm::pvm, 0, 300)));
+  ASSERT_TRUE(rigs[1]->rig->inject(PortRole::pvm, pool, conv[1].vm_stream(Vm::pvm, 300, 300)));
   Bytes c_out = conv[2].vm_stream(Vm::pvm, 0, 200);
-  ASSERT_TRUE(rigs[2]->rig->inject(Role::pvm, pool, c_out));
+  ASSERT_TRUE(rigs[2]->rig->inject(PortRole::pvm, pool, c_out));
   dpl->step(t += kMs);
-  ASSERT_TRUE(rigs[1]->rig->collect(Role::ext).empty());
-  ASSERT_TRUE(rigs[2]->rig->collect(Role::ext).empty());
+  ASSERT_TRUE(rigs[1]->rig->collect(PortRole::ext).empty());
+  ASSERT_TRUE(rigs[2]->rig->collect(PortRole::ext).empty());
 
   uint64_t released = 99, dropped = 99;
   ASSERT_TRUE(dpl->remove_guest("b", err, dp::HeldPolicy::drop, &released, &dropped)) << err;
   EXPECT_EQ(dropped, 2u) << "b's held PVM output dropped";
   EXPECT_EQ(released, 0u);
-  EXPECT_TRUE(rigs[1]->rig->collect(Role::ext).empty()) << "nothing of b's reaches its clients";
+  EXPECT_TRUE(rigs[1]->rig->collect(PortRole::ext).empty()) << "nothing of b's reaches its clients";
   ASSERT_TRUE(dpl->remove_guest("c", err, dp::HeldPolicy::release, &released, &dropped)) << err;
   EXPECT_EQ(released, 1u);
   EXPECT_EQ(dropped, 0u);
-  auto c_rel = rigs[2]->rig->collect(Role::ext);
+  auto c_rel = rigs[2]->rig->collect(PortRole::ext);
   ASSERT_EQ(c_rel.size(), 1u) << "c's held PVM output released, as at shutdown";
   EXPECT_EQ(c_rel[0], c_out);
 
@@ -639,7 +639,7 @@ TEST_F(DataplaneGuests, GuestDelReleasesOrDropsTheHeldOutputAsAsked) {
 
   dpl->finish(t + kMs);
   for (auto& r : rigs)
-    for (unsigned role = 0; role < 3; ++role) r->rig->drain(static_cast<Role>(role));
+    for (unsigned role = 0; role < 3; ++role) r->rig->drain(static_cast<PortRole>(role));
   dpl->stop_ports(true);
   rep = dpl->report();
   for (const auto& gr : rep.guests)
@@ -655,7 +655,7 @@ TEST_F(DataplaneGuests, GuestAddOnASinglePairMakesItTheGuestDefault) {
   cfg.pool_cache = 0;
   std::string err;
   ASSERT_TRUE(dp::apply_override("engine.compare_timeout_us=10000", cfg, err)) << err;
-  RingRig rig("spd", {Role::ext, Role::pvm, Role::svm}, 1, cfg);  // ports.ext/pvm/svm
+  RingRig rig("spd", {PortRole::ext, PortRole::pvm, PortRole::svm}, 1, cfg);  // ports.ext/pvm/svm
   ASSERT_TRUE(cfg.guests.empty());
   dp::GuestConfig n;
   n.name = "n";
@@ -685,28 +685,28 @@ TEST_F(DataplaneGuests, GuestAddOnASinglePairMakesItTheGuestDefault) {
   Conversation cd(params(45000)), cn(params(45001));
   uint64_t t = 0;
   for (auto [r, c] : {std::pair{&rig, &cd}, std::pair{n0.rig.get(), &cn}}) {
-    ASSERT_TRUE(r->inject(Role::ext, pool, c->client_syn()));
+    ASSERT_TRUE(r->inject(PortRole::ext, pool, c->client_syn()));
     dpl->step(t += kMs);
-    ASSERT_TRUE(r->inject(Role::pvm, pool, c->vm_synack(Vm::pvm)));
-    ASSERT_TRUE(r->inject(Role::svm, pool, c->vm_synack(Vm::svm)));
+    ASSERT_TRUE(r->inject(PortRole::pvm, pool, c->vm_synack(Vm::pvm)));
+    ASSERT_TRUE(r->inject(PortRole::svm, pool, c->vm_synack(Vm::svm)));
     dpl->step(t += kMs);
-    ASSERT_EQ(r->collect(Role::ext).size(), 1u);
-    ASSERT_TRUE(r->inject(Role::ext, pool, c->client_handshake_ack()));
+    ASSERT_EQ(r->collect(PortRole::ext).size(), 1u);
+    ASSERT_TRUE(r->inject(PortRole::ext, pool, c->client_handshake_ack()));
     dpl->step(t += kMs);
-    r->collect(Role::pvm), r->collect(Role::svm);
+    r->collect(PortRole::pvm), r->collect(PortRole::svm);
   }
   // n diverges and checkpoints alone; default flows.
-  ASSERT_TRUE(n0.rig->inject(Role::pvm, pool, cn.vm_stream(Vm::pvm, 0, 100, 1)));
-  ASSERT_TRUE(n0.rig->inject(Role::svm, pool, cn.vm_stream(Vm::svm, 0, 100, 2)));
+  ASSERT_TRUE(n0.rig->inject(PortRole::pvm, pool, cn.vm_stream(Vm::pvm, 0, 100, 1)));
+  ASSERT_TRUE(n0.rig->inject(PortRole::svm, pool, cn.vm_stream(Vm::svm, 0, 100, 2)));
   Bytes d_out = cd.vm_stream(Vm::pvm, 0, 100);
-  ASSERT_TRUE(rig.inject(Role::pvm, pool, d_out));
-  ASSERT_TRUE(rig.inject(Role::svm, pool, cd.vm_stream(Vm::svm, 0, 100)));
+  ASSERT_TRUE(rig.inject(PortRole::pvm, pool, d_out));
+  ASSERT_TRUE(rig.inject(PortRole::svm, pool, cd.vm_stream(Vm::svm, 0, 100)));
   dpl->step(t += 100000);
-  auto d_rel = rig.collect(Role::ext);
+  auto d_rel = rig.collect(PortRole::ext);
   ASSERT_EQ(d_rel.size(), 1u);
   EXPECT_EQ(d_rel[0], d_out);
   for (int i = 0; i < 4; ++i) dpl->step(t += kMs);
-  EXPECT_EQ(n0.rig->collect(Role::ext).size(), 1u) << "released by its own checkpoint";
+  EXPECT_EQ(n0.rig->collect(PortRole::ext).size(), 1u) << "released by its own checkpoint";
   auto rep = dpl->report();
   EXPECT_EQ(rep.guests[1].checkpoint_requests, 1u);
   EXPECT_EQ(rep.guests[0].checkpoint_requests, 0u);
@@ -716,7 +716,7 @@ TEST_F(DataplaneGuests, GuestAddOnASinglePairMakesItTheGuestDefault) {
 
   dpl->finish(t + kMs);
   for (auto* r : {&rig, n0.rig.get()})
-    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<Role>(role));
+    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<PortRole>(role));
   dpl->stop_ports(true);
   rep = dpl->report();
   EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
@@ -727,7 +727,7 @@ TEST_F(DataplaneGuests, GuestAddSharesTheSinglePairsPortWhenDefaultHasAMac) {
   cfg.pool_mbufs = 4095;
   cfg.pool_cache = 0;
   std::string err;
-  RingRig rig("spm", {Role::ext, Role::pvm, Role::svm}, 1, cfg);
+  RingRig rig("spm", {PortRole::ext, PortRole::pvm, PortRole::svm}, 1, cfg);
   const std::array<uint8_t, 6> dmac{0x52, 0x54, 0, 0, 0, 0x0d}, smac{0x52, 0x54, 0, 0, 0, 0x5e};
   ASSERT_TRUE(dp::apply_override("ports.mac=52:54:00:00:00:0d", cfg, err)) << err;
   dp::GuestConfig s;
@@ -744,18 +744,18 @@ TEST_F(DataplaneGuests, GuestAddSharesTheSinglePairsPortWhenDefaultHasAMac) {
 
   Conversation cd(params(46000)), cs(params(46001));
   uint64_t t = 0;
-  ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(cd.client_syn(), true, dmac)));
-  ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(cs.client_syn(), true, smac)));
-  ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(cs.client_syn(), true, {0x52, 0x54, 0, 0, 0, 0x77})));
+  ASSERT_TRUE(rig.inject(PortRole::ext, pool, with_mac(cd.client_syn(), true, dmac)));
+  ASSERT_TRUE(rig.inject(PortRole::ext, pool, with_mac(cs.client_syn(), true, smac)));
+  ASSERT_TRUE(rig.inject(PortRole::ext, pool, with_mac(cs.client_syn(), true, {0x52, 0x54, 0, 0, 0, 0x77})));
   dpl->step(t += kMs);
-  EXPECT_EQ(rig.collect(Role::pvm).size(), 1u) << "default's client frame to default's PVM";
-  EXPECT_EQ(s0.rig->collect(Role::pvm).size(), 1u) << "s's client frame to s's PVM";
-  ASSERT_TRUE(rig.inject(Role::pvm, pool, with_mac(cd.vm_synack(Vm::pvm), false, dmac)));
-  ASSERT_TRUE(rig.inject(Role::svm, pool, with_mac(cd.vm_synack(Vm::svm), false, dmac)));
-  ASSERT_TRUE(s0.rig->inject(Role::pvm, pool, with_mac(cs.vm_synack(Vm::pvm), false, smac)));
-  ASSERT_TRUE(s0.rig->inject(Role::svm, pool, with_mac(cs.vm_synack(Vm::svm), false, smac)));
+  EXPECT_EQ(rig.collect(PortRole::pvm).size(), 1u) << "default's client frame to default's PVM";
+  EXPECT_EQ(s0.rig->collect(PortRole::pvm).size(), 1u) << "s's client frame to s's PVM";
+  ASSERT_TRUE(rig.inject(PortRole::pvm, pool, with_mac(cd.vm_synack(Vm::pvm), false, dmac)));
+  ASSERT_TRUE(rig.inject(PortRole::svm, pool, with_mac(cd.vm_synack(Vm::svm), false, dmac)));
+  ASSERT_TRUE(s0.rig->inject(PortRole::pvm, pool, with_mac(cs.vm_synack(Vm::pvm), false, smac)));
+  ASSERT_TRUE(s0.rig->inject(PortRole::svm, pool, with_mac(cs.vm_synack(Vm::svm), false, smac)));
   dpl->step(t += kMs);
-  EXPECT_EQ(rig.collect(Role::ext).size(), 2u) << "both SYN/ACKs released on the shared ext";
+  EXPECT_EQ(rig.collect(PortRole::ext).size(), 2u) << "both SYN/ACKs released on the shared ext";
   auto rep = dpl->report();
   EXPECT_EQ(rep.total.drops[static_cast<unsigned>(dp::DpDrop::unclassified)], 1u)
       << "the frame for neither MAC";
@@ -764,7 +764,7 @@ TEST_F(DataplaneGuests, GuestAddSharesTheSinglePairsPortWhenDefaultHasAMac) {
 
   dpl->finish(t + kMs);
   for (auto* r : {&rig, s0.rig.get()})
-    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<Role>(role));
+    for (unsigned role = 0; role < 3; ++role) r->drain(static_cast<PortRole>(role));
   dpl->stop_ports(true);
   rep = dpl->report();
   EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
@@ -778,7 +778,7 @@ TEST_F(DataplaneGuests, ASchedulerOnASharedPortShapesOneGuestAndNotTheOther) {
   cfg.pool_cache = 0;
   std::string err;
   Config scratch;
-  RingRig rig("gqs", {Role::ext, Role::pvm, Role::svm}, 1, scratch);
+  RingRig rig("gqs", {PortRole::ext, PortRole::pvm, PortRole::svm}, 1, scratch);
   const std::array<std::array<uint8_t, 6>, 2> macs{{{0x52, 0x54, 0, 0, 1, 1}, {0x52, 0x54, 0, 0, 1, 2}}};
   cfg.guests.resize(2);
   for (unsigned g = 0; g < 2; ++g) {
@@ -805,15 +805,15 @@ TEST_F(DataplaneGuests, ASchedulerOnASharedPortShapesOneGuestAndNotTheOther) {
   for (unsigned g = 0; g < 2; ++g) conv.emplace_back(params(static_cast<uint16_t>(47000 + g)));
   uint64_t t = 0;
   for (unsigned g = 0; g < 2; ++g)
-    ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(conv[g].client_syn(), true, macs[g])));
+    ASSERT_TRUE(rig.inject(PortRole::ext, pool, with_mac(conv[g].client_syn(), true, macs[g])));
   dpl->step(t += kMs);
   for (unsigned g = 0; g < 2; ++g) {
-    ASSERT_TRUE(rig.inject(Role::pvm, pool, with_mac(conv[g].vm_synack(Vm::pvm), false, macs[g])));
-    ASSERT_TRUE(rig.inject(Role::svm, pool, with_mac(conv[g].vm_synack(Vm::svm), false, macs[g])));
+    ASSERT_TRUE(rig.inject(PortRole::pvm, pool, with_mac(conv[g].vm_synack(Vm::pvm), false, macs[g])));
+    ASSERT_TRUE(rig.inject(PortRole::svm, pool, with_mac(conv[g].vm_synack(Vm::svm), false, macs[g])));
   }
   dpl->step(t += kMs);
   for (unsigned g = 0; g < 2; ++g)
-    ASSERT_TRUE(rig.inject(Role::ext, pool, with_mac(conv[g].client_handshake_ack(), true, macs[g])));
+    ASSERT_TRUE(rig.inject(PortRole::ext, pool, with_mac(conv[g].client_handshake_ack(), true, macs[g])));
   dpl->step(t += kMs);
   // Let b's bucket fill again after its SYN/ACK, then start clean.
   dpl->step(t += 1000 * kMs);
@@ -823,7 +823,7 @@ TEST_F(DataplaneGuests, ASchedulerOnASharedPortShapesOneGuestAndNotTheOther) {
       if (std::equal(macs[g].begin(), macs[g].end(), f.begin() + 6)) ++n, bytes += f.size();
     return n;
   };
-  rig.collect(Role::ext), rig.collect(Role::pvm), rig.collect(Role::svm);
+  rig.collect(PortRole::ext), rig.collect(PortRole::pvm), rig.collect(PortRole::svm);
 
   // Ten 1000-byte segments from each guest, compared and released at once.
   constexpr unsigned kSegs = 10;
@@ -832,12 +832,12 @@ TEST_F(DataplaneGuests, ASchedulerOnASharedPortShapesOneGuestAndNotTheOther) {
     for (unsigned g = 0; g < 2; ++g) {
       Bytes out = with_mac(conv[g].vm_stream(Vm::pvm, i * 1000, 1000), false, macs[g]);
       (g == 0 ? a_bytes_in : b_bytes_in) += out.size();
-      ASSERT_TRUE(rig.inject(Role::pvm, pool, out));
-      ASSERT_TRUE(rig.inject(Role::svm, pool, with_mac(conv[g].vm_stream(Vm::svm, i * 1000, 1000), false, macs[g])));
+      ASSERT_TRUE(rig.inject(PortRole::pvm, pool, out));
+      ASSERT_TRUE(rig.inject(PortRole::svm, pool, with_mac(conv[g].vm_stream(Vm::svm, i * 1000, 1000), false, macs[g])));
     }
   dpl->step(t += 100000);
   dpl->step(t += 100000);
-  auto first = rig.collect(Role::ext);
+  auto first = rig.collect(PortRole::ext);
   uint64_t a_bytes = 0, b_bytes = 0;
   EXPECT_EQ(count(first, 0, a_bytes), kSegs) << "a is not shaped: all out at once";
   EXPECT_EQ(a_bytes, a_bytes_in);
@@ -846,14 +846,14 @@ TEST_F(DataplaneGuests, ASchedulerOnASharedPortShapesOneGuestAndNotTheOther) {
   EXPECT_LE(b_first, 2u) << "b gets its 2 KiB burst, no more";
   // 200 ms later: at most 2 000 bytes more for b (two frames), none for a (all out).
   dpl->step(t += 200 * kMs);
-  auto later = rig.collect(Role::ext);
+  auto later = rig.collect(PortRole::ext);
   uint64_t ignore = 0;
   const unsigned b_later = count(later, 1, b_bytes);
   EXPECT_LE(b_later, 2u) << "b held to 80 kbit/s";
   EXPECT_EQ(count(later, 0, ignore), 0u);
   // Two more seconds: the rest of b's output, in order, byte for byte.
   for (int i = 0; i < 20; ++i) dpl->step(t += 100 * kMs);
-  auto rest = rig.collect(Role::ext);
+  auto rest = rig.collect(PortRole::ext);
   EXPECT_EQ(b_first + b_later + count(rest, 1, b_bytes), kSegs) << "b's output all out, late";
   EXPECT_EQ(b_bytes, b_bytes_in);
 
@@ -862,7 +862,7 @@ TEST_F(DataplaneGuests, ASchedulerOnASharedPortShapesOneGuestAndNotTheOther) {
   EXPECT_NE(err.find("unknown guest 'zz'"), std::string::npos) << err;
 
   dpl->finish(t + kMs);
-  for (unsigned role = 0; role < 3; ++role) rig.drain(static_cast<Role>(role));
+  for (unsigned role = 0; role < 3; ++role) rig.drain(static_cast<PortRole>(role));
   dpl->stop_ports(true);
   auto rep = dpl->report();
   EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";

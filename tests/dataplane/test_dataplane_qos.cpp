@@ -23,10 +23,10 @@
 #include <vector>
 
 #include "ctrl/metrics.h"
-#include "ctrl/qos_commands.h"
-#include "dataplane/dataplane.h"
-#include "dataplane/qos_config.h"
-#include "dataplane/qos_ctrl.h"
+#include "dataplane/edge/dataplane.h"
+#include "dataplane/qos/qos_commands.h"
+#include "dataplane/qos/qos_config.h"
+#include "dataplane/qos/qos_ctrl.h"
 #include "tests/dataplane/eal_env.h"
 #include "tests/dataplane/ring_rig.h"
 #include "tests/support/frame_builder.h"
@@ -36,7 +36,7 @@ namespace {
 
 using dp::Config;
 using dp::Dataplane;
-using dp::Role;
+using dp::PortRole;
 using dptest::RingRig;
 using test::Bytes;
 
@@ -98,10 +98,10 @@ struct Fixture {
     cfg.workers = workers;
     cfg.pool_mbufs = 4095;
     cfg.pool_cache = 0;  // every free mbuf is in the ring: avail == size is exact
-    if (script) cfg.qos[static_cast<unsigned>(Role::link)] = script;
+    if (script) cfg.qos[static_cast<unsigned>(PortRole::link)] = script;
     if (tweak) tweak(cfg);
-    rig = std::make_unique<RingRig>(tag, std::initializer_list<Role>{Role::ext, Role::pvm, Role::svm,
-                                                                      Role::host, Role::link},
+    rig = std::make_unique<RingRig>(tag, std::initializer_list<PortRole>{PortRole::ext, PortRole::pvm, PortRole::svm,
+                                                                      PortRole::host, PortRole::link},
                                     workers, cfg, 16384);
     dp = Dataplane::create(cfg, error);
   }
@@ -109,10 +109,10 @@ struct Fixture {
     dp.reset();
     rig.reset();
   }
-  bool inject(Role r, const Bytes& b) { return rig->inject(r, dp->pool(), b); }
+  bool inject(PortRole r, const Bytes& b) { return rig->inject(r, dp->pool(), b); }
   void expect_conservation(uint64_t now) {
     dp->finish(now);
-    for (unsigned r = 0; r < dp::kRoleCount; ++r) rig->drain(static_cast<Role>(r));
+    for (unsigned r = 0; r < dp::kPortRoleCount; ++r) rig->drain(static_cast<PortRole>(r));
     dp->stop_ports(true);
     auto rep = dp->report();
     EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
@@ -173,21 +173,21 @@ TEST_F(DataplaneQos, SaturatingBulkDoesNotDelayHeartbeatsAndConnectionsAreThrott
     // Each bulk connection offers 1514 bytes per 100 us (about 120 Mbit/s): far above
     // its 20 Mbit/s; together far above the port.
     if (t % (100 * kUs) == 0) {
-      ASSERT_TRUE(f.inject(Role::host, bulk_frame(kConnA, seq += 1446)));
-      ASSERT_TRUE(f.inject(Role::host, bulk_frame(kConnB, seq += 1446)));
+      ASSERT_TRUE(f.inject(PortRole::host, bulk_frame(kConnA, seq += 1446)));
+      ASSERT_TRUE(f.inject(PortRole::host, bulk_frame(kConnB, seq += 1446)));
     }
     // Twelve more connections offer about 290 Mbit/s to `rest`: the port is saturated
     // and a heartbeat misfiled among them would wait a dozen packets.
     if (t % (500 * kUs) == 0) {
       for (uint16_t c = 0; c < 12; ++c)
-        ASSERT_TRUE(f.inject(Role::host, bulk_frame(static_cast<uint16_t>(41000 + c), seq += 1446, 5001)));
+        ASSERT_TRUE(f.inject(PortRole::host, bulk_frame(static_cast<uint16_t>(41000 + c), seq += 1446, 5001)));
     }
     if (t % kMs == 0) {
-      ASSERT_TRUE(f.inject(Role::host, hb_frame(hb_id)));
+      ASSERT_TRUE(f.inject(PortRole::host, hb_frame(hb_id)));
       hb_sent_at[hb_id++] = t;
     }
     f.dp->step(t);
-    for (const auto& fr : f.rig->collect(Role::link)) {
+    for (const auto& fr : f.rig->collect(PortRole::link)) {
       uint16_t id;
       if (is_hb(fr, id)) {
         ++hb_seen;
@@ -223,7 +223,7 @@ TEST_F(DataplaneQos, SaturatingBulkDoesNotDelayHeartbeatsAndConnectionsAreThrott
   EXPECT_GT(show.port_stats.ctr.deq_bytes, 12500000u * 95 / 100);
   EXPECT_NE(show.text.find("class hb"), std::string::npos) << show.text;
   auto rep = f.dp->report();
-  EXPECT_EQ(rep.total.port[static_cast<unsigned>(Role::link)].tx, show.glue.tx_sent);
+  EXPECT_EQ(rep.total.port[static_cast<unsigned>(PortRole::link)].tx, show.glue.tx_sent);
   f.expect_conservation(kEnd + kMs);
 }
 
@@ -235,7 +235,7 @@ TEST_F(DataplaneQos, LiveChangesLoseNothingAndBadSpecsAreRefused) {
   // class, add one, move the filter, and delete the class with a backlog in it.
   uint64_t t = kMs;
   constexpr int kFrames = 30;  // two batches stay within bulk's conn-limit (64)
-  for (int i = 0; i < kFrames; ++i) ASSERT_TRUE(f.inject(Role::host, bulk_frame(40010, static_cast<uint32_t>(i))));
+  for (int i = 0; i < kFrames; ++i) ASSERT_TRUE(f.inject(PortRole::host, bulk_frame(40010, static_cast<uint32_t>(i))));
   f.dp->step(t);
   std::string err;
   uint64_t g1 = hub.apply("link", "class add link fast prio 1 rate 20mbit ceil 100mbit", err);
@@ -260,13 +260,13 @@ TEST_F(DataplaneQos, LiveChangesLoseNothingAndBadSpecsAreRefused) {
   EXPECT_NE(err.find("host"), std::string::npos) << err;
   EXPECT_EQ(hub.apply("ext", "class add ext z prio 1", err), 0u);
   EXPECT_NE(err.find("carries no scheduler"), std::string::npos) << err;
-  for (int i = 0; i < kFrames; ++i) ASSERT_TRUE(f.inject(Role::host, bulk_frame(40010, static_cast<uint32_t>(kFrames + i))));
+  for (int i = 0; i < kFrames; ++i) ASSERT_TRUE(f.inject(PortRole::host, bulk_frame(40010, static_cast<uint32_t>(kFrames + i))));
   size_t sent = 0;
   uint32_t last_seq = 0;
   bool in_order = true;
   for (int s = 0; s < 20000 && sent < 2 * kFrames; ++s) {
     f.dp->step(t += 100 * kUs);
-    for (const auto& fr : f.rig->collect(Role::link)) {
+    for (const auto& fr : f.rig->collect(PortRole::link)) {
       auto d = test::decode(fr);
       if (sent > 0 && d.seq <= last_seq) in_order = false;
       last_seq = d.seq;
@@ -288,7 +288,7 @@ TEST_F(DataplaneQos, ConfigRefusesBadSpecsNamingKeyLineAndToken) {
   std::string err;
   EXPECT_TRUE(dp::parse_config("qos:\n  link:\n    - qdisc add link rate 1gbit\n"
                                "    - class add link hb prio 0 rate 10mbit\n", cfg, err)) << err;
-  EXPECT_NE(cfg.qos[static_cast<unsigned>(Role::link)].find("class add link hb"), std::string::npos);
+  EXPECT_NE(cfg.qos[static_cast<unsigned>(PortRole::link)].find("class add link hb"), std::string::npos);
   EXPECT_FALSE(dp::parse_config("qos:\n  link:\n    - qdisc add link rate 1gbit\n"
                                 "    - class add link hb prio 0 rate 10mbps0\n", cfg, err));
   EXPECT_NE(err.find("qos.link"), std::string::npos) << err;
@@ -362,9 +362,9 @@ TEST_F(DataplaneQos, TwoWorkersHandFramesToThePortOwner) {
   // scheduler; frames that reach worker 1 (none on this path) would be handed over. Check
   // that the path works with two workers and that the pools end full.
   uint64_t t = kMs;
-  for (int i = 0; i < 40; ++i) ASSERT_TRUE(f.inject(Role::host, hb_frame(static_cast<uint16_t>(i))));
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(f.inject(PortRole::host, hb_frame(static_cast<uint16_t>(i))));
   for (int s = 0; s < 100; ++s) f.dp->step(t += 100 * kUs);
-  EXPECT_EQ(f.rig->collect(Role::link).size(), 40u);
+  EXPECT_EQ(f.rig->collect(PortRole::link).size(), 40u);
   f.expect_conservation(t + kMs);
 }
 
@@ -403,7 +403,7 @@ uint64_t enq_of(const dp::QosShowResult& r, const std::string& cls) {
   return c ? c->ctr.enq_pkts : ~uint64_t{0};
 }
 
-uint64_t role_frames(const dp::QosShowResult& r, sched::Role role) {
+uint64_t role_frames(const dp::QosShowResult& r, sched::TrafficRole role) {
   return r.glue.role_frames[static_cast<unsigned>(role)];
 }
 
@@ -435,11 +435,11 @@ TEST_F(DataplaneQos, FramesBetweenTheHostsLandInTheClassesOfTheirRoles) {
   int total = 0;
   for (const Kind& k : kinds)
     for (int i = 0; i < k.n; ++i, ++total)
-      ASSERT_TRUE(f.inject(Role::host, l4_frame(k.proto, k.sport, k.dport, static_cast<uint32_t>(i))));
+      ASSERT_TRUE(f.inject(PortRole::host, l4_frame(k.proto, k.sport, k.dport, static_cast<uint32_t>(i))));
   size_t out = 0;
   for (int s = 0; s < 200 && out < static_cast<size_t>(total); ++s) {
     f.dp->step(t += 100 * kUs);
-    out += f.rig->collect(Role::link).size();
+    out += f.rig->collect(PortRole::link).size();
   }
   EXPECT_EQ(out, static_cast<size_t>(total)) << "every frame crosses to link";
   auto show = f.show_now(t);
@@ -449,12 +449,12 @@ TEST_F(DataplaneQos, FramesBetweenTheHostsLandInTheClassesOfTheirRoles) {
   EXPECT_EQ(enq_of(show, "svmout"), 7u);
   EXPECT_EQ(enq_of(show, "px"), 8u);
   EXPECT_EQ(enq_of(show, "rest"), 9u);
-  EXPECT_EQ(role_frames(show, sched::Role::heartbeat), 5u);
-  EXPECT_EQ(role_frames(show, sched::Role::checkpoint), 4u);
-  EXPECT_EQ(role_frames(show, sched::Role::block_replication), 6u);
-  EXPECT_EQ(role_frames(show, sched::Role::svm_output), 7u);
-  EXPECT_EQ(role_frames(show, sched::Role::proxy), 8u);
-  EXPECT_EQ(role_frames(show, sched::Role::other), 9u);
+  EXPECT_EQ(role_frames(show, sched::TrafficRole::heartbeat), 5u);
+  EXPECT_EQ(role_frames(show, sched::TrafficRole::checkpoint), 4u);
+  EXPECT_EQ(role_frames(show, sched::TrafficRole::block_replication), 6u);
+  EXPECT_EQ(role_frames(show, sched::TrafficRole::svm_output), 7u);
+  EXPECT_EQ(role_frames(show, sched::TrafficRole::proxy), 8u);
+  EXPECT_EQ(role_frames(show, sched::TrafficRole::other), 9u);
 
   // Live: port 80 becomes checkpoint traffic (first by pref), through the ctrl command;
   // bad rules are refused naming the token, and change nothing.
@@ -486,9 +486,9 @@ TEST_F(DataplaneQos, FramesBetweenTheHostsLandInTheClassesOfTheirRoles) {
   EXPECT_EQ(text.find("pref 1 checkpoint proto 6 dport 80\n"), 0u) << text;
   EXPECT_NE(text.find("heartbeat proto 17 port 9099"), std::string::npos) << text;
   EXPECT_NE(text.find("heartbeat proto 6 port 9009"), std::string::npos) << text;
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(f.inject(Role::host, l4_frame(6, 50006, 80, 100u + i)));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(f.inject(PortRole::host, l4_frame(6, 50006, 80, 100u + i)));
   for (int s = 0; s < 50; ++s) f.dp->step(t += 100 * kUs);
-  EXPECT_EQ(f.rig->collect(Role::link).size(), 3u);
+  EXPECT_EQ(f.rig->collect(PortRole::link).size(), 3u);
   show = f.show_now(t);
   EXPECT_EQ(enq_of(show, "ckpt"), 7u) << "port 80 is checkpoint traffic now";
   EXPECT_EQ(enq_of(show, "rest"), 9u);
@@ -542,8 +542,8 @@ TEST_F(DataplaneQos, RoleMapKeysAreCheckedNamingTheKey) {
   });
   ASSERT_TRUE(f.dp) << f.error;
   uint64_t t = kMs;
-  ASSERT_TRUE(f.inject(Role::host, l4_frame(6, 1000, 7000)));
-  ASSERT_TRUE(f.inject(Role::host, l4_frame(6, 1000, 9998)));
+  ASSERT_TRUE(f.inject(PortRole::host, l4_frame(6, 1000, 7000)));
+  ASSERT_TRUE(f.inject(PortRole::host, l4_frame(6, 1000, 9998)));
   for (int s = 0; s < 20; ++s) f.dp->step(t += 100 * kUs);
   auto show = f.show_now(t);
   EXPECT_EQ(enq_of(show, "ckpt"), 1u);
@@ -555,7 +555,7 @@ TEST_F(DataplaneQos, SvmOutputReleasedAfterFailoverIsTheSvmOutputRole) {
   // ext carries the scheduler: PVM output (proxy) and, after failover to the secondary,
   // the SVM's own output (svm_output) go out there.
   Fixture f("qsvm", 1, nullptr, [](Config& c) {
-    c.qos[static_cast<unsigned>(Role::ext)] =
+    c.qos[static_cast<unsigned>(PortRole::ext)] =
         "qdisc add ext rate 1gbit\n"
         "class add ext px prio 1 rate 100mbit ceil 1gbit\n"
         "class add ext svmout prio 2 rate 100mbit ceil 1gbit\n"
@@ -570,22 +570,22 @@ TEST_F(DataplaneQos, SvmOutputReleasedAfterFailoverIsTheSvmOutputRole) {
   m.arg = static_cast<uint32_t>(Mode::passthrough);
   ASSERT_TRUE(f.dp->control().broadcast(m));
   f.dp->step(t);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(f.inject(Role::pvm, l4_frame(17, 53, 40000 + i)));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(f.inject(PortRole::pvm, l4_frame(17, 53, 40000 + i)));
   for (int s = 0; s < 20; ++s) f.dp->step(t += 100 * kUs);
-  EXPECT_EQ(f.rig->collect(Role::ext).size(), 3u) << "PVM output passes";
+  EXPECT_EQ(f.rig->collect(PortRole::ext).size(), 3u) << "PVM output passes";
   m.kind = dp::CtrlMsg::failover;
   m.arg = static_cast<uint32_t>(Survivor::secondary);
   ASSERT_TRUE(f.dp->control().broadcast(m));
   f.dp->step(t += kUs);
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(f.inject(Role::svm, l4_frame(17, 53, 41000 + i)));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(f.inject(PortRole::svm, l4_frame(17, 53, 41000 + i)));
   for (int s = 0; s < 20; ++s) f.dp->step(t += 100 * kUs);
-  EXPECT_EQ(f.rig->collect(Role::ext).size(), 4u) << "the survivor SVM's output is released";
+  EXPECT_EQ(f.rig->collect(PortRole::ext).size(), 4u) << "the survivor SVM's output is released";
   auto show = f.show_now(t, "ext");
   EXPECT_EQ(enq_of(show, "px"), 3u);
   EXPECT_EQ(enq_of(show, "svmout"), 4u);
   EXPECT_EQ(enq_of(show, "rest"), 0u);
-  EXPECT_EQ(role_frames(show, sched::Role::svm_output), 4u);
-  EXPECT_EQ(role_frames(show, sched::Role::proxy), 3u);
+  EXPECT_EQ(role_frames(show, sched::TrafficRole::svm_output), 4u);
+  EXPECT_EQ(role_frames(show, sched::TrafficRole::proxy), 3u);
   f.expect_conservation(t + kMs);
 }
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "compare/parse.h"
-#include "dataplane/dataplane.h"
+#include "dataplane/edge/dataplane.h"
 #include "tests/dataplane/eal_env.h"
 #include "tests/dataplane/ring_rig.h"
 #include "tests/support/frame_builder.h"
@@ -23,7 +23,7 @@ namespace {
 
 using dp::Config;
 using dp::Dataplane;
-using dp::Role;
+using dp::PortRole;
 using dptest::RingRig;
 using test::Bytes;
 using test::Conversation;
@@ -35,7 +35,7 @@ constexpr uint64_t kMs = 1000000;
 
 struct Fixture {
   explicit Fixture(const std::string& tag, unsigned workers = 1,
-                   std::initializer_list<Role> roles = {Role::ext, Role::pvm, Role::svm}) {
+                   std::initializer_list<PortRole> roles = {PortRole::ext, PortRole::pvm, PortRole::svm}) {
     cfg.workers = workers;
     cfg.pool_mbufs = 4095;
     cfg.pool_cache = 0;  // every free mbuf is in the ring: avail == size is exact
@@ -52,12 +52,12 @@ struct Fixture {
     rig.reset();
   }
   rte_mempool* pool() { return dp->pool(); }
-  bool inject(Role r, const Bytes& b) { return rig->inject(r, pool(), b); }
+  bool inject(PortRole r, const Bytes& b) { return rig->inject(r, pool(), b); }
   // Finishes the workers, takes every frame out of the rings, stops the ports and
   // checks that every mbuf went back to the pool.
   void expect_conservation(uint64_t now) {
     dp->finish(now);
-    for (unsigned r = 0; r < dp::kRoleCount; ++r) rig->drain(static_cast<Role>(r));
+    for (unsigned r = 0; r < dp::kPortRoleCount; ++r) rig->drain(static_cast<PortRole>(r));
     dp->stop_ports(true);
     auto rep = dp->report();
     EXPECT_EQ(rep.pool_avail, rep.pool_size) << "mbufs not returned";
@@ -80,12 +80,12 @@ Conversation::Params conv_params(uint16_t client_port = 40000) {
 
 // Handshake through the dataplane; returns the time after it.
 uint64_t handshake(Fixture& f, Conversation& c, uint64_t t) {
-  EXPECT_TRUE(f.inject(Role::ext, c.client_syn()));
+  EXPECT_TRUE(f.inject(PortRole::ext, c.client_syn()));
   f.dp->step(t += kMs);
-  EXPECT_TRUE(f.inject(Role::pvm, c.vm_synack(Vm::pvm)));
-  EXPECT_TRUE(f.inject(Role::svm, c.vm_synack(Vm::svm)));
+  EXPECT_TRUE(f.inject(PortRole::pvm, c.vm_synack(Vm::pvm)));
+  EXPECT_TRUE(f.inject(PortRole::svm, c.vm_synack(Vm::svm)));
   f.dp->step(t += kMs);
-  EXPECT_TRUE(f.inject(Role::ext, c.client_handshake_ack()));
+  EXPECT_TRUE(f.inject(PortRole::ext, c.client_handshake_ack()));
   f.dp->step(t += kMs);
   return t;
 }
@@ -103,28 +103,28 @@ TEST_F(DataplaneRing, MirrorsIngressToBothVmsAndTranslatesTheSvmAck) {
   ASSERT_TRUE(f.dp) << f.error;
   Conversation c(conv_params());
   Bytes syn = c.client_syn();
-  ASSERT_TRUE(f.inject(Role::ext, syn));
+  ASSERT_TRUE(f.inject(PortRole::ext, syn));
   f.dp->step(kMs);
-  auto to_pvm = f.rig->collect(Role::pvm);
-  auto to_svm = f.rig->collect(Role::svm);
+  auto to_pvm = f.rig->collect(PortRole::pvm);
+  auto to_svm = f.rig->collect(PortRole::svm);
   ASSERT_EQ(to_pvm.size(), 1u);
   ASSERT_EQ(to_svm.size(), 1u);
   EXPECT_EQ(to_pvm[0], syn) << "the PVM gets the client's frame untouched";
   EXPECT_EQ(to_svm[0], syn) << "a SYN carries no ack to translate";
 
   Bytes pvm_synack = c.vm_synack(Vm::pvm);
-  ASSERT_TRUE(f.inject(Role::pvm, pvm_synack));
-  ASSERT_TRUE(f.inject(Role::svm, c.vm_synack(Vm::svm)));
+  ASSERT_TRUE(f.inject(PortRole::pvm, pvm_synack));
+  ASSERT_TRUE(f.inject(PortRole::svm, c.vm_synack(Vm::svm)));
   f.dp->step(2 * kMs);
-  auto released = f.rig->collect(Role::ext);
+  auto released = f.rig->collect(PortRole::ext);
   ASSERT_EQ(released.size(), 1u) << "the PVM's SYN/ACK is released once the SVM's matches";
   EXPECT_EQ(released[0], pvm_synack);
 
   Bytes ack = c.client_handshake_ack();
-  ASSERT_TRUE(f.inject(Role::ext, ack));
+  ASSERT_TRUE(f.inject(PortRole::ext, ack));
   f.dp->step(3 * kMs);
-  to_pvm = f.rig->collect(Role::pvm);
-  to_svm = f.rig->collect(Role::svm);
+  to_pvm = f.rig->collect(PortRole::pvm);
+  to_svm = f.rig->collect(PortRole::svm);
   ASSERT_EQ(to_pvm.size(), 1u);
   ASSERT_EQ(to_svm.size(), 1u);
   EXPECT_EQ(to_pvm[0], ack);
@@ -140,15 +140,15 @@ TEST_F(DataplaneRing, ReleasesMatchedOutputWhateverTheSegmentation) {
   ASSERT_TRUE(f.dp) << f.error;
   Conversation c(conv_params());
   uint64_t t = handshake(f, c, 0);
-  f.rig->collect(Role::ext);
+  f.rig->collect(PortRole::ext);
   Bytes pvm = c.vm_stream(Vm::pvm, 0, 1000);
-  ASSERT_TRUE(f.inject(Role::pvm, pvm));
+  ASSERT_TRUE(f.inject(PortRole::pvm, pvm));
   f.dp->step(t += kMs);
-  EXPECT_TRUE(f.rig->collect(Role::ext).empty()) << "held until the SVM's bytes arrive";
-  ASSERT_TRUE(f.inject(Role::svm, c.vm_stream(Vm::svm, 0, 400)));
-  ASSERT_TRUE(f.inject(Role::svm, c.vm_stream(Vm::svm, 400, 600)));
+  EXPECT_TRUE(f.rig->collect(PortRole::ext).empty()) << "held until the SVM's bytes arrive";
+  ASSERT_TRUE(f.inject(PortRole::svm, c.vm_stream(Vm::svm, 0, 400)));
+  ASSERT_TRUE(f.inject(PortRole::svm, c.vm_stream(Vm::svm, 400, 600)));
   f.dp->step(t += kMs);
-  auto released = f.rig->collect(Role::ext);
+  auto released = f.rig->collect(PortRole::ext);
   ASSERT_EQ(released.size(), 1u);
   EXPECT_EQ(released[0], pvm);
   auto rep = f.dp->report();
@@ -162,15 +162,15 @@ TEST_F(DataplaneRing, DivergenceRequestsOneCheckpointThenReleases) {
   ASSERT_TRUE(f.dp) << f.error;
   Conversation c(conv_params());
   uint64_t t = handshake(f, c, 0);
-  f.rig->collect(Role::ext);
+  f.rig->collect(PortRole::ext);
   Bytes pvm = c.vm_stream(Vm::pvm, 0, 500, 1);
-  ASSERT_TRUE(f.inject(Role::pvm, pvm));
-  ASSERT_TRUE(f.inject(Role::svm, c.vm_stream(Vm::svm, 0, 500, 2)));  // other bytes
+  ASSERT_TRUE(f.inject(PortRole::pvm, pvm));
+  ASSERT_TRUE(f.inject(PortRole::svm, c.vm_stream(Vm::svm, 0, 500, 2)));  // other bytes
   for (int i = 0; i < 5; ++i) f.dp->step(t += kMs);  // request, then 1 ms latency
   auto rep = f.dp->report();
   EXPECT_EQ(rep.checkpoint_requests, 1u);
   EXPECT_EQ(rep.checkpoints_done, 1u);
-  auto released = f.rig->collect(Role::ext);
+  auto released = f.rig->collect(PortRole::ext);
   ASSERT_EQ(released.size(), 1u) << "held output released by the checkpoint";
   EXPECT_EQ(released[0], pvm);
   f.expect_conservation(t + kMs);
@@ -181,14 +181,14 @@ TEST_F(DataplaneRing, DeadlineWithoutSvmOutputRequestsACheckpoint) {
   ASSERT_TRUE(f.dp) << f.error;
   Conversation c(conv_params());
   uint64_t t = handshake(f, c, 0);
-  f.rig->collect(Role::ext);
-  ASSERT_TRUE(f.inject(Role::pvm, c.vm_stream(Vm::pvm, 0, 300)));
+  f.rig->collect(PortRole::ext);
+  ASSERT_TRUE(f.inject(PortRole::pvm, c.vm_stream(Vm::pvm, 0, 300)));
   f.dp->step(t += kMs);
-  EXPECT_TRUE(f.rig->collect(Role::ext).empty());
+  EXPECT_TRUE(f.rig->collect(PortRole::ext).empty());
   f.dp->step(t += 20 * kMs);  // past compare_timeout (10 ms)
   f.dp->step(t += 2 * kMs);   // checkpoint done after 1 ms
   f.dp->step(t += kMs);
-  EXPECT_EQ(f.rig->collect(Role::ext).size(), 1u);
+  EXPECT_EQ(f.rig->collect(PortRole::ext).size(), 1u);
   EXPECT_EQ(f.dp->report().checkpoint_requests, 1u);
   f.expect_conservation(t + kMs);
 }
@@ -214,9 +214,9 @@ TEST_F(DataplaneRing, BadInputIsCountedAndNothingCrashes) {
   uint64_t t = 0;
   for (int round = 0; round < 20; ++round) {
     for (const auto& j : junk) {
-      ASSERT_TRUE(f.inject(Role::ext, j));
-      ASSERT_TRUE(f.inject(Role::pvm, j));
-      ASSERT_TRUE(f.inject(Role::svm, j));
+      ASSERT_TRUE(f.inject(PortRole::ext, j));
+      ASSERT_TRUE(f.inject(PortRole::pvm, j));
+      ASSERT_TRUE(f.inject(PortRole::svm, j));
     }
     f.dp->step(t += kMs);
   }
@@ -231,15 +231,15 @@ TEST_F(DataplaneRing, BadInputIsCountedAndNothingCrashes) {
 }
 
 TEST_F(DataplaneRing, HostAndLinkAreForwarded) {
-  Fixture f("fwd", 1, {Role::ext, Role::pvm, Role::svm, Role::host, Role::link});
+  Fixture f("fwd", 1, {PortRole::ext, PortRole::pvm, PortRole::svm, PortRole::host, PortRole::link});
   ASSERT_TRUE(f.dp) << f.error;
   Conversation c(conv_params());
   Bytes a = c.vm_stream(Vm::pvm, 0, 200), b = c.vm_stream(Vm::svm, 0, 300);
-  ASSERT_TRUE(f.inject(Role::host, a));
-  ASSERT_TRUE(f.inject(Role::link, b));
+  ASSERT_TRUE(f.inject(PortRole::host, a));
+  ASSERT_TRUE(f.inject(PortRole::link, b));
   f.dp->step(kMs);
-  auto on_link = f.rig->collect(Role::link);
-  auto on_host = f.rig->collect(Role::host);
+  auto on_link = f.rig->collect(PortRole::link);
+  auto on_host = f.rig->collect(PortRole::host);
   ASSERT_EQ(on_link.size(), 1u);
   ASSERT_EQ(on_host.size(), 1u);
   EXPECT_EQ(on_link[0], a);
@@ -258,16 +258,16 @@ TEST_F(DataplaneRing, TwoWorkersSteerEveryConnectionToOneOwnerInOrder) {
     convs.push_back(std::make_unique<Conversation>(conv_params(static_cast<uint16_t>(41000 + i))));
     t = handshake(f, *convs.back(), t);
   }
-  f.rig->collect(Role::ext);
+  f.rig->collect(PortRole::ext);
   for (int s = 0; s < kSegs; ++s) {
     for (auto& c : convs) {
-      ASSERT_TRUE(f.inject(Role::pvm, c->vm_stream(Vm::pvm, static_cast<uint64_t>(s) * 100, 100)));
-      ASSERT_TRUE(f.inject(Role::svm, c->vm_stream(Vm::svm, static_cast<uint64_t>(s) * 100, 100)));
+      ASSERT_TRUE(f.inject(PortRole::pvm, c->vm_stream(Vm::pvm, static_cast<uint64_t>(s) * 100, 100)));
+      ASSERT_TRUE(f.inject(PortRole::svm, c->vm_stream(Vm::svm, static_cast<uint64_t>(s) * 100, 100)));
     }
     f.dp->step(t += kMs);
   }
   for (int i = 0; i < 4; ++i) f.dp->step(t += kMs);
-  auto released = f.rig->collect(Role::ext);
+  auto released = f.rig->collect(PortRole::ext);
   ASSERT_EQ(released.size(), static_cast<size_t>(kFlows * kSegs));
   // Per connection, release order is stream order.
   std::map<uint16_t, uint32_t> last_seq;
@@ -305,7 +305,7 @@ TEST_F(DataplaneRing, WrongConfigIsRefusedNamingTheKey) {
   Config ok;
   ASSERT_TRUE(dp::parse_config(dp::default_config_yaml(), ok, err)) << err;
   EXPECT_TRUE(dp::validate(ok, err)) << err;
-  ok.ports[static_cast<unsigned>(Role::svm)].clear();
+  ok.ports[static_cast<unsigned>(PortRole::svm)].clear();
   EXPECT_FALSE(dp::validate(ok, err));
   EXPECT_NE(err.find("ports.svm"), std::string::npos) << err;
   // A port name that does not exist is refused by the dataplane, naming the role.

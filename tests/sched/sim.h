@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "dataplane/sched/scheduler.h"
+#include "dataplane/qos/sched/scheduler.h"
 
 namespace lockstep::sched::test {
 

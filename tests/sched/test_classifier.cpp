@@ -1,13 +1,13 @@
 // Filters: each field alone, first match wins, default class, and frames parsed from
 // bytes (IPv4/IPv6, TCP/UDP, VLAN, DSCP, non-IP, truncated).
-#include "dataplane/sched/classifier.h"
+#include "dataplane/qos/sched/classifier.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "dataplane/sched/spec.h"
+#include "dataplane/qos/sched/spec.h"
 
 namespace lockstep::sched {
 namespace {
@@ -82,13 +82,13 @@ TEST(SchedClassifier, FirstMatchWinsElseDefault) {
   auto tcp = frame(false, 6, kA4, kB4, 40000, 9000, 0);
   auto udp = frame(false, 17, kA4, kB4, 40000, 9000, 0);
   auto other = frame(false, 17, kA4, kB4, 40000, 53, 0);
-  EXPECT_EQ(c.classify_frame(tcp.data(), static_cast<uint32_t>(tcp.size()), Role::proxy), 1);
-  EXPECT_EQ(c.classify_frame(udp.data(), static_cast<uint32_t>(udp.size()), Role::proxy), 2);
-  EXPECT_EQ(c.classify_frame(other.data(), static_cast<uint32_t>(other.size()), Role::heartbeat), 3);
-  EXPECT_EQ(c.classify_frame(other.data(), static_cast<uint32_t>(other.size()), Role::proxy), 9);
+  EXPECT_EQ(c.classify_frame(tcp.data(), static_cast<uint32_t>(tcp.size()), TrafficRole::proxy), 1);
+  EXPECT_EQ(c.classify_frame(udp.data(), static_cast<uint32_t>(udp.size()), TrafficRole::proxy), 2);
+  EXPECT_EQ(c.classify_frame(other.data(), static_cast<uint32_t>(other.size()), TrafficRole::heartbeat), 3);
+  EXPECT_EQ(c.classify_frame(other.data(), static_cast<uint32_t>(other.size()), TrafficRole::proxy), 9);
   EXPECT_TRUE(c.remove(10));
   EXPECT_FALSE(c.remove(10));
-  EXPECT_EQ(c.classify_frame(tcp.data(), static_cast<uint32_t>(tcp.size()), Role::proxy), 2);
+  EXPECT_EQ(c.classify_frame(tcp.data(), static_cast<uint32_t>(tcp.size()), TrafficRole::proxy), 2);
 }
 
 TEST(SchedClassifier, GuestMatchesTheCallersGuestOnlyAndNeedsItsNameKnown) {
@@ -109,10 +109,10 @@ TEST(SchedClassifier, GuestMatchesTheCallersGuestOnlyAndNeedsItsNameKnown) {
   auto udp = frame(false, 17, kA4, kB4, 40000, 53, 0);
   auto tcp = frame(false, 6, kA4, kB4, 40000, 80, 0);
   const auto n = static_cast<uint32_t>(udp.size()), m = static_cast<uint32_t>(tcp.size());
-  EXPECT_EQ(c.classify_frame(udp.data(), n, Role::proxy, 1), 1) << "db's";
-  EXPECT_EQ(c.classify_frame(udp.data(), n, Role::proxy, 0), 2) << "web's UDP";
-  EXPECT_EQ(c.classify_frame(tcp.data(), m, Role::proxy, 0), 9) << "web's TCP: no filter";
-  EXPECT_EQ(c.classify_frame(udp.data(), n, Role::other), 9) << "no guest (between the hosts)";
+  EXPECT_EQ(c.classify_frame(udp.data(), n, TrafficRole::proxy, 1), 1) << "db's";
+  EXPECT_EQ(c.classify_frame(udp.data(), n, TrafficRole::proxy, 0), 2) << "web's UDP";
+  EXPECT_EQ(c.classify_frame(tcp.data(), m, TrafficRole::proxy, 0), 9) << "web's TCP: no filter";
+  EXPECT_EQ(c.classify_frame(udp.data(), n, TrafficRole::other), 9) << "no guest (between the hosts)";
   EXPECT_EQ(format_match(c.filters()[0].match), "guest db");
   // Read back from its text, as `qos show` prints it.
   const GuestNamesScope scope(guests);
@@ -133,18 +133,18 @@ TEST(SchedClassifier, PrefixesOfBothFamilies) {
   auto v6 = frame(true, 17, kB6, kA6, 1, 2, 0);
   auto v6b = frame(true, 17, kA6, kB6, 1, 2, 0);
   auto v6c = frame(true, 17, kB6, kB6, 1, 2, 0);
-  EXPECT_EQ(c.classify_frame(v4.data(), static_cast<uint32_t>(v4.size()), Role::other), 1);
-  EXPECT_EQ(c.classify_frame(v4b.data(), static_cast<uint32_t>(v4b.size()), Role::other), 0);
-  EXPECT_EQ(c.classify_frame(v6.data(), static_cast<uint32_t>(v6.size()), Role::other), 2);
-  EXPECT_EQ(c.classify_frame(v6b.data(), static_cast<uint32_t>(v6b.size()), Role::other), 3);
-  EXPECT_EQ(c.classify_frame(v6c.data(), static_cast<uint32_t>(v6c.size()), Role::other), 4);
+  EXPECT_EQ(c.classify_frame(v4.data(), static_cast<uint32_t>(v4.size()), TrafficRole::other), 1);
+  EXPECT_EQ(c.classify_frame(v4b.data(), static_cast<uint32_t>(v4b.size()), TrafficRole::other), 0);
+  EXPECT_EQ(c.classify_frame(v6.data(), static_cast<uint32_t>(v6.size()), TrafficRole::other), 2);
+  EXPECT_EQ(c.classify_frame(v6b.data(), static_cast<uint32_t>(v6b.size()), TrafficRole::other), 3);
+  EXPECT_EQ(c.classify_frame(v6c.data(), static_cast<uint32_t>(v6c.size()), TrafficRole::other), 4);
   // ::/0 matches IPv6 only, 0.0.0.0/0 IPv4 only.
   Classifier d;
   d.set_default(0);
   ASSERT_EQ(d.add(filter("src ::/0", 1, 6)), "");
   ASSERT_EQ(d.add(filter("src 0.0.0.0/0", 2, 4)), "");
-  EXPECT_EQ(d.classify_frame(v4.data(), static_cast<uint32_t>(v4.size()), Role::other), 4);
-  EXPECT_EQ(d.classify_frame(v6.data(), static_cast<uint32_t>(v6.size()), Role::other), 6);
+  EXPECT_EQ(d.classify_frame(v4.data(), static_cast<uint32_t>(v4.size()), TrafficRole::other), 4);
+  EXPECT_EQ(d.classify_frame(v6.data(), static_cast<uint32_t>(v6.size()), TrafficRole::other), 6);
 }
 
 TEST(SchedClassifier, PortsEitherDirectionAndDscp) {
@@ -158,11 +158,11 @@ TEST(SchedClassifier, PortsEitherDirectionAndDscp) {
   auto af41 = frame(false, 6, kA4, kB4, 1000, 2000, 34);
   auto p8050 = frame(false, 6, kA4, kB4, 8050, 2000, 0);
   auto ssh = frame(false, 6, kA4, kB4, 22, 2000, 0, /*vlan=*/true);
-  EXPECT_EQ(c.classify_frame(ef4.data(), static_cast<uint32_t>(ef4.size()), Role::other), 1);
-  EXPECT_EQ(c.classify_frame(cs6_6.data(), static_cast<uint32_t>(cs6_6.size()), Role::other), 1);
-  EXPECT_EQ(c.classify_frame(af41.data(), static_cast<uint32_t>(af41.size()), Role::other), 0);
-  EXPECT_EQ(c.classify_frame(p8050.data(), static_cast<uint32_t>(p8050.size()), Role::other), 2);
-  EXPECT_EQ(c.classify_frame(ssh.data(), static_cast<uint32_t>(ssh.size()), Role::other), 3);
+  EXPECT_EQ(c.classify_frame(ef4.data(), static_cast<uint32_t>(ef4.size()), TrafficRole::other), 1);
+  EXPECT_EQ(c.classify_frame(cs6_6.data(), static_cast<uint32_t>(cs6_6.size()), TrafficRole::other), 1);
+  EXPECT_EQ(c.classify_frame(af41.data(), static_cast<uint32_t>(af41.size()), TrafficRole::other), 0);
+  EXPECT_EQ(c.classify_frame(p8050.data(), static_cast<uint32_t>(p8050.size()), TrafficRole::other), 2);
+  EXPECT_EQ(c.classify_frame(ssh.data(), static_cast<uint32_t>(ssh.size()), TrafficRole::other), 3);
 }
 
 TEST(SchedClassifier, NonIpAndTruncatedFramesMatchOnRoleOnly) {
@@ -174,11 +174,11 @@ TEST(SchedClassifier, NonIpAndTruncatedFramesMatchOnRoleOnly) {
   std::vector<uint8_t> arp(60, 0);
   arp[12] = 0x08;
   arp[13] = 0x06;
-  EXPECT_EQ(c.classify_frame(arp.data(), 60, Role::block_replication), 2);
-  EXPECT_EQ(c.classify_frame(arp.data(), 60, Role::other), 3);
+  EXPECT_EQ(c.classify_frame(arp.data(), 60, TrafficRole::block_replication), 2);
+  EXPECT_EQ(c.classify_frame(arp.data(), 60, TrafficRole::other), 3);
   auto tcp = frame(false, 6, kA4, kB4, 1, 2, 0);
-  EXPECT_EQ(c.classify_frame(tcp.data(), 20, Role::other), 3);  // cut inside the IP header
-  EXPECT_EQ(c.classify_frame(tcp.data(), 0, Role::other), 3);
+  EXPECT_EQ(c.classify_frame(tcp.data(), 20, TrafficRole::other), 3);  // cut inside the IP header
+  EXPECT_EQ(c.classify_frame(tcp.data(), 0, TrafficRole::other), 3);
 }
 
 TEST(SchedClassifier, TableIsBounded) {

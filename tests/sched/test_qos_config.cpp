@@ -1,10 +1,10 @@
-// lockstepd's `qos:` section as the scheduler sees it (dataplane/qos_config.h, pure):
+// lockstepd's `qos:` section as the scheduler sees it (dataplane/qos/qos_config.h, pure):
 // scripts build a port's configuration; bad lines are refused naming the line and token;
 // a configuration built from a script runs in a QosPort and survives live changes.
 #include <gtest/gtest.h>
 
-#include "dataplane/qos_config.h"
-#include "dataplane/sched/qos_port.h"
+#include "dataplane/qos/qos_config.h"
+#include "dataplane/qos/sched/qos_port.h"
 
 namespace lockstep::sched {
 namespace {

@@ -2,11 +2,11 @@
 // ports), first match by pref, `defaults` inside a script, live add/replace/del, frames
 // parsed from bytes (TCP/UDP, IPv4/IPv6, VLAN, non-IP), bad rules refused naming the
 // word and token.
-#include "dataplane/sched/roles.h"
+#include "dataplane/qos/sched/roles.h"
 
 #include <gtest/gtest.h>
 
-#include "dataplane/sched/spec.h"
+#include "dataplane/qos/sched/spec.h"
 #include "tests/support/frame_builder.h"
 
 namespace lockstep::sched {
@@ -27,8 +27,8 @@ Bytes frame(uint8_t proto, uint16_t sport, uint16_t dport, bool v6 = false,
   return test::build_frame(s);
 }
 
-Role role_of(const RoleMap& m, const Bytes& f) {
-  return m.resolve(Classifier::fields_of(f.data(), static_cast<uint32_t>(f.size()), Role::other));
+TrafficRole role_of(const RoleMap& m, const Bytes& f) {
+  return m.resolve(Classifier::fields_of(f.data(), static_cast<uint32_t>(f.size()), TrafficRole::other));
 }
 
 RoleMap defaults_map(RoleDefaultsInput in = {{9099}, {9009}}) {
@@ -42,37 +42,37 @@ RoleMap defaults_map(RoleDefaultsInput in = {{9099}, {9009}}) {
 TEST(RoleMap, DefaultsTagColoTrafficBothDirections) {
   const RoleMap m = defaults_map();
   // lockstep's heartbeats (UDP 9099, either side) and the checkpointer link (TCP 9009).
-  EXPECT_EQ(role_of(m, frame(kProtoUdp, 40000, 9099)), Role::heartbeat);
-  EXPECT_EQ(role_of(m, frame(kProtoUdp, 9099, 40000)), Role::heartbeat);
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 9009, 50000)), Role::heartbeat);
+  EXPECT_EQ(role_of(m, frame(kProtoUdp, 40000, 9099)), TrafficRole::heartbeat);
+  EXPECT_EQ(role_of(m, frame(kProtoUdp, 9099, 40000)), TrafficRole::heartbeat);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 9009, 50000)), TrafficRole::heartbeat);
   // QEMU's COLO ports: migration/checkpoint, NBD block replication, the redirector's SVM
   // output stream, the mirror stream.
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50001, 9998)), Role::checkpoint);
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 9998, 50001)), Role::checkpoint) << "the acks too";
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50002, 10809)), Role::block_replication);
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50002, 9999)), Role::block_replication);
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50003, 9004)), Role::svm_output);
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50004, 9003)), Role::proxy);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50001, 9998)), TrafficRole::checkpoint);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 9998, 50001)), TrafficRole::checkpoint) << "the acks too";
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50002, 10809)), TrafficRole::block_replication);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50002, 9999)), TrafficRole::block_replication);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50003, 9004)), TrafficRole::svm_output);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50004, 9003)), TrafficRole::proxy);
   // Not these: UDP on a TCP port, other ports, IPv6 and VLAN-tagged alike, non-IP.
-  EXPECT_EQ(role_of(m, frame(kProtoUdp, 50001, 9998)), Role::other);
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50001, 80)), Role::other);
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50001, 9998, true)), Role::checkpoint);
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50001, 10809, false, {7})), Role::block_replication);
+  EXPECT_EQ(role_of(m, frame(kProtoUdp, 50001, 9998)), TrafficRole::other);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50001, 80)), TrafficRole::other);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50001, 9998, true)), TrafficRole::checkpoint);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 50001, 10809, false, {7})), TrafficRole::block_replication);
   test::FrameSpec arp;
   arp.raw_ethertype = 0x0806;
   arp.payload.assign(28, 0);
-  EXPECT_EQ(role_of(m, test::build_frame(arp)), Role::other);
+  EXPECT_EQ(role_of(m, test::build_frame(arp)), TrafficRole::other);
   // Without heartbeat or checkpointer settings, no heartbeat rule at all.
   const RoleMap bare = defaults_map({});
-  EXPECT_EQ(role_of(bare, frame(kProtoUdp, 40000, 9099)), Role::other);
-  EXPECT_EQ(role_of(bare, frame(kProtoTcp, 1, 9998)), Role::checkpoint);
+  EXPECT_EQ(role_of(bare, frame(kProtoUdp, 40000, 9099)), TrafficRole::other);
+  EXPECT_EQ(role_of(bare, frame(kProtoTcp, 1, 9998)), TrafficRole::checkpoint);
 }
 
 TEST(RoleMap, DefaultsAreDeduplicatedAndOrderedHeartbeatFirst) {
   // A heartbeat port that collides with a QEMU default keeps the heartbeat role.
   const auto d = default_role_rules({{9099, 9099}, {9998}});
   ASSERT_FALSE(d.empty());
-  EXPECT_EQ(d[0].role, Role::heartbeat);
+  EXPECT_EQ(d[0].role, TrafficRole::heartbeat);
   size_t n9099 = 0, n9998 = 0;
   for (const auto& r : d) {
     n9099 += r.match.proto == kProtoUdp && r.match.port.lo == 9099;
@@ -81,7 +81,7 @@ TEST(RoleMap, DefaultsAreDeduplicatedAndOrderedHeartbeatFirst) {
   EXPECT_EQ(n9099, 1u);
   EXPECT_EQ(n9998, 1u);
   const RoleMap m = defaults_map({{}, {9998}});
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 1, 9998)), Role::heartbeat);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 1, 9998)), TrafficRole::heartbeat);
 }
 
 TEST(RoleMap, ScriptRulesFirstMatchByPrefAndDefaultsInPlace) {
@@ -99,23 +99,23 @@ TEST(RoleMap, ScriptRulesFirstMatchByPrefAndDefaultsInPlace) {
                              d, m, err))
       << err;
   EXPECT_EQ(m.rules().front().pref, 5u);
-  EXPECT_EQ(m.rules().front().role, Role::heartbeat);
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 1, 9998)), Role::block_replication);
-  EXPECT_EQ(role_of(m, frame(kProtoUdp, 1, 7005)), Role::heartbeat);
-  EXPECT_EQ(role_of(m, frame(kProtoUdp, 1, 7011)), Role::other);
-  EXPECT_EQ(role_of(m, frame(kProtoUdp, 1, 9099)), Role::heartbeat) << "from the defaults";
+  EXPECT_EQ(m.rules().front().role, TrafficRole::heartbeat);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 1, 9998)), TrafficRole::block_replication);
+  EXPECT_EQ(role_of(m, frame(kProtoUdp, 1, 7005)), TrafficRole::heartbeat);
+  EXPECT_EQ(role_of(m, frame(kProtoUdp, 1, 7011)), TrafficRole::other);
+  EXPECT_EQ(role_of(m, frame(kProtoUdp, 1, 9099)), TrafficRole::heartbeat) << "from the defaults";
   test::FrameSpec s;
   s.src = test::ip4(10, 9, 3, 4);
   s.dst = test::ip4(10, 8, 0, 1);
   s.sport = 1234;
   s.dport = 80;
-  EXPECT_EQ(role_of(m, test::build_frame(s)), Role::checkpoint);
+  EXPECT_EQ(role_of(m, test::build_frame(s)), TrafficRole::checkpoint);
   // Rules given without `defaults`: the defaults are not there.
   RoleMap only;
   ASSERT_TRUE(build_role_map("checkpoint proto tcp port 8888", d, only, err)) << err;
   EXPECT_EQ(only.rules().size(), 1u);
-  EXPECT_EQ(role_of(only, frame(kProtoTcp, 1, 8888)), Role::checkpoint);
-  EXPECT_EQ(role_of(only, frame(kProtoTcp, 1, 9998)), Role::other);
+  EXPECT_EQ(role_of(only, frame(kProtoTcp, 1, 8888)), TrafficRole::checkpoint);
+  EXPECT_EQ(role_of(only, frame(kProtoTcp, 1, 9998)), TrafficRole::other);
   // The text form reads back to the same rule.
   for (const RoleRule& r : m.rules()) {
     RoleParse p = parse_role_line(format_role_rule(r));
@@ -135,14 +135,14 @@ TEST(RoleMap, LiveCommandsAddReplaceDelete) {
     return apply_role_command(m, p.cmd);
   };
   EXPECT_EQ(run("role add pref 1 checkpoint proto tcp dport 8888"), "");
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 1, 8888)), Role::checkpoint);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 1, 8888)), TrafficRole::checkpoint);
   EXPECT_EQ(run("qos role replace pref 1 block_replication proto tcp dport 8888"), "");
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 1, 8888)), Role::block_replication);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 1, 8888)), TrafficRole::block_replication);
   EXPECT_EQ(run("add heartbeat proto udp port 6000"), "");
   EXPECT_EQ(m.rules().back().pref, m.rules()[m.rules().size() - 2].pref + 10) << "auto pref";
-  EXPECT_EQ(role_of(m, frame(kProtoUdp, 6000, 1)), Role::heartbeat);
+  EXPECT_EQ(role_of(m, frame(kProtoUdp, 6000, 1)), TrafficRole::heartbeat);
   EXPECT_EQ(run("del pref 1"), "");
-  EXPECT_EQ(role_of(m, frame(kProtoTcp, 1, 8888)), Role::other);
+  EXPECT_EQ(role_of(m, frame(kProtoTcp, 1, 8888)), TrafficRole::other);
   EXPECT_EQ(m.rules().size(), before + 1);
   // Refused, nothing changes.
   EXPECT_NE(run("add pref 10 checkpoint proto tcp port 1").find("exists"), std::string::npos);

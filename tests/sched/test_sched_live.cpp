@@ -1,7 +1,7 @@
 // Live changes through QosPort while packets are queued: nothing is lost, a deleted
 // class's backlog moves to the default class (counted), changes take effect, refused
 // commands change nothing; a random walk of commands and traffic keeps every packet.
-#include "dataplane/sched/qos_port.h"
+#include "dataplane/qos/sched/qos_port.h"
 
 #include <gtest/gtest.h>
 

@@ -10,7 +10,7 @@
 #include <iostream>
 #include <vector>
 
-#include "dataplane/sched/scheduler.h"
+#include "dataplane/qos/sched/scheduler.h"
 #include "tests/sched/sim.h"
 
 namespace lockstep::sched {

@@ -1,6 +1,6 @@
 // Scheduler basics: order, conservation, bounded queues and their drop reasons,
 // connection table eviction, drain, time that runs backwards.
-#include "dataplane/sched/scheduler.h"
+#include "dataplane/qos/sched/scheduler.h"
 
 #include <gtest/gtest.h>
 

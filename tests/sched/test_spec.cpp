@@ -1,10 +1,10 @@
 // The tc-vocabulary parser: values (rates, sizes, prefixes, ports, DSCP), whole
 // commands, and refusals whose message names the offending token.
-#include "dataplane/sched/spec.h"
+#include "dataplane/qos/sched/spec.h"
 
 #include <gtest/gtest.h>
 
-#include "dataplane/sched/config.h"
+#include "dataplane/qos/sched/sched_config.h"
 
 namespace lockstep::sched {
 namespace {

@@ -1,6 +1,6 @@
 // The token bucket on its own: exact credit at integer times, depth cap, debt from a
 // packet longer than the bucket, waits, time running backwards, extreme rates.
-#include "dataplane/sched/token_bucket.h"
+#include "dataplane/qos/sched/token_bucket.h"
 
 #include <gtest/gtest.h>
 

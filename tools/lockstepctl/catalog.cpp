@@ -6,7 +6,7 @@
 
 #include "ctrl/command_registry.h"
 #include "ctrl/commands.h"
-#include "ctrl/qos_commands.h"
+#include "dataplane/qos/qos_commands.h"
 
 namespace lockstep::ctl {
 

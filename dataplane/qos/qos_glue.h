@@ -1,0 +1,258 @@
+// The egress scheduler on DPDK ports: what sits between a worker and a port that
+// carries a `qos:` configuration (dataplane/qos/sched is the pure core).
+//
+//   worker -> out(role, mbuf, traffic) -> QosEgress: classify (filters, traffic role),
+//            enqueue in bursts -> Scheduler -> dequeue what it allows at now -> tx_burst
+//
+// Traffic roles. The worker tags each frame with its role as its path tells it (proxy,
+// svm_output); frames between the hosts come tagged `other`, and the classifier's parse
+// of the frame (done once, for the filters anyway) is matched against the role map
+// (sched/roles.h, `qos.roles`) to give them theirs (heartbeat, checkpoint, ...). The
+// map is one for the dataplane, changed live like the ports' configurations.
+//
+// Ownership. A port's scheduler shapes the whole port, so it has one owner: worker 0.
+// It owns the QosEgress (QosPort, staging arrays, frames the device did not take) and
+// transmits on its own tx queue. Other workers hand their frames for that port to it
+// over an MP/SC ring (QosHandoff). The control side (QosHub, on ctrl/control threads,
+// serialised by a mutex) validates commands on its copy of each port's QosConfig and
+// publishes the new value over an SPSC ring to worker 0, which calls reconcile() between
+// bursts: queued packets are kept (a deleted class's backlog moves, counted).
+//
+// Bounds. At most one burst of frames taken from the scheduler and refused by the
+// device waits (in order) for the next poll; the scheduler's queues are bounded by its
+// limits; every refusal is counted per class and reason by the scheduler, and what
+// never reached a class (handoff ring full) here. No allocation, virtual call or
+// std::function per packet. At finish every queued frame is freed (pools end full).
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dataplane/daemon/lockstepd_config.h"
+#include "dataplane/edge/stats.h"
+#include "dataplane/qos/sched/qos_port.h"
+#include "dataplane/qos/sched/roles.h"
+
+namespace lockstep::dp {
+
+inline constexpr unsigned kQosBurst = 64;
+
+// Counters of the glue, per egress port (the scheduler counts per class and reason).
+struct QosGlueCounters {
+  uint64_t frames_in = 0;       // frames given to the scheduler (after handoff)
+  uint64_t handed_off = 0;      // frames other workers passed over the handoff ring
+  uint64_t handoff_full = 0;    // dropped: the handoff ring to the owner was full
+  uint64_t sched_refused = 0;   // refused by the scheduler (per class/reason there)
+  uint64_t tx_sent = 0, tx_bytes = 0;
+  uint64_t tx_deferred = 0;     // frames the device did not take at once (sent later)
+  uint64_t reconciles = 0;      // configurations applied between bursts
+  uint64_t reconcile_errors = 0;
+  uint64_t freed_at_stop = 0;   // queued frames freed at finish
+  uint64_t roles_applied = 0;   // role maps applied between bursts
+  std::array<uint64_t, sched::kTrafficRoleCount> role_frames{};  // frames in, by traffic role
+};
+
+// One egress port's scheduler, owned by worker 0.
+class QosEgress {
+ public:
+  QosEgress(PortRole port_role, const sched::SchedConfig& limits, const sched::QosConfig& initial);
+  QosEgress(const QosEgress&) = delete;
+  QosEgress& operator=(const QosEgress&) = delete;
+
+  // Called by the owner worker once it knows its tx queue and counters.
+  void attach(int port_id, uint16_t txq, PortCounters* counters);
+
+  // Stages one frame; a full stage is classified and enqueued at now. `guest`: the
+  // guest whose NIC it leaves (filters `guest NAME`), sched::kNoGuest for none.
+  void add(rte_mbuf* m, sched::TrafficRole traffic, uint64_t now_ns, uint16_t guest = sched::kNoGuest) {
+    if (n_in_ == kQosBurst) enqueue_staged(now_ns);
+    in_[n_in_] = m;
+    in_role_[n_in_] = static_cast<uint8_t>(traffic);
+    in_guest_[n_in_] = guest;
+    ++n_in_;
+  }
+  // Takes frames other workers handed over (handoff ring), enqueues what is staged,
+  // then sends what the scheduler allows at now. Returns frames sent.
+  unsigned service(uint64_t now_ns);
+  // Applies a configuration value between bursts (keeps every queued packet).
+  void reconcile(const sched::QosConfig& target, uint64_t now_ns);
+  // Finish: everything staged, handed over, queued or deferred is freed (counted).
+  void drain_and_free(uint64_t now_ns);
+
+  uint64_t next_ready_ns(uint64_t now_ns) { return qos_.scheduler().next_ready_ns(now_ns); }
+  const sched::QosPort& port() const { return qos_; }
+  sched::QosPort& port() { return qos_; }
+  const QosGlueCounters& counters() const { return ctr_; }
+  void set_handoff(rte_ring* r) { handoff_ = r; }
+  // The role map frames tagged `other` are resolved with (owned by the hub, read and
+  // changed only on the owner's thread); null: they stay `other`.
+  void set_roles(const sched::RoleMap* m) { roles_ = m; }
+  // Enqueues what is staged (a role map change applies to frames staged after it).
+  void flush_staged(uint64_t now_ns) { enqueue_staged(now_ns); }
+  void count_roles_applied() { ++ctr_.roles_applied; }
+
+ private:
+  void enqueue_staged(uint64_t now_ns);
+  unsigned transmit(uint64_t now_ns);
+
+  PortRole role_;
+  sched::QosPort qos_;
+  int port_id_ = -1;
+  uint16_t txq_ = 0;
+  PortCounters* port_ctr_ = nullptr;
+  rte_ring* handoff_ = nullptr;
+  const sched::RoleMap* roles_ = nullptr;
+  QosGlueCounters ctr_;
+  std::array<rte_mbuf*, kQosBurst> in_{};
+  std::array<uint8_t, kQosBurst> in_role_{};
+  std::array<uint16_t, kQosBurst> in_guest_{};
+  uint32_t n_in_ = 0;
+  std::array<sched::Packet, kQosBurst> pkts_{};
+  std::array<uint64_t, kQosBurst> handles_{};
+  std::array<rte_mbuf*, kQosBurst> pend_{};  // taken from the scheduler, not yet sent
+  uint32_t pend_first_ = 0, pend_n_ = 0;
+};
+
+// A frame on its way from a worker to the port owner, with its traffic role (bits 0..7)
+// and its guest (bits 8..23).
+struct QosHandoffElem {
+  rte_mbuf* m;
+  uint64_t role;
+  sched::TrafficRole traffic() const { return static_cast<sched::TrafficRole>(role & 0xff); }
+  uint16_t guest() const { return static_cast<uint16_t>(role >> 8); }
+};
+static_assert(sizeof(QosHandoffElem) == 16);
+
+// Worker w > 0: stages frames for a scheduled port and passes them to worker 0.
+class QosHandoff {
+ public:
+  void init(rte_ring* ring, QosGlueCounters* shared_drops) {
+    ring_ = ring;
+    drops_ = shared_drops;
+  }
+  void add(rte_mbuf* m, sched::TrafficRole traffic, uint16_t guest = sched::kNoGuest) {
+    if (n_ == kQosBurst) flush();
+    buf_[n_++] = QosHandoffElem{m, static_cast<uint64_t>(traffic) | (uint64_t{guest} << 8)};
+  }
+  void flush();
+
+ private:
+  rte_ring* ring_ = nullptr;
+  QosGlueCounters* drops_ = nullptr;  // handoff_full, counted atomically (several writers)
+  std::array<QosHandoffElem, kQosBurst> buf_{};
+  uint32_t n_ = 0;
+};
+
+// control -> worker 0
+struct QosMsg {
+  enum Kind : uint32_t { reconcile, show, role_map };
+  uint32_t kind = reconcile;
+  uint32_t role = 0;
+  uint64_t generation = 0;
+  const sched::QosConfig* cfg = nullptr;  // reconcile: kept alive by the hub until acked
+  const sched::RoleMap* roles = nullptr;  // roles: kept alive by the hub until acked
+};
+static_assert(sizeof(QosMsg) % 8 == 0);
+
+// What `show` reports for one port, filled on worker 0.
+struct QosShowResult {
+  std::string port;
+  std::string text;  // tc -s style
+  sched::QosConfig config;
+  sched::PortStats port_stats;
+  struct Class {
+    std::string name;
+    sched::ClassStats stats;
+  };
+  std::vector<Class> classes;
+  QosGlueCounters glue;
+  uint64_t generation = 0;
+};
+
+// What a worker needs to reach the schedulers.
+struct QosWorkerLinks {
+  std::array<QosEgress*, kPortRoleCount> egress{};    // worker 0: the ports it schedules
+  std::array<rte_ring*, kPortRoleCount> handoff{};    // workers > 0: ring to worker 0
+  QosGlueCounters* handoff_drops = nullptr;       // workers > 0 (atomic increments)
+  class QosHub* hub = nullptr;                    // worker 0: control messages
+};
+
+// The scheduled ports of one Dataplane: created from Config.qos, owns the schedulers
+// (used by worker 0), the rings and the control side's configuration copies.
+class QosHub {
+ public:
+  // Null (and no error) when no port has a qos configuration.
+  static std::unique_ptr<QosHub> create(const Config& cfg, const std::array<int, kPortRoleCount>& port,
+                                        unsigned workers, std::string& error);
+  ~QosHub();
+  QosHub(const QosHub&) = delete;
+  QosHub& operator=(const QosHub&) = delete;
+
+  QosWorkerLinks links(unsigned worker);
+
+  // ---- control side (any control thread)
+  // Port names that carry a scheduler.
+  std::vector<std::string> ports() const;
+  // Validates one tc-style command for `port` on the control copy and publishes the
+  // result to worker 0. Returns the generation (0 + error when refused).
+  uint64_t apply(const std::string& port, const std::string& command, std::string& error);
+  // True once worker 0 has applied `generation`; waits up to timeout_ns.
+  bool wait_applied(uint64_t generation, uint64_t timeout_ns) const;
+  // Asks worker 0 for the port's state; waits up to timeout_ns for the answer.
+  bool show(const std::string& port, bool stats, uint64_t timeout_ns, QosShowResult& out,
+            std::string& error);
+  // The control copy of a port's configuration (what `apply` validates against).
+  bool config(const std::string& port, sched::QosConfig& out) const;
+  // One role map command ("add [pref N] ROLE MATCH...", "replace pref N ...", "del pref
+  // N"; sched/roles.h), validated on the control copy and published to worker 0.
+  // Returns the generation (0 + error when refused).
+  uint64_t apply_role(const std::string& command, std::string& error);
+  // The control copy of the role map.
+  sched::RoleMap roles() const;
+  // The dataplane's guests by index (a filter's `guest NAME`): set when one is added.
+  void set_guests(std::vector<std::string> names);
+
+  // ---- worker 0
+  void poll_messages(uint64_t now_ns);
+  // Finish (after every worker finished): frees all that is still queued or handed over.
+  void finish(uint64_t now_ns);
+
+ private:
+  QosHub() = default;
+  int role_index(const std::string& port) const;
+
+  sched::SchedConfig limits_;
+  sched::RoleMap roles_control_;  // under mu_
+  sched::RoleMap roles_worker_;   // worker 0's (the egresses point at it)
+  std::array<std::unique_ptr<QosEgress>, kPortRoleCount> egress_{};
+  std::array<rte_ring*, kPortRoleCount> handoff_{};
+  QosGlueCounters handoff_drops_;
+  rte_ring* msgs_ = nullptr;  // QosMsg, SPSC: control (under mu_) -> worker 0
+
+  mutable std::mutex mu_;
+  std::vector<std::string> guest_names_;  // under mu_ (create: before any other thread)
+  std::array<sched::QosConfig, kPortRoleCount> control_cfg_{};
+  struct Published {
+    uint64_t generation;
+    std::unique_ptr<sched::QosConfig> cfg;
+    std::unique_ptr<sched::RoleMap> roles;
+  };
+  std::vector<Published> published_;  // alive until worker 0 acknowledged them
+  uint64_t next_generation_ = 1;
+  std::atomic<uint64_t> applied_{0};
+
+  // show: one request at a time (under mu_); worker 0 fills show_ and raises show_done_.
+  QosShowResult show_;
+  bool show_stats_ = false;
+  std::atomic<uint64_t> show_asked_{0}, show_done_{0};
+};
+
+}  // namespace lockstep::dp
