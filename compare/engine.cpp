@@ -482,10 +482,13 @@ Engine::Engine(std::unique_ptr<EngineImpl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
 bool Engine::push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now_ns) {
-  return impl_->push(side, handle, data, len, now_ns);
+  const bool r = impl_->push(side, handle, data, len, now_ns);
+  impl_->sync_sink();
+  return r;
 }
 void Engine::push_burst(std::span<const Input> frames, uint64_t now_ns, std::span<bool> to_pvm) {
   impl_->push_burst(frames, now_ns, to_pvm);
+  impl_->sync_sink();
 }
 void Engine::push_burst_multi(std::span<Engine* const> engines, std::span<const Input> in,
                               uint64_t now_ns, std::span<bool> to_pvm) {
@@ -504,42 +507,53 @@ void Engine::push_burst_multi(std::span<Engine* const> engines, std::span<const 
     for (size_t i = 0; i < n; ++i) {
       e[i]->set_now(now_ns);
       const bool r = e[i]->process(in[base + i], staged.at[i], now_ns);
+      e[i]->sync_sink();
       if (base + i < to_pvm.size()) to_pvm[base + i] = r;
     }
   }
 }
-void Engine::advance(uint64_t now_ns) { impl_->advance(now_ns); }
+void Engine::advance(uint64_t now_ns) {
+  impl_->advance(now_ns);
+  impl_->sync_sink();
+}
 uint64_t Engine::next_deadline() const { return impl_->next_deadline(); }
 bool Engine::due(uint64_t now_ns) const { return impl_->due(now_ns); }
 uint64_t Engine::deadline_bound() const { return impl_->deadline_bound(); }
 uint32_t Engine::drain(std::span<Action> out) { return impl_->drain(out); }
-Engine::Collected Engine::collect(std::span<Action> out) {
-  Collected c;
-  c.actions = impl_->drain(out);
-  c.request = impl_->request_waiting();
-  c.wake_ns = impl_->deadline_bound();
-  return c;
-}
+void Engine::attach_sink(Sink* sink, uint16_t tag) { impl_->attach_sink(sink, tag); }
 uint32_t Engine::pending_actions() const { return impl_->pending_actions(); }
 std::optional<CheckpointRequest> Engine::take_checkpoint_request() {
   return impl_->take_checkpoint_request();
 }
 void Engine::request_checkpoint(CheckpointReason reason, uint64_t now_ns) {
   impl_->request_checkpoint(reason, nullptr, now_ns);
+  impl_->sync_sink();
 }
 void Engine::checkpoint_done(uint64_t epoch, uint64_t now_ns) {
   impl_->checkpoint_done(epoch, now_ns);
+  impl_->sync_sink();
 }
 uint64_t Engine::epoch() const { return impl_->epoch(); }
 bool Engine::checkpoint_outstanding() const { return impl_->outstanding(); }
-void Engine::failover(Survivor survivor, uint64_t now_ns) { impl_->failover(survivor, now_ns); }
-void Engine::set_mode(Mode m, uint64_t now_ns) { impl_->set_mode(m, now_ns); }
+void Engine::failover(Survivor survivor, uint64_t now_ns) {
+  impl_->failover(survivor, now_ns);
+  impl_->sync_sink();
+}
+void Engine::set_mode(Mode m, uint64_t now_ns) {
+  impl_->set_mode(m, now_ns);
+  impl_->sync_sink();
+}
 Mode Engine::mode() const { return impl_->mode(); }
 bool Engine::apply_settings(const Settings& s, std::string& error) {
-  return impl_->apply_settings(s, error);
+  const bool ok = impl_->apply_settings(s, error);
+  impl_->sync_sink();
+  return ok;
 }
 const Settings& Engine::settings() const { return impl_->settings(); }
-void Engine::flush_all(uint64_t now_ns) { impl_->flush_all(now_ns); }
+void Engine::flush_all(uint64_t now_ns) {
+  impl_->flush_all(now_ns);
+  impl_->sync_sink();
+}
 const Counters& Engine::counters() const { return impl_->counters(); }
 uint64_t Engine::held_frames() const {
   const Counters& c = impl_->counters();

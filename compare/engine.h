@@ -93,15 +93,21 @@ class Engine {
 
   // Moves up to out.size() actions into out, returns how many.
   uint32_t drain(std::span<Action> out);
-  // drain(), whether a checkpoint request waits and deadline_bound(), in one visit: what a
-  // caller polling many engines needs after it fed one. A request is then taken with
-  // take_checkpoint_request().
-  struct Collected {
-    uint32_t actions = 0;  // moved into out; out.size() when more may wait
-    bool request = false;
-    uint64_t wake_ns = 0;
+
+  // For a caller that serves many engines on one thread (a worker and its guests' NICs):
+  // every engine attached to one Sink puts its actions in the sink's one queue, in the
+  // order they are produced, each tagged with the engine's tag; tells the sink once when a
+  // checkpoint request starts waiting (its tag in `requests`; take it with
+  // take_checkpoint_request()); and keeps wake[tag] at its deadline_bound() after every
+  // call that may change it. The caller then drains one queue a poll instead of visiting
+  // every engine. An engine with a sink has nothing to drain() of its own. The caller
+  // sizes `wake` (every tag an index) and empties the queue and `requests`.
+  struct Sink {
+    std::vector<Action> actions;
+    std::vector<uint16_t> requests;
+    std::vector<uint64_t> wake;
   };
-  Collected collect(std::span<Action> out);
+  void attach_sink(Sink* sink, uint16_t tag);
   uint32_t pending_actions() const;
 
   std::optional<CheckpointRequest> take_checkpoint_request();

@@ -78,8 +78,25 @@ class EngineImpl {
   void norm_install(std::unique_ptr<Normalizer> n) { tcp_.norm_install(std::move(n)); }
 
   // engine_epoch.cpp: checkpoints, modes, failover.
-  std::optional<CheckpointRequest> take_checkpoint_request() { return cp_.take(); }
-  bool request_waiting() const { return cp_.waiting(); }
+  std::optional<CheckpointRequest> take_checkpoint_request() {
+    request_told_ = false;
+    return cp_.take();
+  }
+  void attach_sink(Engine::Sink* sink, uint16_t tag) {
+    sink_ = sink;
+    tag_ = tag;
+    out_.redirect(&sink->actions, tag);
+    sync_sink();
+  }
+  // After every call that may change them: the sink's wake time and request list.
+  void sync_sink() {
+    if (sink_ == nullptr) return;
+    sink_->wake[tag_] = deadline_bound();
+    if (!request_told_ && cp_.waiting()) {
+      sink_->requests.push_back(tag_);
+      request_told_ = true;
+    }
+  }
   void request_checkpoint(CheckpointReason reason, const FlowKey* flow, uint64_t now) {
     cp_.request(reason, flow, now);
   }
@@ -108,6 +125,9 @@ class EngineImpl {
   DatagramCompare dgram_;
   PolicyTable policy_;
   uint32_t policy_gen_ = 1;
+  Engine::Sink* sink_ = nullptr;  // Engine::attach_sink
+  uint16_t tag_ = 0;
+  bool request_told_ = false;     // the waiting request is in sink_->requests
   HeldList unowned_;             // PVM frames held without a connection (table full, buffer mode)
   std::vector<uint32_t> fired_;  // scratch for timer callbacks
 

@@ -56,7 +56,18 @@ class Outcomes {
     ++c_.svm_forwarded;
   }
   void emit(uint64_t handle, ActionKind kind, uint8_t reason, Side side) {
-    out_.push_back(Action{handle, kind, reason, side});
+    q_->push_back(Action{handle, kind, reason, side, tag_});
+  }
+  // From now on actions go to `q` tagged `tag` (Engine::attach_sink); what waits moves too.
+  void redirect(std::vector<Action>* q, uint16_t tag) {
+    for (size_t i = head_; i < out_.size(); ++i) {
+      q->push_back(out_[i]);
+      q->back().tag = tag;
+    }
+    out_.clear();
+    head_ = 0;
+    q_ = q;
+    tag_ = tag;
   }
 
   uint32_t drain(std::span<Action> out) {
@@ -83,6 +94,8 @@ class Outcomes {
   FragTable& frags_;
   Counters& c_;
   std::vector<Action> out_;
+  std::vector<Action>* q_ = &out_;  // where emit() puts actions: out_, or a sink's queue
+  uint16_t tag_ = 0;
   size_t head_ = 0;
   uint64_t now_ = 0;
 };

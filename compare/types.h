@@ -113,6 +113,7 @@ struct Action {
   ActionKind kind = ActionKind::release;
   uint8_t reason = 0;  // ReleaseReason for release, DropReason for drop
   Side side = Side::pvm;
+  uint16_t tag = 0;    // the engine's tag when it has a sink (Engine::attach_sink)
 };
 
 // Bytes of each VM's output an explanation carries, and how many of them come before

@@ -91,10 +91,14 @@ void UnitClassifier::flood(int vid, std::vector<unsigned>& out) const {
 
 Worker::Worker(const WorkerSetup& s, std::vector<std::unique_ptr<Engine>> engines) : s_(s) {
   units_.resize(engines.size());
+  sink_.actions.reserve(8192);
+  sink_.requests.reserve(kMaxGuests * 4);
+  sink_.wake.assign(engines.size(), 0);
   for (size_t u = 0; u < engines.size(); ++u) {
     units_[u].engine = std::move(engines[u]);
     units_[u].port = s_.units[u].port;
     units_[u].guest = s_.units[u].guest;
+    units_[u].engine->attach_sink(&sink_, static_cast<uint16_t>(u));
   }
   // Room for every guest there may be: a live add never reallocates what the stats slot
   // copies.
@@ -153,6 +157,8 @@ void Worker::add_guest(GuestChange& c, uint64_t) {
     u.engine = std::move(engines[n]);
     u.port = c.units[n].port;
     u.guest = c.guest;
+    sink_.wake.push_back(0);
+    u.engine->attach_sink(&sink_, static_cast<uint16_t>(units_.size()));
     units_.push_back(std::move(u));
     s_.units.push_back(c.units[n]);
   }
@@ -177,39 +183,15 @@ void Worker::remove_guest(GuestChange& c, uint64_t now_ns) {
   // ingress copies dropped, counted) or, with --held drop, the PVM output is dropped too
   // (drops.guest_del_held); then the engines go; the units keep their index.
   GuestStats& gs = st_.guests[c.guest];
-  const bool drop_held = c.held == HeldPolicy::drop;
-  uint64_t released = 0, dropped = 0;
-  for (auto& u : units_) {
-    if (!u.engine || u.guest != c.guest) continue;
-    drain_unit(u, now_ns);  // what the engine decided before: as always
-    u.engine->flush_all(now_ns);
-    uint32_t n;
-    while ((n = u.engine->drain(std::span<Action>(actions_))) > 0) {
-      for (uint32_t i = 0; i < n; ++i) {
-        const Action& a = actions_[i];
-        auto* m = reinterpret_cast<rte_mbuf*>(a.handle);
-        switch (a.kind) {
-          case ActionKind::release:
-            if (drop_held) {
-              drop(m, DpDrop::guest_del_held);
-              ++dropped;
-            } else {
-              out(PortRole::ext, u.port[0], m,
-                  a.side == Side::svm ? sched::TrafficRole::svm_output : sched::TrafficRole::proxy, now_ns,
-                  u.guest);
-              ++released;
-            }
-            break;
-          case ActionKind::forward_svm:
-            out(PortRole::svm, u.port[2], m, sched::TrafficRole::proxy, now_ns, u.guest);
-            break;
-          case ActionKind::free:
-          case ActionKind::drop: rte_pktmbuf_free(m); break;
-        }
-      }
-    }
-    drain_unit(u, now_ns);  // its checkpoint requests, as before
-  }
+  DelFate del{c.held == HeldPolicy::drop, 0, 0};
+  apply_actions(now_ns);  // what the engines decided before: as always
+  for (auto& u : units_)
+    if (u.engine && u.guest == c.guest) u.engine->flush_all(now_ns);
+  // Every action in the sink now is the guest's flush.
+  for (const Action& a : sink_.actions) route(a, now_ns, &del);
+  sink_.actions.clear();
+  take_requests();  // its checkpoint requests, as before
+  const uint64_t released = del.released, dropped = del.dropped;
   gs.del_released += released;
   gs.del_dropped += dropped;
   c.released[s_.id] = released;
@@ -276,7 +258,6 @@ void Worker::ingress(unsigned unit, rte_mbuf* m, uint64_t now_ns) {
     return;
   }
   Unit& u = units_[unit];
-  u.touched = true;
   ++st_.guests[u.guest].frames;
   bool send_pvm = u.engine->push(Side::ingress, reinterpret_cast<uint64_t>(svm),
                                  rte_pktmbuf_mtod(svm, uint8_t*), svm->pkt_len, now_ns);
@@ -293,7 +274,6 @@ void Worker::from_vm(unsigned unit, Side side, rte_mbuf* m, uint64_t now_ns) {
     return;
   }
   Unit& u = units_[unit];
-  u.touched = true;
   ++st_.guests[u.guest].frames;
   u.engine->push(side, reinterpret_cast<uint64_t>(c), rte_pktmbuf_mtod(c, uint8_t*), c->pkt_len,
                  now_ns);
@@ -342,7 +322,6 @@ void Worker::compare_burst(PortRole r, rte_mbuf** bufs, unsigned n, const uint16
     }
     const unsigned u = unit == nullptr ? only : unit[i];
     Unit& un = units_[u];
-    un.touched = true;
     ++st_.guests[un.guest].frames;
     engine[k] = un.engine.get();
     unit_of_input[k] = static_cast<uint16_t>(u);
@@ -491,51 +470,60 @@ unsigned Worker::steer_in(uint64_t now_ns) {
   return n;
 }
 
-void Worker::drain_unit(Unit& u, uint64_t now_ns) {
-  Engine::Collected got;
-  do {
-    got = u.engine->collect(std::span<Action>(actions_));
-    for (uint32_t i = 0; i < got.actions; ++i) {
-      const Action& a = actions_[i];
-      auto* m = reinterpret_cast<rte_mbuf*>(a.handle);
-      switch (a.kind) {
-        case ActionKind::release:  // the SVM's own output only after failover to it
-          out(PortRole::ext, u.port[0], m,
-              a.side == Side::svm ? sched::TrafficRole::svm_output : sched::TrafficRole::proxy, now_ns, u.guest);
-          break;
-        case ActionKind::forward_svm:
-          out(PortRole::svm, u.port[2], m, sched::TrafficRole::proxy, now_ns, u.guest);
-          break;
-        case ActionKind::free:
-        case ActionKind::drop: rte_pktmbuf_free(m); break;
+void Worker::route(const Action& a, uint64_t now_ns, DelFate* del) {
+  const Unit& u = units_[a.tag];
+  auto* m = reinterpret_cast<rte_mbuf*>(a.handle);
+  switch (a.kind) {
+    case ActionKind::release:  // the SVM's own output only after failover to it
+      if (del != nullptr && del->drop_held) {
+        drop(m, DpDrop::guest_del_held);
+        ++del->dropped;
+        break;
       }
-    }
-  } while (got.actions == actions_.size());
-  u.wake_ns = got.wake_ns;
-  // clock=replay: run_replay's simulated checkpointer takes the requests.
-  if (s_.cfg->clock == ClockKind::replay || !got.request) return;
-  while (auto req = u.engine->take_checkpoint_request()) {
-    ReqMsg msg;
-    msg.req = *req;
-    msg.worker = s_.id;
-    msg.guest = u.guest;
-    if (rte_ring_sp_enqueue_elem(s_.ctrl.from_worker, &msg, sizeof msg) != 0) {
-      ++st_.drops[static_cast<unsigned>(DpDrop::ctrl_ring_full)];
-    } else {
-      ++st_.checkpoint_requests_posted;
-      ++st_.guests[u.guest].checkpoint_requests_posted;
-    }
+      if (del != nullptr) ++del->released;
+      out(PortRole::ext, u.port[0], m,
+          a.side == Side::svm ? sched::TrafficRole::svm_output : sched::TrafficRole::proxy, now_ns,
+          u.guest);
+      break;
+    case ActionKind::forward_svm:
+      out(PortRole::svm, u.port[2], m, sched::TrafficRole::proxy, now_ns, u.guest);
+      break;
+    case ActionKind::free:
+    case ActionKind::drop: rte_pktmbuf_free(m); break;
   }
 }
 
-// Every unit something happened to since the last call: its actions applied, its
-// checkpoint requests posted to the control thread.
-void Worker::apply_actions(uint64_t now_ns) {
-  for (auto& u : units_) {
-    if (!u.touched || !u.engine) continue;
-    u.touched = false;
-    drain_unit(u, now_ns);
+void Worker::take_requests() {
+  // clock=replay: run_replay's simulated checkpointer takes the requests.
+  if (s_.cfg->clock == ClockKind::replay) {
+    sink_.requests.clear();
+    return;
   }
+  for (uint16_t tag : sink_.requests) {
+    Unit& u = units_[tag];
+    if (!u.engine) continue;
+    while (auto req = u.engine->take_checkpoint_request()) {
+      ReqMsg msg;
+      msg.req = *req;
+      msg.worker = s_.id;
+      msg.guest = u.guest;
+      if (rte_ring_sp_enqueue_elem(s_.ctrl.from_worker, &msg, sizeof msg) != 0) {
+        ++st_.drops[static_cast<unsigned>(DpDrop::ctrl_ring_full)];
+      } else {
+        ++st_.checkpoint_requests_posted;
+        ++st_.guests[u.guest].checkpoint_requests_posted;
+      }
+    }
+  }
+  sink_.requests.clear();
+}
+
+// What every engine decided since the last call, in the order decided (one queue for all
+// the units: Engine::Sink), then their checkpoint requests posted to the control thread.
+void Worker::apply_actions(uint64_t now_ns) {
+  for (const Action& a : sink_.actions) route(a, now_ns);
+  sink_.actions.clear();
+  if (!sink_.requests.empty()) take_requests();
 }
 
 void Worker::control_messages(uint64_t now_ns) {
@@ -549,7 +537,7 @@ void Worker::control_messages(uint64_t now_ns) {
         for (auto& u : units_) {
           if (!u.engine || (m.guest != kAllGuests && u.guest != m.guest)) continue;
           u.engine->checkpoint_done(u.engine->epoch(), now_ns);
-          u.touched = any = true;
+          any = true;
         }
         if (m.guest < st_.guests.size()) ++st_.guests[m.guest].checkpoints_applied;
         if (any) ++st_.checkpoints_applied;
@@ -559,14 +547,12 @@ void Worker::control_messages(uint64_t now_ns) {
         for (auto& u : units_) {
           if (!u.engine || (m.guest != kAllGuests && u.guest != m.guest)) continue;
           u.engine->set_mode(static_cast<Mode>(m.arg), now_ns);
-          u.touched = true;
         }
         break;
       case CtrlMsg::failover:
         for (auto& u : units_) {
           if (!u.engine || (m.guest != kAllGuests && u.guest != m.guest)) continue;
           u.engine->failover(static_cast<Survivor>(m.arg), now_ns);
-          u.touched = true;
         }
         break;
       case CtrlMsg::apply_settings: {  // answered: the control side waits for every worker
@@ -577,7 +563,6 @@ void Worker::control_messages(uint64_t now_ns) {
         for (auto& u : units_) {
           if (!u.engine || (m.guest != kAllGuests && u.guest != m.guest)) continue;
           ok = u.engine->apply_settings(snap->settings, err) && ok;
-          u.touched = true;
         }
         if (ok) {
           ++st_.settings_applied;
@@ -652,16 +637,16 @@ unsigned Worker::poll_once(uint64_t now_ns) {
   handled += steer_in(now_ns);
   const bool housekeep = now_ns >= next_housekeep_ns_;
   if (housekeep) next_housekeep_ns_ = now_ns + kHousekeepNs;
-  for (auto& u : units_) {
+  for (size_t i = 0; i < units_.size(); ++i) {
+    Unit& u = units_[i];
     if (!u.engine) continue;
-    // The bound kept in the unit spares a visit to every engine's lines on every poll.
-    if (!housekeep && now_ns < u.wake_ns) continue;
-    if (housekeep || u.engine->due(now_ns)) {
+    // The engines keep their wake times in the sink: no visit to an engine's lines on
+    // a poll where nothing of it is due.
+    if (!housekeep && now_ns < sink_.wake[i]) continue;
+    if (housekeep || u.engine->due(now_ns))
       u.engine->advance(now_ns);
-      u.touched = true;
-    } else {
-      u.wake_ns = u.engine->deadline_bound();  // exact now: due() walked
-    }
+    else
+      sink_.wake[i] = u.engine->deadline_bound();  // exact now: due() walked
   }
   // Once a poll: every engine fed or advanced is visited once, whatever number of ports
   // and bursts fed it (with many guest NICs, a visit per burst cost more than the frames).
@@ -692,7 +677,6 @@ void Worker::finish(uint64_t now_ns) {
   for (auto& u : units_) {
     if (!u.engine) continue;
     u.engine->flush_all(now_ns);
-    u.touched = true;
   }
   apply_actions(now_ns);
   flush_tx(now_ns);  // scheduled ports: what the shaping allows now; the rest is freed
@@ -762,7 +746,6 @@ void Worker::replay_events_until(uint64_t t_ns) {
     } else {
       u.engine->advance(d);
     }
-    u.touched = true;
     apply_actions(e);
     replay_collect_requests(e);
   }

@@ -157,8 +157,6 @@ class Worker {
     std::unique_ptr<Engine> engine;
     std::array<int, kCompareRoles> port{-1, -1, -1};
     unsigned guest = 0;
-    bool touched = false;  // frames pushed since its actions were last drained
-    uint64_t wake_ns = 0;  // the engine's deadline_bound() when last drained
     // A removed guest's unit has no engine (its index stays: others keep theirs).
   };
   // What a port is to this worker: its role and its unit, or kClassified (shared port:
@@ -181,7 +179,14 @@ class Worker {
   // The unit of a frame read on `port` (-1: none matches; dropped, counted by the caller);
   // a flooded client frame is copied to every other unit of its VLAN here.
   int unit_of(uint16_t port, PortRole r, rte_mbuf* m, uint64_t now_ns);
-  void drain_unit(Unit& u, uint64_t now_ns);
+  // A guest being removed: its held PVM output released or dropped, counted.
+  struct DelFate {
+    bool drop_held = false;
+    uint64_t released = 0, dropped = 0;
+  };
+  // Where an action sends its frame (its unit from the tag).
+  void route(const Action& a, uint64_t now_ns, DelFate* del = nullptr);
+  void take_requests();
   // port_info_, the classifiers and the other units' tx buffers from the live units.
   void rebuild_ports();
   void add_guest(GuestChange& c, uint64_t now_ns);
@@ -229,7 +234,7 @@ class Worker {
   std::vector<int> other_ports_;
   std::array<QosHandoff, kPortRoleCount> handoff_{};
   WorkerStats st_;
-  std::array<Action, kMaxBurst> actions_{};
+  Engine::Sink sink_;  // every unit's engine: actions, requests, wake times (by unit)
   uint64_t last_publish_tsc_ = 0;
   uint64_t publish_interval_tsc_ = 0;
 
