@@ -2,7 +2,8 @@
 // engine and in bursts (random sizes, up to twice the prefetch group) into another, give
 // the same actions in the same order, the same checkpoint requests and the same counters.
 // Engine::push_burst_multi the same for three engines fed from one interleaved stream
-// (as a worker's shared port feeds its guests' NICs).
+// (as a worker's shared port feeds its guests' NICs), with and without a shared
+// Engine::Sink for their actions, requests and wake times.
 // The mix: TCP connections (handshake, data both ways, retransmissions, pure ACKs, a
 // diverging byte, FINs), UDP flows, ARP, IP fragments, truncated frames; a full
 // connection table in one run.
@@ -209,7 +210,11 @@ TEST(EngineBurst, SameOutcomeWithAFullTable) {
 // Three engines, each with its own mix, fed from one random interleaving of the three:
 // one by one (push into the frame's engine) or in bursts through push_burst_multi. Each
 // engine's log and counters are compared.
-std::vector<Run> run_multi(const std::vector<std::vector<Ev>>& mixes, uint64_t seed, bool burst) {
+// `sink`: the engines share an Engine::Sink (as a worker's do): their actions are read
+// from its one queue by tag, their requests from its list, and each wake[tag] is checked
+// to be a lower bound of the engine's next deadline.
+std::vector<Run> run_multi(const std::vector<std::vector<Ev>>& mixes, uint64_t seed, bool burst,
+                           bool sink = false) {
   const size_t ne = mixes.size();
   std::vector<std::unique_ptr<Engine>> e(ne);
   std::string err;
@@ -240,16 +245,43 @@ std::vector<Run> run_multi(const std::vector<std::vector<Ev>>& mixes, uint64_t s
   std::vector<std::optional<std::pair<uint64_t, uint64_t>>> pending(ne);
   uint64_t now = 1'000'000'000;
   std::vector<Action> acts(64);
+  Engine::Sink shared;
+  if (sink) {
+    shared.wake.assign(ne, 0);
+    for (size_t k = 0; k < ne; ++k) e[k]->attach_sink(&shared, static_cast<uint16_t>(k));
+  }
+  auto take = [&](size_t k) {
+    if (auto q = e[k]->take_checkpoint_request()) {
+      r[k].log.push_back("c " + std::to_string(q->epoch) + " " + std::string(to_string(q->reason)));
+      pending[k] = std::make_pair(q->epoch, now + 2'000'000);
+    }
+  };
   auto drain = [&] {
+    if (sink) {
+      for (const Action& a : shared.actions) {
+        EXPECT_LT(a.tag, ne);
+        r[a.tag].log.push_back("a " + std::to_string(a.handle) + " " + std::to_string(int(a.kind)) +
+                               " " + std::to_string(int(a.reason)));
+      }
+      shared.actions.clear();
+      // The one-by-one run takes requests in engine order: the same here.
+      std::vector<uint16_t> tags = shared.requests;
+      shared.requests.clear();
+      std::sort(tags.begin(), tags.end());
+      for (uint16_t t : tags) take(t);
+      for (size_t k = 0; k < ne; ++k) {
+        EXPECT_EQ(e[k]->drain(acts), 0u) << "an engine with a sink keeps no actions";
+        EXPECT_LE(shared.wake[k], e[k]->next_deadline()) << "wake is a lower bound";
+        EXPECT_FALSE(e[k]->take_checkpoint_request()) << "every waiting request was told";
+      }
+      return;
+    }
     for (size_t k = 0; k < ne; ++k) {
       for (uint32_t n; (n = e[k]->drain(acts)) > 0;)
         for (uint32_t i = 0; i < n; ++i)
           r[k].log.push_back("a " + std::to_string(acts[i].handle) + " " +
                              std::to_string(int(acts[i].kind)) + " " + std::to_string(int(acts[i].reason)));
-      if (auto q = e[k]->take_checkpoint_request()) {
-        r[k].log.push_back("c " + std::to_string(q->epoch) + " " + std::string(to_string(q->reason)));
-        pending[k] = std::make_pair(q->epoch, now + 2'000'000);
-      }
+      take(k);
     }
   };
   auto time_passes = [&] {
@@ -310,20 +342,23 @@ TEST(EngineBurst, ManyEnginesInOneBurstSameOutcome) {
     std::vector<std::vector<Ev>> mixes = {make_mix(seed, 20), make_mix(seed + 10, 25),
                                           make_mix(seed + 20, 15)};
     auto one = run_multi(mixes, seed, false);
-    auto multi = run_multi(mixes, seed, true);
-    ASSERT_EQ(one.size(), 3u);
-    ASSERT_EQ(multi.size(), 3u);
-    uint64_t requests = 0;
-    for (size_t k = 0; k < 3; ++k) {
-      SCOPED_TRACE("engine " + std::to_string(k));
-      ASSERT_EQ(one[k].log.size(), multi[k].log.size());
-      for (size_t i = 0; i < one[k].log.size(); ++i)
-        ASSERT_EQ(one[k].log[i], multi[k].log[i]) << "first difference at entry " << i;
-      EXPECT_EQ(one[k].counters.flatten(), multi[k].counters.flatten());
-      EXPECT_GT(one[k].counters.released_pvm(), 0u);
-      requests += one[k].counters.checkpoint_requests;
+    for (bool sink : {false, true}) {
+      SCOPED_TRACE(sink ? "with a sink" : "without a sink");
+      auto multi = run_multi(mixes, seed, true, sink);
+      ASSERT_EQ(one.size(), 3u);
+      ASSERT_EQ(multi.size(), 3u);
+      uint64_t requests = 0;
+      for (size_t k = 0; k < 3; ++k) {
+        SCOPED_TRACE("engine " + std::to_string(k));
+        ASSERT_EQ(one[k].log.size(), multi[k].log.size());
+        for (size_t i = 0; i < one[k].log.size(); ++i)
+          ASSERT_EQ(one[k].log[i], multi[k].log[i]) << "first difference at entry " << i;
+        EXPECT_EQ(one[k].counters.flatten(), multi[k].counters.flatten());
+        EXPECT_GT(one[k].counters.released_pvm(), 0u);
+        requests += one[k].counters.checkpoint_requests;
+      }
+      EXPECT_GT(requests, 0u) << "the mixes should diverge somewhere";
     }
-    EXPECT_GT(requests, 0u) << "the mixes should diverge somewhere";
   }
 }
 
