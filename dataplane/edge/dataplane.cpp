@@ -92,7 +92,11 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
 
   const unsigned n = cfg.workers;
   error.clear();
-  dp->qos_ = QosHub::create(cfg, dp->plan_.port, n, error);
+  std::vector<QosGuestPort> guest_ports;
+  for (const UnitPlan& u : dp->plan_.units)
+    for (unsigned r = 0; r < kCompareRoles; ++r)
+      guest_ports.push_back(QosGuestPort{u.guest, static_cast<PortRole>(r), u.port[r]});
+  dp->qos_ = QosHub::create(cfg, dp->plan_.port, guest_ports, n, error);
   if (!dp->qos_ && !error.empty()) return nullptr;
   const bool software = n > 1 && !dp->plan_.rss;
   if (software) {
@@ -280,6 +284,16 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
                           std::string& error) {
   if (cfg_.clock == ClockKind::replay) {
     error = "guest add: not with clock=replay";
+    return false;
+  }
+  for (unsigned r = 0; r < kCompareRoles; ++r) {
+    if (gc.qos[r].empty()) continue;
+    const std::string role(to_string(static_cast<PortRole>(r)));
+    error = "config key 'guests." + gc.name + ".qos." + role +
+            "': a guest's own scheduler is not created live (guest add) yet: put the guest and its "
+            "qos section in the configuration and restart, or leave the section out (and shape "
+            "the guest with 'guest " + gc.name + "' filters of the top level's qos." + role +
+            " on a port it shares)";
     return false;
   }
   for (const auto& g : cfg_.guests) {

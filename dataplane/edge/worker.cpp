@@ -104,8 +104,12 @@ Worker::Worker(const WorkerSetup& s, std::vector<std::unique_ptr<Engine>> engine
   for (unsigned r = 0; r < kPortRoleCount; ++r) {
     tx_[r].init(s_.port[r], s_.txq, s_.cfg->tx_retries, &st_.port[r],
                 &st_.drops[static_cast<unsigned>(DpDrop::tx_full)], &g_capture_tap.ring[r]);
-    if (s_.qos.egress[r] != nullptr) s_.qos.egress[r]->attach(s_.port[r], s_.txq, &st_.port[r]);
-    if (s_.qos.handoff[r] != nullptr) handoff_[r].init(s_.qos.handoff[r], s_.qos.handoff_drops);
+  }
+  for (unsigned p = 0; p < RTE_MAX_ETHPORTS; ++p) {
+    QosEgress* e = s_.qos.egress[p];
+    if (e != nullptr) e->attach(static_cast<int>(p), s_.txq, &st_.port[static_cast<unsigned>(e->role())]);
+    if (s_.qos.handoff[p] != nullptr) handoff_[p].init(s_.qos.handoff[p], s_.qos.handoff_drops);
+    if (e != nullptr || s_.qos.handoff[p] != nullptr) qos_ports_.push_back(static_cast<uint16_t>(p));
   }
   publish_interval_tsc_ = rte_get_tsc_hz() / 20;  // 50 ms
   replay_latency_ns_ = s_.cfg->checkpoint_latency_us * 1000;
@@ -617,9 +621,10 @@ void Worker::control_messages(uint64_t now_ns) {
 void Worker::flush_tx(uint64_t now_ns) {
   for (auto& t : tx_) t.flush();
   for (int p : other_ports_) tx_port_[static_cast<unsigned>(p)].flush();
-  for (auto& h : handoff_) h.flush();
-  for (QosEgress* e : s_.qos.egress)
-    if (e != nullptr) e->service(now_ns);
+  for (uint16_t p : qos_ports_) {
+    if (s_.qos.handoff[p] != nullptr) handoff_[p].flush();
+    if (QosEgress* e = s_.qos.egress[p]; e != nullptr) e->service(now_ns);
+  }
 }
 
 unsigned Worker::poll_once(uint64_t now_ns) {

@@ -91,6 +91,7 @@ class QosEgress {
   const sched::QosPort& port() const { return qos_; }
   sched::QosPort& port() { return qos_; }
   const QosGlueCounters& counters() const { return ctr_; }
+  PortRole role() const { return role_; }
   void set_handoff(rte_ring* r) { handoff_ = r; }
   // The role map frames tagged `other` are resolved with (owned by the hub, read and
   // changed only on the owner's thread); null: they stay `other`.
@@ -155,7 +156,9 @@ class QosHandoff {
 struct QosMsg {
   enum Kind : uint32_t { reconcile, show, role_map };
   uint32_t kind = reconcile;
-  uint32_t role = 0;
+  uint32_t sched = 0;  // the scheduler's index in the hub
+  uint32_t last = 1;   // reconcile: the last message of its generation (acknowledges it)
+  uint32_t reserved = 0;
   uint64_t generation = 0;
   const sched::QosConfig* cfg = nullptr;  // reconcile: kept alive by the hub until acked
   const sched::RoleMap* roles = nullptr;  // roles: kept alive by the hub until acked
@@ -164,7 +167,9 @@ static_assert(sizeof(QosMsg) % 8 == 0);
 
 // What `show` reports for one port, filled on worker 0.
 struct QosShowResult {
-  std::string port;
+  std::string port;   // the port's role ("ext"): the device word of its lines
+  std::string guest;  // a guest's own scheduler (guests.NAME.qos.ROLE); empty: top level
+  int port_id = -1;
   std::string text;  // tc -s style
   sched::QosConfig config;
   sched::PortStats port_stats;
@@ -177,21 +182,40 @@ struct QosShowResult {
   uint64_t generation = 0;
 };
 
-// What a worker needs to reach the schedulers.
+// What a worker needs to reach the schedulers, by egress port id.
 struct QosWorkerLinks {
-  std::array<QosEgress*, kPortRoleCount> egress{};    // worker 0: the ports it schedules
-  std::array<rte_ring*, kPortRoleCount> handoff{};    // workers > 0: ring to worker 0
+  std::array<QosEgress*, RTE_MAX_ETHPORTS> egress{};  // worker 0: the ports it schedules
+  std::array<rte_ring*, RTE_MAX_ETHPORTS> handoff{};  // workers > 0: ring to worker 0
   QosGlueCounters* handoff_drops = nullptr;       // workers > 0 (atomic increments)
   class QosHub* hub = nullptr;                    // worker 0: control messages
 };
 
-// The scheduled ports of one Dataplane: created from Config.qos, owns the schedulers
-// (used by worker 0), the rings and the control side's configuration copies.
+// A port a guest's NIC uses for a role (what guests.NAME.qos.ROLE schedules).
+struct QosGuestPort {
+  unsigned guest = 0;
+  PortRole role = PortRole::ext;
+  int port = -1;
+};
+
+// The scheduled ports of one Dataplane, keyed by egress port id: created from Config.qos
+// (qos.ROLE: the role's first port, every frame sent on it whichever guest's NIC it
+// leaves) and the guests' own sections (guests.NAME.qos.ROLE: each port of that role only
+// this guest's NICs use). Owns the schedulers (used by worker 0), the handoff rings and
+// the control side's configuration copies. A scheduler is addressed by its role's name
+// and its guest (-1: the top level's); a guest's role with several ports of its own has
+// one scheduler per port, configured alike.
 class QosHub {
  public:
-  // Null (and no error) when no port has a qos configuration.
+  static constexpr int kTopLevel = -1;
+  // Null (and no error) when no port has a qos configuration. `guest_ports`: every
+  // (guest, role, port) of the guests' NICs.
   static std::unique_ptr<QosHub> create(const Config& cfg, const std::array<int, kPortRoleCount>& port,
+                                        const std::vector<QosGuestPort>& guest_ports,
                                         unsigned workers, std::string& error);
+  static std::unique_ptr<QosHub> create(const Config& cfg, const std::array<int, kPortRoleCount>& port,
+                                        unsigned workers, std::string& error) {
+    return create(cfg, port, {}, workers, error);
+  }
   ~QosHub();
   QosHub(const QosHub&) = delete;
   QosHub& operator=(const QosHub&) = delete;
@@ -199,18 +223,30 @@ class QosHub {
   QosWorkerLinks links(unsigned worker);
 
   // ---- control side (any control thread)
-  // Port names that carry a scheduler.
-  std::vector<std::string> ports() const;
+  // Port names (roles) that carry a scheduler of the top level, or of guest `guest`.
+  std::vector<std::string> ports(int guest = kTopLevel) const;
+  // Every scheduler: (guest index or kTopLevel, role name), in order (metrics).
+  std::vector<std::pair<int, std::string>> schedulers() const;
   // Validates one tc-style command for `port` on the control copy and publishes the
   // result to worker 0. Returns the generation (0 + error when refused).
-  uint64_t apply(const std::string& port, const std::string& command, std::string& error);
+  uint64_t apply(const std::string& port, const std::string& command, std::string& error) {
+    return apply(kTopLevel, port, command, error);
+  }
+  // The same for guest `guest`'s own scheduler(s) of that role (kTopLevel: the top level's).
+  uint64_t apply(int guest, const std::string& port, const std::string& command, std::string& error);
   // True once worker 0 has applied `generation`; waits up to timeout_ns.
   bool wait_applied(uint64_t generation, uint64_t timeout_ns) const;
   // Asks worker 0 for the port's state; waits up to timeout_ns for the answer.
   bool show(const std::string& port, bool stats, uint64_t timeout_ns, QosShowResult& out,
             std::string& error);
+  // The same for a guest's own scheduler(s) of that role: one result per port.
+  bool show(int guest, const std::string& port, bool stats, uint64_t timeout_ns,
+            std::vector<QosShowResult>& out, std::string& error);
   // The control copy of a port's configuration (what `apply` validates against).
-  bool config(const std::string& port, sched::QosConfig& out) const;
+  bool config(const std::string& port, sched::QosConfig& out) const { return config(kTopLevel, port, out); }
+  bool config(int guest, const std::string& port, sched::QosConfig& out) const;
+  // The guest's name, for messages ("" for kTopLevel).
+  std::string guest_name(int guest) const;
   // One role map command ("add [pref N] ROLE MATCH...", "replace pref N ...", "del pref
   // N"; sched/roles.h), validated on the control copy and published to worker 0.
   // Returns the generation (0 + error when refused).
@@ -227,19 +263,32 @@ class QosHub {
 
  private:
   QosHub() = default;
-  int role_index(const std::string& port) const;
+  // The schedulers of (guest, role name), in order; empty when none.
+  std::vector<unsigned> find(int guest, const std::string& port) const;
+  std::string no_scheduler(int guest, const std::string& port) const;
+  bool show_one(unsigned sched, bool stats, uint64_t timeout_ns, QosShowResult& out, std::string& error);
+  bool add_scheduler(PortRole role, int port, int guest, const sched::QosConfig& qc, unsigned workers,
+                     std::string& error);
+
+  // One scheduler: an egress port, its role, its guest (kTopLevel: qos.ROLE).
+  struct Sched {
+    PortRole role = PortRole::ext;
+    int port = -1;
+    int guest = kTopLevel;
+    std::unique_ptr<QosEgress> egress;
+    rte_ring* handoff = nullptr;
+    sched::QosConfig control_cfg;  // under mu_
+  };
 
   sched::SchedConfig limits_;
   sched::RoleMap roles_control_;  // under mu_
   sched::RoleMap roles_worker_;   // worker 0's (the egresses point at it)
-  std::array<std::unique_ptr<QosEgress>, kPortRoleCount> egress_{};
-  std::array<rte_ring*, kPortRoleCount> handoff_{};
+  std::vector<Sched> sched_;      // fixed once created
   QosGlueCounters handoff_drops_;
   rte_ring* msgs_ = nullptr;  // QosMsg, SPSC: control (under mu_) -> worker 0
 
   mutable std::mutex mu_;
   std::vector<std::string> guest_names_;  // under mu_ (create: before any other thread)
-  std::array<sched::QosConfig, kPortRoleCount> control_cfg_{};
   struct Published {
     uint64_t generation;
     std::unique_ptr<sched::QosConfig> cfg;
