@@ -26,10 +26,8 @@ ctrl::Json params_json(const sched::ClassParams& p) {
 ctrl::Json qos_show_json(const QosShowResult& r, bool stats) {
   ctrl::Json j;
   j["port"] = r.port;
-  if (!r.guest.empty()) {
-    j["guest"] = r.guest;
-    j["port_id"] = r.port_id;
-  }
+  if (!r.guest.empty()) j["guest"] = r.guest;
+  j["port_id"] = r.port_id;
   j["generation"] = r.generation;
   j["text"] = r.text;
   j["qdisc"] = {{"rate", r.config.port.rate ? sched::format_rate(r.config.port.rate) : "unshaped"},
@@ -114,7 +112,7 @@ bool DataplaneQosControl::show(const std::string& port, bool stats, ctrl::Json& 
   std::vector<QosShowResult> all;
   if (!hub_->show(guest(), port, stats, wait_ns_, all, error)) return false;
   result = qos_show_json(all.front(), stats);
-  if (all.size() > 1) {  // a guest's role with several ports of its own: one scheduler each
+  if (all.size() > 1) {  // several ports of the role scheduled: one scheduler each
     std::string text;
     ctrl::Json each = ctrl::Json::array();
     for (const auto& r : all) {
@@ -176,10 +174,8 @@ void append_qos_samples(const QosShowResult& r, std::vector<ctrl::MetricSample>&
   constexpr auto G = MetricType::gauge;
   // The scheduler's own labels: its port, and a guest's own its guest and port id.
   ctrl::Labels base{{"port", r.port}};
-  if (!r.guest.empty()) {
-    base.emplace_back("guest", r.guest);
-    base.emplace_back("port_id", std::to_string(r.port_id));
-  }
+  if (!r.guest.empty()) base.emplace_back("guest", r.guest);
+  if (!r.role_first) base.emplace_back("port_id", std::to_string(r.port_id));
   auto with = [&base](std::initializer_list<std::pair<std::string, std::string>> more) {
     ctrl::Labels l = base;
     for (const auto& kv : more) l.emplace_back(kv.first, kv.second);

@@ -186,8 +186,11 @@ bool QosHub::add_scheduler(PortRole role, int port, int guest, const sched::QosC
   sc.egress = std::make_unique<QosEgress>(role, limits_, qc);
   sc.egress->set_roles(&roles_worker_);
   if (workers > 1) {
-    // The top level's keeps its name; a guest's is named by its port id.
-    const std::string rn = guest == kTopLevel ? "ls_qos_ho_" + name : "ls_qos_ho_p" + std::to_string(port);
+    // The role's first port's keeps its name; the others are named by their port id.
+    const bool first = sched_.empty() || std::none_of(sched_.begin(), sched_.end(), [&](const Sched& o) {
+                                            return o.role == role;
+                                          });
+    const std::string rn = first && guest == kTopLevel ? "ls_qos_ho_" + name : "ls_qos_ho_p" + std::to_string(port);
     sc.handoff = rte_ring_create_elem(rn.c_str(), sizeof(QosHandoffElem), 4096, SOCKET_ID_ANY, RING_F_SC_DEQ);
     if (sc.handoff == nullptr) {
       error = "qos: cannot create the handoff ring of " + name + " (port " + std::to_string(port) +
@@ -236,6 +239,21 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
       return nullptr;
     }
     if (!hub->add_scheduler(static_cast<PortRole>(r), port[r], kTopLevel, qc, workers, error)) return nullptr;
+    hub->sched_.back().first = true;
+    // And every other port of the role that several guests' NICs share: their `guest
+    // NAME` filters see the frames there too.
+    if (r >= kCompareRoles) continue;
+    std::vector<int> shared;
+    for (const QosGuestPort& a : guest_ports) {
+      if (static_cast<unsigned>(a.role) != r || a.port < 0 || a.port == port[r]) continue;
+      if (std::find(shared.begin(), shared.end(), a.port) != shared.end()) continue;
+      const bool several = std::any_of(guest_ports.begin(), guest_ports.end(), [&](const QosGuestPort& b) {
+        return b.port == a.port && b.guest != a.guest;
+      });
+      if (several) shared.push_back(a.port);
+    }
+    for (int p : shared)
+      if (!hub->add_scheduler(static_cast<PortRole>(r), p, kTopLevel, qc, workers, error)) return nullptr;
   }
   // The guests' own: each port of the role only the guest's NICs use.
   for (size_t g = 0; g < cfg.guests.size(); ++g) {
@@ -497,6 +515,7 @@ bool QosHub::show_one(unsigned i, bool stats, uint64_t timeout_ns, QosShowResult
   out = show_;
   out.guest = guest_name(sched_[i].guest);
   out.port_id = sched_[i].port;
+  out.role_first = sched_[i].first;
   return true;
 }
 

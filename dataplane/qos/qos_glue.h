@@ -170,6 +170,7 @@ struct QosShowResult {
   std::string port;   // the port's role ("ext"): the device word of its lines
   std::string guest;  // a guest's own scheduler (guests.NAME.qos.ROLE); empty: top level
   int port_id = -1;
+  bool role_first = true;  // the top level's scheduler on the role's first port (no port_id label)
   std::string text;  // tc -s style
   sched::QosConfig config;
   sched::PortStats port_stats;
@@ -199,11 +200,12 @@ struct QosGuestPort {
 
 // The scheduled ports of one Dataplane, keyed by egress port id: created from Config.qos
 // (qos.ROLE: the role's first port, every frame sent on it whichever guest's NIC it
-// leaves) and the guests' own sections (guests.NAME.qos.ROLE: each port of that role only
+// leaves, and each other port of the role several guests' NICs share, where `guest
+// NAME` filters tell them apart) and the guests' own sections (guests.NAME.qos.ROLE: each port of that role only
 // this guest's NICs use). Owns the schedulers (used by worker 0), the handoff rings and
 // the control side's configuration copies. A scheduler is addressed by its role's name
-// and its guest (-1: the top level's); a guest's role with several ports of its own has
-// one scheduler per port, configured alike.
+// and its guest (-1: the top level's); a role with several scheduled ports (shared ones
+// of the top level, a guest's own) has one scheduler per port, configured alike.
 class QosHub {
  public:
   static constexpr int kTopLevel = -1;
@@ -275,6 +277,7 @@ class QosHub {
     PortRole role = PortRole::ext;
     int port = -1;
     int guest = kTopLevel;
+    bool first = false;  // the top level's on the role's first port
     std::unique_ptr<QosEgress> egress;
     rte_ring* handoff = nullptr;
     sched::QosConfig control_cfg;  // under mu_
