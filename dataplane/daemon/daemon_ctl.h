@@ -124,6 +124,7 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
     std::string name;
     HeldPolicy held = HeldPolicy::release;  // del
     uint64_t released = 0, dropped = 0;     // del: the held PVM output's fate
+    uint64_t qos_sent = 0, qos_dropped = 0;  // del: its own schedulers' queued frames
     bool ok = false;
     std::string error;
     std::atomic<bool> done{false};

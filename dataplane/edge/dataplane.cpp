@@ -424,7 +424,8 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
 }
 
 bool Dataplane::remove_guest(const std::string& name, std::string& error, HeldPolicy held,
-                             uint64_t* released, uint64_t* dropped) {
+                             uint64_t* released, uint64_t* dropped, uint64_t* qos_sent,
+                             uint64_t* qos_dropped) {
   const int gi = guest_index(name);
   if (gi < 0 || removed_[static_cast<unsigned>(gi)]) {
     error = "guest del: no guest '" + name + "'";
@@ -456,7 +457,25 @@ bool Dataplane::remove_guest(const std::string& name, std::string& error, HeldPo
       change.rx_remove.push_back(static_cast<uint16_t>(used.port));
     }
   }
+  if (qos_) change.qos_remove = qos_->own_ports(static_cast<int>(g));
   if (!run_guest_change(CtrlMsg::remove_guest, change, error)) return false;
+  // Every worker stopped using the guest's own schedulers: worker 0 retires them (their
+  // queues sent or dropped, counted) while their ports still run; then they are freed.
+  uint64_t q_sent = 0, q_dropped = 0;
+  if (qos_ && !change.qos_remove.empty()) {
+    const uint64_t gen = qos_->retire_guest(static_cast<int>(g), held == HeldPolicy::drop);
+    if (gen != 0) {
+      if (lcores_.empty()) qos_->poll_messages(now_tsc_ns());  // stepped on this thread (tests)
+      if (!qos_->wait_applied(gen, 5'000'000'000ull)) {
+        std::fprintf(stderr, "lockstepd: worker 0 did not retire guest %s's schedulers within 5 s\n",
+                     name.c_str());
+        std::abort();  // freeing them under a running worker is not safe
+      }
+      qos_->free_retired(static_cast<int>(g), q_sent, q_dropped);
+    }
+  }
+  if (qos_sent != nullptr) *qos_sent = q_sent;
+  if (qos_dropped != nullptr) *qos_dropped = q_dropped;
   uint64_t rel = 0, drp = 0;
   for (unsigned w = 0; w < worker_count(); ++w) rel += change.released[w], drp += change.dropped[w];
   if (released != nullptr) *released = rel;

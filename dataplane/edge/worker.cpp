@@ -219,6 +219,13 @@ void Worker::remove_guest(GuestChange& c, uint64_t now_ns) {
   c.released[s_.id] = released;
   c.dropped[s_.id] = dropped;
   flush_tx(now_ns);
+  // Its own schedulers: what this worker released went in (or over the handoff ring);
+  // from now on it does not use them. Worker 0 keeps their queues for the hub to retire.
+  for (uint16_t port : c.qos_remove) {
+    s_.qos.egress[port] = nullptr;
+    s_.qos.handoff[port] = nullptr;
+    qos_ports_.erase(std::remove(qos_ports_.begin(), qos_ports_.end(), port), qos_ports_.end());
+  }
   publish_stats();  // the guest's final counters stay in its stats
   for (auto& u : units_)
     if (u.engine && u.guest == c.guest) u.engine.reset();

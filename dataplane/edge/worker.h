@@ -99,6 +99,9 @@ struct GuestChange {
   std::vector<std::vector<std::unique_ptr<Engine>>> engines;  // add: [worker][nic]
   std::vector<RxPort> rx_add;       // ports new to the dataplane (workers that read rx)
   std::vector<uint16_t> rx_remove;  // ports no guest uses any more
+  // remove: the ports of the guest's own schedulers (guests.NAME.qos.ROLE); each worker
+  // stops using them once its held output went out (the hub retires them after all did).
+  std::vector<uint16_t> qos_remove;
   HeldPolicy held = HeldPolicy::release;  // remove: the guest's held PVM output
   std::unique_ptr<std::atomic<bool>[]> done;                // per worker
   // remove: per worker, held PVM output released (sent on) and dropped (--held drop);

@@ -157,6 +157,33 @@ void QosEgress::drain_and_free(uint64_t now_ns) {
   });
 }
 
+void QosEgress::retire(bool drop, uint64_t now_ns) {
+  if (handoff_ != nullptr) {
+    QosHandoffElem e;
+    while (rte_ring_sc_dequeue_elem(handoff_, &e, sizeof e) == 0) add(e.m, e.traffic(), now_ns, e.guest());
+  }
+  enqueue_staged(now_ns);
+  // In order: what the device refused last, then the scheduler's queues.
+  std::vector<rte_mbuf*> all(pend_.begin() + pend_first_, pend_.begin() + pend_first_ + pend_n_);
+  pend_n_ = pend_first_ = 0;
+  qos_.scheduler().drain_all([&all](uint64_t h) { all.push_back(reinterpret_cast<rte_mbuf*>(h)); });
+  size_t done = 0;
+  if (!drop && port_id_ >= 0) {
+    for (unsigned idle = 0; done < all.size() && idle < 100; ++idle) {
+      const auto n = static_cast<uint16_t>(std::min<size_t>(all.size() - done, kQosBurst));
+      const uint16_t sent = rte_eth_tx_burst(static_cast<uint16_t>(port_id_), txq_, all.data() + done, n);
+      for (uint16_t i = 0; i < sent; ++i) ctr_.tx_bytes += all[done + i]->pkt_len;
+      if (port_ctr_ != nullptr) port_ctr_->tx += sent;
+      ctr_.tx_sent += sent;
+      ctr_.del_sent += sent;
+      done += sent;
+      if (sent > 0) idle = 0;
+    }
+  }
+  for (size_t i = done; i < all.size(); ++i) rte_pktmbuf_free(all[i]);
+  ctr_.del_dropped += all.size() - done;
+}
+
 // ---- QosHandoff -----------------------------------------------------------------------
 
 void QosHandoff::flush() {
@@ -199,6 +226,7 @@ bool QosHub::add_scheduler(PortRole role, int port, int guest, const sched::QosC
     }
     sc.egress->set_handoff(sc.handoff);
   }
+  sc.live = sc.egress.get();
   sched_.push_back(std::move(sc));
   return true;
 }
@@ -308,7 +336,7 @@ QosHub::~QosHub() {
 QosWorkerLinks QosHub::links(unsigned worker) {
   QosWorkerLinks l;
   for (auto& sc : sched_) {
-    if (sc.port < 0 || sc.port >= RTE_MAX_ETHPORTS) continue;
+    if (sc.port < 0 || sc.port >= RTE_MAX_ETHPORTS || sc.removed) continue;
     const auto p = static_cast<unsigned>(sc.port);
     if (worker == 0) l.egress[p] = sc.egress.get();
     else l.handoff[p] = sc.handoff;
@@ -323,11 +351,16 @@ std::vector<unsigned> QosHub::find(int guest, const std::string& port) const {
   PortRole r;
   if (!port_role_from_string(port, r)) return out;
   for (unsigned i = 0; i < sched_.size(); ++i)
-    if (sched_[i].guest == guest && sched_[i].role == r) out.push_back(i);
+    if (sched_[i].guest == guest && sched_[i].role == r && !sched_[i].removed) out.push_back(i);
   return out;
 }
 
 std::string QosHub::guest_name(int guest) const {
+  std::lock_guard lk(mu_);
+  return guest_name_locked(guest);
+}
+
+std::string QosHub::guest_name_locked(int guest) const {
   if (guest < 0) return "";
   return static_cast<size_t>(guest) < guest_names_.size() ? guest_names_[static_cast<size_t>(guest)]
                                                           : "#" + std::to_string(guest);
@@ -335,20 +368,25 @@ std::string QosHub::guest_name(int guest) const {
 
 std::string QosHub::no_scheduler(int guest, const std::string& port) const {
   std::string known;
-  for (const auto& p : ports(guest)) known += (known.empty() ? "" : ", ") + p;
+  for (const auto& p : ports_locked(guest)) known += (known.empty() ? "" : ", ") + p;
   if (guest == kTopLevel)
     return "port '" + port + "' carries no scheduler (scheduled ports: " +
            (known.empty() ? std::string("none") : known) + "; add a qos: section for it)";
-  const std::string g = guest_name(guest);
+  const std::string g = guest_name_locked(guest);
   return "guest '" + g + "' has no scheduler of its own on '" + port + "' (its scheduled ports: " +
          (known.empty() ? std::string("none") : known) + "; guests." + g + ".qos." + port +
          " configures one; without -g the top level's qos." + port + ")";
 }
 
 std::vector<std::string> QosHub::ports(int guest) const {
+  std::lock_guard lk(mu_);
+  return ports_locked(guest);
+}
+
+std::vector<std::string> QosHub::ports_locked(int guest) const {
   std::vector<std::string> out;
   for (const auto& sc : sched_) {
-    if (sc.guest != guest) continue;
+    if (sc.guest != guest || sc.removed) continue;
     std::string n(to_string(sc.role));
     if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(std::move(n));
   }
@@ -357,7 +395,9 @@ std::vector<std::string> QosHub::ports(int guest) const {
 
 std::vector<std::pair<int, std::string>> QosHub::schedulers() const {
   std::vector<std::pair<int, std::string>> out;
+  std::lock_guard lk(mu_);
   for (const auto& sc : sched_) {
+    if (sc.removed) continue;
     std::pair<int, std::string> k{sc.guest, std::string(to_string(sc.role))};
     if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(std::move(k));
   }
@@ -513,10 +553,53 @@ bool QosHub::show_one(unsigned i, bool stats, uint64_t timeout_ns, QosShowResult
     sleep_a_little();
   }
   out = show_;
-  out.guest = guest_name(sched_[i].guest);
+  out.guest = guest_name_locked(sched_[i].guest);
   out.port_id = sched_[i].port;
   out.role_first = sched_[i].first;
   return true;
+}
+
+std::vector<uint16_t> QosHub::own_ports(int guest) const {
+  std::lock_guard lk(mu_);
+  std::vector<uint16_t> out;
+  for (const auto& sc : sched_)
+    if (sc.guest == guest && guest != kTopLevel && !sc.removed && sc.port >= 0)
+      out.push_back(static_cast<uint16_t>(sc.port));
+  return out;
+}
+
+uint64_t QosHub::retire_guest(int guest, bool drop) {
+  std::lock_guard lk(mu_);
+  std::vector<unsigned> ix;
+  for (unsigned i = 0; i < sched_.size(); ++i)
+    if (sched_[i].guest == guest && guest != kTopLevel && !sched_[i].removed) ix.push_back(i);
+  if (ix.empty()) return 0;
+  const uint64_t gen = next_generation_++;
+  for (unsigned i : ix) {
+    QosMsg m;
+    m.kind = drop ? QosMsg::retire_drop : QosMsg::retire_release;
+    m.sched = i;
+    m.last = i == ix.back() ? 1 : 0;
+    m.generation = gen;
+    // The ring has room for 256; a guest has at most 3 roles x 8 NICs of schedulers and
+    // the control side waits for each change: retried until taken.
+    while (rte_ring_sp_enqueue_elem(msgs_, &m, sizeof m) != 0) sleep_a_little();
+  }
+  return gen;
+}
+
+void QosHub::free_retired(int guest, uint64_t& sent, uint64_t& dropped) {
+  std::lock_guard lk(mu_);
+  sent = dropped = 0;
+  for (auto& sc : sched_) {
+    if (sc.guest != guest || guest == kTopLevel || sc.removed) continue;
+    sent += sc.del_sent;
+    dropped += sc.del_dropped;
+    sc.removed = true;
+    rte_ring_free(sc.handoff);
+    sc.handoff = nullptr;
+    sc.egress.reset();  // worker 0 dropped its view (live) before acknowledging
+  }
 }
 
 void QosHub::poll_messages(uint64_t now_ns) {
@@ -524,13 +607,26 @@ void QosHub::poll_messages(uint64_t now_ns) {
   while (rte_ring_sc_dequeue_elem(msgs_, &m, sizeof m) == 0) {
     if (m.kind == QosMsg::role_map) {
       // Frames staged so far were tagged under the old map: enqueue them first.
-      for (auto& sc : sched_) sc.egress->flush_staged(now_ns);
+      for (auto& sc : sched_)
+        if (sc.live != nullptr) sc.live->flush_staged(now_ns);
       roles_worker_ = *m.roles;
-      for (auto& sc : sched_) sc.egress->count_roles_applied();
+      for (auto& sc : sched_)
+        if (sc.live != nullptr) sc.live->count_roles_applied();
       applied_.store(m.generation, std::memory_order_release);
       continue;
     }
-    QosEgress* e = m.sched < sched_.size() ? sched_[m.sched].egress.get() : nullptr;
+    QosEgress* e = m.sched < sched_.size() ? sched_[m.sched].live : nullptr;
+    if (m.kind == QosMsg::retire_release || m.kind == QosMsg::retire_drop) {
+      Sched& sc = sched_[m.sched];
+      if (e != nullptr) {
+        e->retire(m.kind == QosMsg::retire_drop, now_ns);
+        sc.del_sent = e->counters().del_sent;
+        sc.del_dropped = e->counters().del_dropped;
+        sc.live = nullptr;
+      }
+      if (m.last != 0) applied_.store(m.generation, std::memory_order_release);
+      continue;
+    }
     if (m.kind == QosMsg::reconcile) {
       if (e != nullptr) e->reconcile(*m.cfg, now_ns);
       if (m.last != 0) applied_.store(m.generation, std::memory_order_release);
@@ -556,7 +652,8 @@ void QosHub::poll_messages(uint64_t now_ns) {
 
 void QosHub::finish(uint64_t now_ns) {
   poll_messages(now_ns);
-  for (auto& sc : sched_) sc.egress->drain_and_free(now_ns);
+  for (auto& sc : sched_)
+    if (sc.live != nullptr) sc.live->drain_and_free(now_ns);
 }
 
 }  // namespace lockstep::dp

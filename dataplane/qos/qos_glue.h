@@ -57,6 +57,8 @@ struct QosGlueCounters {
   uint64_t reconcile_errors = 0;
   uint64_t freed_at_stop = 0;   // queued frames freed at finish
   uint64_t roles_applied = 0;   // role maps applied between bursts
+  uint64_t del_sent = 0;        // `guest del` of a guest's own scheduler: queued frames sent
+  uint64_t del_dropped = 0;     // ... or dropped (--held drop, or the device refused them)
   std::array<uint64_t, sched::kTrafficRoleCount> role_frames{};  // frames in, by traffic role
 };
 
@@ -86,6 +88,11 @@ class QosEgress {
   void reconcile(const sched::QosConfig& target, uint64_t now_ns);
   // Finish: everything staged, handed over, queued or deferred is freed (counted).
   void drain_and_free(uint64_t now_ns);
+  // `guest del` of the guest whose scheduler this is (every worker stopped using it):
+  // everything staged, handed over, queued or deferred is sent now, unshaped (`drop`
+  // false; what the device does not take within a few tries is freed) or freed, each
+  // frame counted in del_sent or del_dropped.
+  void retire(bool drop, uint64_t now_ns);
 
   uint64_t next_ready_ns(uint64_t now_ns) { return qos_.scheduler().next_ready_ns(now_ns); }
   const sched::QosPort& port() const { return qos_; }
@@ -154,7 +161,7 @@ class QosHandoff {
 
 // control -> worker 0
 struct QosMsg {
-  enum Kind : uint32_t { reconcile, show, role_map };
+  enum Kind : uint32_t { reconcile, show, role_map, retire_release, retire_drop };
   uint32_t kind = reconcile;
   uint32_t sched = 0;  // the scheduler's index in the hub
   uint32_t last = 1;   // reconcile: the last message of its generation (acknowledges it)
@@ -258,6 +265,16 @@ class QosHub {
   // The dataplane's guests by index (a filter's `guest NAME`): set when one is added.
   void set_guests(std::vector<std::string> names);
 
+  // `guest del`, after every worker took the change (and stopped using the guest's
+  // schedulers): asks worker 0 to retire them (their queued frames sent now, or dropped,
+  // counted). Returns the generation to wait for (wait_applied; a stepped dataplane
+  // calls poll_messages itself), 0 when the guest has none.
+  uint64_t retire_guest(int guest, bool drop);
+  // Then: frees them (rings and schedulers); what their queued frames became.
+  void free_retired(int guest, uint64_t& sent, uint64_t& dropped);
+  // The ports of a guest's own schedulers (live ones).
+  std::vector<uint16_t> own_ports(int guest) const;
+
   // ---- worker 0
   void poll_messages(uint64_t now_ns);
   // Finish (after every worker finished): frees all that is still queued or handed over.
@@ -268,6 +285,8 @@ class QosHub {
   // The schedulers of (guest, role name), in order; empty when none.
   std::vector<unsigned> find(int guest, const std::string& port) const;
   std::string no_scheduler(int guest, const std::string& port) const;
+  std::vector<std::string> ports_locked(int guest) const;  // under mu_
+  std::string guest_name_locked(int guest) const;          // under mu_
   bool show_one(unsigned sched, bool stats, uint64_t timeout_ns, QosShowResult& out, std::string& error);
   bool add_scheduler(PortRole role, int port, int guest, const sched::QosConfig& qc, unsigned workers,
                      std::string& error);
@@ -278,6 +297,9 @@ class QosHub {
     int port = -1;
     int guest = kTopLevel;
     bool first = false;  // the top level's on the role's first port
+    bool removed = false;  // under mu_: retired and freed (its guest deleted)
+    QosEgress* live = nullptr;  // worker 0's view: null once retired (read by worker 0 only)
+    uint64_t del_sent = 0, del_dropped = 0;  // written by worker 0 before its ack
     std::unique_ptr<QosEgress> egress;
     rte_ring* handoff = nullptr;
     sched::QosConfig control_cfg;  // under mu_

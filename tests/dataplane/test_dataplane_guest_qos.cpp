@@ -459,6 +459,83 @@ TEST_F(DataplaneGuestQos, TheTopLevelSchedulerReachesASharedPortThatIsNotTheRole
   expect_conservation(*dpl, {a0.rig.get(), sh.rig.get()}, t + kMs);
 }
 
+TEST_F(DataplaneGuestQos, GuestDelRetiresTheGuestsOwnSchedulersSendingOrDroppingTheirQueues) {
+  Config cfg;
+  cfg.workers = kWorkers;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  std::string err;
+  cfg.guests.resize(3);
+  const char* names[] = {"a", "b", "c"};
+  for (unsigned g = 0; g < 3; ++g) {
+    cfg.guests[g].name = names[g];
+    cfg.guests[g].nics.resize(1);
+  }
+  NicRig a0("dqa", cfg.guests[0].nics[0]), b0("dqb", cfg.guests[1].nics[0]), c0("dqc", cfg.guests[2].nics[0]);
+  for (const char* g : {"b", "c"})
+    ASSERT_TRUE(dp::apply_override(std::string("guests.") + g + ".qos.ext=" + kSlowScript +
+                                       "filter add ext all class slow\n",
+                                   cfg, err))
+        << err;
+  ASSERT_TRUE(dp::validate(cfg, err)) << err;
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  dp::QosHub* hub = dpl->qos();
+  ASSERT_NE(hub, nullptr);
+  std::vector<Flow> flows{{a0.rig.get(), Conversation(params(50000)), std::nullopt},
+                          {b0.rig.get(), Conversation(params(50001)), std::nullopt},
+                          {c0.rig.get(), Conversation(params(50002)), std::nullopt}};
+  uint64_t t = 0;
+  open_all(*dpl, flows, t);
+  const auto bytes_in = send_segments(*dpl, flows);
+  for (int i = 0; i < 3; ++i) dpl->step(t += 100000);
+  std::array<uint64_t, 3> bytes{};
+  EXPECT_EQ(flows[0].count(a0.rig->collect(PortRole::ext), bytes[0]), kSegs);
+  const unsigned b_first = flows[1].count(b0.rig->collect(PortRole::ext), bytes[1]);
+  const unsigned c_first = flows[2].count(c0.rig->collect(PortRole::ext), bytes[2]);
+  ASSERT_LE(b_first, 2u) << "b's queue holds the rest";
+  ASSERT_LE(c_first, 2u) << "c's queue holds the rest";
+
+  // b goes, its queue released: sent at once, unshaped, counted.
+  uint64_t rel = 0, drp = 0, qsent = 0, qdrop = 0;
+  // (The change runs at the clock's time, later than the test's: the scheduler may send
+  // its burst's worth, two frames, shaped, before the rest is released.)
+  ASSERT_TRUE(dpl->remove_guest("b", err, dp::HeldPolicy::release, &rel, &drp, &qsent, &qdrop)) << err;
+  EXPECT_LE(qsent, kSegs - b_first);
+  EXPECT_GE(qsent, kSegs - b_first - 2);
+  EXPECT_EQ(qdrop, 0u);
+  const unsigned b_rest = flows[1].count(b0.rig->collect(PortRole::ext), bytes[1]);
+  EXPECT_EQ(b_first + b_rest, kSegs) << "b's queued output out at its del";
+  EXPECT_EQ(bytes[1], bytes_in[1]);
+  EXPECT_TRUE(hub->ports(1).empty()) << "b's scheduler is gone";
+  EXPECT_EQ(hub->ports(2), std::vector<std::string>{"ext"}) << "c's stays";
+
+  // c goes with --held drop: its queue dropped, counted, nothing more on its port.
+  ASSERT_TRUE(dpl->remove_guest("c", err, dp::HeldPolicy::drop, &rel, &drp, &qsent, &qdrop)) << err;
+  EXPECT_EQ(qsent, 0u);
+  EXPECT_GE(qdrop, kSegs - c_first - 2);
+  const unsigned c_shaped = flows[2].count(c0.rig->collect(PortRole::ext), bytes[2]);
+  EXPECT_LE(c_shaped, 2u) << "at most the burst's worth, shaped, before the del";
+  EXPECT_EQ(c_first + c_shaped + qdrop, kSegs) << "each of c's frames sent or dropped, counted";
+  EXPECT_TRUE(hub->ports(2).empty());
+
+  // a goes on: more output, out at once.
+  for (unsigned i = 0; i < kSegs; ++i) {
+    Flow& f = flows[0];
+    ASSERT_TRUE(f.rig->inject(PortRole::pvm, dpl->pool(), f.conv.vm_stream(Vm::pvm, (kSegs + i) * 1000, 1000)));
+    ASSERT_TRUE(f.rig->inject(PortRole::svm, dpl->pool(), f.conv.vm_stream(Vm::svm, (kSegs + i) * 1000, 1000)));
+  }
+  for (int i = 0; i < 3; ++i) dpl->step(t += 100000);
+  EXPECT_EQ(flows[0].count(a0.rig->collect(PortRole::ext), bytes[0]), kSegs);
+  // The metrics no longer list them.
+  std::vector<ctrl::MetricSample> samples;
+  while_stepping(*dpl, t, [&] { dp::append_qos_metrics(hub, 5000 * kMs, samples); });
+  EXPECT_EQ(find_sample(samples, "lockstep_qos_up", {{"guest", "b"}}), nullptr);
+  EXPECT_EQ(find_sample(samples, "lockstep_qos_up", {{"guest", "c"}}), nullptr);
+
+  expect_conservation(*dpl, {a0.rig.get(), b0.rig.get(), c0.rig.get()}, t + kMs);
+}
+
 }  // namespace
 }  // namespace lockstep
 
