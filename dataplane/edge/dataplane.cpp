@@ -286,14 +286,10 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
     error = "guest add: not with clock=replay";
     return false;
   }
-  for (unsigned r = 0; r < kCompareRoles; ++r) {
-    if (gc.qos[r].empty()) continue;
-    const std::string role(to_string(static_cast<PortRole>(r)));
-    error = "config key 'guests." + gc.name + ".qos." + role +
-            "': a guest's own scheduler is not created live (guest add) yet: put the guest and its "
-            "qos section in the configuration and restart, or leave the section out (and shape "
-            "the guest with 'guest " + gc.name + "' filters of the top level's qos." + role +
-            " on a port it shares)";
+  if (gc.has_qos() && !qos_) {
+    error = "guest add: guests." + gc.name + ".qos: this lockstepd serves a single pair without "
+            "schedulers, so none can be added live: put the guest and its qos section in the "
+            "configuration and restart, or leave the section out";
     return false;
   }
   for (const auto& g : cfg_.guests) {
@@ -401,6 +397,21 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
   if (plan_.rss) {
     for (auto& rx : change.rx_add) rx.rxq_count = 1;
   }
+  // Its own schedulers (checked with the configuration above), taken by the workers with
+  // the change.
+  if (gc.has_qos()) {
+    std::vector<QosGuestPort> mine;
+    for (const UnitPlan& u : change.units)
+      for (unsigned r = 0; r < kCompareRoles; ++r)
+        if (!gc.qos[r].empty()) mine.push_back(QosGuestPort{gi, static_cast<PortRole>(r), u.port[r]});
+    std::vector<std::string> names;
+    for (const auto& g : guests_) names.push_back(g.name);
+    names.push_back(spec.name);
+    if (!qos_->add_guest(static_cast<int>(gi), gc, mine, names, worker_count(), change.qos_add, error)) {
+      undo();
+      return false;
+    }
+  }
   for (auto& used : fresh) plan_.used.push_back(used);
   for (auto& u : change.units) plan_.units.push_back(u);
   guests_.push_back(spec);
@@ -420,7 +431,11 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
   if (!sink) sink = std::make_unique<SimulatedCheckpointer>(spec.checkpointer.latency_us * 1000);
   control_->add_guest(spec.name, std::move(sink));
   // RSS workers read queue w of a new port: each worker's copy is adjusted by its id.
-  return run_guest_change(CtrlMsg::add_guest, change, error);
+  if (!run_guest_change(CtrlMsg::add_guest, change, error)) {
+    if (qos_) qos_->undo_add(static_cast<int>(gi));  // no worker took them
+    return false;
+  }
+  return true;
 }
 
 bool Dataplane::remove_guest(const std::string& name, std::string& error, HeldPolicy held,

@@ -173,6 +173,19 @@ void Worker::add_guest(GuestChange& c, uint64_t) {
   } else {
     for (const RxPort& p : c.rx_add) s_.role_of_port[p.port] = static_cast<uint8_t>(p.role);
   }
+  // Its own schedulers: worker 0 owns them (and tells the hub it does), the others hand
+  // their frames over.
+  for (const QosHub::Added& a : c.qos_add) {
+    if (s_.id == 0) {
+      a.egress->attach(a.port, s_.txq, &st_.port[static_cast<unsigned>(a.role)]);
+      s_.qos.egress[a.port] = a.egress;
+      if (s_.qos.hub != nullptr) s_.qos.hub->attach_worker(a.sched, a.egress);
+    } else {
+      s_.qos.handoff[a.port] = a.handoff;
+      handoff_[a.port].init(a.handoff, s_.qos.handoff_drops);
+    }
+    if (std::find(qos_ports_.begin(), qos_ports_.end(), a.port) == qos_ports_.end()) qos_ports_.push_back(a.port);
+  }
   rebuild_ports();
 }
 

@@ -102,6 +102,8 @@ struct GuestChange {
   // remove: the ports of the guest's own schedulers (guests.NAME.qos.ROLE); each worker
   // stops using them once its held output went out (the hub retires them after all did).
   std::vector<uint16_t> qos_remove;
+  // add: the guest's own schedulers (guests.NAME.qos.ROLE in its file), made by the hub.
+  std::vector<QosHub::Added> qos_add;
   HeldPolicy held = HeldPolicy::release;  // remove: the guest's held PVM output
   std::unique_ptr<std::atomic<bool>[]> done;                // per worker
   // remove: per worker, held PVM output released (sent on) and dropped (--held drop);

@@ -203,8 +203,12 @@ void QosHub::set_guests(std::vector<std::string> names) {
 }
 
 bool QosHub::add_scheduler(PortRole role, int port, int guest, const sched::QosConfig& qc,
-                           unsigned workers, std::string& error) {
+                           unsigned workers, std::string& error, bool live_now) {
   const std::string name(to_string(role));
+  if (sched_.size() >= kMaxSched) {
+    error = "qos: at most " + std::to_string(kMaxSched) + " schedulers in a lockstepd's life (restart)";
+    return false;
+  }
   Sched sc;
   sc.role = role;
   sc.port = port;
@@ -226,9 +230,68 @@ bool QosHub::add_scheduler(PortRole role, int port, int guest, const sched::QosC
     }
     sc.egress->set_handoff(sc.handoff);
   }
-  sc.live = sc.egress.get();
-  sched_.push_back(std::move(sc));
+  if (live_now) sc.live = sc.egress.get();
+  sched_.push_back(std::move(sc));  // reserved: the slots never move
+  n_worker_.store(static_cast<unsigned>(sched_.size()), std::memory_order_release);
   return true;
+}
+
+bool QosHub::add_guest(int guest, const GuestConfig& gc, const std::vector<QosGuestPort>& ports,
+                       const std::vector<std::string>& names, unsigned workers, std::vector<Added>& out,
+                       std::string& error) {
+  std::lock_guard lk(mu_);
+  out.clear();
+  error.clear();
+  guest_names_ = names;
+  const sched::GuestNamesScope scope(guest_names_);
+  const size_t before = sched_.size();
+  for (unsigned r = 0; r < kCompareRoles; ++r) {
+    if (gc.qos[r].empty()) continue;
+    const std::string name(to_string(static_cast<PortRole>(r)));
+    const std::string key = "config key 'guests." + gc.name + ".qos." + name + "'";
+    sched::QosConfig qc;
+    std::string e;
+    if (!build_qos_config(name, gc.qos[r], limits_, qc, e)) {
+      error = key + ": " + e;
+      break;
+    }
+    std::vector<int> mine;
+    for (const QosGuestPort& gp : ports)
+      if (static_cast<unsigned>(gp.role) == r && gp.port >= 0 &&
+          std::find(mine.begin(), mine.end(), gp.port) == mine.end())
+        mine.push_back(gp.port);
+    for (int p : mine) {
+      for (unsigned i = 0; i < sched_.size(); ++i)
+        if (!sched_[i].removed && sched_[i].port == p) error = key + ": port " + std::to_string(p) + " already has a scheduler";
+      if (!error.empty()) break;
+      if (!add_scheduler(static_cast<PortRole>(r), p, guest, qc, workers, error, false)) break;
+      Sched& sc = sched_.back();
+      out.push_back(Added{static_cast<unsigned>(sched_.size() - 1), static_cast<uint16_t>(p), sc.role,
+                          sc.egress.get(), sc.handoff});
+    }
+    if (!error.empty()) break;
+  }
+  if (error.empty()) return true;
+  // Nothing used them: marked removed and freed at once.
+  for (size_t i = before; i < sched_.size(); ++i) {
+    sched_[i].removed = true;
+    rte_ring_free(sched_[i].handoff);
+    sched_[i].handoff = nullptr;
+    sched_[i].egress.reset();
+  }
+  out.clear();
+  return false;
+}
+
+void QosHub::undo_add(int guest) {
+  std::lock_guard lk(mu_);
+  for (auto& sc : sched_) {
+    if (sc.guest != guest || guest == kTopLevel || sc.removed || sc.live != nullptr) continue;
+    sc.removed = true;
+    rte_ring_free(sc.handoff);
+    sc.handoff = nullptr;
+    sc.egress.reset();
+  }
 }
 
 std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, kPortRoleCount>& port,
@@ -237,8 +300,10 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
   bool any = false;
   for (unsigned r = 0; r < kPortRoleCount; ++r) any = any || !cfg.qos[r].empty();
   for (const auto& g : cfg.guests) any = any || g.has_qos();
-  if (!any) return nullptr;
+  // Many guests: a hub even without schedulers, so that `guest add` can bring some.
+  if (!any && cfg.guests.empty()) return nullptr;
   std::unique_ptr<QosHub> hub(new QosHub());
+  hub->sched_.reserve(kMaxSched);
   hub->limits_ = qos_limits(cfg.pool_mbufs);
   hub->guest_names_ = qos_guest_names(cfg);
   {
@@ -369,6 +434,8 @@ std::string QosHub::guest_name_locked(int guest) const {
 std::string QosHub::no_scheduler(int guest, const std::string& port) const {
   std::string known;
   for (const auto& p : ports_locked(guest)) known += (known.empty() ? "" : ", ") + p;
+  const bool none = std::all_of(sched_.begin(), sched_.end(), [](const Sched& sc) { return sc.removed; });
+  if (guest == kTopLevel && none) return "no port carries a scheduler (add a qos: section to the configuration)";
   if (guest == kTopLevel)
     return "port '" + port + "' carries no scheduler (scheduled ports: " +
            (known.empty() ? std::string("none") : known) + "; add a qos: section for it)";
@@ -607,15 +674,16 @@ void QosHub::poll_messages(uint64_t now_ns) {
   while (rte_ring_sc_dequeue_elem(msgs_, &m, sizeof m) == 0) {
     if (m.kind == QosMsg::role_map) {
       // Frames staged so far were tagged under the old map: enqueue them first.
-      for (auto& sc : sched_)
-        if (sc.live != nullptr) sc.live->flush_staged(now_ns);
+      const unsigned n = n_worker_.load(std::memory_order_acquire);
+      for (unsigned i = 0; i < n; ++i)
+        if (sched_[i].live != nullptr) sched_[i].live->flush_staged(now_ns);
       roles_worker_ = *m.roles;
-      for (auto& sc : sched_)
-        if (sc.live != nullptr) sc.live->count_roles_applied();
+      for (unsigned i = 0; i < n; ++i)
+        if (sched_[i].live != nullptr) sched_[i].live->count_roles_applied();
       applied_.store(m.generation, std::memory_order_release);
       continue;
     }
-    QosEgress* e = m.sched < sched_.size() ? sched_[m.sched].live : nullptr;
+    QosEgress* e = m.sched < n_worker_.load(std::memory_order_acquire) ? sched_[m.sched].live : nullptr;
     if (m.kind == QosMsg::retire_release || m.kind == QosMsg::retire_drop) {
       Sched& sc = sched_[m.sched];
       if (e != nullptr) {
@@ -652,8 +720,9 @@ void QosHub::poll_messages(uint64_t now_ns) {
 
 void QosHub::finish(uint64_t now_ns) {
   poll_messages(now_ns);
-  for (auto& sc : sched_)
-    if (sc.live != nullptr) sc.live->drain_and_free(now_ns);
+  const unsigned n = n_worker_.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < n; ++i)
+    if (sched_[i].live != nullptr) sched_[i].live->drain_and_free(now_ns);
 }
 
 }  // namespace lockstep::dp

@@ -274,6 +274,26 @@ class QosHub {
   void free_retired(int guest, uint64_t& sent, uint64_t& dropped);
   // The ports of a guest's own schedulers (live ones).
   std::vector<uint16_t> own_ports(int guest) const;
+  // `guest add` with a qos section (guests.NAME.qos.ROLE): creates the guest's schedulers
+  // on `ports` (its own, of each role the section names; checked by validate), with
+  // `names` the guests' names then. Worker 0 takes them at the guest change
+  // (attach_worker); until then nothing uses them. False + error naming the key.
+  struct Added {
+    unsigned sched = 0;
+    uint16_t port = 0;
+    PortRole role = PortRole::ext;
+    QosEgress* egress = nullptr;
+    rte_ring* handoff = nullptr;
+  };
+  bool add_guest(int guest, const GuestConfig& gc, const std::vector<QosGuestPort>& ports,
+                 const std::vector<std::string>& names, unsigned workers, std::vector<Added>& out,
+                 std::string& error);
+  // The change did not reach the workers: frees what add_guest made.
+  void undo_add(int guest);
+  // Worker 0, taking a guest change: its view of a scheduler added live.
+  void attach_worker(unsigned sched, QosEgress* e) {
+    if (sched < sched_.size()) sched_[sched].live = e;
+  }
 
   // ---- worker 0
   void poll_messages(uint64_t now_ns);
@@ -289,7 +309,7 @@ class QosHub {
   std::string guest_name_locked(int guest) const;          // under mu_
   bool show_one(unsigned sched, bool stats, uint64_t timeout_ns, QosShowResult& out, std::string& error);
   bool add_scheduler(PortRole role, int port, int guest, const sched::QosConfig& qc, unsigned workers,
-                     std::string& error);
+                     std::string& error, bool live_now = true);
 
   // One scheduler: an egress port, its role, its guest (kTopLevel: qos.ROLE).
   struct Sched {
@@ -308,7 +328,11 @@ class QosHub {
   sched::SchedConfig limits_;
   sched::RoleMap roles_control_;  // under mu_
   sched::RoleMap roles_worker_;   // worker 0's (the egresses point at it)
-  std::vector<Sched> sched_;      // fixed once created
+  // Slots never move: reserved for kMaxSched, appended under mu_ by the control side;
+  // worker 0 looks at the first n_worker_ only (published with release).
+  static constexpr unsigned kMaxSched = 4 * RTE_MAX_ETHPORTS;
+  std::vector<Sched> sched_;
+  std::atomic<unsigned> n_worker_{0};
   QosGlueCounters handoff_drops_;
   rte_ring* msgs_ = nullptr;  // QosMsg, SPSC: control (under mu_) -> worker 0
 

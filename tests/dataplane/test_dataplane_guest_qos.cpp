@@ -371,15 +371,6 @@ TEST_F(DataplaneGuestQos, AGuestsOwnSchedulerShapesItsPortsAndNotTheOtherGuests)
   ASSERT_NE(up, nullptr);
   EXPECT_EQ(up->value, 1.0);
 
-  // Live: a guest file with a qos section is refused (not created live yet), naming it.
-  dp::GuestConfig d;
-  ASSERT_TRUE(dp::parse_guest_yaml("d", "nics: [{ext: x1, pvm: x2, svm: x3}]\nqos:\n  ext: [\"qdisc add ext rate 1gbit\"]\n",
-                                   d, err))
-      << err;
-  EXPECT_FALSE(dpl->add_guest(d, nullptr, err));
-  EXPECT_NE(err.find("guests.d.qos.ext"), std::string::npos) << err;
-  EXPECT_EQ(dpl->guests().size(), 2u);
-
   expect_conservation(*dpl, {a0.rig.get(), b0.rig.get()}, t + kMs);
 }
 
@@ -534,6 +525,90 @@ TEST_F(DataplaneGuestQos, GuestDelRetiresTheGuestsOwnSchedulersSendingOrDropping
   EXPECT_EQ(find_sample(samples, "lockstep_qos_up", {{"guest", "c"}}), nullptr);
 
   expect_conservation(*dpl, {a0.rig.get(), b0.rig.get(), c0.rig.get()}, t + kMs);
+}
+
+TEST_F(DataplaneGuestQos, GuestAddWithAQosSectionBringsItsSchedulersLiveAndGuestDelTakesThem) {
+  Config cfg;
+  cfg.workers = kWorkers;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  std::string err;
+  cfg.guests.resize(1);
+  cfg.guests[0].name = "a";
+  cfg.guests[0].nics.resize(1);
+  NicRig a0("lqa", cfg.guests[0].nics[0]);
+  dp::GuestConfig d;
+  d.name = "d";
+  d.nics.resize(1);
+  NicRig d0("lqd", d.nics[0]);  // its ports exist; the dataplane starts them at `add`
+  ASSERT_TRUE(dp::validate(cfg, err)) << err;
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  dp::QosHub* hub = dpl->qos();
+  ASSERT_NE(hub, nullptr) << "many guests: a hub, so that guest add can bring schedulers";
+  EXPECT_TRUE(hub->ports().empty());
+
+  // a flows while d comes.
+  std::vector<Flow> fa{{a0.rig.get(), Conversation(params(51000)), std::nullopt}};
+  uint64_t t = 0;
+  open_all(*dpl, fa, t);
+  const auto a_in = send_segments(*dpl, fa);
+
+  // A bad section is refused naming the key; nothing changes.
+  dp::GuestConfig bad = d;
+  bad.qos[0] = "qdisc add ext rate 1gbit\nclass add ext x prio 9\n";
+  EXPECT_FALSE(dpl->add_guest(bad, nullptr, err));
+  EXPECT_NE(err.find("guests.d.qos.ext"), std::string::npos) << err;
+  EXPECT_EQ(dpl->guests().size(), 1u);
+  // A section naming a guest that is not served, refused naming the key and the token.
+  bad.qos[0] = std::string(kSlowScript) + "filter add ext guest zz class slow\n";
+  EXPECT_FALSE(dpl->add_guest(bad, nullptr, err));
+  EXPECT_NE(err.find("guests.d.qos.ext"), std::string::npos) << err;
+  EXPECT_NE(err.find("'zz'"), std::string::npos) << err;
+  EXPECT_TRUE(hub->ports(1).empty());
+
+  d.qos[0] = std::string(kSlowScript) + "filter add ext guest d class slow\n";
+  ASSERT_TRUE(dpl->add_guest(d, nullptr, err)) << err;
+  EXPECT_EQ(hub->ports(1), std::vector<std::string>{"ext"});
+  for (int i = 0; i < 3; ++i) dpl->step(t += 100000);
+  uint64_t a_bytes = 0;
+  EXPECT_EQ(fa[0].count(a0.rig->collect(PortRole::ext), a_bytes), kSegs) << "a went on, unshaped";
+  EXPECT_EQ(a_bytes, a_in[0]);
+
+  // d's traffic: shaped by its own scheduler, a's not.
+  std::vector<Flow> fd{{d0.rig.get(), Conversation(params(51001)), std::nullopt}};
+  open_all(*dpl, fd, t);
+  const auto d_in = send_segments(*dpl, fd);
+  for (unsigned i = 0; i < kSegs; ++i) {
+    ASSERT_TRUE(a0.rig->inject(PortRole::pvm, dpl->pool(), fa[0].conv.vm_stream(Vm::pvm, (kSegs + i) * 1000, 1000)));
+    ASSERT_TRUE(a0.rig->inject(PortRole::svm, dpl->pool(), fa[0].conv.vm_stream(Vm::svm, (kSegs + i) * 1000, 1000)));
+  }
+  for (int i = 0; i < 3; ++i) dpl->step(t += 100000);
+  uint64_t d_bytes = 0;
+  EXPECT_EQ(fa[0].count(a0.rig->collect(PortRole::ext), a_bytes), kSegs);
+  const unsigned d_first = fd[0].count(d0.rig->collect(PortRole::ext), d_bytes);
+  EXPECT_GE(d_first, 1u);
+  EXPECT_LE(d_first, 2u) << "d held to its class";
+  dpl->step(t += 200 * kMs);
+  const unsigned d_later = fd[0].count(d0.rig->collect(PortRole::ext), d_bytes);
+  EXPECT_LE(d_later, 2u);
+  std::vector<dp::QosShowResult> shown;
+  while_stepping(*dpl, t, [&] { EXPECT_TRUE(hub->show(1, "ext", true, 5000 * kMs, shown, err)) << err; });
+  ASSERT_EQ(shown.size(), 1u);
+  EXPECT_EQ(shown[0].guest, "d");
+  EXPECT_EQ(shown[0].port_stats.ctr.enq_pkts, kSegs + 1) << "d's SYN/ACK and segments";
+
+  // d goes with its queue: sent at once, every frame of d out, counted.
+  uint64_t rel = 0, drp = 0, qsent = 0, qdrop = 0;
+  ASSERT_TRUE(dpl->remove_guest("d", err, dp::HeldPolicy::release, &rel, &drp, &qsent, &qdrop)) << err;
+  const unsigned d_rest = fd[0].count(d0.rig->collect(PortRole::ext), d_bytes);
+  EXPECT_EQ(d_first + d_later + d_rest, kSegs);
+  EXPECT_EQ(d_bytes, d_in[0]);
+  EXPECT_GE(qsent, kSegs - d_first - d_later - 2);
+  EXPECT_EQ(qdrop, 0u);
+  EXPECT_TRUE(hub->ports(1).empty());
+
+  expect_conservation(*dpl, {a0.rig.get(), d0.rig.get()}, t + kMs);
 }
 
 }  // namespace
