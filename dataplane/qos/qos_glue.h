@@ -1,7 +1,7 @@
 // The egress scheduler on DPDK ports: what sits between a worker and a port that
 // carries a `qos:` configuration (dataplane/qos/sched is the pure core).
 //
-//   worker -> out(role, mbuf, traffic) -> QosEgress: classify (filters, traffic role),
+//   worker -> out(role, port, mbuf, traffic) -> QosEgress (by port id): classify (filters, traffic role),
 //            enqueue in bursts -> Scheduler -> dequeue what it allows at now -> tx_burst
 //
 // Traffic roles. The worker tags each frame with its role as its path tells it (proxy,
