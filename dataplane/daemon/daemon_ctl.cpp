@@ -683,7 +683,8 @@ void DaemonCtl::run_guest_op(Op& op) {
   } else {
     const int g = dp_.guest_index(go.name);
     Report before = dp_.report();
-    go.ok = dp_.remove_guest(go.name, go.error, go.held, &go.released, &go.dropped);
+    go.ok = dp_.remove_guest(go.name, go.error, go.held, &go.released, &go.dropped, &go.qos_sent,
+                             &go.qos_dropped);
     if (go.ok) {
       Report after = dp_.report();
       const GuestReport& gr = after.guests[static_cast<unsigned>(g)];
@@ -748,6 +749,11 @@ bool DaemonCtl::remove_guest(const std::string& name, const HeldPolicy* held, ct
             {"held", to_string(go->held)},
             {"released", go->released},
             {"dropped", go->dropped}};
+  // The frames queued in its own schedulers (guests.NAME.qos.ROLE): sent, or dropped.
+  if (!dp_.config().guests.empty() || go->qos_sent + go->qos_dropped > 0) {
+    result["qos_sent"] = go->qos_sent;
+    result["qos_dropped"] = go->qos_dropped;
+  }
   return true;
 }
 

@@ -61,6 +61,9 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   // The guest the per-guest calls of the current ctrl command address (`-g NAME`; empty:
   // none named). Ctrl server thread only: commands run one at a time there.
   bool select_guest(const std::string& name, std::string& error);
+  // The guest a read shows: the one named, else -1 (all of them). Also what `-g NAME
+  // qos ...` addresses (the guest's own schedulers).
+  int guest_for_read() const { return selected_; }
   // `guests`: every guest with its NICs, epoch, mode and state.
   ctrl::Json guests();
   // `guest add|del` (ctrl thread): run by the control loop, waited for (bounded).
@@ -121,6 +124,7 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
     std::string name;
     HeldPolicy held = HeldPolicy::release;  // del
     uint64_t released = 0, dropped = 0;     // del: the held PVM output's fate
+    uint64_t qos_sent = 0, qos_dropped = 0;  // del: its own schedulers' queued frames
     bool ok = false;
     std::string error;
     std::atomic<bool> done{false};
@@ -138,8 +142,6 @@ class DaemonCtl final : public ctrl::DaemonControl, private ControlObserver {
   bool check_live(const Settings& s, const Settings& cur, std::string& error);
   // The guest a change is for: the one named, else the only one; -1 + error with several.
   int guest_for_change(std::string& error) const;
-  // The guest a read shows: the one named, else -1 (all of them).
-  int guest_for_read() const { return selected_; }
   bool multi() const { return multi_.load(std::memory_order_acquire); }
   void publish(uint64_t now_ns);
   void post(Op op);

@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "dataplane/daemon/lockstepd_config.h"
+#include "dataplane/qos/qos_config.h"
 
 namespace lockstep::dp {
 namespace {
@@ -24,7 +25,7 @@ bool valid_guest_name(std::string_view n) {
 GuestConfig& guest_named(Config& cfg, std::string_view name) {
   for (auto& g : cfg.guests)
     if (g.name == name) return g;
-  cfg.guests.push_back(GuestConfig{std::string(name), {}, {}});
+  cfg.guests.push_back(GuestConfig{std::string(name), {}, {}, {}});
   return cfg.guests.back();
 }
 
@@ -102,13 +103,25 @@ bool set_guest_key(std::string_view key, std::string_view value, Config& cfg, st
     guest_named(cfg, name).keys.emplace_back(std::string(sub), std::string(value));
     return true;
   }
+  if (sub.starts_with("qos.")) {  // guests.NAME.qos.ROLE[.file]: the guest's own scheduler
+    std::string_view rn = sub.substr(4);
+    if (rn.ends_with(".file")) rn.remove_suffix(5);
+    PortRole r;
+    if (!port_role_from_string(rn, r) || static_cast<unsigned>(r) >= kCompareRoles) {
+      error = "config key '" + std::string(key) +
+              "': unknown port role (a guest's own scheduler is on its ext, pvm or svm ports)";
+      return false;
+    }
+    return set_qos_key(key, rn, value, cfg.pool_mbufs, guest_named(cfg, name).qos[static_cast<unsigned>(r)],
+                       error);
+  }
   if (sub == "nics" && value.empty()) {  // `nics: []`: refused by validate_guests
     guest_named(cfg, name);
     return true;
   }
   if (!sub.starts_with("nics.")) {
     error = "config key '" + std::string(key) +
-            "': unknown key (a guest has nics, engine.*, checkpointer.* and peers.*)";
+            "': unknown key (a guest has nics, engine.*, checkpointer.*, peers.* and qos.*)";
     return false;
   }
   std::string_view nic_rest = sub.substr(5);

@@ -596,6 +596,8 @@ bool start_ctrl(const Config& cfg, Dataplane& dp, CtrlStack& cs, std::string& er
                      return ctrl::CommandResult::success({{"guests", daemon->guests()}});
                    }});
   cs.qos = std::make_unique<lockstep::dp::DataplaneQosControl>(dp.qos());
+  // `-g NAME qos ...`: the guest's own schedulers (guests.NAME.qos.ROLE).
+  cs.qos->set_guest_source([daemon = cs.daemon.get()] { return daemon ? daemon->guest_for_read() : -1; });
   ctrl::register_qos_commands(cs.registry, *cs.qos);
   // Sockets handed over by systemd (lockstepd.socket) take the place of the configured
   // ones; their files and modes are the socket unit's.

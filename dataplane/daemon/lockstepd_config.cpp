@@ -304,7 +304,8 @@ bool flatten(const YAML::Node& n, const std::string& prefix,
     if (!prefix.empty()) out.emplace_back(prefix, "");  // an empty document: no keys
     return true;
   }
-  if (n.IsSequence() && prefix.starts_with("qos.")) {  // scheduler commands, one a line
+  if (n.IsSequence() && (prefix.starts_with("qos.") ||
+                         (prefix.starts_with("guests.") && prefix.find(".qos.") != std::string::npos))) {  // scheduler commands, one a line
     std::string lines;
     for (const auto& item : n) {
       if (!item.IsScalar()) {
@@ -506,6 +507,44 @@ bool check_qos_guests(const Config& cfg, std::string& error) {
     if (!build_qos_config(rn, cfg.qos[r], qos_limits(cfg.pool_mbufs), qc, e)) {
       error = "config key 'qos." + rn + "': " + e;
       return false;
+    }
+  }
+  for (const auto& g : cfg.guests) {
+    for (unsigned r = 0; r < kCompareRoles; ++r) {
+      if (g.qos[r].empty()) continue;
+      const std::string rn(to_string(static_cast<PortRole>(r)));
+      const std::string key = "guests." + g.name + ".qos." + rn;
+      sched::QosConfig qc;
+      std::string e;
+      if (!build_qos_config(rn, g.qos[r], qos_limits(cfg.pool_mbufs), qc, e)) {
+        error = "config key '" + key + "': " + e;
+        return false;
+      }
+      // Each port of the role the guest's NICs use: its own, and not the top level's.
+      const std::string first = cfg.guests.front().nics.empty()
+                                    ? std::string()
+                                    : device_name(cfg.guests.front().nics.front().ports[r]);
+      for (const auto& nic : g.nics) {
+        const std::string dev = device_name(nic.ports[r]);
+        if (dev.empty()) continue;
+        for (const auto& other : cfg.guests) {
+          if (other.name == g.name) continue;
+          for (const auto& on : other.nics) {
+            if (device_name(on.ports[r]) != dev) continue;
+            error = "config key '" + key + "': port '" + dev + "' is shared with guest '" + other.name +
+                    "': a guest's own scheduler needs ports only its NICs use (on a shared port, "
+                    "shape it with the top level's qos." + rn + " and 'filter add " + rn + " guest " +
+                    g.name + " class CLASS')";
+            return false;
+          }
+        }
+        if (dev == first && !cfg.qos[r].empty()) {
+          error = "config key '" + key + "': port '" + dev + "' already has a scheduler (qos." + rn +
+                  ", on the role's first port): configure it there (with 'guest " + g.name +
+                  "' filters) or drop one of the two";
+          return false;
+        }
+      }
     }
   }
   return true;

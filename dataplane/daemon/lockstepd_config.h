@@ -117,6 +117,14 @@ struct GuestConfig {
   // top level's (resolve_guests): the top level gives every guest its defaults,
   // wherever it stands in the file.
   std::vector<std::pair<std::string, std::string>> keys;
+  // The guest's own egress schedulers (guests.NAME.qos.ROLE[.file], ROLE ext, pvm or
+  // svm): one on each port of that role only this guest's NICs use; checked at load.
+  std::array<std::string, kCompareRoles> qos{};
+  bool has_qos() const {
+    for (const auto& q : qos)
+      if (!q.empty()) return true;
+    return false;
+  }
 };
 
 // What `guest del` does with the guest's held PVM output (guest_del.held, or
@@ -256,8 +264,11 @@ std::string format_mac(const std::array<uint8_t, 6>& mac);
 // The guest names a filter's `guest NAME` resolves against, the index being the
 // dataplane's guest index: the `guests:` map in order, or the single pair's "default".
 std::vector<std::string> qos_guest_names(const Config& cfg);
-// The `qos.ROLE` sections checked against the configuration's guests (a filter naming a
-// guest the configuration lacks is refused naming the key, the line and the token).
+// The `qos.ROLE` and `guests.NAME.qos.ROLE` sections checked against the configuration's
+// guests (a filter naming a guest the configuration lacks is refused naming the key, the
+// line and the token) and ports (a guest's own scheduler needs ports no other guest's
+// NIC uses, and none that already has a scheduler: the top level's is on the role's
+// first port).
 bool check_qos_guests(const Config& cfg, std::string& error);
 
 // A config file larger than this is refused (load_config_file).

@@ -92,7 +92,11 @@ std::unique_ptr<Dataplane> Dataplane::create(const Config& cfg, std::string& err
 
   const unsigned n = cfg.workers;
   error.clear();
-  dp->qos_ = QosHub::create(cfg, dp->plan_.port, n, error);
+  std::vector<QosGuestPort> guest_ports;
+  for (const UnitPlan& u : dp->plan_.units)
+    for (unsigned r = 0; r < kCompareRoles; ++r)
+      guest_ports.push_back(QosGuestPort{u.guest, static_cast<PortRole>(r), u.port[r]});
+  dp->qos_ = QosHub::create(cfg, dp->plan_.port, guest_ports, n, error);
   if (!dp->qos_ && !error.empty()) return nullptr;
   const bool software = n > 1 && !dp->plan_.rss;
   if (software) {
@@ -282,6 +286,12 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
     error = "guest add: not with clock=replay";
     return false;
   }
+  if (gc.has_qos() && !qos_) {
+    error = "guest add: guests." + gc.name + ".qos: this lockstepd serves a single pair without "
+            "schedulers, so none can be added live: put the guest and its qos section in the "
+            "configuration and restart, or leave the section out";
+    return false;
+  }
   for (const auto& g : cfg_.guests) {
     if (g.name == gc.name) {
       error = "guest add: a guest named '" + gc.name + "' is already served";
@@ -387,6 +397,21 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
   if (plan_.rss) {
     for (auto& rx : change.rx_add) rx.rxq_count = 1;
   }
+  // Its own schedulers (checked with the configuration above), taken by the workers with
+  // the change.
+  if (gc.has_qos()) {
+    std::vector<QosGuestPort> mine;
+    for (const UnitPlan& u : change.units)
+      for (unsigned r = 0; r < kCompareRoles; ++r)
+        if (!gc.qos[r].empty()) mine.push_back(QosGuestPort{gi, static_cast<PortRole>(r), u.port[r]});
+    std::vector<std::string> names;
+    for (const auto& g : guests_) names.push_back(g.name);
+    names.push_back(spec.name);
+    if (!qos_->add_guest(static_cast<int>(gi), gc, mine, names, worker_count(), change.qos_add, error)) {
+      undo();
+      return false;
+    }
+  }
   for (auto& used : fresh) plan_.used.push_back(used);
   for (auto& u : change.units) plan_.units.push_back(u);
   guests_.push_back(spec);
@@ -406,11 +431,16 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
   if (!sink) sink = std::make_unique<SimulatedCheckpointer>(spec.checkpointer.latency_us * 1000);
   control_->add_guest(spec.name, std::move(sink));
   // RSS workers read queue w of a new port: each worker's copy is adjusted by its id.
-  return run_guest_change(CtrlMsg::add_guest, change, error);
+  if (!run_guest_change(CtrlMsg::add_guest, change, error)) {
+    if (qos_) qos_->undo_add(static_cast<int>(gi));  // no worker took them
+    return false;
+  }
+  return true;
 }
 
 bool Dataplane::remove_guest(const std::string& name, std::string& error, HeldPolicy held,
-                             uint64_t* released, uint64_t* dropped) {
+                             uint64_t* released, uint64_t* dropped, uint64_t* qos_sent,
+                             uint64_t* qos_dropped) {
   const int gi = guest_index(name);
   if (gi < 0 || removed_[static_cast<unsigned>(gi)]) {
     error = "guest del: no guest '" + name + "'";
@@ -442,7 +472,25 @@ bool Dataplane::remove_guest(const std::string& name, std::string& error, HeldPo
       change.rx_remove.push_back(static_cast<uint16_t>(used.port));
     }
   }
+  if (qos_) change.qos_remove = qos_->own_ports(static_cast<int>(g));
   if (!run_guest_change(CtrlMsg::remove_guest, change, error)) return false;
+  // Every worker stopped using the guest's own schedulers: worker 0 retires them (their
+  // queues sent or dropped, counted) while their ports still run; then they are freed.
+  uint64_t q_sent = 0, q_dropped = 0;
+  if (qos_ && !change.qos_remove.empty()) {
+    const uint64_t gen = qos_->retire_guest(static_cast<int>(g), held == HeldPolicy::drop);
+    if (gen != 0) {
+      if (lcores_.empty()) qos_->poll_messages(now_tsc_ns());  // stepped on this thread (tests)
+      if (!qos_->wait_applied(gen, 5'000'000'000ull)) {
+        std::fprintf(stderr, "lockstepd: worker 0 did not retire guest %s's schedulers within 5 s\n",
+                     name.c_str());
+        std::abort();  // freeing them under a running worker is not safe
+      }
+      qos_->free_retired(static_cast<int>(g), q_sent, q_dropped);
+    }
+  }
+  if (qos_sent != nullptr) *qos_sent = q_sent;
+  if (qos_dropped != nullptr) *qos_dropped = q_dropped;
   uint64_t rel = 0, drp = 0;
   for (unsigned w = 0; w < worker_count(); ++w) rel += change.released[w], drp += change.dropped[w];
   if (released != nullptr) *released = rel;

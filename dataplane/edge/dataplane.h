@@ -61,9 +61,13 @@ class Dataplane {
   // virtual devices removed. The guest's final counters stay in the report (removed).
   // `held`: release (as at shutdown) or drop the guest's held PVM output (counted,
   // drops.guest_del_held); `released`/`dropped` (when given) receive how many.
+  // The guest's own schedulers (guests.NAME.qos.ROLE) are retired once every worker
+  // took the change, before its ports stop: their queued frames sent at once, or with
+  // --held drop dropped; `qos_sent`/`qos_dropped` (when given) receive how many.
   bool remove_guest(const std::string& name, std::string& error,
                     HeldPolicy held = HeldPolicy::release, uint64_t* released = nullptr,
-                    uint64_t* dropped = nullptr);
+                    uint64_t* dropped = nullptr, uint64_t* qos_sent = nullptr,
+                    uint64_t* qos_dropped = nullptr);
   bool guest_removed(unsigned g) const { return g < removed_.size() && removed_[g]; }
 
   // Tests and the bench: one iteration of control and every worker on this thread.

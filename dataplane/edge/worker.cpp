@@ -108,8 +108,12 @@ Worker::Worker(const WorkerSetup& s, std::vector<std::unique_ptr<Engine>> engine
   for (unsigned r = 0; r < kPortRoleCount; ++r) {
     tx_[r].init(s_.port[r], s_.txq, s_.cfg->tx_retries, &st_.port[r],
                 &st_.drops[static_cast<unsigned>(DpDrop::tx_full)], &g_capture_tap.ring[r]);
-    if (s_.qos.egress[r] != nullptr) s_.qos.egress[r]->attach(s_.port[r], s_.txq, &st_.port[r]);
-    if (s_.qos.handoff[r] != nullptr) handoff_[r].init(s_.qos.handoff[r], s_.qos.handoff_drops);
+  }
+  for (unsigned p = 0; p < RTE_MAX_ETHPORTS; ++p) {
+    QosEgress* e = s_.qos.egress[p];
+    if (e != nullptr) e->attach(static_cast<int>(p), s_.txq, &st_.port[static_cast<unsigned>(e->role())]);
+    if (s_.qos.handoff[p] != nullptr) handoff_[p].init(s_.qos.handoff[p], s_.qos.handoff_drops);
+    if (e != nullptr || s_.qos.handoff[p] != nullptr) qos_ports_.push_back(static_cast<uint16_t>(p));
   }
   publish_interval_tsc_ = rte_get_tsc_hz() / 20;  // 50 ms
   replay_latency_ns_ = s_.cfg->checkpoint_latency_us * 1000;
@@ -175,6 +179,19 @@ void Worker::add_guest(GuestChange& c, uint64_t) {
   } else {
     for (const RxPort& p : c.rx_add) s_.role_of_port[p.port] = static_cast<uint8_t>(p.role);
   }
+  // Its own schedulers: worker 0 owns them (and tells the hub it does), the others hand
+  // their frames over.
+  for (const QosHub::Added& a : c.qos_add) {
+    if (s_.id == 0) {
+      a.egress->attach(a.port, s_.txq, &st_.port[static_cast<unsigned>(a.role)]);
+      s_.qos.egress[a.port] = a.egress;
+      if (s_.qos.hub != nullptr) s_.qos.hub->attach_worker(a.sched, a.egress);
+    } else {
+      s_.qos.handoff[a.port] = a.handoff;
+      handoff_[a.port].init(a.handoff, s_.qos.handoff_drops);
+    }
+    if (std::find(qos_ports_.begin(), qos_ports_.end(), a.port) == qos_ports_.end()) qos_ports_.push_back(a.port);
+  }
   rebuild_ports();
 }
 
@@ -197,6 +214,13 @@ void Worker::remove_guest(GuestChange& c, uint64_t now_ns) {
   c.released[s_.id] = released;
   c.dropped[s_.id] = dropped;
   flush_tx(now_ns);
+  // Its own schedulers: what this worker released went in (or over the handoff ring);
+  // from now on it does not use them. Worker 0 keeps their queues for the hub to retire.
+  for (uint16_t port : c.qos_remove) {
+    s_.qos.egress[port] = nullptr;
+    s_.qos.handoff[port] = nullptr;
+    qos_ports_.erase(std::remove(qos_ports_.begin(), qos_ports_.end(), port), qos_ports_.end());
+  }
   publish_stats();  // the guest's final counters stay in its stats
   for (auto& u : units_)
     if (u.engine && u.guest == c.guest) u.engine.reset();
@@ -602,9 +626,10 @@ void Worker::control_messages(uint64_t now_ns) {
 void Worker::flush_tx(uint64_t now_ns) {
   for (auto& t : tx_) t.flush();
   for (int p : other_ports_) tx_port_[static_cast<unsigned>(p)].flush();
-  for (auto& h : handoff_) h.flush();
-  for (QosEgress* e : s_.qos.egress)
-    if (e != nullptr) e->service(now_ns);
+  for (uint16_t p : qos_ports_) {
+    if (s_.qos.handoff[p] != nullptr) handoff_[p].flush();
+    if (QosEgress* e = s_.qos.egress[p]; e != nullptr) e->service(now_ns);
+  }
 }
 
 unsigned Worker::poll_once(uint64_t now_ns) {

@@ -99,6 +99,11 @@ struct GuestChange {
   std::vector<std::vector<std::unique_ptr<Engine>>> engines;  // add: [worker][nic]
   std::vector<RxPort> rx_add;       // ports new to the dataplane (workers that read rx)
   std::vector<uint16_t> rx_remove;  // ports no guest uses any more
+  // remove: the ports of the guest's own schedulers (guests.NAME.qos.ROLE); each worker
+  // stops using them once its held output went out (the hub retires them after all did).
+  std::vector<uint16_t> qos_remove;
+  // add: the guest's own schedulers (guests.NAME.qos.ROLE in its file), made by the hub.
+  std::vector<QosHub::Added> qos_add;
   HeldPolicy held = HeldPolicy::release;  // remove: the guest's held PVM output
   std::unique_ptr<std::atomic<bool>[]> done;                // per worker
   // remove: per worker, held PVM output released (sent on) and dropped (--held drop);
@@ -197,8 +202,9 @@ class Worker {
   void apply_actions(uint64_t now_ns);
   // Every frame leaves through here: the port's scheduler when it has one, else the
   // tx buffer. `traffic` is the frame's role in lockstep, for the scheduler's filters.
-  // `port`: the unit's port of that role (a guest NIC's own); the role's scheduler, when
-  // it has one, serves the first unit's port.
+  // `port`: the unit's port of that role (a guest NIC's own); schedulers are keyed by
+  // egress port id (the top level's on the role's first port, a guest's own on its
+  // ports).
   // `guest`: the unit's guest, for the scheduler's `guest NAME` filters (none between
   // the hosts).
   void out(PortRole r, rte_mbuf* m, sched::TrafficRole traffic, uint64_t now_ns) {
@@ -207,12 +213,13 @@ class Worker {
   void out(PortRole r, int port, rte_mbuf* m, sched::TrafficRole traffic, uint64_t now_ns,
            unsigned guest = sched::kNoGuest) {
     const unsigned i = static_cast<unsigned>(r);
-    if (port == s_.port[i]) {
+    if (port >= 0) {
+      const auto p = static_cast<unsigned>(port);
       const auto g = static_cast<uint16_t>(guest);
-      if (s_.qos.egress[i] != nullptr) return s_.qos.egress[i]->add(m, traffic, now_ns, g);
-      if (s_.qos.handoff[i] != nullptr) return handoff_[i].add(m, traffic, g);
-      return tx_[i].add(m);
+      if (s_.qos.egress[p] != nullptr) return s_.qos.egress[p]->add(m, traffic, now_ns, g);
+      if (s_.qos.handoff[p] != nullptr) return handoff_[p].add(m, traffic, g);
     }
+    if (port == s_.port[i]) return tx_[i].add(m);
     if (port < 0) return drop(m, DpDrop::tx_full);
     tx_port_[static_cast<unsigned>(port)].add(m);
   }
@@ -232,7 +239,9 @@ class Worker {
   // Ports of the other units (not a role's first): plain tx, counted under their role.
   std::array<TxBuffer, RTE_MAX_ETHPORTS> tx_port_{};
   std::vector<int> other_ports_;
-  std::array<QosHandoff, kPortRoleCount> handoff_{};
+  // Scheduled ports: by port id (workers > 0 hand their frames over), and their list.
+  std::array<QosHandoff, RTE_MAX_ETHPORTS> handoff_{};
+  std::vector<uint16_t> qos_ports_;
   WorkerStats st_;
   Engine::Sink sink_;  // every unit's engine: actions, requests, wake times (by unit)
   uint64_t last_publish_tsc_ = 0;

@@ -26,6 +26,8 @@ ctrl::Json params_json(const sched::ClassParams& p) {
 ctrl::Json qos_show_json(const QosShowResult& r, bool stats) {
   ctrl::Json j;
   j["port"] = r.port;
+  if (!r.guest.empty()) j["guest"] = r.guest;
+  j["port_id"] = r.port_id;
   j["generation"] = r.generation;
   j["text"] = r.text;
   j["qdisc"] = {{"rate", r.config.port.rate ? sched::format_rate(r.config.port.rate) : "unshaped"},
@@ -82,7 +84,7 @@ ctrl::Json qos_show_json(const QosShowResult& r, bool stats) {
 }
 
 std::vector<std::string> DataplaneQosControl::ports() {
-  return hub_ ? hub_->ports() : std::vector<std::string>{};
+  return hub_ ? hub_->ports(guest()) : std::vector<std::string>{};
 }
 
 bool DataplaneQosControl::apply(const std::string& port, const std::string& command,
@@ -91,9 +93,11 @@ bool DataplaneQosControl::apply(const std::string& port, const std::string& comm
     error = "no port carries a scheduler (add a qos: section to the configuration)";
     return false;
   }
-  const uint64_t gen = hub_->apply(port, command, error);
+  const int g = guest();
+  const uint64_t gen = hub_->apply(g, port, command, error);
   if (gen == 0) return false;
   result["port"] = port;
+  if (g != QosHub::kTopLevel) result["guest"] = hub_->guest_name(g);
   result["generation"] = gen;
   result["applied"] = hub_->wait_applied(gen, wait_ns_);
   return true;
@@ -105,9 +109,19 @@ bool DataplaneQosControl::show(const std::string& port, bool stats, ctrl::Json& 
     error = "no port carries a scheduler (add a qos: section to the configuration)";
     return false;
   }
-  QosShowResult r;
-  if (!hub_->show(port, stats, wait_ns_, r, error)) return false;
-  result = qos_show_json(r, stats);
+  std::vector<QosShowResult> all;
+  if (!hub_->show(guest(), port, stats, wait_ns_, all, error)) return false;
+  result = qos_show_json(all.front(), stats);
+  if (all.size() > 1) {  // several ports of the role scheduled: one scheduler each
+    std::string text;
+    ctrl::Json each = ctrl::Json::array();
+    for (const auto& r : all) {
+      text += "port " + std::to_string(r.port_id) + ":\n" + r.text;
+      each.push_back(qos_show_json(r, stats));
+    }
+    result["text"] = text;
+    result["per_port"] = std::move(each);
+  }
   return true;
 }
 
@@ -158,8 +172,17 @@ void append_qos_samples(const QosShowResult& r, std::vector<ctrl::MetricSample>&
   using ctrl::MetricType;
   constexpr auto C = MetricType::counter;
   constexpr auto G = MetricType::gauge;
+  // The scheduler's own labels: its port, and a guest's own its guest and port id.
+  ctrl::Labels base{{"port", r.port}};
+  if (!r.guest.empty()) base.emplace_back("guest", r.guest);
+  if (!r.role_first) base.emplace_back("port_id", std::to_string(r.port_id));
+  auto with = [&base](std::initializer_list<std::pair<std::string, std::string>> more) {
+    ctrl::Labels l = base;
+    for (const auto& kv : more) l.emplace_back(kv.first, kv.second);
+    return l;
+  };
   for (const auto& c : r.classes) {
-    const ctrl::Labels l{{"port", r.port}, {"class", c.name}};
+    const ctrl::Labels l = with({{"class", c.name}});
     const auto& k = c.stats.ctr;
     sample(out, "lockstep_qos_class_enqueued_packets_total", "packets a class queued", C, k.enq_pkts, l);
     sample(out, "lockstep_qos_class_enqueued_bytes_total", "bytes a class queued", C, k.enq_bytes, l);
@@ -184,7 +207,7 @@ void append_qos_samples(const QosShowResult& r, std::vector<ctrl::MetricSample>&
            "connections of a class with packets waiting for their own bucket now", G,
            c.stats.conns_throttled, l);
   }
-  const ctrl::Labels l{{"port", r.port}};
+  const ctrl::Labels l = base;
   const auto& p = r.port_stats;
   sample(out, "lockstep_qos_enqueued_packets_total", "packets a port's scheduler queued", C, p.ctr.enq_pkts, l);
   sample(out, "lockstep_qos_enqueued_bytes_total", "bytes a port's scheduler queued", C, p.ctr.enq_bytes, l);
@@ -210,7 +233,7 @@ void append_qos_samples(const QosShowResult& r, std::vector<ctrl::MetricSample>&
   for (unsigned i = 0; i < sched::kTrafficRoleCount; ++i)
     sample(out, "lockstep_qos_role_frames_total",
            "frames given to a port's scheduler, by their role in lockstep", C, g.role_frames[i],
-           {{"port", r.port}, {"role", std::string(sched::to_string(static_cast<sched::TrafficRole>(i)))}});
+           with({{"role", std::string(sched::to_string(static_cast<sched::TrafficRole>(i)))}}));
   sample(out, "lockstep_qos_handoff_full_total",
          "frames dropped: the handoff ring to the port's owner worker was full", C, g.handoff_full, l);
   sample(out, "lockstep_qos_tx_deferred_total", "frames the device did not take at once (sent later)",
@@ -221,14 +244,17 @@ void append_qos_samples(const QosShowResult& r, std::vector<ctrl::MetricSample>&
 
 void append_qos_metrics(QosHub* hub, uint64_t wait_ns, std::vector<ctrl::MetricSample>& out) {
   if (hub == nullptr) return;
-  for (const auto& port : hub->ports()) {
-    QosShowResult r;
+  for (const auto& [guest, port] : hub->schedulers()) {
+    std::vector<QosShowResult> all;
     std::string error;
-    const bool ok = hub->show(port, true, wait_ns, r, error);
+    const bool ok = hub->show(guest, port, true, wait_ns, all, error);
+    ctrl::Labels l{{"port", port}};
+    if (guest != QosHub::kTopLevel) l.emplace_back("guest", hub->guest_name(guest));
     ctrl::add_sample(out, "lockstep_qos_up",
                      "1 when the port's worker answered for its scheduler's counters",
-                     ctrl::MetricType::gauge, ok ? 1.0 : 0.0, {{"port", port}});
-    if (ok) append_qos_samples(r, out);
+                     ctrl::MetricType::gauge, ok ? 1.0 : 0.0, std::move(l));
+    if (ok)
+      for (const auto& r : all) append_qos_samples(r, out);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <rte_ethdev.h>
 #include <rte_ring_elem.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -156,6 +157,33 @@ void QosEgress::drain_and_free(uint64_t now_ns) {
   });
 }
 
+void QosEgress::retire(bool drop, uint64_t now_ns) {
+  if (handoff_ != nullptr) {
+    QosHandoffElem e;
+    while (rte_ring_sc_dequeue_elem(handoff_, &e, sizeof e) == 0) add(e.m, e.traffic(), now_ns, e.guest());
+  }
+  enqueue_staged(now_ns);
+  // In order: what the device refused last, then the scheduler's queues.
+  std::vector<rte_mbuf*> all(pend_.begin() + pend_first_, pend_.begin() + pend_first_ + pend_n_);
+  pend_n_ = pend_first_ = 0;
+  qos_.scheduler().drain_all([&all](uint64_t h) { all.push_back(reinterpret_cast<rte_mbuf*>(h)); });
+  size_t done = 0;
+  if (!drop && port_id_ >= 0) {
+    for (unsigned idle = 0; done < all.size() && idle < 100; ++idle) {
+      const auto n = static_cast<uint16_t>(std::min<size_t>(all.size() - done, kQosBurst));
+      const uint16_t sent = rte_eth_tx_burst(static_cast<uint16_t>(port_id_), txq_, all.data() + done, n);
+      for (uint16_t i = 0; i < sent; ++i) ctr_.tx_bytes += all[done + i]->pkt_len;
+      if (port_ctr_ != nullptr) port_ctr_->tx += sent;
+      ctr_.tx_sent += sent;
+      ctr_.del_sent += sent;
+      done += sent;
+      if (sent > 0) idle = 0;
+    }
+  }
+  for (size_t i = done; i < all.size(); ++i) rte_pktmbuf_free(all[i]);
+  ctr_.del_dropped += all.size() - done;
+}
+
 // ---- QosHandoff -----------------------------------------------------------------------
 
 void QosHandoff::flush() {
@@ -174,12 +202,108 @@ void QosHub::set_guests(std::vector<std::string> names) {
   guest_names_ = std::move(names);
 }
 
+bool QosHub::add_scheduler(PortRole role, int port, int guest, const sched::QosConfig& qc,
+                           unsigned workers, std::string& error, bool live_now) {
+  const std::string name(to_string(role));
+  if (sched_.size() >= kMaxSched) {
+    error = "qos: at most " + std::to_string(kMaxSched) + " schedulers in a lockstepd's life (restart)";
+    return false;
+  }
+  Sched sc;
+  sc.role = role;
+  sc.port = port;
+  sc.guest = guest;
+  sc.control_cfg = qc;
+  sc.egress = std::make_unique<QosEgress>(role, limits_, qc);
+  sc.egress->set_roles(&roles_worker_);
+  if (workers > 1) {
+    // The role's first port's keeps its name; the others are named by their port id.
+    const bool first = sched_.empty() || std::none_of(sched_.begin(), sched_.end(), [&](const Sched& o) {
+                                            return o.role == role;
+                                          });
+    const std::string rn = first && guest == kTopLevel ? "ls_qos_ho_" + name : "ls_qos_ho_p" + std::to_string(port);
+    sc.handoff = rte_ring_create_elem(rn.c_str(), sizeof(QosHandoffElem), 4096, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    if (sc.handoff == nullptr) {
+      error = "qos: cannot create the handoff ring of " + name + " (port " + std::to_string(port) +
+              "): " + rte_strerror(rte_errno);
+      return false;
+    }
+    sc.egress->set_handoff(sc.handoff);
+  }
+  if (live_now) sc.live = sc.egress.get();
+  sched_.push_back(std::move(sc));  // reserved: the slots never move
+  n_worker_.store(static_cast<unsigned>(sched_.size()), std::memory_order_release);
+  return true;
+}
+
+bool QosHub::add_guest(int guest, const GuestConfig& gc, const std::vector<QosGuestPort>& ports,
+                       const std::vector<std::string>& names, unsigned workers, std::vector<Added>& out,
+                       std::string& error) {
+  std::lock_guard lk(mu_);
+  out.clear();
+  error.clear();
+  guest_names_ = names;
+  const sched::GuestNamesScope scope(guest_names_);
+  const size_t before = sched_.size();
+  for (unsigned r = 0; r < kCompareRoles; ++r) {
+    if (gc.qos[r].empty()) continue;
+    const std::string name(to_string(static_cast<PortRole>(r)));
+    const std::string key = "config key 'guests." + gc.name + ".qos." + name + "'";
+    sched::QosConfig qc;
+    std::string e;
+    if (!build_qos_config(name, gc.qos[r], limits_, qc, e)) {
+      error = key + ": " + e;
+      break;
+    }
+    std::vector<int> mine;
+    for (const QosGuestPort& gp : ports)
+      if (static_cast<unsigned>(gp.role) == r && gp.port >= 0 &&
+          std::find(mine.begin(), mine.end(), gp.port) == mine.end())
+        mine.push_back(gp.port);
+    for (int p : mine) {
+      for (unsigned i = 0; i < sched_.size(); ++i)
+        if (!sched_[i].removed && sched_[i].port == p) error = key + ": port " + std::to_string(p) + " already has a scheduler";
+      if (!error.empty()) break;
+      if (!add_scheduler(static_cast<PortRole>(r), p, guest, qc, workers, error, false)) break;
+      Sched& sc = sched_.back();
+      out.push_back(Added{static_cast<unsigned>(sched_.size() - 1), static_cast<uint16_t>(p), sc.role,
+                          sc.egress.get(), sc.handoff});
+    }
+    if (!error.empty()) break;
+  }
+  if (error.empty()) return true;
+  // Nothing used them: marked removed and freed at once.
+  for (size_t i = before; i < sched_.size(); ++i) {
+    sched_[i].removed = true;
+    rte_ring_free(sched_[i].handoff);
+    sched_[i].handoff = nullptr;
+    sched_[i].egress.reset();
+  }
+  out.clear();
+  return false;
+}
+
+void QosHub::undo_add(int guest) {
+  std::lock_guard lk(mu_);
+  for (auto& sc : sched_) {
+    if (sc.guest != guest || guest == kTopLevel || sc.removed || sc.live != nullptr) continue;
+    sc.removed = true;
+    rte_ring_free(sc.handoff);
+    sc.handoff = nullptr;
+    sc.egress.reset();
+  }
+}
+
 std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, kPortRoleCount>& port,
-                                       unsigned workers, std::string& error) {
+                                       const std::vector<QosGuestPort>& guest_ports, unsigned workers,
+                                       std::string& error) {
   bool any = false;
   for (unsigned r = 0; r < kPortRoleCount; ++r) any = any || !cfg.qos[r].empty();
-  if (!any) return nullptr;
+  for (const auto& g : cfg.guests) any = any || g.has_qos();
+  // Many guests: a hub even without schedulers, so that `guest add` can bring some.
+  if (!any && cfg.guests.empty()) return nullptr;
   std::unique_ptr<QosHub> hub(new QosHub());
+  hub->sched_.reserve(kMaxSched);
   hub->limits_ = qos_limits(cfg.pool_mbufs);
   hub->guest_names_ = qos_guest_names(cfg);
   {
@@ -192,6 +316,8 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
     }
     hub->roles_worker_ = hub->roles_control_;
   }
+  const sched::GuestNamesScope scope(hub->guest_names_);
+  // The top level's: the role's first port, every frame sent on it.
   for (unsigned r = 0; r < kPortRoleCount; ++r) {
     if (cfg.qos[r].empty()) continue;
     const std::string name(to_string(static_cast<PortRole>(r)));
@@ -201,23 +327,61 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
     }
     sched::QosConfig qc;
     std::string e;
-    const sched::GuestNamesScope scope(hub->guest_names_);
     if (!build_qos_config(name, cfg.qos[r], hub->limits_, qc, e)) {
       error = "config key 'qos." + name + "': " + e;
       return nullptr;
     }
-    hub->control_cfg_[r] = qc;
-    hub->egress_[r] = std::make_unique<QosEgress>(static_cast<PortRole>(r), hub->limits_, qc);
-    hub->egress_[r]->set_roles(&hub->roles_worker_);
-    if (workers > 1) {
-      const std::string rn = "ls_qos_ho_" + name;
-      hub->handoff_[r] = rte_ring_create_elem(rn.c_str(), sizeof(QosHandoffElem), 4096,
-                                              SOCKET_ID_ANY, RING_F_SC_DEQ);
-      if (hub->handoff_[r] == nullptr) {
-        error = "qos: cannot create the handoff ring of " + name + ": " + rte_strerror(rte_errno);
+    if (!hub->add_scheduler(static_cast<PortRole>(r), port[r], kTopLevel, qc, workers, error)) return nullptr;
+    hub->sched_.back().first = true;
+    // And every other port of the role that several guests' NICs share: their `guest
+    // NAME` filters see the frames there too.
+    if (r >= kCompareRoles) continue;
+    std::vector<int> shared;
+    for (const QosGuestPort& a : guest_ports) {
+      if (static_cast<unsigned>(a.role) != r || a.port < 0 || a.port == port[r]) continue;
+      if (std::find(shared.begin(), shared.end(), a.port) != shared.end()) continue;
+      const bool several = std::any_of(guest_ports.begin(), guest_ports.end(), [&](const QosGuestPort& b) {
+        return b.port == a.port && b.guest != a.guest;
+      });
+      if (several) shared.push_back(a.port);
+    }
+    for (int p : shared)
+      if (!hub->add_scheduler(static_cast<PortRole>(r), p, kTopLevel, qc, workers, error)) return nullptr;
+  }
+  // The guests' own: each port of the role only the guest's NICs use.
+  for (size_t g = 0; g < cfg.guests.size(); ++g) {
+    const GuestConfig& gc = cfg.guests[g];
+    for (unsigned r = 0; r < kCompareRoles; ++r) {
+      if (gc.qos[r].empty()) continue;
+      const std::string name(to_string(static_cast<PortRole>(r)));
+      const std::string key = "config key 'guests." + gc.name + ".qos." + name + "'";
+      sched::QosConfig qc;
+      std::string e;
+      if (!build_qos_config(name, gc.qos[r], hub->limits_, qc, e)) {
+        error = key + ": " + e;
         return nullptr;
       }
-      hub->egress_[r]->set_handoff(hub->handoff_[r]);
+      std::vector<int> mine;
+      for (const QosGuestPort& gp : guest_ports) {
+        if (gp.guest != g || static_cast<unsigned>(gp.role) != r || gp.port < 0) continue;
+        if (std::find(mine.begin(), mine.end(), gp.port) == mine.end()) mine.push_back(gp.port);
+      }
+      for (int p : mine) {
+        for (const QosGuestPort& gp : guest_ports) {
+          if (gp.port != p || gp.guest == g) continue;
+          error = key + ": port " + std::to_string(p) + " is shared with guest '" +
+                  (gp.guest < cfg.guests.size() ? cfg.guests[gp.guest].name : std::string("?")) +
+                  "': a guest's own scheduler needs ports only its NICs use";
+          return nullptr;
+        }
+        for (const Sched& sc : hub->sched_) {
+          if (sc.port != p) continue;
+          error = key + ": port " + std::to_string(p) + " already has a scheduler (qos." + name + ")";
+          return nullptr;
+        }
+        if (!hub->add_scheduler(static_cast<PortRole>(r), p, static_cast<int>(g), qc, workers, error))
+          return nullptr;
+      }
     }
   }
   hub->msgs_ = rte_ring_create_elem("ls_qos_msgs", sizeof(QosMsg), 256, SOCKET_ID_ANY,
@@ -230,52 +394,96 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
 }
 
 QosHub::~QosHub() {
-  for (auto* r : handoff_) rte_ring_free(r);
+  for (auto& sc : sched_) rte_ring_free(sc.handoff);
   rte_ring_free(msgs_);
 }
 
 QosWorkerLinks QosHub::links(unsigned worker) {
   QosWorkerLinks l;
-  for (unsigned r = 0; r < kPortRoleCount; ++r) {
-    if (!egress_[r]) continue;
-    if (worker == 0) l.egress[r] = egress_[r].get();
-    else l.handoff[r] = handoff_[r];
+  for (auto& sc : sched_) {
+    if (sc.port < 0 || sc.port >= RTE_MAX_ETHPORTS || sc.removed) continue;
+    const auto p = static_cast<unsigned>(sc.port);
+    if (worker == 0) l.egress[p] = sc.egress.get();
+    else l.handoff[p] = sc.handoff;
   }
   l.handoff_drops = &handoff_drops_;
   l.hub = worker == 0 ? this : nullptr;
   return l;
 }
 
-int QosHub::role_index(const std::string& port) const {
+std::vector<unsigned> QosHub::find(int guest, const std::string& port) const {
+  std::vector<unsigned> out;
   PortRole r;
-  if (!port_role_from_string(port, r)) return -1;
-  const unsigned i = static_cast<unsigned>(r);
-  return egress_[i] ? static_cast<int>(i) : -1;
-}
-
-std::vector<std::string> QosHub::ports() const {
-  std::vector<std::string> out;
-  for (unsigned r = 0; r < kPortRoleCount; ++r)
-    if (egress_[r]) out.emplace_back(to_string(static_cast<PortRole>(r)));
+  if (!port_role_from_string(port, r)) return out;
+  for (unsigned i = 0; i < sched_.size(); ++i)
+    if (sched_[i].guest == guest && sched_[i].role == r && !sched_[i].removed) out.push_back(i);
   return out;
 }
 
-bool QosHub::config(const std::string& port, sched::QosConfig& out) const {
+std::string QosHub::guest_name(int guest) const {
   std::lock_guard lk(mu_);
-  const int i = role_index(port);
-  if (i < 0) return false;
-  out = control_cfg_[static_cast<unsigned>(i)];
+  return guest_name_locked(guest);
+}
+
+std::string QosHub::guest_name_locked(int guest) const {
+  if (guest < 0) return "";
+  return static_cast<size_t>(guest) < guest_names_.size() ? guest_names_[static_cast<size_t>(guest)]
+                                                          : "#" + std::to_string(guest);
+}
+
+std::string QosHub::no_scheduler(int guest, const std::string& port) const {
+  std::string known;
+  for (const auto& p : ports_locked(guest)) known += (known.empty() ? "" : ", ") + p;
+  const bool none = std::all_of(sched_.begin(), sched_.end(), [](const Sched& sc) { return sc.removed; });
+  if (guest == kTopLevel && none) return "no port carries a scheduler (add a qos: section to the configuration)";
+  if (guest == kTopLevel)
+    return "port '" + port + "' carries no scheduler (scheduled ports: " +
+           (known.empty() ? std::string("none") : known) + "; add a qos: section for it)";
+  const std::string g = guest_name_locked(guest);
+  return "guest '" + g + "' has no scheduler of its own on '" + port + "' (its scheduled ports: " +
+         (known.empty() ? std::string("none") : known) + "; guests." + g + ".qos." + port +
+         " configures one; without -g the top level's qos." + port + ")";
+}
+
+std::vector<std::string> QosHub::ports(int guest) const {
+  std::lock_guard lk(mu_);
+  return ports_locked(guest);
+}
+
+std::vector<std::string> QosHub::ports_locked(int guest) const {
+  std::vector<std::string> out;
+  for (const auto& sc : sched_) {
+    if (sc.guest != guest || sc.removed) continue;
+    std::string n(to_string(sc.role));
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::vector<std::pair<int, std::string>> QosHub::schedulers() const {
+  std::vector<std::pair<int, std::string>> out;
+  std::lock_guard lk(mu_);
+  for (const auto& sc : sched_) {
+    if (sc.removed) continue;
+    std::pair<int, std::string> k{sc.guest, std::string(to_string(sc.role))};
+    if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(std::move(k));
+  }
+  return out;
+}
+
+bool QosHub::config(int guest, const std::string& port, sched::QosConfig& out) const {
+  std::lock_guard lk(mu_);
+  const auto ix = find(guest, port);
+  if (ix.empty()) return false;
+  out = sched_[ix.front()].control_cfg;
   return true;
 }
 
-uint64_t QosHub::apply(const std::string& port, const std::string& command, std::string& error) {
+uint64_t QosHub::apply(int guest, const std::string& port, const std::string& command, std::string& error) {
   std::lock_guard lk(mu_);
-  const int i = role_index(port);
-  if (i < 0) {
-    std::string known;
-    for (const auto& p : ports()) known += (known.empty() ? "" : ", ") + p;
-    error = "port '" + port + "' carries no scheduler (scheduled ports: " +
-            (known.empty() ? std::string("none") : known) + "; add a qos: section for it)";
+  const auto ix = find(guest, port);
+  if (ix.empty()) {
+    error = no_scheduler(guest, port);
     return 0;
   }
   sched::ParseResult pr;
@@ -291,8 +499,8 @@ uint64_t QosHub::apply(const std::string& port, const std::string& command, std:
     error = "device '" + pr.cmd.dev + "' is not port '" + port + "'";
     return 0;
   }
-  const unsigned r = static_cast<unsigned>(i);
-  sched::QosConfig next = control_cfg_[r];
+  // A guest's schedulers of one role are configured alike: checked on the first.
+  sched::QosConfig next = sched_[ix.front()].control_cfg;
   if (auto e = next.apply(pr.cmd, limits_); !e.empty()) {
     error = e;
     return 0;
@@ -300,18 +508,22 @@ uint64_t QosHub::apply(const std::string& port, const std::string& command, std:
   // Snapshots worker 0 has acknowledged are no longer referenced.
   const uint64_t acked = applied_.load(std::memory_order_acquire);
   std::erase_if(published_, [&](const Published& p) { return p.generation <= acked; });
-  Published pub{next_generation_, std::make_unique<sched::QosConfig>(next), nullptr};
-  QosMsg m;
-  m.kind = QosMsg::reconcile;
-  m.role = r;
-  m.generation = pub.generation;
-  m.cfg = pub.cfg.get();
-  if (rte_ring_sp_enqueue_elem(msgs_, &m, sizeof m) != 0) {
+  if (rte_ring_free_count(msgs_) < ix.size()) {
     error = "the port's worker is not taking configuration changes (control ring full); retry";
     return 0;
   }
+  Published pub{next_generation_, std::make_unique<sched::QosConfig>(next), nullptr};
+  for (unsigned i : ix) {
+    QosMsg m;
+    m.kind = QosMsg::reconcile;
+    m.sched = i;
+    m.generation = pub.generation;
+    m.cfg = pub.cfg.get();
+    m.last = i == ix.back() ? 1 : 0;
+    rte_ring_sp_enqueue_elem(msgs_, &m, sizeof m);  // room checked above (one producer)
+    sched_[i].control_cfg = next;
+  }
   published_.push_back(std::move(pub));
-  control_cfg_[r] = std::move(next);
   return next_generation_++;
 }
 
@@ -359,12 +571,30 @@ bool QosHub::wait_applied(uint64_t generation, uint64_t timeout_ns) const {
 
 bool QosHub::show(const std::string& port, bool stats, uint64_t timeout_ns, QosShowResult& out,
                   std::string& error) {
+  std::vector<QosShowResult> all;
+  if (!show(kTopLevel, port, stats, timeout_ns, all, error)) return false;
+  out = std::move(all.front());
+  return true;
+}
+
+bool QosHub::show(int guest, const std::string& port, bool stats, uint64_t timeout_ns,
+                  std::vector<QosShowResult>& out, std::string& error) {
   std::lock_guard lk(mu_);
-  const int i = role_index(port);
-  if (i < 0) {
-    error = "port '" + port + "' carries no scheduler";
+  const auto ix = find(guest, port);
+  if (ix.empty()) {
+    error = guest == kTopLevel ? "port '" + port + "' carries no scheduler" : no_scheduler(guest, port);
     return false;
   }
+  out.clear();
+  for (unsigned i : ix) {
+    QosShowResult r;
+    if (!show_one(i, stats, timeout_ns, r, error)) return false;
+    out.push_back(std::move(r));
+  }
+  return true;
+}
+
+bool QosHub::show_one(unsigned i, bool stats, uint64_t timeout_ns, QosShowResult& out, std::string& error) {
   const uint64_t asked = show_asked_.load(std::memory_order_relaxed);
   if (show_done_.load(std::memory_order_acquire) != asked) {
     error = "the previous show is still unanswered by the port's worker; retry";
@@ -373,7 +603,7 @@ bool QosHub::show(const std::string& port, bool stats, uint64_t timeout_ns, QosS
   show_stats_ = stats;
   QosMsg m;
   m.kind = QosMsg::show;
-  m.role = static_cast<uint32_t>(i);
+  m.sched = i;
   m.generation = asked + 1;
   show_asked_.store(asked + 1, std::memory_order_relaxed);
   if (rte_ring_sp_enqueue_elem(msgs_, &m, sizeof m) != 0) {
@@ -390,7 +620,53 @@ bool QosHub::show(const std::string& port, bool stats, uint64_t timeout_ns, QosS
     sleep_a_little();
   }
   out = show_;
+  out.guest = guest_name_locked(sched_[i].guest);
+  out.port_id = sched_[i].port;
+  out.role_first = sched_[i].first;
   return true;
+}
+
+std::vector<uint16_t> QosHub::own_ports(int guest) const {
+  std::lock_guard lk(mu_);
+  std::vector<uint16_t> out;
+  for (const auto& sc : sched_)
+    if (sc.guest == guest && guest != kTopLevel && !sc.removed && sc.port >= 0)
+      out.push_back(static_cast<uint16_t>(sc.port));
+  return out;
+}
+
+uint64_t QosHub::retire_guest(int guest, bool drop) {
+  std::lock_guard lk(mu_);
+  std::vector<unsigned> ix;
+  for (unsigned i = 0; i < sched_.size(); ++i)
+    if (sched_[i].guest == guest && guest != kTopLevel && !sched_[i].removed) ix.push_back(i);
+  if (ix.empty()) return 0;
+  const uint64_t gen = next_generation_++;
+  for (unsigned i : ix) {
+    QosMsg m;
+    m.kind = drop ? QosMsg::retire_drop : QosMsg::retire_release;
+    m.sched = i;
+    m.last = i == ix.back() ? 1 : 0;
+    m.generation = gen;
+    // The ring has room for 256; a guest has at most 3 roles x 8 NICs of schedulers and
+    // the control side waits for each change: retried until taken.
+    while (rte_ring_sp_enqueue_elem(msgs_, &m, sizeof m) != 0) sleep_a_little();
+  }
+  return gen;
+}
+
+void QosHub::free_retired(int guest, uint64_t& sent, uint64_t& dropped) {
+  std::lock_guard lk(mu_);
+  sent = dropped = 0;
+  for (auto& sc : sched_) {
+    if (sc.guest != guest || guest == kTopLevel || sc.removed) continue;
+    sent += sc.del_sent;
+    dropped += sc.del_dropped;
+    sc.removed = true;
+    rte_ring_free(sc.handoff);
+    sc.handoff = nullptr;
+    sc.egress.reset();  // worker 0 dropped its view (live) before acknowledging
+  }
 }
 
 void QosHub::poll_messages(uint64_t now_ns) {
@@ -398,25 +674,37 @@ void QosHub::poll_messages(uint64_t now_ns) {
   while (rte_ring_sc_dequeue_elem(msgs_, &m, sizeof m) == 0) {
     if (m.kind == QosMsg::role_map) {
       // Frames staged so far were tagged under the old map: enqueue them first.
-      for (auto& eg : egress_)
-        if (eg) eg->flush_staged(now_ns);
+      const unsigned n = n_worker_.load(std::memory_order_acquire);
+      for (unsigned i = 0; i < n; ++i)
+        if (sched_[i].live != nullptr) sched_[i].live->flush_staged(now_ns);
       roles_worker_ = *m.roles;
-      for (auto& eg : egress_)
-        if (eg) eg->count_roles_applied();
+      for (unsigned i = 0; i < n; ++i)
+        if (sched_[i].live != nullptr) sched_[i].live->count_roles_applied();
       applied_.store(m.generation, std::memory_order_release);
       continue;
     }
-    QosEgress* e = m.role < kPortRoleCount ? egress_[m.role].get() : nullptr;
+    QosEgress* e = m.sched < n_worker_.load(std::memory_order_acquire) ? sched_[m.sched].live : nullptr;
+    if (m.kind == QosMsg::retire_release || m.kind == QosMsg::retire_drop) {
+      Sched& sc = sched_[m.sched];
+      if (e != nullptr) {
+        e->retire(m.kind == QosMsg::retire_drop, now_ns);
+        sc.del_sent = e->counters().del_sent;
+        sc.del_dropped = e->counters().del_dropped;
+        sc.live = nullptr;
+      }
+      if (m.last != 0) applied_.store(m.generation, std::memory_order_release);
+      continue;
+    }
     if (m.kind == QosMsg::reconcile) {
       if (e != nullptr) e->reconcile(*m.cfg, now_ns);
-      applied_.store(m.generation, std::memory_order_release);
+      if (m.last != 0) applied_.store(m.generation, std::memory_order_release);
       continue;
     }
     QosShowResult& s = show_;
     s = QosShowResult{};
     if (e != nullptr) {
       const sched::QosPort& qp = e->port();
-      s.port = std::string(to_string(static_cast<PortRole>(m.role)));
+      s.port = std::string(to_string(e->role()));
       s.text = qp.show(show_stats_, now_ns);
       s.config = qp.config();
       s.port_stats = qp.scheduler().port_stats(now_ns);
@@ -432,8 +720,9 @@ void QosHub::poll_messages(uint64_t now_ns) {
 
 void QosHub::finish(uint64_t now_ns) {
   poll_messages(now_ns);
-  for (auto& e : egress_)
-    if (e) e->drain_and_free(now_ns);
+  const unsigned n = n_worker_.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < n; ++i)
+    if (sched_[i].live != nullptr) sched_[i].live->drain_and_free(now_ns);
 }
 
 }  // namespace lockstep::dp

@@ -1,7 +1,7 @@
 // The egress scheduler on DPDK ports: what sits between a worker and a port that
 // carries a `qos:` configuration (dataplane/qos/sched is the pure core).
 //
-//   worker -> out(role, mbuf, traffic) -> QosEgress: classify (filters, traffic role),
+//   worker -> out(role, port, mbuf, traffic) -> QosEgress (by port id): classify (filters, traffic role),
 //            enqueue in bursts -> Scheduler -> dequeue what it allows at now -> tx_burst
 //
 // Traffic roles. The worker tags each frame with its role as its path tells it (proxy,
@@ -57,6 +57,8 @@ struct QosGlueCounters {
   uint64_t reconcile_errors = 0;
   uint64_t freed_at_stop = 0;   // queued frames freed at finish
   uint64_t roles_applied = 0;   // role maps applied between bursts
+  uint64_t del_sent = 0;        // `guest del` of a guest's own scheduler: queued frames sent
+  uint64_t del_dropped = 0;     // ... or dropped (--held drop, or the device refused them)
   std::array<uint64_t, sched::kTrafficRoleCount> role_frames{};  // frames in, by traffic role
 };
 
@@ -86,11 +88,17 @@ class QosEgress {
   void reconcile(const sched::QosConfig& target, uint64_t now_ns);
   // Finish: everything staged, handed over, queued or deferred is freed (counted).
   void drain_and_free(uint64_t now_ns);
+  // `guest del` of the guest whose scheduler this is (every worker stopped using it):
+  // everything staged, handed over, queued or deferred is sent now, unshaped (`drop`
+  // false; what the device does not take within a few tries is freed) or freed, each
+  // frame counted in del_sent or del_dropped.
+  void retire(bool drop, uint64_t now_ns);
 
   uint64_t next_ready_ns(uint64_t now_ns) { return qos_.scheduler().next_ready_ns(now_ns); }
   const sched::QosPort& port() const { return qos_; }
   sched::QosPort& port() { return qos_; }
   const QosGlueCounters& counters() const { return ctr_; }
+  PortRole role() const { return role_; }
   void set_handoff(rte_ring* r) { handoff_ = r; }
   // The role map frames tagged `other` are resolved with (owned by the hub, read and
   // changed only on the owner's thread); null: they stay `other`.
@@ -153,9 +161,11 @@ class QosHandoff {
 
 // control -> worker 0
 struct QosMsg {
-  enum Kind : uint32_t { reconcile, show, role_map };
+  enum Kind : uint32_t { reconcile, show, role_map, retire_release, retire_drop };
   uint32_t kind = reconcile;
-  uint32_t role = 0;
+  uint32_t sched = 0;  // the scheduler's index in the hub
+  uint32_t last = 1;   // reconcile: the last message of its generation (acknowledges it)
+  uint32_t reserved = 0;
   uint64_t generation = 0;
   const sched::QosConfig* cfg = nullptr;  // reconcile: kept alive by the hub until acked
   const sched::RoleMap* roles = nullptr;  // roles: kept alive by the hub until acked
@@ -164,7 +174,10 @@ static_assert(sizeof(QosMsg) % 8 == 0);
 
 // What `show` reports for one port, filled on worker 0.
 struct QosShowResult {
-  std::string port;
+  std::string port;   // the port's role ("ext"): the device word of its lines
+  std::string guest;  // a guest's own scheduler (guests.NAME.qos.ROLE); empty: top level
+  int port_id = -1;
+  bool role_first = true;  // the top level's scheduler on the role's first port (no port_id label)
   std::string text;  // tc -s style
   sched::QosConfig config;
   sched::PortStats port_stats;
@@ -177,21 +190,41 @@ struct QosShowResult {
   uint64_t generation = 0;
 };
 
-// What a worker needs to reach the schedulers.
+// What a worker needs to reach the schedulers, by egress port id.
 struct QosWorkerLinks {
-  std::array<QosEgress*, kPortRoleCount> egress{};    // worker 0: the ports it schedules
-  std::array<rte_ring*, kPortRoleCount> handoff{};    // workers > 0: ring to worker 0
+  std::array<QosEgress*, RTE_MAX_ETHPORTS> egress{};  // worker 0: the ports it schedules
+  std::array<rte_ring*, RTE_MAX_ETHPORTS> handoff{};  // workers > 0: ring to worker 0
   QosGlueCounters* handoff_drops = nullptr;       // workers > 0 (atomic increments)
   class QosHub* hub = nullptr;                    // worker 0: control messages
 };
 
-// The scheduled ports of one Dataplane: created from Config.qos, owns the schedulers
-// (used by worker 0), the rings and the control side's configuration copies.
+// A port a guest's NIC uses for a role (what guests.NAME.qos.ROLE schedules).
+struct QosGuestPort {
+  unsigned guest = 0;
+  PortRole role = PortRole::ext;
+  int port = -1;
+};
+
+// The scheduled ports of one Dataplane, keyed by egress port id: created from Config.qos
+// (qos.ROLE: the role's first port, every frame sent on it whichever guest's NIC it
+// leaves, and each other port of the role several guests' NICs share, where `guest
+// NAME` filters tell them apart) and the guests' own sections (guests.NAME.qos.ROLE: each port of that role only
+// this guest's NICs use). Owns the schedulers (used by worker 0), the handoff rings and
+// the control side's configuration copies. A scheduler is addressed by its role's name
+// and its guest (-1: the top level's); a role with several scheduled ports (shared ones
+// of the top level, a guest's own) has one scheduler per port, configured alike.
 class QosHub {
  public:
-  // Null (and no error) when no port has a qos configuration.
+  static constexpr int kTopLevel = -1;
+  // Null (and no error) when no port has a qos configuration. `guest_ports`: every
+  // (guest, role, port) of the guests' NICs.
   static std::unique_ptr<QosHub> create(const Config& cfg, const std::array<int, kPortRoleCount>& port,
+                                        const std::vector<QosGuestPort>& guest_ports,
                                         unsigned workers, std::string& error);
+  static std::unique_ptr<QosHub> create(const Config& cfg, const std::array<int, kPortRoleCount>& port,
+                                        unsigned workers, std::string& error) {
+    return create(cfg, port, {}, workers, error);
+  }
   ~QosHub();
   QosHub(const QosHub&) = delete;
   QosHub& operator=(const QosHub&) = delete;
@@ -199,18 +232,30 @@ class QosHub {
   QosWorkerLinks links(unsigned worker);
 
   // ---- control side (any control thread)
-  // Port names that carry a scheduler.
-  std::vector<std::string> ports() const;
+  // Port names (roles) that carry a scheduler of the top level, or of guest `guest`.
+  std::vector<std::string> ports(int guest = kTopLevel) const;
+  // Every scheduler: (guest index or kTopLevel, role name), in order (metrics).
+  std::vector<std::pair<int, std::string>> schedulers() const;
   // Validates one tc-style command for `port` on the control copy and publishes the
   // result to worker 0. Returns the generation (0 + error when refused).
-  uint64_t apply(const std::string& port, const std::string& command, std::string& error);
+  uint64_t apply(const std::string& port, const std::string& command, std::string& error) {
+    return apply(kTopLevel, port, command, error);
+  }
+  // The same for guest `guest`'s own scheduler(s) of that role (kTopLevel: the top level's).
+  uint64_t apply(int guest, const std::string& port, const std::string& command, std::string& error);
   // True once worker 0 has applied `generation`; waits up to timeout_ns.
   bool wait_applied(uint64_t generation, uint64_t timeout_ns) const;
   // Asks worker 0 for the port's state; waits up to timeout_ns for the answer.
   bool show(const std::string& port, bool stats, uint64_t timeout_ns, QosShowResult& out,
             std::string& error);
+  // The same for a guest's own scheduler(s) of that role: one result per port.
+  bool show(int guest, const std::string& port, bool stats, uint64_t timeout_ns,
+            std::vector<QosShowResult>& out, std::string& error);
   // The control copy of a port's configuration (what `apply` validates against).
-  bool config(const std::string& port, sched::QosConfig& out) const;
+  bool config(const std::string& port, sched::QosConfig& out) const { return config(kTopLevel, port, out); }
+  bool config(int guest, const std::string& port, sched::QosConfig& out) const;
+  // The guest's name, for messages ("" for kTopLevel).
+  std::string guest_name(int guest) const;
   // One role map command ("add [pref N] ROLE MATCH...", "replace pref N ...", "del pref
   // N"; sched/roles.h), validated on the control copy and published to worker 0.
   // Returns the generation (0 + error when refused).
@@ -220,6 +265,36 @@ class QosHub {
   // The dataplane's guests by index (a filter's `guest NAME`): set when one is added.
   void set_guests(std::vector<std::string> names);
 
+  // `guest del`, after every worker took the change (and stopped using the guest's
+  // schedulers): asks worker 0 to retire them (their queued frames sent now, or dropped,
+  // counted). Returns the generation to wait for (wait_applied; a stepped dataplane
+  // calls poll_messages itself), 0 when the guest has none.
+  uint64_t retire_guest(int guest, bool drop);
+  // Then: frees them (rings and schedulers); what their queued frames became.
+  void free_retired(int guest, uint64_t& sent, uint64_t& dropped);
+  // The ports of a guest's own schedulers (live ones).
+  std::vector<uint16_t> own_ports(int guest) const;
+  // `guest add` with a qos section (guests.NAME.qos.ROLE): creates the guest's schedulers
+  // on `ports` (its own, of each role the section names; checked by validate), with
+  // `names` the guests' names then. Worker 0 takes them at the guest change
+  // (attach_worker); until then nothing uses them. False + error naming the key.
+  struct Added {
+    unsigned sched = 0;
+    uint16_t port = 0;
+    PortRole role = PortRole::ext;
+    QosEgress* egress = nullptr;
+    rte_ring* handoff = nullptr;
+  };
+  bool add_guest(int guest, const GuestConfig& gc, const std::vector<QosGuestPort>& ports,
+                 const std::vector<std::string>& names, unsigned workers, std::vector<Added>& out,
+                 std::string& error);
+  // The change did not reach the workers: frees what add_guest made.
+  void undo_add(int guest);
+  // Worker 0, taking a guest change: its view of a scheduler added live.
+  void attach_worker(unsigned sched, QosEgress* e) {
+    if (sched < sched_.size()) sched_[sched].live = e;
+  }
+
   // ---- worker 0
   void poll_messages(uint64_t now_ns);
   // Finish (after every worker finished): frees all that is still queued or handed over.
@@ -227,19 +302,42 @@ class QosHub {
 
  private:
   QosHub() = default;
-  int role_index(const std::string& port) const;
+  // The schedulers of (guest, role name), in order; empty when none.
+  std::vector<unsigned> find(int guest, const std::string& port) const;
+  std::string no_scheduler(int guest, const std::string& port) const;
+  std::vector<std::string> ports_locked(int guest) const;  // under mu_
+  std::string guest_name_locked(int guest) const;          // under mu_
+  bool show_one(unsigned sched, bool stats, uint64_t timeout_ns, QosShowResult& out, std::string& error);
+  bool add_scheduler(PortRole role, int port, int guest, const sched::QosConfig& qc, unsigned workers,
+                     std::string& error, bool live_now = true);
+
+  // One scheduler: an egress port, its role, its guest (kTopLevel: qos.ROLE).
+  struct Sched {
+    PortRole role = PortRole::ext;
+    int port = -1;
+    int guest = kTopLevel;
+    bool first = false;  // the top level's on the role's first port
+    bool removed = false;  // under mu_: retired and freed (its guest deleted)
+    QosEgress* live = nullptr;  // worker 0's view: null once retired (read by worker 0 only)
+    uint64_t del_sent = 0, del_dropped = 0;  // written by worker 0 before its ack
+    std::unique_ptr<QosEgress> egress;
+    rte_ring* handoff = nullptr;
+    sched::QosConfig control_cfg;  // under mu_
+  };
 
   sched::SchedConfig limits_;
   sched::RoleMap roles_control_;  // under mu_
   sched::RoleMap roles_worker_;   // worker 0's (the egresses point at it)
-  std::array<std::unique_ptr<QosEgress>, kPortRoleCount> egress_{};
-  std::array<rte_ring*, kPortRoleCount> handoff_{};
+  // Slots never move: reserved for kMaxSched, appended under mu_ by the control side;
+  // worker 0 looks at the first n_worker_ only (published with release).
+  static constexpr unsigned kMaxSched = 4 * RTE_MAX_ETHPORTS;
+  std::vector<Sched> sched_;
+  std::atomic<unsigned> n_worker_{0};
   QosGlueCounters handoff_drops_;
   rte_ring* msgs_ = nullptr;  // QosMsg, SPSC: control (under mu_) -> worker 0
 
   mutable std::mutex mu_;
   std::vector<std::string> guest_names_;  // under mu_ (create: before any other thread)
-  std::array<sched::QosConfig, kPortRoleCount> control_cfg_{};
   struct Published {
     uint64_t generation;
     std::unique_ptr<sched::QosConfig> cfg;
