@@ -115,7 +115,7 @@ bool EngineImpl::push(Side side, uint64_t handle, uint8_t* data, uint32_t len, u
   out_.set_now(now);
   ParsedFrame f = kFreshFrame;  // vector moves, not a `rep stos` (parse.h)
   parse_fresh_frame(data, len, f);
-  return dispatch(side, handle, data, len, now, f, nullptr);
+  return dispatch_inline(side, handle, data, len, now, f, nullptr);
 }
 
 // The burst path: the same dispatch per frame, after a pass that parses every frame of a
@@ -167,6 +167,11 @@ void EngineImpl::prefetch(const Staged& s) const {
 
 bool EngineImpl::dispatch(Side side, uint64_t handle, uint8_t* data, uint32_t len,
                           uint64_t now, const ParsedFrame& f, const Keyed* keyed) {
+  return dispatch_inline(side, handle, data, len, now, f, keyed);
+}
+
+bool EngineImpl::dispatch_inline(Side side, uint64_t handle, uint8_t* data, uint32_t len,
+                                 uint64_t now, const ParsedFrame& f, const Keyed* keyed) {
   unsigned si = static_cast<unsigned>(f.status);
   switch (side) {
     case Side::ingress:
