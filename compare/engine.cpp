@@ -191,18 +191,22 @@ bool EngineImpl::dispatch_inline(Side side, uint64_t handle, uint8_t* data, uint
   return true;
 }
 
-void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t len,
-                            uint64_t now, const ParsedFrame& f, const Keyed* keyed) {
+// Every other frame: failover, malformed frames, the modes without compare, policies of
+// non-IP and ND frames, fragments. False when the frame was dealt with here; else the
+// flow key, its hash, the connection kind and the policy action so far.
+bool EngineImpl::classify(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
+                          const ParsedFrame& f, const Keyed* keyed, FlowKey& key, uint64_t& hash,
+                          ConnKind& kind, PolicyAction& action) {
   const bool pvm = side == Side::pvm;
   if (cp_.failed_over) {
     on_failed_over(side, handle, data, len, now, f);
-    return;
+    return false;
   }
 
   if (f.status != ParseStatus::ok && f.status != ParseStatus::non_ip) {
     if (pvm && t_.malformed_pass) out_.release_direct(side, handle, ReleaseReason::malformed_pass);
     else out_.drop_direct(side, handle, DropReason::malformed);
-    return;
+    return false;
   }
 
   if (cp_.mode != Mode::colo && f.status == ParseStatus::ok && f.is_tcp() && !f.is_fragment) {
@@ -214,44 +218,41 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
   if (cp_.mode == Mode::passthrough) {
     if (pvm) out_.release_direct(side, handle, ReleaseReason::passthrough);
     else out_.drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
-    return;
+    return false;
   }
 
-  PolicyAction action = PolicyAction::compare;
+  action = PolicyAction::compare;
   if (f.status == ParseStatus::non_ip) action = t_.non_ip_policy;
   else if (is_nd(f)) action = t_.nd_policy;
 
   if (cp_.mode == Mode::buffer) {
     if (!pvm) {
       out_.drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
-      return;
+      return false;
     }
     if (action == PolicyAction::drop) {
       out_.drop_direct(side, handle, f.status == ParseStatus::non_ip ? DropReason::non_ip
                                                                      : DropReason::policy_drop);
-      return;
+      return false;
     }
     hold_without_conn(side, handle, data, len, now);
-    return;
+    return false;
   }
 
   if (f.status == ParseStatus::ok && f.is_fragment) {
     on_fragment(side, handle, data, len, now, f);
-    return;
+    return false;
   }
 
-  FlowKey key;
-  uint64_t hash;
-  ConnKind kind;
   if (f.status == ParseStatus::non_ip) {
     if (action == PolicyAction::pass) {
       if (pvm) out_.release_direct(side, handle, ReleaseReason::non_ip_pass);
       else out_.drop_direct(side, handle, DropReason::non_ip);
-      return;
+      return false;
     }
     if (action == PolicyAction::drop) {
       out_.drop_direct(side, handle, DropReason::non_ip);
-      return;
+      return false;
     }
     key = non_ip_key(f);
     hash = flow_hash(key);
@@ -260,6 +261,28 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
     key = keyed ? keyed->key : flow_key_of(f);
     hash = keyed ? keyed->hash : flow_hash(key);
     kind = f.is_tcp() ? ConnKind::tcp : ConnKind::datagram;
+  }
+  return true;
+}
+
+void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t len,
+                            uint64_t now, const ParsedFrame& f, const Keyed* keyed) {
+  const bool pvm = side == Side::pvm;
+  FlowKey key;
+  uint64_t hash;
+  ConnKind kind;
+  PolicyAction action;
+  // The common frame first, in one test: an IP frame parsed, not a fragment nor ND, in
+  // colo mode and before any failover. What classify() would decide for it is known:
+  // compare it on its connection, as its flow's policy says.
+  if (!cp_.failed_over && cp_.mode == Mode::colo && f.status == ParseStatus::ok &&
+      !f.is_fragment && !is_nd(f)) [[likely]] {
+    key = keyed ? keyed->key : flow_key_of(f);
+    hash = keyed ? keyed->hash : flow_hash(key);
+    kind = f.is_tcp() ? ConnKind::tcp : ConnKind::datagram;
+    action = PolicyAction::compare;
+  } else if (!classify(side, handle, data, len, now, f, keyed, key, hash, kind, action)) {
+    return;
   }
 
   uint32_t ci = conns_.lookup_or_create(key, hash, kind, now, true);

@@ -124,6 +124,9 @@ class EngineImpl {
   [[gnu::always_inline]] inline void on_pvm_svm(Side side, uint64_t handle, uint8_t* data,
                                                 uint32_t len, uint64_t now, const ParsedFrame& f,
                                                 const Keyed* keyed);
+  bool classify(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
+                const ParsedFrame& f, const Keyed* keyed, FlowKey& key, uint64_t& hash,
+                ConnKind& kind, PolicyAction& action);
   bool on_ingress(uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
                   const ParsedFrame& f, const Keyed* keyed);
   void on_failed_over(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
