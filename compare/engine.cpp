@@ -114,7 +114,7 @@ bool EngineImpl::apply_settings(const Settings& s, std::string& error) {
 bool EngineImpl::push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now) {
   out_.set_now(now);
   ParsedFrame f = kFreshFrame;  // vector moves, not a `rep stos` (parse.h)
-  parse_fresh_frame(data, len, f);
+  parse_fresh_frame_inline(data, len, f);
   return dispatch_inline(side, handle, data, len, now, f, nullptr);
 }
 

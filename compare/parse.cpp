@@ -321,66 +321,19 @@ ParseStatus parse_frame(const uint8_t* data, uint32_t len, ParsedFrame& out) {
   return parse_fresh_frame(data, len, out);
 }
 
-namespace {
 
-// The common frame, decoded straight through: untagged IPv4 without options, not a
-// fragment, TCP whose header fits the datagram. Writes what the general path below
-// would write for it, in one pass (the fields it leaves are already at their defaults in
-// a fresh frame); returns false, having written nothing, for any other frame.
-inline bool parse_ipv4_tcp(const uint8_t* data, uint32_t len, ParsedFrame& out,
-                           ParseStatus& status) {
-  constexpr uint32_t kOff = kEthHeaderLen;
-  if (len < kOff + kIpv4MinHeader + kTcpMinHeader) return false;
-  const uint8_t* p = data + kOff;
-  // Ethertype, version/IHL, fragment bits and protocol, each one compare.
-  if (load_be16(data + 12) != kEtherIpv4 || p[0] != 0x45 || p[9] != kProtoTcp ||
-      (load_be16(p + 6) & 0x3fffu) != 0) {
-    return false;
-  }
-  const uint32_t total = load_be16(p + 2);
-  if (total < kIpv4MinHeader + kTcpMinHeader || total > len - kOff) return false;
-  const uint8_t* t = p + kIpv4MinHeader;
-  const uint32_t doff = (uint32_t{t[12]} >> 4) * 4;
-  if (doff < kTcpMinHeader || doff > total - kIpv4MinHeader) return false;
-
-  constexpr uint32_t l4 = kOff + kIpv4MinHeader;
-  out.ethertype = kEtherIpv4;
-  out.l3_off = static_cast<uint16_t>(kOff);
-  out.l3 = L3Kind::ipv4;
-  out.ttl = p[8];
-  out.l4_proto = kProtoTcp;
-  out.ip4_checksum_off = static_cast<uint16_t>(kOff + 10);
-  load_v4_mapped(out.src, p + 12);
-  load_v4_mapped(out.dst, p + 16);
-  const uint32_t end = kOff + total;
-  out.l3_end = end;
-  out.l4_off = static_cast<uint16_t>(l4);
-  out.sport = load_be16(t);
-  out.dport = load_be16(t + 2);
-  out.seq = load_be32(t + 4);
-  out.ack = load_be32(t + 8);
-  out.tcp_flags = t[13];
-  out.window = load_be16(t + 14);
-  out.l4_checksum_off = static_cast<uint16_t>(l4 + 16);
-  if (doff > kTcpMinHeader) {
-    const ParseStatus s = parse_tcp_options(data, l4 + kTcpMinHeader, l4 + doff, out);
-    if (s != ParseStatus::ok) {
-      status = done(out, s);
-      return true;
-    }
-  }
-  out.payload_off = static_cast<uint16_t>(l4 + doff);
-  out.payload_len = end - (l4 + doff);
-  out.has_l4 = true;
-  status = done(out, ParseStatus::ok);
-  return true;
+ParseStatus parse_tcp_options_into(const uint8_t* frame, uint32_t begin, uint32_t end,
+                                   ParsedFrame& out) {
+  return parse_tcp_options(frame, begin, end, out);
 }
-
-}  // namespace
 
 ParseStatus parse_fresh_frame(const uint8_t* data, uint32_t len, ParsedFrame& out) {
   ParseStatus fast;
-  if (parse_ipv4_tcp(data, len, out, fast)) return fast;
+  if (parse_fresh_ipv4_tcp(data, len, out, fast)) return fast;
+  return parse_fresh_frame_general(data, len, out);
+}
+
+ParseStatus parse_fresh_frame_general(const uint8_t* data, uint32_t len, ParsedFrame& out) {
   if (len < kEthHeaderLen) return done(out, ParseStatus::truncated_l2);
 
   uint32_t off = kEthHeaderLen;
