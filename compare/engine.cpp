@@ -114,8 +114,8 @@ bool EngineImpl::apply_settings(const Settings& s, std::string& error) {
 bool EngineImpl::push(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now) {
   out_.set_now(now);
   ParsedFrame f = kFreshFrame;  // vector moves, not a `rep stos` (parse.h)
-  parse_fresh_frame(data, len, f);
-  return dispatch(side, handle, data, len, now, f, nullptr);
+  parse_fresh_frame_inline(data, len, f);
+  return dispatch_inline(side, handle, data, len, now, f, nullptr);
 }
 
 // The burst path: the same dispatch per frame, after a pass that parses every frame of a
@@ -148,7 +148,7 @@ void EngineImpl::push_burst(std::span<const Engine::Input> in, uint64_t now,
 void EngineImpl::stage(const Engine::Input& x, Staged& s) const {
   // Member by member: building the aggregate would zero it first (a `rep stos`).
   new (&s.frame) ParsedFrame(kFreshFrame);
-  s.keyed = parse_fresh_frame(x.data, x.len, s.frame) == ParseStatus::ok &&
+  s.keyed = parse_fresh_frame_inline(x.data, x.len, s.frame) == ParseStatus::ok &&
             !s.frame.is_fragment && (x.side != Side::ingress || s.frame.is_tcp());
   if (s.keyed) {
     const FlowKey k = flow_key_of(s.frame);
@@ -167,6 +167,11 @@ void EngineImpl::prefetch(const Staged& s) const {
 
 bool EngineImpl::dispatch(Side side, uint64_t handle, uint8_t* data, uint32_t len,
                           uint64_t now, const ParsedFrame& f, const Keyed* keyed) {
+  return dispatch_inline(side, handle, data, len, now, f, keyed);
+}
+
+bool EngineImpl::dispatch_inline(Side side, uint64_t handle, uint8_t* data, uint32_t len,
+                                 uint64_t now, const ParsedFrame& f, const Keyed* keyed) {
   unsigned si = static_cast<unsigned>(f.status);
   switch (side) {
     case Side::ingress:
@@ -186,18 +191,22 @@ bool EngineImpl::dispatch(Side side, uint64_t handle, uint8_t* data, uint32_t le
   return true;
 }
 
-void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t len,
-                            uint64_t now, const ParsedFrame& f, const Keyed* keyed) {
+// Every other frame: failover, malformed frames, the modes without compare, policies of
+// non-IP and ND frames, fragments. False when the frame was dealt with here; else the
+// flow key, its hash, the connection kind and the policy action so far.
+bool EngineImpl::classify(Side side, uint64_t handle, uint8_t* data, uint32_t len, uint64_t now,
+                          const ParsedFrame& f, const Keyed* keyed, FlowKey& key, uint64_t& hash,
+                          ConnKind& kind, PolicyAction& action) {
   const bool pvm = side == Side::pvm;
   if (cp_.failed_over) {
     on_failed_over(side, handle, data, len, now, f);
-    return;
+    return false;
   }
 
   if (f.status != ParseStatus::ok && f.status != ParseStatus::non_ip) {
     if (pvm && t_.malformed_pass) out_.release_direct(side, handle, ReleaseReason::malformed_pass);
     else out_.drop_direct(side, handle, DropReason::malformed);
-    return;
+    return false;
   }
 
   if (cp_.mode != Mode::colo && f.status == ParseStatus::ok && f.is_tcp() && !f.is_fragment) {
@@ -209,44 +218,41 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
   if (cp_.mode == Mode::passthrough) {
     if (pvm) out_.release_direct(side, handle, ReleaseReason::passthrough);
     else out_.drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
-    return;
+    return false;
   }
 
-  PolicyAction action = PolicyAction::compare;
+  action = PolicyAction::compare;
   if (f.status == ParseStatus::non_ip) action = t_.non_ip_policy;
   else if (is_nd(f)) action = t_.nd_policy;
 
   if (cp_.mode == Mode::buffer) {
     if (!pvm) {
       out_.drop_direct(side, handle, DropReason::svm_unmatched_passthrough);
-      return;
+      return false;
     }
     if (action == PolicyAction::drop) {
       out_.drop_direct(side, handle, f.status == ParseStatus::non_ip ? DropReason::non_ip
                                                                      : DropReason::policy_drop);
-      return;
+      return false;
     }
     hold_without_conn(side, handle, data, len, now);
-    return;
+    return false;
   }
 
   if (f.status == ParseStatus::ok && f.is_fragment) {
     on_fragment(side, handle, data, len, now, f);
-    return;
+    return false;
   }
 
-  FlowKey key;
-  uint64_t hash;
-  ConnKind kind;
   if (f.status == ParseStatus::non_ip) {
     if (action == PolicyAction::pass) {
       if (pvm) out_.release_direct(side, handle, ReleaseReason::non_ip_pass);
       else out_.drop_direct(side, handle, DropReason::non_ip);
-      return;
+      return false;
     }
     if (action == PolicyAction::drop) {
       out_.drop_direct(side, handle, DropReason::non_ip);
-      return;
+      return false;
     }
     key = non_ip_key(f);
     hash = flow_hash(key);
@@ -255,6 +261,28 @@ void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t 
     key = keyed ? keyed->key : flow_key_of(f);
     hash = keyed ? keyed->hash : flow_hash(key);
     kind = f.is_tcp() ? ConnKind::tcp : ConnKind::datagram;
+  }
+  return true;
+}
+
+void EngineImpl::on_pvm_svm(Side side, uint64_t handle, uint8_t* data, uint32_t len,
+                            uint64_t now, const ParsedFrame& f, const Keyed* keyed) {
+  const bool pvm = side == Side::pvm;
+  FlowKey key;
+  uint64_t hash;
+  ConnKind kind;
+  PolicyAction action;
+  // The common frame first, in one test: an IP frame parsed, not a fragment nor ND, in
+  // colo mode and before any failover. What classify() would decide for it is known:
+  // compare it on its connection, as its flow's policy says.
+  if (!cp_.failed_over && cp_.mode == Mode::colo && f.status == ParseStatus::ok &&
+      !f.is_fragment && !is_nd(f)) [[likely]] {
+    key = keyed ? keyed->key : flow_key_of(f);
+    hash = keyed ? keyed->hash : flow_hash(key);
+    kind = f.is_tcp() ? ConnKind::tcp : ConnKind::datagram;
+    action = PolicyAction::compare;
+  } else if (!classify(side, handle, data, len, now, f, keyed, key, hash, kind, action)) {
+    return;
   }
 
   uint32_t ci = conns_.lookup_or_create(key, hash, kind, now, true);

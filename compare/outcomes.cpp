@@ -87,8 +87,18 @@ void Outcomes::drop_direct(Side side, uint64_t handle, DropReason why) {
 
 // A caller that never drains everything: drop the consumed prefix now and then.
 void Outcomes::compact() {
-  out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(head_));
+  std::copy(buf_.get() + head_, buf_.get() + size_, buf_.get());
+  size_ -= head_;
   head_ = 0;
+}
+
+void Outcomes::grow(size_t cap) {
+  auto bigger = std::make_unique_for_overwrite<Action[]>(cap);
+  std::copy(buf_.get() + head_, buf_.get() + size_, bigger.get());
+  buf_ = std::move(bigger);
+  size_ -= head_;
+  head_ = 0;
+  cap_ = cap;
 }
 
 }  // namespace lockstep

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -29,7 +30,7 @@ class Outcomes {
  public:
   Outcomes(HeldStore& held, FragTable& frags, Counters& c)
       : held_(held), pool_(held.pool()), frags_(frags), c_(c) {
-    out_.reserve(4096);
+    grow(4096);
   }
 
   uint64_t now() const { return now_; }
@@ -55,46 +56,67 @@ class Outcomes {
     emit(handle, ActionKind::forward_svm, 0, Side::ingress);
     ++c_.svm_forwarded;
   }
-  void emit(uint64_t handle, ActionKind kind, uint8_t reason, Side side) {
-    q_->push_back(Action{handle, kind, reason, side, tag_});
+  // Inline and without a call: every frame queues at least one action. The queue grows
+  // (doubling) only for a caller that lets more than its initial 4,096 actions pile up.
+  // With a sink (Engine::attach_sink) the actions go to the sink's queue, tagged.
+  [[gnu::always_inline]] void emit(uint64_t handle, ActionKind kind, uint8_t reason, Side side) {
+    if (sink_ != nullptr) {
+      sink_->push_back(Action{handle, kind, reason, side, tag_});
+      return;
+    }
+    if (size_ == cap_) [[unlikely]] grow(cap_ * 2);
+    Action& a = buf_[size_++];
+    a.handle = handle;
+    a.kind = kind;
+    a.reason = reason;
+    a.side = side;
+    a.tag = 0;
   }
   // From now on actions go to `q` tagged `tag` (Engine::attach_sink); what waits moves too.
   void redirect(std::vector<Action>* q, uint16_t tag) {
-    for (size_t i = head_; i < out_.size(); ++i) {
-      q->push_back(out_[i]);
+    for (size_t i = head_; i < size_; ++i) {
+      q->push_back(buf_[i]);
       q->back().tag = tag;
     }
-    out_.clear();
-    head_ = 0;
-    q_ = q;
+    size_ = head_ = 0;
+    sink_ = q;
     tag_ = tag;
   }
 
   uint32_t drain(std::span<Action> out) {
-    const size_t n = std::min(out.size(), out_.size() - head_);
-    std::copy_n(out_.begin() + static_cast<ptrdiff_t>(head_), n, out.begin());
+    const size_t n = std::min(out.size(), size_ - head_);
+    const Action* from = buf_.get() + head_;
+    if (n <= 4) {
+      // The usual drain (a pair, a frame or two): element copies, not a memmove call.
+      for (size_t i = 0; i < n && i < 4; ++i) out[i] = from[i];
+    } else {
+      std::copy_n(from, n, out.begin());
+    }
     head_ += n;
-    if (head_ == out_.size()) {
-      out_.clear();
+    if (head_ == size_) {
+      size_ = 0;
       head_ = 0;
-    } else if (head_ > 4096 && head_ * 2 > out_.size()) {
+    } else if (head_ > 4096 && head_ * 2 > size_) {
       compact();
     }
     return static_cast<uint32_t>(n);
   }
-  uint32_t pending() const { return static_cast<uint32_t>(out_.size() - head_); }
+  uint32_t pending() const { return static_cast<uint32_t>(size_ - head_); }
 
  private:
   void count_drop(Side side, DropReason why);
   void compact();
+  [[gnu::noinline, gnu::cold]] void grow(size_t cap);
   void leave(Held& h);  // the reassembly buffer goes back, if any
 
   HeldStore& held_;
   Held* const pool_;  // held_'s pool (HeldStore::pool)
   FragTable& frags_;
   Counters& c_;
-  std::vector<Action> out_;
-  std::vector<Action>* q_ = &out_;  // where emit() puts actions: out_, or a sink's queue
+  std::unique_ptr<Action[]> buf_;  // the queue: [head_, size_) not yet drained
+  size_t size_ = 0;
+  size_t cap_ = 0;
+  std::vector<Action>* sink_ = nullptr;  // a sink's queue (then buf_ stays empty)
   uint16_t tag_ = 0;
   size_t head_ = 0;
   uint64_t now_ = 0;

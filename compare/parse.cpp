@@ -321,7 +321,19 @@ ParseStatus parse_frame(const uint8_t* data, uint32_t len, ParsedFrame& out) {
   return parse_fresh_frame(data, len, out);
 }
 
+
+ParseStatus parse_tcp_options_into(const uint8_t* frame, uint32_t begin, uint32_t end,
+                                   ParsedFrame& out) {
+  return parse_tcp_options(frame, begin, end, out);
+}
+
 ParseStatus parse_fresh_frame(const uint8_t* data, uint32_t len, ParsedFrame& out) {
+  ParseStatus fast;
+  if (parse_fresh_ipv4_tcp(data, len, out, fast)) return fast;
+  return parse_fresh_frame_general(data, len, out);
+}
+
+ParseStatus parse_fresh_frame_general(const uint8_t* data, uint32_t len, ParsedFrame& out) {
   if (len < kEthHeaderLen) return done(out, ParseStatus::truncated_l2);
 
   uint32_t off = kEthHeaderLen;

@@ -271,8 +271,8 @@ void TcpStream::output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uint64_t
 //   - an SVM segment's offset is known and it is not a late one from before a rebase.
 // Outcome, in the general path's order: PVM releases first (this frame or the held one,
 // then any later held PVM segment now wholly before `cmp`), then SVM frees.
-bool TcpStream::match_on_arrival(uint32_t ci, Side side, uint64_t handle, uint8_t* data,
-                                      const ParsedFrame& f) {
+bool TcpStream::match_held_copy(uint32_t ci, Side side, uint64_t handle, uint8_t* data,
+                                const ParsedFrame& f) {
   constexpr uint8_t kEvents = kTcpSyn | kTcpFin | kTcpRst;
   Conn& c = conns_[ci];
   const uint32_t len = f.payload_len;

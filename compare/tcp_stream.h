@@ -71,7 +71,14 @@ class TcpStream {
   // match_on_arrival settles the lockstep case without holding it (true: done).
   void note_ack(Conn& c, Side side, const uint8_t* data, const ParsedFrame& f);
   bool match_on_arrival(uint32_t ci, Side side, uint64_t handle, uint8_t* data,
-                        const ParsedFrame& f);
+                        const ParsedFrame& f) {
+    // Inline, the test that fails for the frame that arrives first (the other side holds
+    // nothing, or this one already holds some): the out-of-line rest is for its copy.
+    const Conn& c = conns_[ci];
+    const bool pvm = side == Side::pvm;
+    if ((pvm ? c.pvm : c.svm).count != 0 || (pvm ? c.svm : c.pvm).head == kNil) return false;
+    return match_held_copy(ci, side, handle, data, f);
+  }
   // A VM frame held as idx (Held::conn set): placed in the stream and compared.
   void output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uint64_t now);
   // A client frame bound for the SVM: translated and forwarded, or held for the offset.
@@ -99,6 +106,8 @@ class TcpStream {
  private:
   enum class NormVerdict : uint8_t { skipped, wait, diverge };
 
+  bool match_held_copy(uint32_t ci, Side side, uint64_t handle, uint8_t* data,
+                       const ParsedFrame& f);
   void compare(uint32_t ci, uint64_t now);
   void release_matched(Conn& c);
   void note_ack_slow(Conn& c, Side side, const uint8_t* data, const ParsedFrame& f);
