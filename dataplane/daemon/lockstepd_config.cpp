@@ -515,11 +515,8 @@ bool check_qos_guests(const Config& cfg, std::string& error) {
       const std::string rn(to_string(static_cast<PortRole>(r)));
       const std::string key = "guests." + g.name + ".qos." + rn;
       sched::QosConfig qc;
-      std::string e;
-      if (!build_qos_config(rn, g.qos[r], qos_limits(cfg.pool_mbufs), qc, e)) {
-        error = "config key '" + key + "': " + e;
+      if (!build_guest_qos_config(g.name, rn, g.qos[r], qos_limits(cfg.pool_mbufs), qc, error))
         return false;
-      }
       // Each port of the role the guest's NICs use: its own, and not the top level's.
       const std::string first = cfg.guests.front().nics.empty()
                                     ? std::string()

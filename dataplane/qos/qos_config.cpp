@@ -42,6 +42,15 @@ bool build_qos_config(std::string_view role_name, std::string_view script,
   return true;
 }
 
+bool build_guest_qos_config(std::string_view guest, std::string_view role_name,
+                            std::string_view script, const sched::SchedConfig& limits,
+                            sched::QosConfig& out, std::string& error) {
+  std::string e;
+  if (build_qos_config(role_name, script, limits, out, e)) return true;
+  error = "config key 'guests." + std::string(guest) + ".qos." + std::string(role_name) + "': " + e;
+  return false;
+}
+
 bool set_qos_key(std::string_view key, std::string_view role_name, std::string_view value,
                  uint32_t pool_mbufs, std::string& script, std::string& error) {
   std::string text(value);

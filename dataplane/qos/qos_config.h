@@ -31,6 +31,11 @@ bool build_qos_config(std::string_view role_name, std::string_view script,
                       const sched::SchedConfig& limits, sched::QosConfig& out,
                       std::string& error);
 
+// The same for a guest's `guests.GUEST.qos.ROLE`: the error names that key.
+bool build_guest_qos_config(std::string_view guest, std::string_view role_name,
+                            std::string_view script, const sched::SchedConfig& limits,
+                            sched::QosConfig& out, std::string& error);
+
 // Handles the config keys `qos.ROLE` (the commands) and `qos.ROLE.file` (a path to read
 // them from). `script` receives the text; error names the key. `role_name` must be a
 // port role (checked by the caller, which owns the role table).

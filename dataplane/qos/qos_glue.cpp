@@ -250,11 +250,7 @@ bool QosHub::add_guest(int guest, const GuestConfig& gc, const std::vector<QosGu
     const std::string name(to_string(static_cast<PortRole>(r)));
     const std::string key = "config key 'guests." + gc.name + ".qos." + name + "'";
     sched::QosConfig qc;
-    std::string e;
-    if (!build_qos_config(name, gc.qos[r], limits_, qc, e)) {
-      error = key + ": " + e;
-      break;
-    }
+    if (!build_guest_qos_config(gc.name, name, gc.qos[r], limits_, qc, error)) break;
     std::vector<int> mine;
     for (const QosGuestPort& gp : ports)
       if (static_cast<unsigned>(gp.role) == r && gp.port >= 0 &&
@@ -356,11 +352,7 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
       const std::string name(to_string(static_cast<PortRole>(r)));
       const std::string key = "config key 'guests." + gc.name + ".qos." + name + "'";
       sched::QosConfig qc;
-      std::string e;
-      if (!build_qos_config(name, gc.qos[r], hub->limits_, qc, e)) {
-        error = key + ": " + e;
-        return nullptr;
-      }
+      if (!build_guest_qos_config(gc.name, name, gc.qos[r], hub->limits_, qc, error)) return nullptr;
       std::vector<int> mine;
       for (const QosGuestPort& gp : guest_ports) {
         if (gp.guest != g || static_cast<unsigned>(gp.role) != r || gp.port < 0) continue;
