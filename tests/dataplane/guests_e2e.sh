@@ -123,9 +123,11 @@ grep -q "running" "$WORK/lsd.log" || fail "lockstepd did not start"
 ctl() { ip netns exec "${P}d" "$LOCKSTEPCTL" -s "$WORK/ctl" "$@"; }
 js() { $PY -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 
-fetch() {  # $1 ip, $2 name, $3 output; 3 tries (the first SYN may meet ARP on its way)
+fetch() {  # $1 ip, $2 name, $3 output; 3 tries a second apart (the first SYN may meet
+  # ARP on its way, or a guest's devices just added live still coming up)
   for _ in 1 2 3; do
     ip netns exec "${P}c" curl -s -m 60 -o "$3" "http://$1:8080/$2" && return 0
+    sleep 1
   done
   return 1
 }
