@@ -45,7 +45,12 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$WORK/lsd.log" ] && tail -30 "$WORK/lsd.log"; exit 1; }
+fail() {
+  echo "FAIL: $*"
+  [ -f "$WORK/curl.err" ] && cat "$WORK/curl.err"
+  [ -f "$WORK/lsd.log" ] && tail -30 "$WORK/lsd.log"
+  exit 1
+}
 
 quiet() {  # offloads and IPv6 off: frames cross AF_PACKET whole, with real checksums
   ip netns exec "$1" ethtool -K "$2" rx off tx off tso off gso off gro off >/dev/null 2>&1 || true
@@ -126,7 +131,8 @@ js() { $PY -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 fetch() {  # $1 ip, $2 name, $3 output; 3 tries a second apart (the first SYN may meet
   # ARP on its way, or a guest's devices just added live still coming up)
   for _ in 1 2 3; do
-    ip netns exec "${P}c" curl -s -m 60 -o "$3" "http://$1:8080/$2" && return 0
+    ip netns exec "${P}c" curl -sS -m 60 -o "$3" "http://$1:8080/$2" 2>>"$WORK/curl.err" && return 0
+    echo "$(date +%T.%N) $1/$2: curl failed" >> "$WORK/curl.err"
     sleep 1
   done
   return 1
