@@ -15,6 +15,9 @@ uint32_t pow2_at_least(uint64_t n) {
 
 // ---------------------------------------------------------------------------- index
 
+// ConnTable::hot_line(): the index's mask and base and the records' base in one line.
+static_assert(sizeof(ConnIndex) + sizeof(std::vector<Conn>) <= 64);
+
 ConnIndex::ConnIndex(uint32_t max_conns) {
   const uint32_t n = pow2_at_least(uint64_t{max_conns} * 2);
   buckets_.assign(n, Bucket{});
@@ -48,7 +51,7 @@ void ConnIndex::erase(uint64_t hash, uint32_t conn, const std::vector<Conn>& con
 // ---------------------------------------------------------------------------- table
 
 ConnTable::ConnTable(uint32_t max_conns, Counters& c, CheckpointState& cp)
-    : conns_(max_conns), cold_(max_conns), index_(max_conns), c_(c), cp_(cp) {
+    : index_(max_conns), conns_(max_conns), cold_(max_conns), c_(c), cp_(cp) {
   for (uint32_t i = max_conns; i-- > 0;) {
     conns_[i].lru_next = free_;
     free_ = i;

@@ -139,11 +139,13 @@ class ConnIndex {
     uint32_t tag = 0;  // high bits of the hash
     uint32_t conn = kNil;
   };
-  std::vector<Bucket> buckets_;
+  // The mask before the vector: with the table's alignment, both and the records' base
+  // lie in one cache line (the first line a frame of a cold table reads).
   uint32_t mask_ = 0;
+  std::vector<Bucket> buckets_;
 };
 
-class ConnTable {
+class alignas(64) ConnTable {
  public:
   ConnTable(uint32_t max_conns, Counters& c, CheckpointState& cp);
 
@@ -169,7 +171,9 @@ class ConnTable {
     return lookup_or_create(k, flow_hash(k), kind, now, create);
   }
 
-  // Burst helpers (ConnIndex).
+  // Burst helpers (ConnIndex). hot_line(): the line with the index's base and mask and
+  // the records' base, which every lookup reads first.
+  const void* hot_line() const { return &index_; }
   void prefetch(uint64_t hash) const { index_.prefetch(hash); }
   const Conn* peek(uint64_t hash) const {
     const uint32_t ci = index_.peek(hash);
@@ -230,9 +234,10 @@ class ConnTable {
     lru_tail_ = ci;
   }
 
+  // The index and the records first, in the table's first line (hot_line()).
+  ConnIndex index_;
   std::vector<Conn> conns_;
   std::vector<ConnCold> cold_;  // same index as conns_
-  ConnIndex index_;
   uint32_t free_ = kNil;  // linked through lru_next
   uint32_t lru_head_ = kNil, lru_tail_ = kNil;
   std::vector<uint32_t> closing_;  // FIFO ring of closed connections

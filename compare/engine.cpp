@@ -145,7 +145,7 @@ void EngineImpl::push_burst(std::span<const Engine::Input> in, uint64_t now,
   }
 }
 
-void EngineImpl::stage(const Engine::Input& x, Staged& s) const {
+void EngineImpl::parse_stage(const Engine::Input& x, Staged& s) {
   // Member by member: building the aggregate would zero it first (a `rep stos`).
   new (&s.frame) ParsedFrame(kFreshFrame);
   s.keyed = parse_fresh_frame_inline(x.data, x.len, s.frame) == ParseStatus::ok &&
@@ -153,7 +153,6 @@ void EngineImpl::stage(const Engine::Input& x, Staged& s) const {
   if (s.keyed) {
     const FlowKey k = flow_key_of(s.frame);
     new (&s.flow) Keyed{k, flow_hash(k)};
-    conns_.prefetch(s.flow.hash);
   }
 }
 
@@ -528,9 +527,12 @@ void Engine::push_burst_multi(std::span<Engine* const> engines, std::span<const 
   std::array<EngineImpl*, kGroup> e;
   for (size_t base = 0; base < in.size(); base += kGroup) {
     const size_t n = std::min(kGroup, in.size() - base);
-    for (size_t i = 0; i < n; ++i) __builtin_prefetch(engines[base + i]);
+    // The engines' first lines are fetched while the frames are parsed: with one frame
+    // an engine, each would otherwise be a miss in the way of its frame's bucket.
     for (size_t i = 0; i < n; ++i) e[i] = engines[base + i]->impl_.get();
-    for (size_t i = 0; i < n; ++i) e[i]->stage(in[base + i], staged.at[i]);
+    for (size_t i = 0; i < n; ++i) e[i]->prefetch_hot();
+    for (size_t i = 0; i < n; ++i) EngineImpl::parse_stage(in[base + i], staged.at[i]);
+    for (size_t i = 0; i < n; ++i) e[i]->prefetch_bucket(staged.at[i]);
     for (size_t i = 0; i < n; ++i) e[i]->prefetch(staged.at[i]);
     for (size_t i = 0; i < n; ++i) {
       e[i]->set_now(now_ns);

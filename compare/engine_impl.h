@@ -60,8 +60,19 @@ class EngineImpl {
     Keyed flow;
     bool keyed;
   };
-  void stage(const Engine::Input& in, Staged& out) const;
+  void stage(const Engine::Input& in, Staged& out) const {
+    parse_stage(in, out);
+    prefetch_bucket(out);
+  }
   void prefetch(const Staged& s) const;
+  // stage() in two halves, for bursts across engines whose lines are cold
+  // (Engine::push_burst_multi): the line of this engine a frame reads first into the
+  // cache, then the parse and hash (no engine state), then the index bucket.
+  void prefetch_hot() const { __builtin_prefetch(conns_.hot_line()); }
+  static void parse_stage(const Engine::Input& in, Staged& out);
+  void prefetch_bucket(const Staged& s) const {
+    if (s.keyed) conns_.prefetch(s.flow.hash);
+  }
   bool process(const Engine::Input& in, const Staged& s, uint64_t now) {
     return dispatch(in.side, in.handle, in.data, in.len, now, s.frame, s.keyed ? &s.flow : nullptr);
   }

@@ -37,32 +37,44 @@ uint64_t UnitClassifier::key(const uint8_t* mac, int vlan) {
 uint64_t UnitClassifier::slot(uint64_t k) const { return (k * 0x9e3779b97f4a7c15ull) >> shift_; }
 
 int UnitClassifier::find(uint64_t k) const {
-  if (keys_.empty()) return -1;
+  if (slots_.empty()) return -1;
   for (uint64_t i = slot(k);; i = (i + 1) & mask_) {
-    if (keys_[i] == k) return units_[i];
-    if (keys_[i] == ~0ull) return -1;
+    const Slot& s = slots_[i];
+    if (s.key == k) return s.unit;
+    if (s.key == ~0ull) return -1;
   }
+}
+
+bool UnitClassifier::place(const std::vector<std::pair<uint64_t, unsigned>>& entries, size_t cap) {
+  slots_.assign(cap, Slot{});
+  mask_ = cap - 1;
+  shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(cap));
+  bool home = true;
+  for (auto [k, v] : entries) {
+    uint64_t i = slot(k);
+    home = home && slots_[i].key == ~0ull;
+    while (slots_[i].key != ~0ull) i = (i + 1) & mask_;
+    slots_[i] = Slot{k, static_cast<uint16_t>(v)};
+  }
+  return home;
 }
 
 void UnitClassifier::add(const UnitPlan& u, unsigned unit) {
   all_.emplace_back(u.vlan, unit);
-  // Rebuilt at each add (start-up only): capacity a power of two, at most half full.
+  // Rebuilt at each add (start-up and guest add): at most a quarter full, and larger (up
+  // to 16 slots a key) while some key is not at its home slot: then every lookup is one
+  // probe, whose branch the CPU predicts.
   std::vector<std::pair<uint64_t, unsigned>> entries;
-  for (size_t i = 0; i < keys_.size(); ++i)
-    if (keys_[i] != ~0ull) entries.emplace_back(keys_[i], units_[i]);
+  for (const Slot& s : slots_)
+    if (s.key != ~0ull) entries.emplace_back(s.key, s.unit);
   entries.emplace_back(key(u.has_mac ? u.mac.data() : nullptr, u.vlan), unit);
   size_t cap = 8;
-  while (cap < entries.size() * 2) cap <<= 1;
-  keys_.assign(cap, ~0ull);
-  units_.assign(cap, 0);
-  mask_ = cap - 1;
-  shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(cap));
-  for (auto [k, v] : entries) {
-    uint64_t i = slot(k);
-    while (keys_[i] != ~0ull) i = (i + 1) & mask_;
-    keys_[i] = k;
-    units_[i] = static_cast<uint16_t>(v);
+  while (cap < entries.size() * 4) cap <<= 1;
+  for (size_t c = cap;; c <<= 1) {
+    if (place(entries, c)) return;
+    if (c >= entries.size() * 16) break;
   }
+  place(entries, cap);  // no size spreads them: the smallest, probing
 }
 
 int UnitClassifier::vlan_of(const uint8_t* f, uint32_t len) {
@@ -348,6 +360,7 @@ void Worker::compare_burst(PortRole r, rte_mbuf** bufs, unsigned n, const uint16
     Unit& un = units_[u];
     ++st_.guests[un.guest].frames;
     engine[k] = un.engine.get();
+    __builtin_prefetch(engine[k]);  // Engine::push_burst_multi reads it first
     unit_of_input[k] = static_cast<uint16_t>(u);
     new (&in[k++]) Engine::Input{side, reinterpret_cast<uint64_t>(c),
                                  rte_pktmbuf_mtod(c, uint8_t*), c->pkt_len};

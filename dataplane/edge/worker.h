@@ -70,7 +70,8 @@ struct WorkerSetup {
 // Frames on a port shared by several guest NICs go to the NIC whose MAC (destination of
 // a client frame, source of a VM's frame) and VLAN they carry; a broadcast or multicast
 // client frame to every NIC of its VLAN on the port. An open-addressing table of
-// (MAC, VLAN) -> unit: at most three probes a frame.
+// (MAC, VLAN) -> unit, sized so that a key is found at its home slot (at most three
+// lookups a frame, each one probe where the keys spread without collision).
 class UnitClassifier {
  public:
   void add(const UnitPlan& u, unsigned unit);
@@ -84,8 +85,13 @@ class UnitClassifier {
   static uint64_t key(const uint8_t* mac, int vlan);
   uint64_t slot(uint64_t k) const;
   int find(uint64_t k) const;
-  std::vector<uint64_t> keys_;
-  std::vector<uint16_t> units_;
+  // Places `entries` in a table of `cap` slots; false when a key is not at its home slot.
+  bool place(const std::vector<std::pair<uint64_t, unsigned>>& entries, size_t cap);
+  struct Slot {
+    uint64_t key = ~0ull;  // ~0: empty
+    uint16_t unit = 0;
+  };
+  std::vector<Slot> slots_;
   uint64_t mask_ = 0;
   unsigned shift_ = 61;
   std::vector<std::pair<int, unsigned>> all_;  // (vlan, unit) for floods

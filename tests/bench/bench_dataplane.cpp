@@ -276,6 +276,12 @@ int main(int argc, char** argv) {
   std::vector<unsigned> guest_counts{1, 8, 32};
   app.add_option("--guest-counts", guest_counts, "the guest counts --guests runs (default 1 8 32)")
       ->check(CLI::Range(1u, 256u));
+  unsigned repeat = 1;
+  app.add_option("--repeat", repeat,
+                 "--guests: run the guest counts this many times, interleaved, and print the "
+                 "best and the median of each beside the single runs (a shared machine's noise "
+                 "only ever adds time)")
+      ->check(CLI::Range(1u, 50u));
   app.add_flag("--guests", guests,
                "many guests on one worker instead: 1, 8 and 32 guests of 2 NICs each on shared "
                "ports (MAC-classified), 64 B, 1024 flows; released Mpps side by side");
@@ -296,17 +302,47 @@ int main(int argc, char** argv) {
     std::printf("%-7s %-5s %-7s %-14s %-16s %-12s %-12s %-12s %-13s %s\n", "guests", "nics", "flows",
                 "released Mpps", "cycles/released", "p50 lat us", "p99 lat us", "vs the first",
                 "clean Mpps", "clean vs the first");
-    double one_clean = 0;
-    double one = 0;
     int gtag = 100;
-    for (unsigned g : guest_counts) {
-      CaseResult r = run_case(64, 1024, target, gtag++, g);
-      if (one == 0) one = r.mpps, one_clean = r.clean_mpps;
-      std::printf("%-7u %-5u %-7u %-14.2f %-16.0f %-12.2f %-12.2f %-12.1f %-13.2f %.1f %%\n", g, g * 2,
-                  1024u, r.mpps, r.cycles, r.p50_us, r.p99_us,
-                  one > 0 ? 100.0 * r.mpps / one : 0.0, r.clean_mpps,
-                  one_clean > 0 ? 100.0 * r.clean_mpps / one_clean : 0.0);
-      std::fflush(stdout);
+    // clean[run][count]: the clean Mpps of each run, for the summary.
+    std::vector<std::vector<double>> clean(repeat, std::vector<double>(guest_counts.size()));
+    for (unsigned run = 0; run < repeat; ++run) {
+      double one_clean = 0;
+      double one = 0;
+      for (size_t gi = 0; gi < guest_counts.size(); ++gi) {
+        const unsigned g = guest_counts[gi];
+        CaseResult r = run_case(64, 1024, target, gtag++, g);
+        if (one == 0) one = r.mpps, one_clean = r.clean_mpps;
+        clean[run][gi] = r.clean_mpps;
+        std::printf("%-7u %-5u %-7u %-14.2f %-16.0f %-12.2f %-12.2f %-12.1f %-13.2f %.1f %%\n", g,
+                    g * 2, 1024u, r.mpps, r.cycles, r.p50_us, r.p99_us,
+                    one > 0 ? 100.0 * r.mpps / one : 0.0, r.clean_mpps,
+                    one_clean > 0 ? 100.0 * r.clean_mpps / one_clean : 0.0);
+        std::fflush(stdout);
+      }
+    }
+    if (repeat > 1) {
+      // Per guest count: the best run (the least disturbed) and the median, and the
+      // median of the per-run ratios (each run's counts ran back to back).
+      std::printf("\nover %u interleaved runs, clean Mpps:\n%-7s %-10s %-12s %-12s %-14s %s\n",
+                  repeat, "guests", "best", "best vs 1st", "median", "median vs 1st",
+                  "median of the runs' ratios");
+      auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+      };
+      std::vector<double> best(guest_counts.size()), med(guest_counts.size());
+      for (size_t gi = 0; gi < guest_counts.size(); ++gi) {
+        std::vector<double> col, ratio;
+        for (unsigned run = 0; run < repeat; ++run) {
+          col.push_back(clean[run][gi]);
+          ratio.push_back(clean[run][0] > 0 ? clean[run][gi] / clean[run][0] : 0.0);
+        }
+        best[gi] = *std::max_element(col.begin(), col.end());
+        med[gi] = median(col);
+        std::printf("%-7u %-10.2f %-12.1f %-12.2f %-14.1f %.1f %%\n", guest_counts[gi], best[gi],
+                    100.0 * best[gi] / best[0], med[gi], 100.0 * med[gi] / med[0],
+                    100.0 * median(ratio));
+      }
     }
     rte_eal_cleanup();
     return 0;

@@ -236,6 +236,61 @@ guests:
 
 // ---- three guests, four NICs, each NIC on its own ports -------------------------------
 
+
+// The classifier of a shared port: every NIC's (MAC, VLAN) found, a NIC with a MAC on
+// any VLAN and a NIC by VLAN only as fallbacks, in that order, and nothing else matched;
+// at 256 NICs as at 2 (each add rebuilds the table, larger while keys collide).
+TEST(UnitClassifier, FindsEveryNicByMacAndVlanAtAnySize) {
+  auto frame = [](unsigned unit, int vlan, bool client) {
+    std::vector<uint8_t> f(64, 0);
+    const uint8_t mac[6] = {0x52, 0x54, 0x00, static_cast<uint8_t>(unit >> 8),
+                            static_cast<uint8_t>(unit), 0x01};
+    std::copy(mac, mac + 6, f.begin() + (client ? 0 : 6));
+    f[client ? 6 : 0] = 0x02;  // the other side's MAC: unicast, not a NIC's
+    if (vlan >= 0) {
+      f[12] = 0x81, f[13] = 0x00, f[14] = static_cast<uint8_t>(vlan >> 8),
+      f[15] = static_cast<uint8_t>(vlan), f[16] = 0x08;
+    } else {
+      f[12] = 0x08;
+    }
+    return f;
+  };
+  for (unsigned n : {2u, 7u, 64u, 256u}) {
+    dp::UnitClassifier c;
+    for (unsigned u = 0; u < n; ++u) {
+      dp::UnitPlan p;
+      p.mac = {0x52, 0x54, 0x00, static_cast<uint8_t>(u >> 8), static_cast<uint8_t>(u), 0x01};
+      p.has_mac = true;
+      p.vlan = u % 3 == 0 ? static_cast<int>(10 + u) : -1;  // a third on a VLAN of their own
+      c.add(p, u);
+    }
+    dp::UnitPlan by_vlan;  // VLAN 4000: whatever MAC
+    by_vlan.vlan = 4000;
+    c.add(by_vlan, n);
+    for (unsigned u = 0; u < n; ++u) {
+      const int vlan = u % 3 == 0 ? static_cast<int>(10 + u) : -1;
+      for (bool client : {true, false}) {
+        auto f = frame(u, vlan, client);
+        EXPECT_EQ(c.lookup(f.data(), static_cast<uint32_t>(f.size()), client), static_cast<int>(u))
+            << n << " NICs, NIC " << u;
+      }
+      // A NIC with a MAC on any VLAN takes that MAC on every VLAN; one on a VLAN does
+      // not take its MAC on another, where VLAN 4000's NIC takes every MAC.
+      auto other = frame(u, 4000, true);
+      EXPECT_EQ(c.lookup(other.data(), static_cast<uint32_t>(other.size()), true),
+                vlan < 0 ? static_cast<int>(u) : static_cast<int>(n));
+      auto untagged = frame(u, -1, true);
+      EXPECT_EQ(c.lookup(untagged.data(), static_cast<uint32_t>(untagged.size()), true),
+                vlan < 0 ? static_cast<int>(u) : -1);
+    }
+    auto stranger = frame(n + 1000, -1, true);
+    EXPECT_EQ(c.lookup(stranger.data(), static_cast<uint32_t>(stranger.size()), true), -1);
+    auto stranger_vlan = frame(n + 1000, 4000, false);
+    EXPECT_EQ(c.lookup(stranger_vlan.data(), static_cast<uint32_t>(stranger_vlan.size()), false),
+              static_cast<int>(n));
+    EXPECT_EQ(c.lookup(stranger.data(), 13, true), -1);  // shorter than an Ethernet header
+  }
+}
 class DataplaneGuests : public ::testing::Test {
  protected:
   void SetUp() override {
