@@ -42,7 +42,9 @@ inline constexpr unsigned kSvmSackRanges = 4;
 // once they hold nothing.
 enum class TcpState : uint8_t { fresh, syn, established, closed };
 
-struct Conn {
+// Three cache lines exactly (aligned, 192 bytes): what is read only after a rebase
+// or on SYNs is in ConnCold.
+struct alignas(64) Conn {
   FlowKey key;
   uint64_t hash = 0;
   uint64_t last_seen_ns = 0;
@@ -55,8 +57,6 @@ struct Conn {
   SeqNum pvm_next;             // end of the furthest PVM extent seen
   SeqNum pvm_isn, svm_isn;
   uint32_t seq_offset = 0;     // svm = pvm + seq_offset
-  uint32_t stale_offset = 0;   // seq_offset before the last rebase (late SVM frames)
-  SeqNum rebase_seq;           // compare point set by the last rebase
   uint32_t ts_offset = 0;      // svm TSval = pvm TSval + ts_offset
   // ACK progress (docs/design.md §5.2): the highest cumulative ACK each VM has sent, in
   // the client's sequence space (the same for both VMs). Read on every frame: kept here,
@@ -77,7 +77,7 @@ struct Conn {
   bool pvm_seen = false;       // pvm_next is meaningful
   bool pvm_syn = false, svm_syn = false;
   bool offset_known = false;
-  bool stale_valid = false;    // stale_offset/rebase_seq meaningful until the next rebase
+  bool stale_valid = false;    // ConnCold's stale_offset/rebase_seq meaningful until the next rebase
   bool ts_known = false;
   bool pvm_ts_syn = false, svm_ts_syn = false;
   bool diverged = false;
@@ -89,7 +89,7 @@ struct Conn {
   uint8_t svm_sack_count = 0;  // ranges in ConnCold::svm_sack
 };
 
-// What a connection needs only on SYNs, SYN/ACKs and SACK blocks, in a table beside the
+// What a connection needs only on SYNs, SYN/ACKs, SACK blocks and after a rebase, in a table beside the
 // connection table (same index) so that the state every frame reads stays in fewer
 // cache lines. Reset with its connection.
 struct ConnCold {
@@ -100,6 +100,8 @@ struct ConnCold {
   std::array<SeqNum, 2 * kSvmSackRanges> svm_sack{};
   uint32_t pvm_synack_ack = 0, svm_synack_ack = 0;  // the SYN/ACKs' ACKs
   uint32_t pvm_tsval_syn = 0, svm_tsval_syn = 0;    // the SYNs' TSvals
+  uint32_t stale_offset = 0;  // Conn::seq_offset before the last rebase (late SVM frames)
+  SeqNum rebase_seq;          // compare point set by the last rebase
   bool pvm_synack = false, svm_synack = false;
 };
 

@@ -55,8 +55,8 @@ constexpr int32_t kNewAhead = 1 << 18;
 // new one (`seq`, translated) it lies where no new output of the SVM (now a copy of the
 // PVM) can be. Were it new data after all (more than kNewAhead ahead right after a
 // checkpoint), the deadline catches it.
-bool svm_late_after_rebase(const Conn& c, SeqNum raw, SeqNum seq, uint32_t ext) {
-  if (!c.stale_valid) return false;
+// `c.stale_valid` first: the numbering before the rebase is in ConnCold.
+bool svm_late_after_rebase(const ConnCold& c, SeqNum raw, SeqNum seq, uint32_t ext) {
   const SeqNum old = raw - c.stale_offset;
   return before_eq(old + ext, c.rebase_seq) && old.since(c.rebase_seq) > -kLateBehind &&
          (seq.since(c.rebase_seq) > kNewAhead || seq.since(c.rebase_seq) < -kLateBehind);
@@ -211,7 +211,8 @@ void TcpStream::output(uint32_t ci, uint32_t idx, const ParsedFrame& f, uint64_t
     if (!c.diverged) held_.arm(idx, now + t_.ack_ns);
     return;
   }
-  if (!pvm && !syn && svm_late_after_rebase(c, SeqNum(f.seq), h.seq, h.ext)) {
+  if (!pvm && !syn && c.stale_valid &&
+      svm_late_after_rebase(conns_.cold_of(c), SeqNum(f.seq), h.seq, h.ext)) {
     out_.drop_frame(idx, DropReason::svm_after_checkpoint);
     return;
   }
@@ -289,7 +290,8 @@ bool TcpStream::match_held_copy(uint32_t ci, Side side, uint64_t handle, uint8_t
   if (seq != c.cmp) return false;
   const Held& o = pool_[other.head];
   if (o.untranslated || o.seq != seq || o.ext != len || o.payload_len != len) return false;
-  if (!pvm && svm_late_after_rebase(c, SeqNum(f.seq), seq, len)) return false;
+  if (!pvm && c.stale_valid && svm_late_after_rebase(conns_.cold_of(c), SeqNum(f.seq), seq, len))
+    return false;
   // The PVM's copy (this frame or the held one) must also have its ACK covered.
   if (pvm ? ((f.tcp_flags & kTcpAck) &&
              (!c.svm_ack_seen || before(c.svm_ack, SeqNum(f.ack)) ||
@@ -448,8 +450,9 @@ void TcpStream::flush_ingress(uint32_t ci, bool translated) {
 }
 
 void TcpStream::rebase(Conn& c) {
+  ConnCold& cold = conns_.cold_of(c);
   c.stale_valid = c.kind == ConnKind::tcp && c.seq_offset != 0;
-  c.stale_offset = c.seq_offset;
+  cold.stale_offset = c.seq_offset;
   c.seq_offset = 0;
   c.ts_offset = 0;
   c.offset_known = true;
@@ -458,7 +461,7 @@ void TcpStream::rebase(Conn& c) {
     c.cmp = c.pvm_next;
     c.cmp_valid = true;
   }
-  c.rebase_seq = c.cmp;
+  cold.rebase_seq = c.cmp;
   // The SVM has received what the PVM has: its ACK is the PVM's.
   if (c.pvm_ack_seen) {
     c.svm_ack = c.svm_ack_seen ? seq_max(c.svm_ack, c.pvm_ack) : c.pvm_ack;

@@ -25,26 +25,6 @@ uint64_t Worker::tsc_to_ns(uint64_t cycles, uint64_t hz) {
 
 // ---- UnitClassifier ------------------------------------------------------------------
 
-uint64_t UnitClassifier::key(const uint8_t* mac, int vlan) {
-  uint64_t k = 0;
-  if (mac != nullptr)
-    for (unsigned i = 0; i < 6; ++i) k = k << 8 | mac[i];
-  return k | static_cast<uint64_t>(vlan + 1) << 48;  // vlan -1 (any): 0
-}
-
-// Fibonacci hashing: the top bits of the product (the keys of one port differ in a few
-// low MAC bits, which the middle bits of the product spread badly).
-uint64_t UnitClassifier::slot(uint64_t k) const { return (k * 0x9e3779b97f4a7c15ull) >> shift_; }
-
-int UnitClassifier::find(uint64_t k) const {
-  if (slots_.empty()) return -1;
-  for (uint64_t i = slot(k);; i = (i + 1) & mask_) {
-    const Slot& s = slots_[i];
-    if (s.key == k) return s.unit;
-    if (s.key == ~0ull) return -1;
-  }
-}
-
 bool UnitClassifier::place(const std::vector<std::pair<uint64_t, unsigned>>& entries, size_t cap) {
   slots_.assign(cap, Slot{});
   mask_ = cap - 1;
@@ -75,23 +55,6 @@ void UnitClassifier::add(const UnitPlan& u, unsigned unit) {
     if (c >= entries.size() * 16) break;
   }
   place(entries, cap);  // no size spreads them: the smallest, probing
-}
-
-int UnitClassifier::vlan_of(const uint8_t* f, uint32_t len) {
-  if (len < 16) return -1;
-  const unsigned type = f[12] << 8 | f[13];
-  if (type != 0x8100 && type != 0x88a8) return -1;
-  return (f[14] << 8 | f[15]) & 0xfff;
-}
-
-int UnitClassifier::lookup(const uint8_t* f, uint32_t len, bool by_destination) const {
-  if (len < 14) return -1;
-  const uint8_t* mac = by_destination ? f : f + 6;
-  const int vid = vlan_of(f, len);
-  int u = vid >= 0 ? find(key(mac, vid)) : -1;       // MAC and VLAN
-  if (u < 0) u = find(key(mac, -1));                 // MAC, any VLAN
-  if (u < 0 && vid >= 0) u = find(key(nullptr, vid));  // VLAN only
-  return u;
 }
 
 void UnitClassifier::flood(int vid, std::vector<unsigned>& out) const {
@@ -234,8 +197,11 @@ void Worker::remove_guest(GuestChange& c, uint64_t now_ns) {
     qos_ports_.erase(std::remove(qos_ports_.begin(), qos_ports_.end(), port), qos_ports_.end());
   }
   publish_stats();  // the guest's final counters stay in its stats
-  for (auto& u : units_)
-    if (u.engine && u.guest == c.guest) u.engine.reset();
+  for (size_t i = 0; i < units_.size(); ++i) {
+    if (!units_[i].engine || units_[i].guest != c.guest) continue;
+    units_[i].engine.reset();
+    sink_.wake[i] = UINT64_MAX;  // nothing of it is ever due (the poll looks no further)
+  }
   for (uint16_t port : c.rx_remove) {
     s_.rx.erase(std::remove_if(s_.rx.begin(), s_.rx.end(), [port](const RxPort& p) { return p.port == port; }),
                 s_.rx.end());
@@ -676,11 +642,11 @@ unsigned Worker::poll_once(uint64_t now_ns) {
   const bool housekeep = now_ns >= next_housekeep_ns_;
   if (housekeep) next_housekeep_ns_ = now_ns + kHousekeepNs;
   for (size_t i = 0; i < units_.size(); ++i) {
+    // The engines keep their wake times in the sink: no visit to a unit or its engine's
+    // lines on a poll where nothing of it is due (a removed unit's is never).
+    if (!housekeep && now_ns < sink_.wake[i]) continue;
     Unit& u = units_[i];
     if (!u.engine) continue;
-    // The engines keep their wake times in the sink: no visit to an engine's lines on
-    // a poll where nothing of it is due.
-    if (!housekeep && now_ns < sink_.wake[i]) continue;
     if (housekeep || u.engine->due(now_ns))
       u.engine->advance(now_ns);
     else

@@ -76,15 +76,42 @@ class UnitClassifier {
  public:
   void add(const UnitPlan& u, unsigned unit);
   // The unit of a frame, -1 when none. `by_destination`: a client frame (ext).
-  int lookup(const uint8_t* frame, uint32_t len, bool by_destination) const;
+  int lookup(const uint8_t* f, uint32_t len, bool by_destination) const {
+    if (len < 14) return -1;
+    const uint8_t* mac = by_destination ? f : f + 6;
+    const int vid = vlan_of(f, len);
+    int u = vid >= 0 ? find(key(mac, vid)) : -1;          // MAC and VLAN
+    if (u < 0) u = find(key(mac, -1));                    // MAC, any VLAN
+    if (u < 0 && vid >= 0) u = find(key(nullptr, vid));  // VLAN only
+    return u;
+  }
   // Every unit a broadcast/multicast client frame of VLAN `vid` (-1 untagged) goes to.
   void flood(int vid, std::vector<unsigned>& out) const;
-  static int vlan_of(const uint8_t* frame, uint32_t len);
+  static int vlan_of(const uint8_t* f, uint32_t len) {
+    if (len < 16) return -1;
+    const unsigned type = f[12] << 8 | f[13];
+    if (type != 0x8100 && type != 0x88a8) return -1;
+    return (f[14] << 8 | f[15]) & 0xfff;
+  }
 
  private:
-  static uint64_t key(const uint8_t* mac, int vlan);
-  uint64_t slot(uint64_t k) const;
-  int find(uint64_t k) const;
+  static uint64_t key(const uint8_t* mac, int vlan) {
+    uint64_t k = 0;
+    if (mac != nullptr)
+      for (unsigned i = 0; i < 6; ++i) k = k << 8 | mac[i];
+    return k | static_cast<uint64_t>(vlan + 1) << 48;  // vlan -1 (any): 0
+  }
+  // Fibonacci hashing: the top bits of the product (the keys of one port differ in a few
+  // low MAC bits, which the middle bits of the product spread badly).
+  uint64_t slot(uint64_t k) const { return (k * 0x9e3779b97f4a7c15ull) >> shift_; }
+  int find(uint64_t k) const {
+    if (slots_.empty()) return -1;
+    for (uint64_t i = slot(k);; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.key == k) return s.unit;
+      if (s.key == ~0ull) return -1;
+    }
+  }
   // Places `entries` in a table of `cap` slots; false when a key is not at its home slot.
   bool place(const std::vector<std::pair<uint64_t, unsigned>>& entries, size_t cap);
   struct Slot {
