@@ -332,7 +332,11 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
   std::vector<PortPlan::Used> fresh;
   std::vector<std::string> fresh_probed;
   auto undo = [&] {
-    for (const auto& u : fresh) stop_port(u, events_, true);
+    // What this add probed goes; a device that was there stays, stopped (see remove_guest).
+    for (const auto& u : fresh)
+      stop_port(u, events_,
+                std::find(fresh_probed.begin(), fresh_probed.end(), device_name(u.spec)) !=
+                    fresh_probed.end());
     for (const auto& d : fresh_probed) rte_eal_hotplug_remove("vdev", d.c_str());  // best effort
   };
   GuestChange change(worker_count());
@@ -502,13 +506,17 @@ bool Dataplane::remove_guest(const std::string& name, std::string& error, HeldPo
                     cfg_.guests.end());
   for (const auto& used : gone) {
     read_device_stats(last_dev_);
-    stop_port(used, events_, true);
+    const std::string dev = device_name(used.spec);
+    const auto it = std::find(probed_.begin(), probed_.end(), dev);
+    // A device made by guest add goes (a later add makes it again from its devargs); one
+    // there from the start (EAL arguments, a PCI NIC) is only stopped: its port stays, so
+    // that a later guest add on it (the guest back after its VMs restarted) starts it.
+    stop_port(used, events_, it != probed_.end());
     plan_.used.erase(std::remove_if(plan_.used.begin(), plan_.used.end(),
                                     [&](const PortPlan::Used& u) { return u.port == used.port; }),
                      plan_.used.end());
-    const std::string dev = device_name(used.spec);
-    if (auto it = std::find(probed_.begin(), probed_.end(), dev); it != probed_.end()) {
-      rte_eal_hotplug_remove("vdev", dev.c_str());  // ours: made by guest add
+    if (it != probed_.end()) {
+      rte_eal_hotplug_remove("vdev", dev.c_str());
       probed_.erase(it);
     }
   }

@@ -203,10 +203,17 @@ void QosHub::set_guests(std::vector<std::string> names) {
 }
 
 bool QosHub::add_scheduler(PortRole role, int port, int guest, const sched::QosConfig& qc,
-                           unsigned workers, std::string& error, bool live_now) {
+                           unsigned workers, std::string& error, bool live_now, unsigned* index) {
   const std::string name(to_string(role));
-  if (sched_.size() >= kMaxSched) {
-    error = "qos: at most " + std::to_string(kMaxSched) + " schedulers in a lockstepd's life (restart)";
+  // A slot whose scheduler was retired and freed (its guest deleted, or an add undone)
+  // is taken again: worker 0 reaches a slot only through its view (`live`), which it
+  // cleared itself and sets again at attach_worker, so guests with schedulers may come
+  // and go for the daemon's life; at most kMaxSched at once.
+  unsigned reuse = kMaxSched;
+  for (unsigned i = 0; i < sched_.size() && reuse == kMaxSched; ++i)
+    if (sched_[i].removed) reuse = i;
+  if (reuse == kMaxSched && sched_.size() >= kMaxSched) {
+    error = "qos: at most " + std::to_string(kMaxSched) + " schedulers at once";
     return false;
   }
   Sched sc;
@@ -230,9 +237,25 @@ bool QosHub::add_scheduler(PortRole role, int port, int guest, const sched::QosC
     }
     sc.egress->set_handoff(sc.handoff);
   }
+  if (reuse < sched_.size()) {
+    // Member by member: `live` is worker 0's (null since the retirement).
+    Sched& old = sched_[reuse];
+    old.role = sc.role;
+    old.port = sc.port;
+    old.guest = sc.guest;
+    old.first = false;
+    old.del_sent = old.del_dropped = 0;
+    old.egress = std::move(sc.egress);
+    old.handoff = sc.handoff;
+    old.control_cfg = std::move(sc.control_cfg);
+    old.removed = false;
+    if (index != nullptr) *index = reuse;
+    return true;
+  }
   if (live_now) sc.live = sc.egress.get();
   sched_.push_back(std::move(sc));  // reserved: the slots never move
   n_worker_.store(static_cast<unsigned>(sched_.size()), std::memory_order_release);
+  if (index != nullptr) *index = static_cast<unsigned>(sched_.size() - 1);
   return true;
 }
 
@@ -244,7 +267,7 @@ bool QosHub::add_guest(int guest, const GuestConfig& gc, const std::vector<QosGu
   error.clear();
   guest_names_ = names;
   const sched::GuestNamesScope scope(guest_names_);
-  const size_t before = sched_.size();
+  std::vector<unsigned> made;
   for (unsigned r = 0; r < kCompareRoles; ++r) {
     if (gc.qos[r].empty()) continue;
     const std::string name(to_string(static_cast<PortRole>(r)));
@@ -260,16 +283,17 @@ bool QosHub::add_guest(int guest, const GuestConfig& gc, const std::vector<QosGu
       for (unsigned i = 0; i < sched_.size(); ++i)
         if (!sched_[i].removed && sched_[i].port == p) error = key + ": port " + std::to_string(p) + " already has a scheduler";
       if (!error.empty()) break;
-      if (!add_scheduler(static_cast<PortRole>(r), p, guest, qc, workers, error, false)) break;
-      Sched& sc = sched_.back();
-      out.push_back(Added{static_cast<unsigned>(sched_.size() - 1), static_cast<uint16_t>(p), sc.role,
-                          sc.egress.get(), sc.handoff});
+      unsigned ix = 0;
+      if (!add_scheduler(static_cast<PortRole>(r), p, guest, qc, workers, error, false, &ix)) break;
+      made.push_back(ix);
+      Sched& sc = sched_[ix];
+      out.push_back(Added{ix, static_cast<uint16_t>(p), sc.role, sc.egress.get(), sc.handoff});
     }
     if (!error.empty()) break;
   }
   if (error.empty()) return true;
   // Nothing used them: marked removed and freed at once.
-  for (size_t i = before; i < sched_.size(); ++i) {
+  for (unsigned i : made) {
     sched_[i].removed = true;
     rte_ring_free(sched_[i].handoff);
     sched_[i].handoff = nullptr;
@@ -327,8 +351,10 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
       error = "config key 'qos." + name + "': " + e;
       return nullptr;
     }
-    if (!hub->add_scheduler(static_cast<PortRole>(r), port[r], kTopLevel, qc, workers, error)) return nullptr;
-    hub->sched_.back().first = true;
+    unsigned ix = 0;
+    if (!hub->add_scheduler(static_cast<PortRole>(r), port[r], kTopLevel, qc, workers, error, true, &ix))
+      return nullptr;
+    hub->sched_[ix].first = true;
     // And every other port of the role that several guests' NICs share: their `guest
     // NAME` filters see the frames there too.
     if (r >= kCompareRoles) continue;

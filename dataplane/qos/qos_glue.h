@@ -292,7 +292,7 @@ class QosHub {
   void undo_add(int guest);
   // Worker 0, taking a guest change: its view of a scheduler added live.
   void attach_worker(unsigned sched, QosEgress* e) {
-    if (sched < sched_.size()) sched_[sched].live = e;
+    if (sched < n_worker_.load(std::memory_order_acquire)) sched_[sched].live = e;
   }
 
   // ---- worker 0
@@ -308,8 +308,9 @@ class QosHub {
   std::vector<std::string> ports_locked(int guest) const;  // under mu_
   std::string guest_name_locked(int guest) const;          // under mu_
   bool show_one(unsigned sched, bool stats, uint64_t timeout_ns, QosShowResult& out, std::string& error);
+  // `index`: where it went (a freed slot is taken again).
   bool add_scheduler(PortRole role, int port, int guest, const sched::QosConfig& qc, unsigned workers,
-                     std::string& error, bool live_now = true);
+                     std::string& error, bool live_now = true, unsigned* index = nullptr);
 
   // One scheduler: an egress port, its role, its guest (kTopLevel: qos.ROLE).
   struct Sched {
@@ -328,8 +329,9 @@ class QosHub {
   sched::SchedConfig limits_;
   sched::RoleMap roles_control_;  // under mu_
   sched::RoleMap roles_worker_;   // worker 0's (the egresses point at it)
-  // Slots never move: reserved for kMaxSched, appended under mu_ by the control side;
-  // worker 0 looks at the first n_worker_ only (published with release).
+  // Slots never move: reserved for kMaxSched, appended (or a freed one taken again)
+  // under mu_ by the control side; worker 0 looks at the first n_worker_ only
+  // (published with release).
   static constexpr unsigned kMaxSched = 4 * RTE_MAX_ETHPORTS;
   std::vector<Sched> sched_;
   std::atomic<unsigned> n_worker_{0};

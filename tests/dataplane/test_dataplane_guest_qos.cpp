@@ -611,6 +611,60 @@ TEST_F(DataplaneGuestQos, GuestAddWithAQosSectionBringsItsSchedulersLiveAndGuest
   expect_conservation(*dpl, {a0.rig.get(), d0.rig.get()}, t + kMs);
 }
 
+// A deleted guest's scheduler slots are taken again: more guests with a qos section come
+// and go than the hub has slots at once, on the same devices, and the last one is still
+// shaped by its own scheduler.
+TEST_F(DataplaneGuestQos, SchedulerSlotsOfDeletedGuestsAreTakenAgain) {
+  Config cfg;
+  cfg.workers = kWorkers;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  std::string err;
+  cfg.guests.resize(1);
+  cfg.guests[0].name = "a";
+  cfg.guests[0].nics.resize(1);
+  NicRig a0("lqr", cfg.guests[0].nics[0]);
+  dp::GuestConfig d;
+  d.nics.resize(1);
+  NicRig d0("lqs", d.nics[0]);
+  ASSERT_TRUE(dp::validate(cfg, err)) << err;
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  dp::QosHub* hub = dpl->qos();
+  ASSERT_NE(hub, nullptr);
+  constexpr unsigned kRounds = 4 * RTE_MAX_ETHPORTS + 8;  // the hub's slots, and more
+  uint64_t t = 0;
+  for (unsigned i = 0; i < kRounds; ++i) {
+    d.name = "d" + std::to_string(i);
+    d.qos[0] = std::string(kSlowScript) + "filter add ext guest " + d.name + " class slow\n";
+    ASSERT_TRUE(dpl->add_guest(d, nullptr, err)) << "round " << i << ": " << err;
+    ASSERT_EQ(hub->schedulers().size(), 1u) << "round " << i;
+    dpl->step(t += kMs);
+    if (i + 1 == kRounds) break;
+    uint64_t rel = 0, drp = 0, qsent = 0, qdrop = 0;
+    ASSERT_TRUE(dpl->remove_guest(d.name, err, dp::HeldPolicy::release, &rel, &drp, &qsent, &qdrop))
+        << "round " << i << ": " << err;
+    ASSERT_TRUE(hub->schedulers().empty()) << "round " << i;
+  }
+  // The last one's traffic: held to its class by its own scheduler.
+  std::vector<Flow> fd{{d0.rig.get(), Conversation(params(52001)), std::nullopt}};
+  open_all(*dpl, fd, t);
+  send_segments(*dpl, fd);
+  for (int i = 0; i < 3; ++i) dpl->step(t += 100000);
+  uint64_t d_bytes = 0;
+  const unsigned d_first = fd[0].count(d0.rig->collect(PortRole::ext), d_bytes);
+  EXPECT_GE(d_first, 1u);
+  EXPECT_LE(d_first, 2u) << "the last guest held to its class";
+  const int gi = static_cast<int>(dpl->guests().size()) - 1;
+  std::vector<dp::QosShowResult> shown;
+  while_stepping(*dpl, t, [&] { EXPECT_TRUE(hub->show(gi, "ext", true, 5000 * kMs, shown, err)) << err; });
+  ASSERT_EQ(shown.size(), 1u);
+  EXPECT_EQ(shown[0].guest, d.name);
+  uint64_t rel = 0, drp = 0, qsent = 0, qdrop = 0;
+  ASSERT_TRUE(dpl->remove_guest(d.name, err, dp::HeldPolicy::release, &rel, &drp, &qsent, &qdrop)) << err;
+  expect_conservation(*dpl, {a0.rig.get(), d0.rig.get()}, t + kMs);
+}
+
 }  // namespace
 }  // namespace lockstep
 
