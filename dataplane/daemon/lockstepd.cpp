@@ -1045,6 +1045,8 @@ int main(int argc, char** argv) {
       lockstep::dp::eal_stop();
       return 2;
     }
+    // A single pair may become many guests (guest add), each with its own schedulers.
+    cfg.qos_hub = cfg.clock != lockstep::dp::ClockKind::replay;
     auto dp = Dataplane::create(cfg, error, nullptr, std::move(sinks));
     if (!dp) {
       std::fprintf(stderr, "lockstepd: %s\n", error.c_str());

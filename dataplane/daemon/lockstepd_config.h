@@ -195,6 +195,9 @@ struct Config {
   // Egress schedulers: per port role, tc-style commands (qos.ROLE, qos.ROLE.file;
   // dataplane/qos/qos_config.h), checked at load. Empty: the port sends unscheduled.
   std::array<std::string, kPortRoleCount> qos{};
+  // A QoS hub even without a scheduler (a single pair without qos:), so that a guest added
+  // live may bring its own (lockstepd sets it; not part of the configuration file).
+  bool qos_hub = false;
   // The role map for frames between the hosts (qos.roles, qos.roles.file; one rule a
   // line, dataplane/qos/sched/roles.h). Empty: the defaults, from the heartbeat and checkpointer keys.
   std::string qos_roles;

@@ -286,9 +286,9 @@ bool Dataplane::add_guest(const GuestConfig& gc, std::unique_ptr<CheckpointSink>
     error = "guest add: not with clock=replay";
     return false;
   }
-  if (gc.has_qos() && !qos_) {
-    error = "guest add: guests." + gc.name + ".qos: this lockstepd serves a single pair without "
-            "schedulers, so none can be added live: put the guest and its qos section in the "
+  if (gc.has_qos() && !qos_) {  // a dataplane made without a hub (not lockstepd's)
+    error = "guest add: guests." + gc.name + ".qos: this dataplane has no QoS hub, so no "
+            "scheduler can be added live: put the guest and its qos section in the "
             "configuration and restart, or leave the section out";
     return false;
   }

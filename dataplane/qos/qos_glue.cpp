@@ -320,8 +320,9 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
   bool any = false;
   for (unsigned r = 0; r < kPortRoleCount; ++r) any = any || !cfg.qos[r].empty();
   for (const auto& g : cfg.guests) any = any || g.has_qos();
-  // Many guests: a hub even without schedulers, so that `guest add` can bring some.
-  if (!any && cfg.guests.empty()) return nullptr;
+  // Many guests (or a daemon that may become so): a hub even without schedulers, so that
+  // `guest add` can bring some.
+  if (!any && cfg.guests.empty() && !cfg.qos_hub) return nullptr;
   std::unique_ptr<QosHub> hub(new QosHub());
   hub->sched_.reserve(kMaxSched);
   hub->limits_ = qos_limits(cfg.pool_mbufs);
@@ -600,7 +601,7 @@ bool QosHub::show(int guest, const std::string& port, bool stats, uint64_t timeo
   std::lock_guard lk(mu_);
   const auto ix = find(guest, port);
   if (ix.empty()) {
-    error = guest == kTopLevel ? "port '" + port + "' carries no scheduler" : no_scheduler(guest, port);
+    error = no_scheduler(guest, port);
     return false;
   }
   out.clear();

@@ -611,6 +611,54 @@ TEST_F(DataplaneGuestQos, GuestAddWithAQosSectionBringsItsSchedulersLiveAndGuest
   expect_conservation(*dpl, {a0.rig.get(), d0.rig.get()}, t + kMs);
 }
 
+// A single pair made with a hub (as lockstepd makes it) and no qos section: a guest
+// added live brings its own scheduler, which shapes it; the pair, now the guest
+// `default`, stays unscheduled.
+TEST_F(DataplaneGuestQos, ASinglePairTakesAGuestWithAQosSection) {
+  Config cfg;
+  cfg.workers = kWorkers;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  cfg.qos_hub = true;
+  std::string err;
+  RingRig pair("lqp", {PortRole::ext, PortRole::pvm, PortRole::svm}, kWorkers, cfg);
+  dp::GuestConfig d;
+  d.name = "d";
+  d.nics.resize(1);
+  NicRig d0("lqq", d.nics[0]);
+  auto dpl = Dataplane::create(cfg, err);
+  ASSERT_TRUE(dpl) << err;
+  dp::QosHub* hub = dpl->qos();
+  ASSERT_NE(hub, nullptr);
+  EXPECT_TRUE(hub->schedulers().empty());
+  d.qos[0] = std::string(kSlowScript) + "filter add ext guest d class slow\n";
+  ASSERT_TRUE(dpl->add_guest(d, nullptr, err)) << err;
+  ASSERT_EQ(dpl->guests().size(), 2u);
+  EXPECT_EQ(dpl->guests()[0].name, "default");
+  EXPECT_EQ(hub->ports(1), std::vector<std::string>{"ext"});
+  EXPECT_TRUE(hub->ports(0).empty());
+
+  std::vector<Flow> fp{{&pair, Conversation(params(53000)), std::nullopt}};
+  std::vector<Flow> fd{{d0.rig.get(), Conversation(params(53001)), std::nullopt}};
+  uint64_t t = 0;
+  open_all(*dpl, fp, t);
+  open_all(*dpl, fd, t);
+  const auto p_in = send_segments(*dpl, fp);
+  const auto d_in = send_segments(*dpl, fd);
+  for (int i = 0; i < 3; ++i) dpl->step(t += 100000);
+  uint64_t p_bytes = 0, d_bytes = 0;
+  EXPECT_EQ(fp[0].count(pair.collect(PortRole::ext), p_bytes), kSegs) << "default unshaped";
+  EXPECT_EQ(p_bytes, p_in[0]);
+  const unsigned d_first = fd[0].count(d0.rig->collect(PortRole::ext), d_bytes);
+  EXPECT_GE(d_first, 1u);
+  EXPECT_LE(d_first, 2u) << "d held to its class";
+  uint64_t rel = 0, drp = 0, qsent = 0, qdrop = 0;
+  ASSERT_TRUE(dpl->remove_guest("d", err, dp::HeldPolicy::release, &rel, &drp, &qsent, &qdrop)) << err;
+  EXPECT_EQ(d_first + fd[0].count(d0.rig->collect(PortRole::ext), d_bytes), kSegs);
+  EXPECT_EQ(d_bytes, d_in[0]);
+  expect_conservation(*dpl, {&pair, d0.rig.get()}, t + kMs);
+}
+
 // A deleted guest's scheduler slots are taken again: more guests with a qos section come
 // and go than the hub has slots at once, on the same devices, and the last one is still
 // shaped by its own scheduler.
