@@ -77,7 +77,8 @@ struct alignas(64) Conn {
   bool pvm_seen = false;       // pvm_next is meaningful
   bool pvm_syn = false, svm_syn = false;
   bool offset_known = false;
-  bool stale_valid = false;    // ConnCold's stale_offset/rebase_seq meaningful until the next rebase
+  bool stale_valid = false;    // ConnCold's stale_offset/rebase_seq meaningful until the
+                               // next rebase
   bool ts_known = false;
   bool pvm_ts_syn = false, svm_ts_syn = false;
   bool diverged = false;
@@ -89,9 +90,9 @@ struct alignas(64) Conn {
   uint8_t svm_sack_count = 0;  // ranges in ConnCold::svm_sack
 };
 
-// What a connection needs only on SYNs, SYN/ACKs, SACK blocks and after a rebase, in a table beside the
-// connection table (same index) so that the state every frame reads stays in fewer
-// cache lines. Reset with its connection.
+// What a connection needs only on SYNs, SYN/ACKs, SACK blocks and after a rebase, in a
+// table beside the connection table (same index) so that the state every frame reads
+// stays in fewer cache lines. Reset with its connection.
 struct ConnCold {
   uint64_t closed_ns = 0;  // when the connection closed (its linger starts)
   uint32_t divergences = 0;  // checkpoints this connection's divergences asked for

@@ -18,49 +18,49 @@ namespace lockstep {
 // X(name, help): scalar counters and gauges. Those the path of every frame counts come
 // first, in the struct's first two cache lines (a host's many engines each keep fewer
 // lines hot).
-#define LOCKSTEP_SCALAR_COUNTERS(X)                                                          \
-  X(pvm_in, "PVM frames given to the engine")                                                \
-  X(svm_in, "SVM frames given to the engine")                                                \
-  X(ingress_in, "client frames given to the engine")                                         \
-  X(svm_freed, "SVM frames consumed by compare")                                             \
-  X(svm_forwarded, "client frames sent to the SVM")                                          \
-  X(held_pvm, "PVM frames held now (gauge)")                                                 \
-  X(held_svm, "SVM frames held now (gauge)")                                                 \
-  X(held_ingress, "SVM-bound client frames held now (gauge)")                                \
-  X(bytes_compared, "TCP payload bytes matched")                                             \
-  X(acks_translated, "client ACK numbers rewritten for the SVM")                             \
-  X(tsecr_translated, "client TSecr values rewritten for the SVM")                           \
-  X(held_release_ns, "total time released PVM frames were held (ns; hold_us counts them)")   \
-  X(svm_lag_ns, "total time held PVM frames waited for the SVM's equal output (ns)")         \
-  X(datagrams_matched, "datagram pairs matched")                                             \
-  X(events_compared, "SYN/FIN/RST events matched")                                           \
-  X(sacks_translated, "client SACK blocks rewritten for the SVM")                            \
-  X(checkpoint_requests, "checkpoint requests sent (one per epoch at most)")                 \
-  X(checkpoint_triggers, "divergences seen, including those coalesced")                      \
-  X(checkpoints_done, "checkpoints completed")                                               \
-  X(checkpoint_done_stale, "checkpoint-done messages for an epoch already closed")           \
-  X(conns_created, "connections created")                                                    \
-  X(conns_expired, "connections expired (FIN/RST linger or idle)")                           \
-  X(conns_active, "connections in the table now (gauge)")                                    \
-  X(conns_table_full, "frames that found the connection table full")                         \
-  X(isn_learned, "TCP ISN offsets learned from the VMs' SYNs")                               \
-  X(ingress_waited_isn, "SVM-bound client frames held for the SVM's ISN")                    \
-  X(ingress_untranslated, "SVM-bound client frames sent without a learned offset")           \
-  X(svm_retransmits, "SVM segments at or below the compare point")                           \
-  X(pvm_retransmits, "PVM segments at or below the compare point")                           \
-  X(pvm_ack_waits, "PVM frames that waited for the SVM's ACK to reach theirs")               \
-  X(pvm_ack_wait_ns, "total time PVM frames waited for the SVM's ACK (ns)")                  \
+#define LOCKSTEP_SCALAR_COUNTERS(X)                                                   \
+  X(pvm_in, "PVM frames given to the engine")                                         \
+  X(svm_in, "SVM frames given to the engine")                                         \
+  X(ingress_in, "client frames given to the engine")                                  \
+  X(svm_freed, "SVM frames consumed by compare")                                      \
+  X(svm_forwarded, "client frames sent to the SVM")                                   \
+  X(held_pvm, "PVM frames held now (gauge)")                                          \
+  X(held_svm, "SVM frames held now (gauge)")                                          \
+  X(held_ingress, "SVM-bound client frames held now (gauge)")                         \
+  X(bytes_compared, "TCP payload bytes matched")                                      \
+  X(acks_translated, "client ACK numbers rewritten for the SVM")                      \
+  X(tsecr_translated, "client TSecr values rewritten for the SVM")                    \
+  X(held_release_ns, "total time released PVM frames were held (ns; hold_us counts them)") \
+  X(svm_lag_ns, "total time held PVM frames waited for the SVM's equal output (ns)") \
+  X(datagrams_matched, "datagram pairs matched")                                      \
+  X(events_compared, "SYN/FIN/RST events matched")                                    \
+  X(sacks_translated, "client SACK blocks rewritten for the SVM")                     \
+  X(checkpoint_requests, "checkpoint requests sent (one per epoch at most)")          \
+  X(checkpoint_triggers, "divergences seen, including those coalesced")              \
+  X(checkpoints_done, "checkpoints completed")                                        \
+  X(checkpoint_done_stale, "checkpoint-done messages for an epoch already closed")   \
+  X(conns_created, "connections created")                                             \
+  X(conns_expired, "connections expired (FIN/RST linger or idle)")                    \
+  X(conns_active, "connections in the table now (gauge)")                             \
+  X(conns_table_full, "frames that found the connection table full")                  \
+  X(isn_learned, "TCP ISN offsets learned from the VMs' SYNs")                        \
+  X(ingress_waited_isn, "SVM-bound client frames held for the SVM's ISN")            \
+  X(ingress_untranslated, "SVM-bound client frames sent without a learned offset")    \
+  X(svm_retransmits, "SVM segments at or below the compare point")                    \
+  X(pvm_retransmits, "PVM segments at or below the compare point")                    \
+  X(pvm_ack_waits, "PVM frames that waited for the SVM's ACK to reach theirs")        \
+  X(pvm_ack_wait_ns, "total time PVM frames waited for the SVM's ACK (ns)")           \
   X(client_offsets, "connections whose SVM SYN/ACK acked another client ISN than the PVM's") \
-  X(frags_in, "IP fragments received")                                                       \
-  X(frag_datagrams, "datagrams reassembled")                                                 \
-  X(mode_switches, "mode changes (manual or hybrid)")                                        \
-  X(failovers, "failovers performed")                                                        \
-  X(normalize_conns, "connections carrying normalization state now (gauge)")                 \
-  X(normalize_state_bytes, "bytes of per-connection normalization state in use (gauge)")     \
-  X(normalize_no_slot, "connections compared byte for byte: normalization pool full")        \
-  X(normalize_deferred, "TCP mismatches whose verdict waited for more bytes (rules)")        \
-  X(normalize_span_dropped, "spans not recorded: longer than max span or ring full")         \
-  X(normalize_scan_errors, "Hyperscan scan errors (that difference is then a mismatch)")     \
+  X(frags_in, "IP fragments received")                                                \
+  X(frag_datagrams, "datagrams reassembled")                                          \
+  X(mode_switches, "mode changes (manual or hybrid)")                                 \
+  X(failovers, "failovers performed")                                                 \
+  X(normalize_conns, "connections carrying normalization state now (gauge)")          \
+  X(normalize_state_bytes, "bytes of per-connection normalization state in use (gauge)") \
+  X(normalize_no_slot, "connections compared byte for byte: normalization pool full") \
+  X(normalize_deferred, "TCP mismatches whose verdict waited for more bytes (rules)")  \
+  X(normalize_span_dropped, "spans not recorded: longer than max span or ring full")  \
+  X(normalize_scan_errors, "Hyperscan scan errors (that difference is then a mismatch)") \
   X(normalize_compiles, "normalization rule sets compiled (start and live changes)")
 
 // Normalization rules (compare/normalize.h): at most this many, each with its counters.

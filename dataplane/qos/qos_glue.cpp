@@ -353,7 +353,8 @@ std::unique_ptr<QosHub> QosHub::create(const Config& cfg, const std::array<int, 
       return nullptr;
     }
     unsigned ix = 0;
-    if (!hub->add_scheduler(static_cast<PortRole>(r), port[r], kTopLevel, qc, workers, error, true, &ix))
+    if (!hub->add_scheduler(static_cast<PortRole>(r), port[r], kTopLevel, qc, workers, error,
+                            true, &ix))
       return nullptr;
     hub->sched_[ix].first = true;
     // And every other port of the role that several guests' NICs share: their `guest
