@@ -134,13 +134,7 @@ ParseStatus parse_l4(const uint8_t* frame, ParsedFrame& out, bool first_fragment
       const uint32_t doff = (uint32_t{p[12]} >> 4) * 4;
       if (doff < kTcpMinHeader) return ParseStatus::bad_tcp_offset;
       if (doff > avail) return first_fragment ? ParseStatus::ok : ParseStatus::bad_tcp_offset;
-      out.sport = load_be16(p);
-      out.dport = load_be16(p + 2);
-      out.seq = load_be32(p + 4);
-      out.ack = load_be32(p + 8);
-      out.tcp_flags = p[13];
-      out.window = load_be16(p + 14);
-      out.l4_checksum_off = static_cast<uint16_t>(off + 16);
+      read_tcp_header(p, off, out);
       if (doff > kTcpMinHeader) {
         const ParseStatus s = parse_tcp_options(frame, off + kTcpMinHeader, off + doff, out);
         if (s != ParseStatus::ok) return s;

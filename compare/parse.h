@@ -136,6 +136,17 @@ ParseStatus parse_fresh_frame_general(const uint8_t* data, uint32_t len, ParsedF
 ParseStatus parse_tcp_options_into(const uint8_t* frame, uint32_t begin, uint32_t end,
                                    ParsedFrame& out);
 
+// The fixed TCP header's fields, at `t` (frame offset `l4`): both parse paths'.
+inline void read_tcp_header(const uint8_t* t, uint32_t l4, ParsedFrame& out) {
+  out.sport = load_be16(t);
+  out.dport = load_be16(t + 2);
+  out.seq = load_be32(t + 4);
+  out.ack = load_be32(t + 8);
+  out.tcp_flags = t[13];
+  out.window = load_be16(t + 14);
+  out.l4_checksum_off = static_cast<uint16_t>(l4 + 16);
+}
+
 // The common frame, decoded straight through: untagged IPv4 without options, not a
 // fragment, TCP whose header fits the datagram. Writes what the general path below
 // would write for it, in one pass (the fields it leaves are already at their defaults in
@@ -172,13 +183,7 @@ inline bool parse_fresh_ipv4_tcp(const uint8_t* data, uint32_t len, ParsedFrame&
   const uint32_t end = kOff + total;
   out.l3_end = end;
   out.l4_off = static_cast<uint16_t>(l4);
-  out.sport = load_be16(t);
-  out.dport = load_be16(t + 2);
-  out.seq = load_be32(t + 4);
-  out.ack = load_be32(t + 8);
-  out.tcp_flags = t[13];
-  out.window = load_be16(t + 14);
-  out.l4_checksum_off = static_cast<uint16_t>(l4 + 16);
+  read_tcp_header(t, l4, out);
   if (doff > 20u) {
     const ParseStatus s = parse_tcp_options_into(data, l4 + 20u, l4 + doff, out);
     if (s != ParseStatus::ok) {
@@ -192,7 +197,6 @@ inline bool parse_fresh_ipv4_tcp(const uint8_t* data, uint32_t len, ParsedFrame&
   status = out.status = ParseStatus::ok;
   return true;
 }
-
 
 // parse_fresh_frame with the common frame's path inline (the engine's per-frame path).
 inline ParseStatus parse_fresh_frame_inline(const uint8_t* data, uint32_t len,

@@ -169,6 +169,16 @@ class DataplaneGuestQos : public ::testing::Test {
   }
 };
 
+// What every dataplane here starts from: kWorkers workers, a small pool, no per-lcore
+// cache (every mbuf back in the pool at the end).
+Config dataplane_config() {
+  Config cfg;
+  cfg.workers = kWorkers;
+  cfg.pool_mbufs = 4095;
+  cfg.pool_cache = 0;
+  return cfg;
+}
+
 // A NIC's three ports (one tx queue per worker), made through a scratch Config.
 struct NicRig {
   NicRig(const std::string& tag, dp::NicConfig& nic) {
@@ -263,10 +273,7 @@ const ctrl::MetricSample* find_sample(const std::vector<ctrl::MetricSample>& s, 
 }
 
 TEST_F(DataplaneGuestQos, AGuestsOwnSchedulerShapesItsPortsAndNotTheOtherGuests) {
-  Config cfg;
-  cfg.workers = kWorkers;
-  cfg.pool_mbufs = 4095;
-  cfg.pool_cache = 0;
+  Config cfg = dataplane_config();
   std::string err;
   cfg.guests.resize(2);
   cfg.guests[0].name = "a";
@@ -375,10 +382,7 @@ TEST_F(DataplaneGuestQos, AGuestsOwnSchedulerShapesItsPortsAndNotTheOtherGuests)
 }
 
 TEST_F(DataplaneGuestQos, TheTopLevelSchedulerReachesASharedPortThatIsNotTheRolesFirst) {
-  Config cfg;
-  cfg.workers = kWorkers;
-  cfg.pool_mbufs = 4095;
-  cfg.pool_cache = 0;
+  Config cfg = dataplane_config();
   std::string err;
   // a: ports of its own (the role's first); b and c share three ports, by MAC.
   cfg.guests.resize(3);
@@ -451,10 +455,7 @@ TEST_F(DataplaneGuestQos, TheTopLevelSchedulerReachesASharedPortThatIsNotTheRole
 }
 
 TEST_F(DataplaneGuestQos, GuestDelRetiresTheGuestsOwnSchedulersSendingOrDroppingTheirQueues) {
-  Config cfg;
-  cfg.workers = kWorkers;
-  cfg.pool_mbufs = 4095;
-  cfg.pool_cache = 0;
+  Config cfg = dataplane_config();
   std::string err;
   cfg.guests.resize(3);
   const char* names[] = {"a", "b", "c"};
@@ -528,10 +529,7 @@ TEST_F(DataplaneGuestQos, GuestDelRetiresTheGuestsOwnSchedulersSendingOrDropping
 }
 
 TEST_F(DataplaneGuestQos, GuestAddWithAQosSectionBringsItsSchedulersLiveAndGuestDelTakesThem) {
-  Config cfg;
-  cfg.workers = kWorkers;
-  cfg.pool_mbufs = 4095;
-  cfg.pool_cache = 0;
+  Config cfg = dataplane_config();
   std::string err;
   cfg.guests.resize(1);
   cfg.guests[0].name = "a";
@@ -615,10 +613,7 @@ TEST_F(DataplaneGuestQos, GuestAddWithAQosSectionBringsItsSchedulersLiveAndGuest
 // added live brings its own scheduler, which shapes it; the pair, now the guest
 // `default`, stays unscheduled.
 TEST_F(DataplaneGuestQos, ASinglePairTakesAGuestWithAQosSection) {
-  Config cfg;
-  cfg.workers = kWorkers;
-  cfg.pool_mbufs = 4095;
-  cfg.pool_cache = 0;
+  Config cfg = dataplane_config();
   cfg.qos_hub = true;
   std::string err;
   RingRig pair("lqp", {PortRole::ext, PortRole::pvm, PortRole::svm}, kWorkers, cfg);
@@ -663,10 +658,7 @@ TEST_F(DataplaneGuestQos, ASinglePairTakesAGuestWithAQosSection) {
 // and go than the hub has slots at once, on the same devices, and the last one is still
 // shaped by its own scheduler.
 TEST_F(DataplaneGuestQos, SchedulerSlotsOfDeletedGuestsAreTakenAgain) {
-  Config cfg;
-  cfg.workers = kWorkers;
-  cfg.pool_mbufs = 4095;
-  cfg.pool_cache = 0;
+  Config cfg = dataplane_config();
   std::string err;
   cfg.guests.resize(1);
   cfg.guests[0].name = "a";
